@@ -1,0 +1,139 @@
+/* backend internals shared by its .c files; not part of the public API. */
+#ifndef HYPERSDK_BACKEND_PRIV_H
+#define HYPERSDK_BACKEND_PRIV_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "backend/backend.h"
+
+#define BE_NS_URI "https://hypersdk.io/xmlns/vm/1"
+#define BE_NS_PREFIX "hypersdk"
+#define BE_AGENT_CHANNEL "org.qemu.guest_agent.0"
+
+/* A name that is safe as part of a file name in the pool directory. */
+#define BE_NAME_MAX 63
+
+struct be_owned {
+	unsigned char uuid[VIR_UUID_BUFLEN];
+	bool ours;
+	bool seen;
+};
+
+struct be_conn {
+	pthread_mutex_t lock;   /* vc, reconnection, owned cache */
+	virConnectPtr vc;
+	/* Set by libvirt's close callback (event thread); atomic because
+	 * taking lock there could deadlock against our unregistering. */
+	atomic_bool broken;
+	char *uri;
+	char *pool_name;
+	char *pool_dir;         /* the pool's real target path */
+	char *node;
+	bool kvm;
+	void (*watch_fn)(void *arg, const char *name);
+	void *watch_arg;
+	int cb_life, cb_agent;  /* event callback ids, -1 when none */
+	struct be_owned *owned; /* which domains carry our metadata */
+	size_t nowned;
+};
+
+/* ---- conn.c ---- */
+
+/* A referenced connection (reconnecting first when the last one broke);
+ * release with virConnectClose.  NULL with err set when libvirt does not
+ * answer. */
+virConnectPtr be_conn_get(struct be_conn *c, char *err, size_t errlen);
+
+typedef int (*be_op_fn)(struct be_conn *c, virConnectPtr vc, void *ctx,
+			char *err, size_t errlen);
+/* Run op on a live connection; when it fails because libvirtd went away,
+ * reconnect and run it once more. */
+int be_run(struct be_conn *c, be_op_fn op, void *ctx, char *err,
+	   size_t errlen);
+
+/* Map libvirt's last error of this thread to -errno and write
+ * "<verb> <name>: <message>" into err. */
+int be_err(char *err, size_t errlen, const char *verb, const char *name);
+/* The same with our own text (errno given). */
+int be_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* True when name[0..len) may be used in a pool file name. */
+bool be_name_ok(const char *name);
+
+/* ---- xml.c ---- */
+
+/* A growing string; on allocation failure it stays marked failed and
+ * be_sb_take returns NULL. */
+struct be_sb {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+void be_sb_printf(struct be_sb *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Append s with XML escaping (text and attribute safe). */
+void be_sb_esc(struct be_sb *b, const char *s);
+char *be_sb_take(struct be_sb *b);
+
+/* Minimal scanning of libvirt's own XML output (well-formed, attributes
+ * quoted).  be_xml_next finds the next element <[prefix:]tag ...> in
+ * [p, end) and returns a pointer to its '<', or NULL. */
+const char *be_xml_next(const char *p, const char *end, const char *tag);
+/* The end of the element starting at el (after its close tag, or after
+ * "/>" for an empty one); end when malformed. */
+const char *be_xml_end(const char *el, const char *end, const char *tag);
+/* Copy the unescaped value of attribute attr of the element at el.
+ * Returns false when absent. */
+bool be_xml_attr(const char *el, const char *attr, char *out, size_t len);
+/* The unescaped text content of the element at el (malloc'd), or NULL. */
+char *be_xml_text(const char *el, const char *end, const char *tag);
+
+/* ---- storage.c ---- */
+
+int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
+		   size_t errlen);
+/* Volume name of a VM disk: <vm>-<disk>.qcow2. */
+int be_vol_name(char *out, size_t len, const char *vm, const char *disk);
+/* Path of the seed image: <pool_dir>/<vm>-cidata.iso. */
+int be_seed_path(const struct be_conn *c, char *out, size_t len,
+		 const char *vm);
+
+/* What be_storage_prepare made, so a failure can undo exactly that. */
+struct be_made {
+	char **vols;            /* volume names created by this call */
+	size_t nvols;
+	bool seed_created;
+	char **paths;           /* disk path per spec disk */
+	size_t npaths;
+	char *seed;             /* seed path or NULL */
+};
+int be_storage_prepare(struct be_conn *c, virConnectPtr vc, const char *name,
+		       const char *uid, const struct core_spec *spec,
+		       struct be_made *m, char *err, size_t errlen);
+void be_storage_undo(struct be_conn *c, virConnectPtr vc, const char *name,
+		     struct be_made *m);
+void be_made_free(struct be_made *m);
+/* Delete the volumes at paths (only files in our pool named <vm>-*) and
+ * the seed image of vm. */
+int be_storage_remove(struct be_conn *c, virConnectPtr vc, const char *vm,
+		      char *const *paths, size_t npaths, char *err,
+		      size_t errlen);
+/* Sum of capacities of the volumes at paths. */
+uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
+			     size_t npaths);
+
+/* ---- lifecycle.c ---- */
+
+/* 1 when the domain carries our metadata (filling ns, uid, each
+ * BE_NAME_MAX+1, and *spec, malloc'd JSON text, when asked), 0 when not,
+ * -EIO when libvirt could not say (last error set). */
+int be_dom_ours(virDomainPtr d, char *ns, char *uid, char **spec);
+
+#endif

@@ -1,0 +1,399 @@
+/* core: the VM model, quantities, spec <-> YAML/JSON, ctl messages, the
+ * local store and the pure reconcile rules.  No I/O besides store files.
+ *
+ * Conventions: functions return 0 or -errno; user-facing error text goes
+ * into a caller-provided buffer (err, errlen), short, lower case, no
+ * trailing period (Plan 9 errstr style). */
+#ifndef HYPERSDK_CORE_H
+#define HYPERSDK_CORE_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CORE_NAME_MAX 63     /* Kubernetes object name (DNS label) */
+#define CORE_ERR_MAX 512     /* one err line */
+#define CORE_MSG_MAX 4096    /* one ctl message */
+#define CORE_SPEC_MAX (256 * 1024)
+
+/* ---- names -------------------------------------------------------- */
+
+/* A lower-case RFC 1123 DNS label of at most 63 characters. */
+int core_name_check(const char *name, char *err, size_t errlen);
+
+/* Quote n bytes of s for error text: "abc"; control bytes become '?' and
+ * a long string is cut to "abc...".  Always NUL-terminates buf. */
+void core_quote(char *buf, size_t len, const char *s, size_t n);
+
+/* ---- quantities --------------------------------------------------- */
+
+/* Kubernetes quantities for bytes: "64Mi", "8Gi", "1.5G", "512", "1e3".
+ * Binary (Ki..Ei) and decimal (k, M, G, T, P, E) suffixes; fractions are
+ * allowed when the result is a whole number of bytes.  Overflow of
+ * uint64 is -ERANGE; anything else malformed is -EINVAL. */
+int core_qty_parse(const char *s, uint64_t *bytes, char *err, size_t errlen);
+/* Shortest exact rendering: 1073741824 -> "1Gi", 1500000000 -> "1500M". */
+void core_qty_format(uint64_t bytes, char *buf, size_t len);
+/* Bit rates: "100Mbps", "1Gbps", "500kbps", "10MiBps" (bytes) -> bits/s. */
+int core_rate_parse(const char *s, uint64_t *bits_per_sec, char *err,
+		    size_t errlen);
+
+/* ---- spec --------------------------------------------------------- */
+
+struct core_kv {
+	char *key;
+	char *value;
+};
+
+struct core_disk {
+	char *name;
+	uint64_t size;          /* bytes; 0 means "the image's size" */
+	char *storage_class;
+	int boot_order;         /* 0 = unset */
+};
+
+struct core_net {
+	char *name;
+	char *type;             /* pod-network, bridge, nat, user, ... */
+};
+
+/* The typed view of a VirtualMachine spec.  The JSON document it came
+ * from stays the source of truth, so unknown fields survive a round trip;
+ * this struct is what the daemon acts on. */
+struct core_spec {
+	int cpus;
+	uint64_t memory;
+	int max_cpus;           /* 0 = node default */
+	uint64_t max_memory;    /* 0 = node default */
+	bool running;
+	struct core_disk *disks;
+	size_t ndisks;
+	struct core_net *nets;
+	size_t nnets;
+	char *template_ref;     /* image.templateRef.name */
+	char *image_source;
+	char *image_checksum;
+	char *user_data;        /* cloudInit.userData */
+	char *network_data;     /* cloudInit.networkData */
+	char *meta_data;        /* cloudInit.metaData */
+	bool carbon_aware;
+	int carbon_max_intensity;
+	bool ha_enabled;
+	char *ha_restart_policy;   /* Always, OnFailure, Never */
+	char *ha_eviction;         /* LiveMigrate, Shutdown, None */
+	char *machine_type;
+	char *firmware;            /* bios or uefi */
+	bool guest_agent;
+	char *kernel;              /* kernelBoot.kernel (extension) */
+	char *initrd;
+	char *cmdline;
+	struct core_kv *node_selector;
+	size_t nnode_selector;
+	struct core_kv *labels;
+	size_t nlabels;
+};
+
+/* Validate a spec document and fill the typed view.  Every problem is
+ * -EINVAL with the field named in err ("spec.cpus: must be >= 1"). */
+int core_spec_from_json(json_object *spec, struct core_spec *out, char *err,
+			size_t errlen);
+void core_spec_free(struct core_spec *s);
+
+/* The spec that mkdir and "create NAME" without arguments give. */
+json_object *core_spec_default(void);
+
+/* Set or replace one field of a spec document, e.g. "cpus" or "running". */
+void core_spec_set_int(json_object *spec, const char *key, int64_t v);
+void core_spec_set_bool(json_object *spec, const char *key, bool v);
+void core_spec_set_string(json_object *spec, const char *key, const char *v);
+
+/* ---- YAML <-> JSON ------------------------------------------------ */
+
+/* Parse one YAML document (block or flow style) into JSON.  Plain scalars
+ * become int, float, bool or null by YAML 1.2 core rules; quoted ones stay
+ * strings.  Anchors/aliases and multiple documents are -EINVAL. */
+int core_yaml_parse(const char *buf, size_t len, json_object **out, char *err,
+		    size_t errlen);
+/* Emit JSON as block YAML; strings that would read back as another type
+ * are quoted; multi-line strings use literal style.  Caller frees. */
+int core_yaml_emit(json_object *obj, char **out, size_t *outlen);
+
+/* ---- ctl messages ------------------------------------------------- */
+
+enum core_verb {
+	CORE_V_CREATE,          /* only on vms/ctl */
+	CORE_V_START,
+	CORE_V_STOP,
+	CORE_V_RESTART,
+	CORE_V_PAUSE,
+	CORE_V_RESUME,
+	CORE_V_DELETE,
+	CORE_V_CLONE,
+	CORE_V_MIGRATE,
+	CORE_V_RESIZE,
+	CORE_V_SNAPSHOT,
+	CORE_V_REVERT,
+	CORE_V_CANCEL,
+};
+
+struct core_ctl {
+	enum core_verb verb;
+	char arg[CORE_NAME_MAX + 1]; /* create NAME, clone TARGET, migrate NODE,
+				      * snapshot SNAP, revert SNAP */
+	bool force;             /* stop force, delete force */
+	/* create, resize */
+	int cpus;               /* 0 = not given */
+	uint64_t memory;        /* 0 = not given */
+	uint64_t disk;          /* 0 = not given */
+	char template_name[CORE_NAME_MAX + 1];
+	int running;            /* -1 not given, 0, 1 */
+	/* clone */
+	bool linked, start;
+	/* migrate */
+	bool offline, autoconverge, postcopy;
+	uint64_t bandwidth;     /* bits/s, 0 = unlimited */
+	/* snapshot */
+	bool memory_state, quiesce;
+	int keep_days;          /* -1 = not given */
+	int keep_count;         /* -1 = not given */
+};
+
+/* Parse one ctl message (one write).  One trailing newline is stripped;
+ * an embedded newline, control bytes or more than CORE_MSG_MAX bytes are
+ * -EINVAL.  on_dir selects the vms/ctl grammar (create only) rather than
+ * a VM's ctl.  Errors use Plan 9 wording: "empty control message",
+ * "unknown control message \"x\"", "wrong #args in control message". */
+int core_ctl_parse(const char *buf, size_t len, bool on_dir,
+		   struct core_ctl *out, char *err, size_t errlen);
+const char *core_verb_name(enum core_verb v);
+
+/* ---- status ------------------------------------------------------- */
+
+enum core_phase {
+	CORE_PHASE_PENDING,
+	CORE_PHASE_CREATING,
+	CORE_PHASE_RUNNING,
+	CORE_PHASE_STOPPED,
+	CORE_PHASE_PAUSED,
+	CORE_PHASE_MIGRATING,
+	CORE_PHASE_FAILED,
+	CORE_PHASE_UNKNOWN,
+};
+const char *core_phase_name(enum core_phase p);
+int core_phase_parse(const char *s, enum core_phase *out);
+
+enum core_cond_type {
+	CORE_COND_READY,
+	CORE_COND_DISK_READY,
+	CORE_COND_NETWORK_READY,
+	CORE_COND_AGENT_CONNECTED,
+	CORE_COND_COUNT,
+};
+const char *core_cond_name(enum core_cond_type t);
+
+struct core_cond {
+	bool status;
+	char reason[64];
+	char message[256];
+	time_t last_transition;
+};
+
+struct core_status {
+	enum core_phase phase;
+	struct core_cond cond[CORE_COND_COUNT];
+	char node[CORE_NAME_MAX + 1];
+	char uuid[40];
+	char accel[8];          /* kvm or tcg */
+	time_t start_time;      /* 0 when not running */
+	int qemu_pid;           /* 0 when not running */
+	char vnc_address[64];
+	int vnc_port;           /* -1 when none */
+	char console[256];      /* serial console pty or log */
+	int cpus;               /* what the domain has now */
+	uint64_t memory;
+	uint64_t disk_bytes;    /* sum of allocated disk sizes */
+	char operation[32];     /* the action in flight, "" when none */
+};
+
+void core_status_init(struct core_status *st);
+/* Set a condition; the transition time moves only when status flips. */
+void core_status_cond(struct core_status *st, enum core_cond_type t,
+		      bool status, const char *reason, const char *message,
+		      time_t now);
+/* "phase Running\nnode n1\n..." with flat keys (see docs/status.md).
+ * Returns the length, or -ENOSPC when len is too small. */
+int core_status_render(const struct core_status *st, const char *name,
+		       char *buf, size_t len);
+json_object *core_status_to_json(const struct core_status *st);
+int core_status_from_json(json_object *o, struct core_status *st);
+
+/* ---- the in-memory model ------------------------------------------ */
+
+#define CORE_EVENTS_KEEP 128
+
+/* One VM as the tree and the reconciler see it.  Fields are protected by
+ * the model lock; the rendered texts are kept current by the model so a
+ * reader only copies them. */
+struct core_vm {
+	char name[CORE_NAME_MAX + 1];
+	char ns[CORE_NAME_MAX + 1];
+	char uid[40];
+	char created[32];       /* RFC 3339 */
+	json_object *spec_json; /* the spec document, unknown fields kept */
+	struct core_spec spec;  /* typed view of spec_json */
+	struct core_status st;
+	char err[CORE_ERR_MAX];
+	char *events[CORE_EVENTS_KEEP]; /* ring of event lines */
+	unsigned nevents, events_head;
+	uint64_t version;       /* bumps on every visible change */
+	int slot;               /* stable small integer for inode numbers */
+	bool deleted;
+	/* rendered files, refreshed on each change */
+	char *txt_status, *txt_spec, *txt_events, *txt_stats;
+	size_t len_status, len_spec, len_events, len_stats;
+	int refs;               /* the model's own + core_model_ref's */
+};
+
+struct core_model;
+
+/* Called (without the model lock held) after each change of a VM, with
+ * what changed; used by fs to invalidate caches and by sync to mirror.
+ * name is NULL (slot -1) for tree-level changes: vms/err, the VM list. */
+enum {
+	CORE_CHG_STATUS = 1,
+	CORE_CHG_SPEC = 2,
+	CORE_CHG_ERR = 4,
+	CORE_CHG_EVENTS = 8,
+	CORE_CHG_ADDED = 16,
+	CORE_CHG_REMOVED = 32,
+	CORE_CHG_STATS = 64,    /* stats only: does not bump version */
+};
+typedef void (*core_watch_fn)(void *arg, const char *name, int slot,
+			      unsigned what, uint64_t seq);
+
+int core_model_new(struct core_model **m);
+void core_model_free(struct core_model *m);
+void core_model_watch(struct core_model *m, core_watch_fn fn, void *arg);
+
+/* Lock for reading or writing; all core_vm fields and lookups below need
+ * the lock held. */
+void core_model_rdlock(struct core_model *m);
+void core_model_wrlock(struct core_model *m);
+void core_model_unlock(struct core_model *m);
+
+struct core_vm *core_model_find(struct core_model *m, const char *name);
+struct core_vm *core_model_slot(struct core_model *m, int slot);
+/* Iterate VMs in name order; stop when fn returns non-zero. */
+int core_model_each(struct core_model *m,
+		    int (*fn)(struct core_vm *vm, void *arg), void *arg);
+size_t core_model_count(struct core_model *m);
+
+/* Insert a new VM (write lock held).  Takes ownership of spec_json when it
+ * returns 0.  -EEXIST when the name is taken, -EINVAL for a bad name or
+ * spec.  ns NULL means "default", uid NULL a new UUID, created NULL now.
+ * The status starts as core_status_init's (phase Pending). */
+int core_model_add(struct core_model *m, const char *name, const char *ns,
+		   const char *uid, const char *created, json_object *spec_json,
+		   struct core_vm **out, char *err, size_t errlen);
+/* Remove (write lock held).  The VM is freed now, or when the last
+ * core_model_unref drops it; until then it stays readable with deleted
+ * set. */
+void core_model_remove(struct core_model *m, struct core_vm *vm);
+/* Keep a VM's memory valid beyond the model lock (take it with any model
+ * lock held or while holding another reference; drop it holding none). */
+void core_model_ref(struct core_model *m, struct core_vm *vm);
+void core_model_unref(struct core_model *m, struct core_vm *vm);
+/* Replace the spec (write lock held; validated; ownership as above).
+ * spec_json may be vm->spec_json itself, edited in place. */
+int core_model_set_spec(struct core_model *m, struct core_vm *vm,
+			json_object *spec_json, char *err, size_t errlen);
+/* Mark the status changed after editing vm->st (write lock held). */
+void core_model_status_changed(struct core_model *m, struct core_vm *vm);
+/* Set the err line (write lock held); vm NULL sets the tree's vms/err.
+ * Control characters become spaces and a trailing newline is dropped. */
+void core_model_set_err(struct core_model *m, struct core_vm *vm,
+			const char *err);
+/* Record a refused request: sets err (the VM's, or the tree's vms/err when
+ * vm is NULL) and appends an event "Error <msg>".  Nothing else changes. */
+void core_model_fail(struct core_model *m, struct core_vm *vm,
+		     const char *msg);
+/* The tree-level err line and a version that bumps when it or the set of
+ * VMs changes (read lock held). */
+const char *core_model_err(struct core_model *m);
+uint64_t core_model_version(struct core_model *m);
+/* Replace the stats text (flat "key value" lines) of a VM (write lock
+ * held).  Notifies CORE_CHG_STATS but leaves version alone, so a wait
+ * does not wake up for every sample. */
+void core_model_set_stats(struct core_model *m, struct core_vm *vm,
+			  const char *txt, size_t len);
+/* Append "<RFC3339> <reason> <message>" (write lock held), one line;
+ * the last CORE_EVENTS_KEEP are kept.  Ignored when vm is NULL. */
+void core_model_event(struct core_model *m, struct core_vm *vm,
+		      const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Deliver queued change notifications; call after core_model_unlock.
+ * Returns the sequence number of the last change delivered.  Flushes are
+ * serialized; a watcher may take the model lock but must not call
+ * core_model_flush or core_model_watch. */
+uint64_t core_model_flush(struct core_model *m);
+
+/* Block (holding no lock) until the VM's version differs from `seen` or
+ * *cancel becomes true (checked on each wake-up; set it with
+ * __atomic_store_n, then call core_model_wake).  Returns 0 on change,
+ * -ENOENT when the VM went away, -EINTR when cancelled, -ETIMEDOUT after
+ * timeout_ms (<0: forever). */
+int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
+		    volatile bool *cancel, int timeout_ms);
+/* Wake every waiter (e.g. after setting a cancel flag). */
+void core_model_wake(struct core_model *m);
+
+/* ---- the local store ---------------------------------------------- */
+
+/* Objects are JSON files: <dir>/<kind>/<name>.json, written atomically
+ * (temp file, fsync, rename, fsync of the directory), so a kill -9 at any
+ * moment keeps either the old or the new object whole. */
+struct core_store;
+
+int core_store_open(const char *dir, struct core_store **out, char *err,
+		    size_t errlen);
+void core_store_close(struct core_store *s);
+int core_store_put(struct core_store *s, const char *kind, const char *name,
+		   json_object *obj);
+int core_store_get(struct core_store *s, const char *kind, const char *name,
+		   json_object **out);
+int core_store_del(struct core_store *s, const char *kind, const char *name);
+/* Call fn for each object of a kind, in name order; skips (and logs to
+ * stderr) files that do not parse rather than failing the whole load.
+ * obj is borrowed: json_object_get() it to keep it.  A non-zero return
+ * of fn stops the walk and is returned. */
+int core_store_list(struct core_store *s, const char *kind,
+		    int (*fn)(const char *name, json_object *obj, void *arg),
+		    void *arg);
+
+/* A VM as a stored object: {apiVersion, kind, metadata, spec, status}. */
+json_object *core_vm_to_object(const struct core_vm *vm);
+
+/* ---- reconcile rules (pure) --------------------------------------- */
+
+enum core_action {
+	CORE_ACT_NONE,
+	CORE_ACT_START,
+	CORE_ACT_STOP,
+	CORE_ACT_RESTART,
+};
+
+/* What to do when a domain stopped without being asked to. */
+enum core_action core_on_unexpected_stop(const struct core_spec *spec,
+					 bool crashed);
+
+/* ---- time --------------------------------------------------------- */
+
+void core_rfc3339(time_t t, char *buf, size_t len);
+/* Generate a random RFC 4122 version 4 UUID. */
+void core_uuid(char out[40]);
+
+#endif

@@ -1,0 +1,505 @@
+/* Writes (ctl messages, spec documents), mkdir and rmdir, and the blocking
+ * read of wait.  Actions run in threads of their own so the FUSE loop is
+ * never held; the request stays parked until the action ends or the
+ * writer is interrupted (EINTR at once; the action goes on). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/internal.h"
+
+enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR };
+
+struct action {
+	struct fs *fs;
+	uint64_t id;
+	enum act_kind kind;
+	char vm[CORE_NAME_MAX + 1];     /* "" for vms/ctl */
+	struct core_ctl msg;
+	json_object *spec;
+	size_t written;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* err goes to the VM's err (or vms/err) and events; nothing else moves. */
+static uint64_t record_failure(struct fs *fs, const char *vmname,
+			       const char *err)
+{
+	struct core_vm *vm = NULL;
+
+	core_model_wrlock(fs->m);
+	if (vmname && *vmname)
+		vm = core_model_find(fs->m, vmname);
+	core_model_fail(fs->m, vm, err);
+	core_model_unlock(fs->m);
+	return core_model_flush(fs->m);
+}
+
+static uint64_t record_success(struct fs *fs, const char *vmname)
+{
+	struct core_vm *vm = NULL;
+
+	core_model_wrlock(fs->m);
+	if (vmname && *vmname) {
+		vm = core_model_find(fs->m, vmname);
+		if (vm && vm->err[0])
+			core_model_set_err(fs->m, vm, "");
+	} else if (*core_model_err(fs->m)) {
+		core_model_set_err(fs->m, NULL, "");
+	}
+	core_model_unlock(fs->m);
+	return core_model_flush(fs->m);
+}
+
+/* Every signal with a handler makes the kernel send INTERRUPT, including
+ * the SIGCHLD a shell gets when a background job ends.  Only signals
+ * meant to stop the caller (Ctrl-C, SIGTERM, ...) end the waiting; the
+ * others are ignored and the request goes on. */
+static bool wants_interrupt(fuse_req_t req)
+{
+	const unsigned long long benign = 1ULL << (SIGCHLD - 1) |
+		1ULL << (SIGWINCH - 1) | 1ULL << (SIGURG - 1) |
+		1ULL << (SIGCONT - 1);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	unsigned long long pend = 0, v;
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f))
+		if ((sscanf(line, "SigPnd: %llx", &v) == 1 ||
+		     sscanf(line, "ShdPnd: %llx", &v) == 1))
+			pend |= v;
+	fclose(f);
+	return !pend || (pend & ~benign) != 0;
+}
+
+static void interrupted(fuse_req_t req, void *data)
+{
+	struct fs *fs = req_fs(req);
+	struct pending *p;
+
+	if (!wants_interrupt(req))
+		return;
+	p = fs_pending_take(fs, (uint64_t)(uintptr_t)data);
+
+	if (p) {
+		fuse_reply_err(p->req, EINTR);
+		free(p);
+	}
+}
+
+/* Park req under a fresh id.  Returns the id, or 0 when the request was
+ * already interrupted (and has been answered).  The caller may hold the
+ * model lock (wait does, so that no change slips in before parking). */
+static uint64_t park(struct fs *fs, fuse_req_t req, struct pending *p)
+{
+	uint64_t id;
+
+	pthread_mutex_lock(&fs->lock);
+	id = ++fs->next_id;
+	pthread_mutex_unlock(&fs->lock);
+	p->req = req;
+	p->id = id;
+	/* Registered before the request can be answered elsewhere; an
+	 * interrupt that came earlier is caught by fuse_req_interrupted. */
+	fuse_req_interrupt_func(req, interrupted, (void *)(uintptr_t)id);
+	pthread_mutex_lock(&fs->lock);
+	if (fuse_req_interrupted(req) && wants_interrupt(req)) {
+		pthread_mutex_unlock(&fs->lock);
+		free(p);
+		fuse_reply_err(req, EINTR);
+		return 0;
+	}
+	p->next = fs->pending;
+	fs->pending = p;
+	pthread_mutex_unlock(&fs->lock);
+	return id;
+}
+
+static void answer(struct action *a, int rc)
+{
+	struct pending *p = fs_pending_take(a->fs, a->id);
+	struct fuse_entry_param e;
+	struct core_vm *vm;
+	fuse_ino_t ino = 0;
+
+	if (!p)
+		return;         /* the writer was interrupted */
+	if (rc < 0) {
+		fuse_reply_err(p->req, -rc);
+	} else if (a->kind == ACT_MKDIR) {
+		core_model_rdlock(a->fs->m);
+		vm = core_model_find(a->fs->m, a->msg.arg);
+		if (vm)
+			ino = fs_vm_ino(vm->slot, VF_DIR);
+		core_model_unlock(a->fs->m);
+		if (ino && fs_fill_entry(a->fs, ino, &e) == 0)
+			fuse_reply_entry(p->req, &e);
+		else
+			fuse_reply_err(p->req, ENOENT);
+	} else if (a->kind == ACT_RMDIR) {
+		fuse_reply_err(p->req, 0);
+	} else {
+		fuse_reply_write(p->req, a->written);
+	}
+	free(p);
+}
+
+static void *action_main(void *arg)
+{
+	struct action *a = arg;
+	struct fs *fs = a->fs;
+	char err[CORE_ERR_MAX] = "";
+	const char *vm = a->vm[0] ? a->vm : NULL;
+	uint64_t seq;
+	int rc;
+
+	if (a->kind == ACT_SPEC) {
+		rc = fs->ops->spec(fs->arg, a->vm, a->spec, err, sizeof(err));
+		a->spec = NULL;
+	} else {
+		rc = fs->ops->ctl(fs->arg, vm, &a->msg, err, sizeof(err));
+	}
+	if (rc < 0 && !err[0])
+		snprintf(err, sizeof(err), "%s", strerror(-rc));
+	seq = rc < 0 ? record_failure(fs, a->vm, err) : record_success(fs, a->vm);
+	/* mkdir and rmdir hold the directory lock that invalidating an entry
+	 * needs, so they must not wait for the notifier. */
+	if (a->kind == ACT_CTL || a->kind == ACT_SPEC)
+		fs_wait_delivered(fs, seq);
+	answer(a, rc);
+	json_object_put(a->spec);
+	free(a);
+	pthread_mutex_lock(&fs->lock);
+	fs->actions--;
+	pthread_cond_broadcast(&fs->cond);
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+static void start_action(fuse_req_t req, struct action *a)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	a->fs = req_fs(req);
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		goto fail;
+	}
+	p->slot = -1;
+	a->id = park(a->fs, req, p);
+	pthread_mutex_lock(&a->fs->lock);
+	a->fs->actions++;
+	pthread_mutex_unlock(&a->fs->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, action_main, a);
+	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		return;
+	pthread_mutex_lock(&a->fs->lock);
+	a->fs->actions--;
+	pthread_mutex_unlock(&a->fs->lock);
+	p = fs_pending_take(a->fs, a->id);
+	if (p) {
+		fuse_reply_err(req, EAGAIN);
+		free(p);
+	}
+fail:
+	json_object_put(a->spec);
+	free(a);
+}
+
+static void refuse(fuse_req_t req, const char *vm, int rc, const char *err)
+{
+	struct fs *fs = req_fs(req);
+
+	fs_wait_delivered(fs, record_failure(fs, vm, err));
+	fuse_reply_err(req, -rc);
+}
+
+/* A spec write may be the bare spec or a whole object with a spec. */
+static int parse_spec(const char *buf, size_t size, json_object **out,
+		      char *err, size_t errlen)
+{
+	struct core_spec typed;
+	json_object *doc = NULL, *spec;
+	int rc;
+
+	if (size > CORE_SPEC_MAX) {
+		snprintf(err, errlen, "spec too long (%zu bytes, at most %d)",
+			 size, CORE_SPEC_MAX);
+		return -EINVAL;
+	}
+	rc = core_yaml_parse(buf, size, &doc, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (!json_object_is_type(doc, json_type_object)) {
+		snprintf(err, errlen, "spec: not a mapping");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (json_object_object_get_ex(doc, "spec", &spec) &&
+	    json_object_object_get_ex(doc, "kind", NULL)) {
+		json_object_get(spec);
+		json_object_put(doc);
+		doc = spec;
+	}
+	rc = core_spec_from_json(doc, &typed, err, errlen);
+	if (rc == 0)
+		core_spec_free(&typed);
+out:
+	if (rc < 0)
+		json_object_put(doc);
+	else
+		*out = doc;
+	return rc;
+}
+
+static int write_target(struct fs *fs, fuse_ino_t ino, struct action *a)
+{
+	struct core_vm *vm;
+	enum vm_file f;
+	int slot, rc = 0;
+
+	if (ino == INO_VMS_CTL) {
+		a->kind = ACT_CTL;
+		return 0;
+	}
+	if (!fs_ino_vm(ino, &slot, &f) || (f != VF_CTL && f != VF_SPEC))
+		return -EACCES;
+	a->kind = f == VF_CTL ? ACT_CTL : ACT_SPEC;
+	core_model_rdlock(fs->m);
+	vm = core_model_slot(fs->m, slot);
+	if (vm)
+		snprintf(a->vm, sizeof(a->vm), "%s", vm->name);
+	else
+		rc = -ENOENT;
+	core_model_unlock(fs->m);
+	return rc;
+}
+
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi)
+{
+	char err[CORE_ERR_MAX] = "";
+	struct action *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (!a) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	a->written = size;
+	rc = write_target(req_fs(req), ino, a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		free(a);
+		return;
+	}
+	if (a->kind == ACT_CTL)
+		rc = core_ctl_parse(buf, size, ino == INO_VMS_CTL, &a->msg, err,
+				    sizeof(err));
+	else
+		rc = parse_spec(buf, size, &a->spec, err, sizeof(err));
+	if (rc < 0) {
+		refuse(req, a->vm, rc, err);
+		free(a);
+		return;
+	}
+	start_action(req, a);
+}
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	char err[CORE_ERR_MAX];
+	struct action *a;
+	int rc;
+
+	if (parent != INO_VMS) {
+		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EOPNOTSUPP);
+		return;
+	}
+	rc = core_name_check(name, err, sizeof(err));
+	if (rc < 0) {
+		record_failure(req_fs(req), NULL, err);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	a->kind = ACT_MKDIR;
+	a->msg.verb = CORE_V_CREATE;
+	a->msg.running = -1;
+	a->msg.keep_days = a->msg.keep_count = -1;
+	snprintf(a->msg.arg, sizeof(a->msg.arg), "%s", name);
+	start_action(req, a);
+}
+
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct action *a;
+	bool found;
+
+	if (parent != INO_VMS) {
+		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EOPNOTSUPP);
+		return;
+	}
+	core_model_rdlock(fs->m);
+	found = core_model_find(fs->m, name) != NULL;
+	core_model_unlock(fs->m);
+	a = found ? calloc(1, sizeof(*a)) : NULL;
+	if (!a) {
+		fuse_reply_err(req, found ? ENOMEM : ENOENT);
+		return;
+	}
+	a->kind = ACT_RMDIR;
+	a->msg.verb = CORE_V_DELETE;
+	a->msg.running = -1;
+	a->msg.keep_days = a->msg.keep_count = -1;
+	snprintf(a->vm, sizeof(a->vm), "%s", name);
+	start_action(req, a);
+}
+
+/* ---- wait ---------------------------------------------------------- */
+
+void fs_wait_open(struct fs *fs, fuse_req_t req, int slot,
+		  struct fuse_file_info *fi)
+{
+	struct waitfile *wf = calloc(1, sizeof(*wf));
+	struct core_vm *vm;
+
+	if (!wf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	core_model_rdlock(fs->m);
+	vm = core_model_slot(fs->m, slot);
+	if (vm) {
+		snprintf(wf->uid, sizeof(wf->uid), "%s", vm->uid);
+		wf->seen = malloc(vm->len_status + 1);
+		if (wf->seen) {
+			memcpy(wf->seen, vm->txt_status, vm->len_status);
+			wf->seen_len = vm->len_status;
+		}
+	}
+	core_model_unlock(fs->m);
+	if (!vm || !wf->seen) {
+		fuse_reply_err(req, vm ? ENOMEM : ENOENT);
+		fs_wait_release(wf);
+		return;
+	}
+	fi->fh = (uintptr_t)wf;
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void reply_answer(fuse_req_t req, struct waitfile *wf, size_t size,
+			 off_t off)
+{
+	size_t o = off < 0 ? 0 : (size_t)off;
+
+	if (o >= wf->answer_len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, wf->answer + o,
+			       wf->answer_len - o < size ? wf->answer_len - o : size);
+}
+
+/* Model read lock held.  Returns true when the wait is over (answer set
+ * or the VM gone, *gone then true). */
+static bool wait_done(struct fs *fs, int slot, struct waitfile *wf, bool *gone)
+{
+	struct core_vm *vm = core_model_slot(fs->m, slot);
+
+	*gone = !vm || strcmp(vm->uid, wf->uid) != 0;
+	if (*gone)
+		return true;
+	if (vm->len_status == wf->seen_len &&
+	    !memcmp(vm->txt_status, wf->seen, wf->seen_len))
+		return false;
+	wf->answer = malloc(vm->len_status + 1);
+	if (!wf->answer)
+		return false;
+	memcpy(wf->answer, vm->txt_status, vm->len_status);
+	wf->answer_len = vm->len_status;
+	return true;
+}
+
+void fs_wait_read(struct fs *fs, fuse_req_t req, int slot, size_t size,
+		  off_t off, struct fuse_file_info *fi)
+{
+	struct waitfile *wf = (struct waitfile *)(uintptr_t)fi->fh;
+	struct pending *p;
+	bool gone;
+
+	if (wf->answer) {
+		reply_answer(req, wf, size, off);
+		return;
+	}
+	core_model_rdlock(fs->m);
+	if (wait_done(fs, slot, wf, &gone)) {
+		core_model_unlock(fs->m);
+		if (gone)
+			fuse_reply_err(req, ENOENT);
+		else
+			reply_answer(req, wf, size, 0);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->slot = slot;
+		p->wf = wf;
+		p->size = size;
+		park(fs, req, p);
+	}
+	core_model_unlock(fs->m);
+	if (!p)
+		fuse_reply_err(req, ENOMEM);
+}
+
+/* Model read lock and fs->lock held (in that order). */
+void fs_wake_waits(struct fs *fs, int slot)
+{
+	struct pending **pp = &fs->pending, *p;
+	bool gone;
+
+	while ((p = *pp)) {
+		if (!p->wf || (slot >= 0 && p->slot != slot) ||
+		    !wait_done(fs, p->slot, p->wf, &gone)) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (gone)
+			fuse_reply_err(p->req, ENOENT);
+		else
+			reply_answer(p->req, p->wf, p->size, 0);
+		free(p);
+	}
+}
+
+void fs_wait_release(struct waitfile *wf)
+{
+	free(wf->seen);
+	free(wf->answer);
+	free(wf);
+}

@@ -1,0 +1,122 @@
+/* Shared between the files of fs/ only; the module's contract is fs.h. */
+#ifndef HYPERSDK_FS_INTERNAL_H
+#define HYPERSDK_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include "fs/fs.h"
+
+/* Inode numbers are computed, not allocated: fixed ones for the top of
+ * the tree, then VF_STRIDE numbers per VM slot.  Nothing to free on
+ * forget, and a lookup is a name -> slot search in the model. */
+enum {
+	INO_ROOT = 1,
+	INO_VMS,
+	INO_VMS_CTL,
+	INO_VMS_ERR,
+	INO_TEMPLATES,
+	INO_OPERATIONS,
+	INO_NODES,
+	INO_FIRST_VM = 64,
+};
+
+enum vm_file {
+	VF_DIR,
+	VF_CTL,
+	VF_STATUS,
+	VF_SPEC,
+	VF_ERR,
+	VF_EVENTS,
+	VF_WAIT,
+	VF_STATS,
+	VF_SNAPSHOTS,
+	VF_COUNT,
+	VF_STRIDE = 16,
+};
+
+#define ATTR_TIMEOUT 1.0
+#define ENTRY_TIMEOUT 1.0
+
+/* A request answered later, from another thread: a ctl or spec write, a
+ * mkdir or rmdir, or a blocking read of wait.  Interrupts find it by id,
+ * never by pointer, so a late interrupt cannot touch freed memory. */
+struct pending {
+	struct pending *next;
+	uint64_t id;
+	fuse_req_t req;
+	int slot;               /* wait: the VM slot */
+	struct waitfile *wf;    /* wait: the open file */
+	size_t size;            /* wait: bytes asked for */
+};
+
+/* Per-open state of a wait file. */
+struct waitfile {
+	char uid[40];           /* the VM incarnation it waits on */
+	char *seen;             /* status text when opened */
+	size_t seen_len;
+	char *answer;           /* status text returned */
+	size_t answer_len;
+};
+
+struct change {
+	int slot;
+	unsigned what;
+	uint64_t seq;
+	char name[CORE_NAME_MAX + 1];
+};
+
+struct fs {
+	struct fuse_session *se;
+	struct core_model *m;
+	const struct fs_ops *ops;
+	void *arg;
+	char *mountpoint;
+	bool mounted;
+
+	pthread_mutex_t lock;           /* everything below */
+	pthread_cond_t cond;            /* queue and delivery progress */
+	struct change *q;
+	size_t qlen, qcap;
+	uint64_t delivered;             /* changes up to this seq are invalidated */
+	uint64_t *slot_seq;             /* last change seq per slot */
+	size_t nslot_seq;
+	uint64_t tree_seq;              /* last tree-level change */
+	struct pending *pending;
+	uint64_t next_id;
+	bool stopping;
+	int actions;                    /* action threads running */
+	pthread_t notifier;
+	bool notifier_started;
+};
+
+/* tree.c */
+extern const struct fuse_lowlevel_ops fs_ll_ops;
+bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f);
+fuse_ino_t fs_vm_ino(int slot, enum vm_file f);
+int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);
+int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
+	    char *tmp, size_t tmplen);
+
+/* ctlfile.c */
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_wait_open(struct fs *fs, fuse_req_t req, int slot,
+		  struct fuse_file_info *fi);
+void fs_wait_read(struct fs *fs, fuse_req_t req, int slot, size_t size,
+		  off_t off, struct fuse_file_info *fi);
+void fs_wait_release(struct waitfile *wf);
+
+/* fs.c */
+void fs_changed(void *arg, const char *name, int slot, unsigned what,
+		uint64_t seq);
+/* Wait until the kernel has been told about every change up to seq. */
+void fs_wait_delivered(struct fs *fs, uint64_t seq);
+/* Under fs->lock: answer parked waits of slot whose status moved. */
+void fs_wake_waits(struct fs *fs, int slot);
+struct pending *fs_pending_take(struct fs *fs, uint64_t id);
+
+#endif

@@ -1,0 +1,529 @@
+/* What ctl and spec writes do.  Each action marks the VM busy
+ * (status "operation"), talks to libvirt without holding the model lock,
+ * and changes the model and the store only once libvirt agreed, so a
+ * refused or failed action leaves everything as it was. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "mountd/mountd.h"
+
+#define PHASE_BIT(p) (1u << (p))
+#define ACTIVE (PHASE_BIT(CORE_PHASE_RUNNING) | PHASE_BIT(CORE_PHASE_PAUSED))
+#define INACTIVE (PHASE_BIT(CORE_PHASE_STOPPED) | PHASE_BIT(CORE_PHASE_FAILED))
+
+static void flush(struct mountd *md)
+{
+	core_model_flush(md->m);
+}
+
+/* Mark name busy with op.  A forced stop may overtake a graceful one. */
+static int begin_op(struct mountd *md, const char *name, const char *op,
+		    enum core_phase *phase, char *err, size_t errlen)
+{
+	struct core_vm *vm;
+	int rc = 0;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (!vm) {
+		snprintf(err, errlen, "vm %s does not exist", name);
+		rc = -ENOENT;
+	} else if (vm->st.operation[0] &&
+		   !(strcmp(op, "stop force") == 0 &&
+		     strcmp(vm->st.operation, "stop") == 0)) {
+		snprintf(err, errlen, "%s: vm %s is busy (%s in progress)", op,
+			 name, vm->st.operation);
+		rc = -EBUSY;
+	} else {
+		if (phase)
+			*phase = vm->st.phase;
+		if (!vm->st.operation[0]) {
+			snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
+			core_model_status_changed(md->m, vm);
+		}
+	}
+	core_model_unlock(md->m);
+	flush(md);
+	return rc;
+}
+
+static void end_op(struct mountd *md, const char *name, const char *op)
+{
+	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && !strcmp(vm->st.operation, op)) {
+		vm->st.operation[0] = '\0';
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	flush(md);
+}
+
+static void event(struct mountd *md, const char *name, const char *reason,
+		  const char *msg)
+{
+	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		core_model_event(md->m, vm, reason, "%s", msg);
+	core_model_unlock(md->m);
+	flush(md);
+}
+
+/* A private copy of the spec, so libvirt is called with no lock held. */
+static int spec_copy(struct mountd *md, const char *name, json_object **json,
+		     struct core_spec *spec, char *err, size_t errlen)
+{
+	struct core_vm *vm;
+	json_object *j = NULL;
+	int rc = -ENOENT;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && json_object_deep_copy(vm->spec_json, &j, NULL) == 0)
+		rc = 0;
+	core_model_unlock(md->m);
+	if (rc == 0)
+		rc = core_spec_from_json(j, spec, err, errlen);
+	if (rc == 0 && json)
+		*json = j;
+	else
+		json_object_put(j);
+	return rc;
+}
+
+int md_redefine(struct mountd *md, const char *name, char *err,
+		size_t errlen)
+{
+	char ns[CORE_NAME_MAX + 1] = "", uid[40] = "";
+	struct core_spec spec;
+	struct core_vm *vm;
+	json_object *j;
+	int rc;
+
+	rc = spec_copy(md, name, &j, &spec, err, errlen);
+	if (rc < 0)
+		return rc;
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		snprintf(ns, sizeof(ns), "%s", vm->ns);
+		snprintf(uid, sizeof(uid), "%s", vm->uid);
+	}
+	core_model_unlock(md->m);
+	rc = be_define(md->be, name, ns, uid, &spec, j, err, errlen);
+	core_spec_free(&spec);
+	json_object_put(j);
+	return rc;
+}
+
+int md_set_running(struct mountd *md, const char *name, bool running)
+{
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+	json_object *j = NULL;
+	int rc = 0;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && vm->spec.running != running &&
+	    json_object_deep_copy(vm->spec_json, &j, NULL) == 0) {
+		core_spec_set_bool(j, "running", running);
+		rc = core_model_set_spec(md->m, vm, j, err, sizeof(err));
+		if (rc < 0)
+			json_object_put(j);
+	}
+	core_model_unlock(md->m);
+	flush(md);
+	return rc < 0 ? rc : md_persist(md, name);
+}
+
+/* Wait until the VM's phase is in mask, or timeout. */
+static int wait_phase(struct mountd *md, const char *name, unsigned mask,
+		      int timeout_ms)
+{
+	struct timespec t0, t;
+	struct core_vm *vm;
+	uint64_t ver;
+	unsigned ph;
+	int left, rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		core_model_rdlock(md->m);
+		vm = core_model_find(md->m, name);
+		ph = vm ? PHASE_BIT(vm->st.phase) : 0;
+		ver = vm ? vm->version : 0;
+		core_model_unlock(md->m);
+		if (!vm)
+			return -ENOENT;
+		if (ph & mask)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+					  (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		rc = core_model_wait(md->m, name, ver, NULL, left);
+		if (rc < 0 && rc != -ETIMEDOUT)
+			return rc;
+	}
+}
+
+static int start_vm(struct mountd *md, const char *name, char *err,
+		    size_t errlen)
+{
+	int rc = md_redefine(md, name, err, errlen);
+
+	if (rc == 0)
+		rc = be_start(md->be, name, err, errlen);
+	md_refresh(md, name);
+	if (rc < 0)
+		return rc;
+	event(md, name, "Started", "started on node");
+	return md_set_running(md, name, true);
+}
+
+static int stop_vm(struct mountd *md, const char *name, bool force,
+		   enum core_phase phase, char *err, size_t errlen)
+{
+	char msg[128];
+	int rc = 0;
+
+	if (!force && phase == CORE_PHASE_RUNNING) {
+		rc = be_shutdown(md->be, name, err, errlen);
+		if (rc == 0)
+			rc = wait_phase(md, name, INACTIVE, md->stop_timeout_ms);
+		if (rc == -ETIMEDOUT) {
+			snprintf(msg, sizeof(msg), "guest did not power off within "
+				 "%d s; destroying it", md->stop_timeout_ms / 1000);
+			event(md, name, "StopTimeout", msg);
+		}
+		force = rc < 0;
+	}
+	if (force) {
+		rc = be_destroy(md->be, name, err, errlen);
+		if (rc == -EBUSY)       /* it stopped meanwhile */
+			rc = 0;
+	}
+	md_refresh(md, name);
+	if (rc < 0)
+		return rc;
+	event(md, name, "Stopped", force ? "powered off" : "shut down by the guest");
+	return md_set_running(md, name, false);
+}
+
+static int state_error(const char *verb, const char *name,
+		       enum core_phase phase, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: vm %s is %s", verb, name,
+		 core_phase_name(phase));
+	return -EBUSY;
+}
+
+static int vm_verb(struct mountd *md, const char *name,
+		   const struct core_ctl *msg, char *err, size_t errlen);
+static int create_vm(struct mountd *md, const struct core_ctl *msg,
+		     char *err, size_t errlen);
+
+static int md_ctl(void *arg, const char *vm, const struct core_ctl *msg,
+		  char *err, size_t errlen)
+{
+	struct mountd *md = arg;
+
+	if (!vm)
+		return create_vm(md, msg, err, errlen);
+	switch (msg->verb) {
+	case CORE_V_CLONE:
+	case CORE_V_MIGRATE:
+	case CORE_V_RESIZE:
+	case CORE_V_SNAPSHOT:
+	case CORE_V_REVERT:
+	case CORE_V_CANCEL:
+		snprintf(err, errlen, "%s: not supported yet (VM operations are "
+			 "not implemented in this version)", core_verb_name(msg->verb));
+		return -EOPNOTSUPP;
+	default:
+		return vm_verb(md, vm, msg, err, errlen);
+	}
+}
+
+static int delete_vm(struct mountd *md, const char *name, bool force,
+		     enum core_phase phase, char *err, size_t errlen)
+{
+	struct core_vm *vm;
+	int rc = 0;
+
+	if ((PHASE_BIT(phase) & ACTIVE) && !force) {
+		snprintf(err, errlen, "delete: vm %s is %s (stop it first, or "
+			 "delete force)", name, core_phase_name(phase));
+		return -EBUSY;
+	}
+	if (PHASE_BIT(phase) & ACTIVE)
+		rc = be_destroy(md->be, name, err, errlen);
+	if (rc == 0 || rc == -EBUSY)
+		rc = be_undefine(md->be, name, err, errlen);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc < 0) {
+		md_refresh(md, name);
+		return rc;
+	}
+	rc = core_store_del(md->store, "vms", name);
+	if (rc < 0 && rc != -ENOENT)
+		md_log(LOG_WARN_, "delete %s from the store: %s", name, strerror(-rc));
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		core_model_remove(md->m, vm);
+	core_model_unlock(md->m);
+	flush(md);
+	md_log(LOG_INFO_, "deleted vm %s", name);
+	return 0;
+}
+
+static int run_verb(struct mountd *md, const char *name,
+		    const struct core_ctl *msg, enum core_phase ph,
+		    char *err, size_t errlen)
+{
+	const char *verb = core_verb_name(msg->verb);
+	unsigned bit = PHASE_BIT(ph);
+	int rc;
+
+	switch (msg->verb) {
+	case CORE_V_START:
+		return bit & INACTIVE ? start_vm(md, name, err, errlen) :
+			state_error(verb, name, ph, err, errlen);
+	case CORE_V_STOP:
+		return bit & ACTIVE ? stop_vm(md, name, msg->force, ph, err, errlen) :
+			state_error(verb, name, ph, err, errlen);
+	case CORE_V_RESTART:
+		if (!(bit & ACTIVE))
+			return state_error(verb, name, ph, err, errlen);
+		rc = stop_vm(md, name, false, ph, err, errlen);
+		return rc < 0 ? rc : start_vm(md, name, err, errlen);
+	case CORE_V_PAUSE:
+		if (ph != CORE_PHASE_RUNNING)
+			return state_error(verb, name, ph, err, errlen);
+		rc = be_suspend(md->be, name, err, errlen);
+		break;
+	case CORE_V_RESUME:
+		if (ph != CORE_PHASE_PAUSED)
+			return state_error(verb, name, ph, err, errlen);
+		rc = be_resume(md->be, name, err, errlen);
+		break;
+	case CORE_V_DELETE:
+		return delete_vm(md, name, msg->force, ph, err, errlen);
+	default:
+		snprintf(err, errlen, "%s: not valid here", verb);
+		return -EINVAL;
+	}
+	md_refresh(md, name);
+	if (rc == 0)
+		event(md, name, msg->verb == CORE_V_PAUSE ? "Paused" : "Resumed",
+		      msg->verb == CORE_V_PAUSE ? "vCPUs paused" : "vCPUs resumed");
+	return rc;
+}
+
+static int vm_verb(struct mountd *md, const char *name,
+		   const struct core_ctl *msg, char *err, size_t errlen)
+{
+	char op[32];
+	enum core_phase ph;
+	int rc;
+
+	snprintf(op, sizeof(op), "%s%s", core_verb_name(msg->verb),
+		 msg->force ? " force" : "");
+	rc = begin_op(md, name, op, &ph, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = run_verb(md, name, msg, ph, err, errlen);
+	end_op(md, name, op);
+	return rc;
+}
+
+static json_object *create_spec(const struct core_ctl *msg)
+{
+	json_object *spec = core_spec_default(), *disks, *d0;
+	char q[32];
+
+	if (msg->cpus)
+		core_spec_set_int(spec, "cpus", msg->cpus);
+	if (msg->memory) {
+		core_qty_format(msg->memory, q, sizeof(q));
+		core_spec_set_string(spec, "memory", q);
+	}
+	if (msg->disk && json_object_object_get_ex(spec, "disks", &disks) &&
+	    (d0 = json_object_array_get_idx(disks, 0))) {
+		core_qty_format(msg->disk, q, sizeof(q));
+		core_spec_set_string(d0, "size", q);
+	}
+	return spec;
+}
+
+static int add_vm(struct mountd *md, const char *name, json_object *spec,
+		  char *err, size_t errlen)
+{
+	char uid[40], created[32];
+	struct core_vm *vm;
+	int rc;
+
+	core_uuid(uid);
+	core_rfc3339(time(NULL), created, sizeof(created));
+	core_model_wrlock(md->m);
+	rc = core_model_add(md->m, name, "default", uid, created, spec, &vm,
+			    err, errlen);
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "create: vm %s already exists", name);
+	if (rc == 0) {
+		vm->st.phase = CORE_PHASE_CREATING;
+		snprintf(vm->st.node, sizeof(vm->st.node), "%s", md->node);
+		snprintf(vm->st.operation, sizeof(vm->st.operation), "create");
+		core_model_status_changed(md->m, vm);
+		core_model_event(md->m, vm, "Created", "created on node %s",
+				 md->node);
+	}
+	core_model_unlock(md->m);
+	flush(md);
+	return rc;
+}
+
+static void forget_vm(struct mountd *md, const char *name)
+{
+	struct core_vm *vm;
+
+	core_store_del(md->store, "vms", name);
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		core_model_remove(md->m, vm);
+	core_model_unlock(md->m);
+	flush(md);
+}
+
+static int create_vm(struct mountd *md, const struct core_ctl *msg,
+		     char *err, size_t errlen)
+{
+	const char *name = msg->arg;
+	json_object *spec;
+	int rc;
+
+	if (msg->template_name[0]) {
+		snprintf(err, errlen, "create: template=%s: templates are not "
+			 "supported yet", msg->template_name);
+		return -EOPNOTSUPP;
+	}
+	spec = create_spec(msg);
+	rc = add_vm(md, name, spec, err, errlen);
+	if (rc < 0) {
+		json_object_put(spec);
+		return rc;
+	}
+	rc = md_persist(md, name);
+	if (rc == 0)
+		rc = md_redefine(md, name, err, errlen);
+	if (rc < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "create %s: %s", name, strerror(-rc));
+		forget_vm(md, name);
+		return rc;
+	}
+	end_op(md, name, "create");
+	md_refresh(md, name);
+	md_log(LOG_INFO_, "created vm %s", name);
+	if (msg->running != 1)
+		return 0;
+	rc = begin_op(md, name, "start", NULL, err, errlen);
+	if (rc == 0) {
+		rc = start_vm(md, name, err, errlen);
+		end_op(md, name, "start");
+	}
+	return rc;
+}
+
+/* Put back the spec that was there before a failed spec write. */
+static void restore_spec(struct mountd *md, const char *name, json_object *old)
+{
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (!vm || core_model_set_spec(md->m, vm, old, err, sizeof(err)) < 0)
+		json_object_put(old);
+	core_model_unlock(md->m);
+	flush(md);
+	md_redefine(md, name, err, sizeof(err));
+	md_persist(md, name);
+}
+
+static int converge(struct mountd *md, const char *name, char *err,
+		    size_t errlen)
+{
+	struct core_vm *vm;
+	enum core_phase ph = CORE_PHASE_UNKNOWN;
+	bool want = false;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		ph = vm->st.phase;
+		want = vm->spec.running;
+	}
+	core_model_unlock(md->m);
+	if (want && (PHASE_BIT(ph) & INACTIVE))
+		return start_vm(md, name, err, errlen);
+	if (!want && (PHASE_BIT(ph) & ACTIVE))
+		return stop_vm(md, name, false, ph, err, errlen);
+	return 0;
+}
+
+static int md_spec(void *arg, const char *name, json_object *spec, char *err,
+		   size_t errlen)
+{
+	struct mountd *md = arg;
+	json_object *old = NULL;
+	struct core_vm *vm;
+	int rc;
+
+	rc = begin_op(md, name, "spec", NULL, err, errlen);
+	if (rc < 0)
+		goto out;
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	rc = vm ? json_object_deep_copy(vm->spec_json, &old, NULL) : -ENOENT;
+	if (rc == 0)
+		rc = core_model_set_spec(md->m, vm, spec, err, errlen);
+	if (rc == 0)
+		spec = NULL;
+	core_model_unlock(md->m);
+	flush(md);
+	if (rc == 0)
+		rc = md_redefine(md, name, err, errlen);
+	if (rc == 0)
+		rc = md_persist(md, name);
+	if (rc == 0)
+		rc = converge(md, name, err, errlen);
+	if (rc < 0 && !spec && old) {
+		restore_spec(md, name, old);
+		old = NULL;
+	}
+	if (rc == 0)
+		event(md, name, "SpecChanged", "spec replaced");
+	end_op(md, name, "spec");
+out:
+	json_object_put(spec);
+	json_object_put(old);
+	return rc;
+}
+
+const struct fs_ops md_fs_ops = {
+	.ctl = md_ctl,
+	.spec = md_spec,
+};

@@ -1,0 +1,342 @@
+/* hypersdk-mountd: options, wiring, daemonizing, signals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mountd/mountd.h"
+
+static int log_level = LOG_INFO_;
+
+void md_set_log_level(int level)
+{
+	log_level = level;
+}
+
+void md_log(int level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	char ts[32];
+	va_list ap;
+
+	if (level > log_level)
+		return;
+	core_rfc3339(time(NULL), ts, sizeof(ts));
+	va_start(ap, fmt);
+	fprintf(stderr, "%s hypersdk-mountd %s: ", ts, names[level]);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+struct opts {
+	char mount[4096];
+	char state_dir[4096];
+	char pool_dir[4096];
+	const char *uri;
+	char node[CORE_NAME_MAX + 1];
+	const char *log_file;
+	enum be_accel accel;
+	bool foreground, fuse_debug;
+	int stop_timeout, stats_interval;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: hypersdk-mountd [--mount DIR] [--state-dir DIR] "
+	      "[--pool-dir DIR]\n"
+	      "         [--libvirt URI] [--node NAME] [--accel auto|kvm|tcg]\n"
+	      "         [--stop-timeout SECONDS] [--stats-interval SECONDS]\n"
+	      "         [--foreground] [--log-level error|warn|info|debug] "
+	      "[--fuse-debug]\n"
+	      "         [--log-file FILE]\n", f);
+}
+
+static int parse_level(const char *s)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+static int parse_accel(const char *s, enum be_accel *a)
+{
+	if (!strcmp(s, "auto"))
+		*a = BE_ACCEL_AUTO;
+	else if (!strcmp(s, "kvm"))
+		*a = BE_ACCEL_KVM;
+	else if (!strcmp(s, "tcg"))
+		*a = BE_ACCEL_TCG;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_secs(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end || v < 0 || v > 86400)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static void default_node(char *buf, size_t len)
+{
+	char host[256] = "";
+	size_t j = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	/* Node names are DNS labels: lower-case, cut at the first dot. */
+	for (size_t i = 0; host[i] && host[i] != '.' && j + 1 < len; i++)
+		buf[j++] = (char)(host[i] >= 'A' && host[i] <= 'Z' ?
+				  host[i] - 'A' + 'a' : host[i]);
+	buf[j] = '\0';
+	if (!j)
+		snprintf(buf, len, "node");
+}
+
+static int set_path(char *dst, size_t len, const char *src)
+{
+	return snprintf(dst, len, "%s", src) >= (int)len ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "mount", 1, 0, 'm' },      { "state-dir", 1, 0, 's' },
+		{ "pool-dir", 1, 0, 'p' },   { "libvirt", 1, 0, 'c' },
+		{ "node", 1, 0, 'n' },       { "accel", 1, 0, 'a' },
+		{ "foreground", 0, 0, 'f' }, { "log-level", 1, 0, 'l' },
+		{ "stop-timeout", 1, 0, 't' }, { "stats-interval", 1, 0, 'i' },
+		{ "fuse-debug", 0, 0, 'd' }, { "help", 0, 0, 'h' },
+		{ "log-file", 1, 0, 'L' },
+		{ 0, 0, 0, 0 },
+	};
+	int c, bad = 0, lvl;
+
+	while ((c = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'm': bad |= set_path(o->mount, sizeof(o->mount), optarg); break;
+		case 's': bad |= set_path(o->state_dir, sizeof(o->state_dir), optarg); break;
+		case 'p': bad |= set_path(o->pool_dir, sizeof(o->pool_dir), optarg); break;
+		case 'c': o->uri = optarg; break;
+		case 'n': bad |= set_path(o->node, sizeof(o->node), optarg); break;
+		case 'a': bad |= parse_accel(optarg, &o->accel); break;
+		case 'f': o->foreground = true; break;
+		case 'd': o->fuse_debug = true; break;
+		case 'L': o->log_file = optarg; break;
+		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
+		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
+		case 'l':
+			lvl = parse_level(optarg);
+			bad |= lvl < 0;
+			if (lvl >= 0)
+				md_set_log_level(lvl);
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: bad = 1;
+		}
+	}
+	if (bad || optind != argc) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_opts(struct opts *o, char *err, size_t errlen)
+{
+	if (!o->pool_dir[0] &&
+	    snprintf(o->pool_dir, sizeof(o->pool_dir), "%s/pool",
+		     o->state_dir) >= (int)sizeof(o->pool_dir))
+		return -ENAMETOOLONG;
+	if (!o->node[0])
+		default_node(o->node, sizeof(o->node));
+	if (core_name_check(o->node, err, errlen) < 0) {
+		char tmp[CORE_ERR_MAX];
+
+		snprintf(tmp, sizeof(tmp), "--node: %s", err);
+		snprintf(err, errlen, "%s", tmp);
+		return -EINVAL;
+	}
+	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/') {
+		snprintf(err, errlen, "--mount, --state-dir and --pool-dir must "
+			 "be absolute paths");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The parent waits until the child has mounted (or failed) so that the
+ * run command reports a real outcome, then exits. */
+static int daemonize(int *notify_fd)
+{
+	int p[2];
+	pid_t pid;
+	char buf[CORE_ERR_MAX + 8];
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		n = read(p[0], buf, sizeof(buf) - 1);
+		if (n > 0 && buf[0] == '+')
+			_exit(0);
+		if (n > 0) {
+			buf[n] = '\0';
+			fprintf(stderr, "hypersdk-mountd: %s\n", buf + 1);
+		}
+		_exit(1);
+	}
+	close(p[0]);
+	setsid();
+	*notify_fd = p[1];
+	return 0;
+}
+
+/* Once start-up went well, logs go to the log file (if any). */
+static void redirect_logs(const char *log_file)
+{
+	int fd;
+
+	if (!log_file)
+		return;
+	fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		md_log(LOG_WARN_, "cannot open %s: %s", log_file, strerror(errno));
+		return;
+	}
+	dup2(fd, STDERR_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+}
+
+static void notify_parent(int fd, const char *err)
+{
+	char buf[CORE_ERR_MAX + 8];
+	int n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%c%s", err ? '-' : '+', err ? err : "");
+	if (write(fd, buf, (size_t)n) < 0)
+		md_log(LOG_WARN_, "cannot tell the parent: %s", strerror(errno));
+	close(fd);
+	if (!err) {
+		/* Detach from the terminal only once start-up messages are out. */
+		if (!freopen("/dev/null", "r", stdin))
+			md_log(LOG_WARN_, "cannot reopen stdin");
+	}
+}
+
+static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
+{
+	char pool[CORE_NAME_MAX + 16];
+	struct be_config bc = { .uri = o->uri, .pool_dir = o->pool_dir,
+				.pool_name = pool, .node = o->node,
+				.accel = o->accel };
+	int rc = fs_check(o->mount, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	/* One pool per node: daemons sharing a libvirtd never share a pool. */
+	snprintf(pool, sizeof(pool), "hypersdk-%s", o->node);
+	if (mkdir(o->state_dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", o->state_dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (mkdir(o->pool_dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", o->pool_dir,
+			 strerror(errno));
+		return -errno;
+	}
+	rc = core_store_open(o->state_dir, &md->store, err, errlen);
+	if (rc == 0)
+		rc = core_model_new(&md->m);
+	if (rc == 0)
+		rc = be_open(&bc, &md->be, err, errlen);
+	if (rc == 0)
+		rc = md_load(md, err, errlen);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
+			  .uri = "qemu:///system", .stop_timeout = 30,
+			  .stats_interval = 2 };
+	struct mountd md = { .stop_timeout_ms = 0 };
+	struct fs_config fc = { .ops = &md_fs_ops, .arg = &md };
+	struct fs *fs = NULL;
+	char err[CORE_ERR_MAX] = "";
+	int rc, notify_fd = -1;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return 2;
+	rc = check_opts(&o, err, sizeof(err));
+	if (rc < 0)
+		goto out;
+	if (!o.foreground && (rc = daemonize(&notify_fd)) < 0)
+		goto out;
+	snprintf(md.node, sizeof(md.node), "%s", o.node);
+	md.stop_timeout_ms = o.stop_timeout * 1000;
+	md.stats_interval_ms = (o.stats_interval ? o.stats_interval : 2) * 1000;
+	rc = setup(&md, &o, err, sizeof(err));
+	if (rc < 0)
+		goto out;
+	fc.mountpoint = o.mount;
+	fc.model = md.m;
+	fc.debug = o.fuse_debug;
+	rc = fs_mount(&fc, &fs, err, sizeof(err));
+	if (rc == 0)
+		rc = md_start_threads(&md);
+	if (rc < 0)
+		goto out;
+	md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, %zu vms)",
+	       o.mount, o.node, o.uri, be_accel_name(md.be),
+	       core_model_count(md.m));
+	notify_parent(notify_fd, NULL);
+	notify_fd = -1;
+	redirect_logs(o.log_file);
+	rc = fs_run(fs);
+	md_log(LOG_INFO_, "unmounting %s; VMs keep running", o.mount);
+out:
+	if (rc < 0 && err[0]) {
+		if (notify_fd >= 0)
+			notify_parent(notify_fd, err);
+		else
+			fprintf(stderr, "hypersdk-mountd: %s\n", err);
+	} else if (rc < 0) {
+		snprintf(err, sizeof(err), "%s", strerror(-rc));
+		if (notify_fd >= 0)
+			notify_parent(notify_fd, err);
+		else
+			fprintf(stderr, "hypersdk-mountd: %s\n", err);
+	}
+	fs_free(fs);
+	md_stop_threads(&md);
+	if (md.be)
+		be_close(md.be);
+	if (md.m)
+		core_model_free(md.m);
+	if (md.store)
+		core_store_close(md.store);
+	return rc < 0 ? 1 : 0;
+}

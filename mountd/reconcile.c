@@ -1,0 +1,484 @@
+/* Keeping the model in step with libvirt: loading at start, adopting our
+ * domains, following lifecycle events (not polling), and stats. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mountd/mountd.h"
+
+int md_persist(struct mountd *md, const char *name)
+{
+	struct core_vm *vm;
+	json_object *obj = NULL;
+	int rc;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		obj = core_vm_to_object(vm);
+	core_model_unlock(md->m);
+	if (!obj)
+		return vm ? -ENOMEM : -ENOENT;
+	rc = core_store_put(md->store, "vms", name, obj);
+	json_object_put(obj);
+	if (rc < 0)
+		md_log(LOG_ERR_, "cannot store vm %s: %s", name, strerror(-rc));
+	return rc;
+}
+
+static void apply_info(struct mountd *md, struct core_vm *vm,
+		       const struct be_info *in, time_t now)
+{
+	struct core_status *st = &vm->st;
+	bool running = in->phase == CORE_PHASE_RUNNING ||
+		in->phase == CORE_PHASE_PAUSED;
+
+	if (running && !st->start_time)
+		st->start_time = now;
+	if (!running)
+		st->start_time = 0;
+	if (strcmp(st->operation, "create") != 0)
+		st->phase = in->phase;
+	snprintf(st->uuid, sizeof(st->uuid), "%s", in->uuid);
+	snprintf(st->accel, sizeof(st->accel), "%s", be_accel_name(md->be));
+	snprintf(st->node, sizeof(st->node), "%s", md->node);
+	snprintf(st->vnc_address, sizeof(st->vnc_address), "%s",
+		 running ? in->vnc_address : "");
+	snprintf(st->console, sizeof(st->console), "%s",
+		 running ? in->console : "");
+	st->qemu_pid = running ? in->pid : 0;
+	st->vnc_port = running ? in->vnc_port : -1;
+	st->cpus = in->cpus;
+	st->memory = in->memory;
+	st->disk_bytes = in->disk_bytes;
+	core_status_cond(st, CORE_COND_READY, in->phase == CORE_PHASE_RUNNING,
+			 running ? "DomainRunning" : "DomainNotRunning",
+			 in->reason, now);
+	core_status_cond(st, CORE_COND_DISK_READY, true, "VolumesReady",
+			 "all disks exist in the pool", now);
+	core_status_cond(st, CORE_COND_NETWORK_READY, true, "InterfacesDefined",
+			 "", now);
+	core_status_cond(st, CORE_COND_AGENT_CONNECTED, in->agent_connected,
+			 in->agent_connected ? "AgentConnected" :
+			 in->has_agent_channel ? "AgentNotConnected" : "NoAgentChannel",
+			 "", now);
+}
+
+static void mark_missing(struct core_vm *vm, time_t now)
+{
+	vm->st.phase = CORE_PHASE_FAILED;
+	vm->st.qemu_pid = 0;
+	vm->st.start_time = 0;
+	core_status_cond(&vm->st, CORE_COND_READY, false, "DomainMissing",
+			 "the libvirt domain is not defined", now);
+}
+
+/* A stop nobody asked for: say so, and either restart (HA) or record
+ * that the VM is meant to be off, so a daemon restart keeps it off. */
+static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
+				     enum core_phase was, const char *reason)
+{
+	bool crashed = vm->st.phase == CORE_PHASE_FAILED ||
+		!strcmp(reason, "crashed");
+	enum core_action act;
+
+	if (vm->st.operation[0] || !(was == CORE_PHASE_RUNNING ||
+				     was == CORE_PHASE_PAUSED))
+		return CORE_ACT_NONE;
+	if (vm->st.phase != CORE_PHASE_STOPPED && vm->st.phase != CORE_PHASE_FAILED)
+		return CORE_ACT_NONE;
+	act = core_on_unexpected_stop(&vm->spec, crashed);
+	core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
+			 "domain stopped outside hypersdk (%s)%s", reason,
+			 act == CORE_ACT_START ? "; restarting (highAvailability)" : "");
+	return act;
+}
+
+void md_refresh(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+	struct be_info in;
+	struct core_vm *vm;
+	enum core_phase was;
+	enum core_action act = CORE_ACT_NONE;
+	bool turn_off = false;
+	int rc = be_info(md->be, name, &in, err, sizeof(err));
+	time_t now = time(NULL);
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (!vm || (rc < 0 && rc != -ENOENT) ||
+	    (rc == -ENOENT && vm->st.operation[0])) {
+		core_model_unlock(md->m);
+		return;
+	}
+	was = vm->st.phase;
+	if (rc == -ENOENT)
+		mark_missing(vm, now);
+	else
+		apply_info(md, vm, &in, now);
+	if (was != vm->st.phase)
+		core_model_event(md->m, vm, "PhaseChanged", "%s -> %s (%s)",
+				 core_phase_name(was), core_phase_name(vm->st.phase),
+				 rc == 0 ? in.reason : "undefined");
+	act = outside_stop(md, vm, was, rc == 0 ? in.reason : "undefined");
+	turn_off = act == CORE_ACT_NONE && vm->spec.running &&
+		   !vm->st.operation[0] && vm->st.phase != was &&
+		   (vm->st.phase == CORE_PHASE_STOPPED || vm->st.phase == CORE_PHASE_FAILED);
+	core_model_status_changed(md->m, vm);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (turn_off || act == CORE_ACT_START) {
+		struct core_ctl msg = { .verb = turn_off ? CORE_V_STOP : CORE_V_START };
+
+		if (turn_off)
+			md_set_running(md, name, false);
+		else if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
+			md_log(LOG_WARN_, "restart %s: %s", name, err);
+	}
+}
+
+/* ---- the reconciler thread ---------------------------------------- */
+
+/* Called on libvirt's event thread: queue only, never call back into
+ * libvirt from there. */
+static void on_domain_event(void *arg, const char *name)
+{
+	struct mountd *md = arg;
+	char *dup;
+
+	pthread_mutex_lock(&md->qlock);
+	if (!name) {
+		md->all_dirty = true;
+	} else {
+		for (size_t i = 0; i < md->qlen; i++)
+			if (!strcmp(md->queue[i], name))
+				goto out;
+		if (md->qlen == md->qcap) {
+			size_t n = md->qcap ? md->qcap * 2 : 16;
+			char **q = realloc(md->queue, n * sizeof(*q));
+
+			if (!q) {
+				md->all_dirty = true;
+				goto out;
+			}
+			md->queue = q;
+			md->qcap = n;
+		}
+		dup = strdup(name);
+		if (dup)
+			md->queue[md->qlen++] = dup;
+		else
+			md->all_dirty = true;
+	}
+out:
+	pthread_cond_signal(&md->qcond);
+	pthread_mutex_unlock(&md->qlock);
+}
+
+struct namelist {
+	char **names;
+	size_t n;
+};
+
+static int collect_name(struct core_vm *vm, void *arg)
+{
+	struct namelist *l = arg;
+
+	l->names[l->n] = strdup(vm->name);
+	if (l->names[l->n])
+		l->n++;
+	return 0;
+}
+
+static void refresh_all(struct mountd *md)
+{
+	struct namelist l = { 0 };
+
+	core_model_rdlock(md->m);
+	l.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
+	if (l.names)
+		core_model_each(md->m, collect_name, &l);
+	core_model_unlock(md->m);
+	for (size_t i = 0; i < l.n; i++) {
+		md_refresh(md, l.names[i]);
+		free(l.names[i]);
+	}
+	free(l.names);
+}
+
+static void *reconciler_main(void *arg)
+{
+	struct mountd *md = arg;
+	char **batch;
+	size_t n;
+	bool all;
+
+	for (;;) {
+		pthread_mutex_lock(&md->qlock);
+		while (!md->qlen && !md->all_dirty && !md->stopping)
+			pthread_cond_wait(&md->qcond, &md->qlock);
+		if (md->stopping) {
+			pthread_mutex_unlock(&md->qlock);
+			return NULL;
+		}
+		batch = md->queue;
+		n = md->qlen;
+		all = md->all_dirty;
+		md->queue = NULL;
+		md->qlen = md->qcap = 0;
+		md->all_dirty = false;
+		pthread_mutex_unlock(&md->qlock);
+		for (size_t i = 0; i < n; i++) {
+			if (!all)
+				md_refresh(md, batch[i]);
+			free(batch[i]);
+		}
+		free(batch);
+		if (all)
+			refresh_all(md);
+	}
+}
+
+/* ---- stats ---------------------------------------------------------- */
+
+struct stats_pass {
+	struct mountd *md;
+	uint64_t pass;
+};
+
+static void got_stats(const char *name, const char *txt, size_t len, void *arg)
+{
+	struct stats_pass *p = arg;
+	struct core_vm *vm;
+
+	core_model_wrlock(p->md->m);
+	vm = core_model_find(p->md->m, name);
+	if (vm && (vm->len_stats != len || memcmp(vm->txt_stats, txt, len)))
+		core_model_set_stats(p->md->m, vm, txt, len);
+	core_model_unlock(p->md->m);
+}
+
+static int clear_idle_stats(struct core_vm *vm, void *arg)
+{
+	struct core_model *m = arg;
+
+	if (vm->st.phase != CORE_PHASE_RUNNING &&
+	    vm->st.phase != CORE_PHASE_PAUSED && vm->len_stats)
+		core_model_set_stats(m, vm, "", 0);
+	return 0;
+}
+
+static void *stats_main(void *arg)
+{
+	struct mountd *md = arg;
+	struct stats_pass p = { .md = md };
+	struct timespec until;
+
+	pthread_mutex_lock(&md->qlock);
+	while (!md->stopping) {
+		pthread_mutex_unlock(&md->qlock);
+		be_stats_all(md->be, got_stats, &p);
+		core_model_wrlock(md->m);
+		core_model_each(md->m, clear_idle_stats, md->m);
+		core_model_unlock(md->m);
+		core_model_flush(md->m);
+		p.pass++;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += md->stats_interval_ms / 1000;
+		until.tv_nsec += (long)(md->stats_interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&md->qlock);
+		if (!md->stopping)
+			pthread_cond_timedwait(&md->qcond, &md->qlock, &until);
+	}
+	pthread_mutex_unlock(&md->qlock);
+	return NULL;
+}
+
+int md_start_threads(struct mountd *md)
+{
+	int rc = be_watch(md->be, on_domain_event, md);
+
+	if (rc < 0) {
+		md_log(LOG_ERR_, "cannot follow libvirt events: %s", strerror(-rc));
+		return rc;
+	}
+	if (pthread_create(&md->reconciler, NULL, reconciler_main, md))
+		return -EAGAIN;
+	md->reconciler_started = true;
+	if (pthread_create(&md->stats, NULL, stats_main, md)) {
+		md_stop_threads(md);
+		return -EAGAIN;
+	}
+	md->threads = true;
+	/* Events may have been missed between loading and watching. */
+	on_domain_event(md, NULL);
+	return 0;
+}
+
+void md_stop_threads(struct mountd *md)
+{
+	if (!md->reconciler_started)
+		return;
+	pthread_mutex_lock(&md->qlock);
+	md->stopping = true;
+	pthread_cond_broadcast(&md->qcond);
+	pthread_mutex_unlock(&md->qlock);
+	pthread_join(md->reconciler, NULL);
+	if (md->threads)
+		pthread_join(md->stats, NULL);
+	for (size_t i = 0; i < md->qlen; i++)
+		free(md->queue[i]);
+	free(md->queue);
+	md->reconciler_started = false;
+}
+
+/* ---- loading -------------------------------------------------------- */
+
+static int load_one(const char *file, json_object *obj, void *arg)
+{
+	struct mountd *md = arg;
+	json_object *meta, *spec, *status, *v;
+	const char *name, *ns = "default", *uid = "", *created = "";
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+	int rc;
+
+	if (!json_object_object_get_ex(obj, "metadata", &meta) ||
+	    !json_object_object_get_ex(meta, "name", &v) ||
+	    !json_object_object_get_ex(obj, "spec", &spec)) {
+		md_log(LOG_WARN_, "store: %s: not a VirtualMachine; skipped", file);
+		return 0;
+	}
+	name = json_object_get_string(v);
+	if (json_object_object_get_ex(meta, "namespace", &v))
+		ns = json_object_get_string(v);
+	if (json_object_object_get_ex(meta, "uid", &v))
+		uid = json_object_get_string(v);
+	if (json_object_object_get_ex(meta, "creationTimestamp", &v))
+		created = json_object_get_string(v);
+	core_model_wrlock(md->m);
+	rc = core_model_add(md->m, name, ns, uid, created, json_object_get(spec),
+			    &vm, err, sizeof(err));
+	if (rc == 0 && json_object_object_get_ex(obj, "status", &status))
+		core_status_from_json(status, &vm->st);
+	if (rc == 0) {
+		/* libvirt tells the phase; the stored one only seeds status. */
+		vm->st.operation[0] = '\0';
+		vm->st.phase = CORE_PHASE_UNKNOWN;
+	}
+	core_model_unlock(md->m);
+	if (rc < 0) {
+		json_object_put(spec);
+		md_log(LOG_WARN_, "store: %s: %s; skipped", file, err);
+	}
+	return 0;
+}
+
+/* A domain of ours that the store does not know (its state directory was
+ * lost): its metadata carries the spec, so it comes back whole. */
+static int adopt_one(const char *name, const char *ns, const char *uid,
+		     json_object *spec, void *arg)
+{
+	struct mountd *md = arg;
+	char err[CORE_ERR_MAX], created[32];
+	struct core_vm *vm;
+	json_object *copy = NULL;
+	int rc;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	core_model_unlock(md->m);
+	if (vm || !spec || json_object_deep_copy(spec, &copy, NULL) < 0)
+		return 0;
+	core_rfc3339(time(NULL), created, sizeof(created));
+	core_model_wrlock(md->m);
+	rc = core_model_add(md->m, name, ns && *ns ? ns : "default",
+			    uid ? uid : "", created, copy, &vm, err, sizeof(err));
+	core_model_unlock(md->m);
+	if (rc < 0) {
+		json_object_put(copy);
+		md_log(LOG_WARN_, "domain %s: %s; not adopted", name, err);
+		return 0;
+	}
+	md_log(LOG_INFO_, "adopted domain %s from its metadata", name);
+	md_persist(md, name);
+	return 0;
+}
+
+/* A stored VM whose domain is gone is defined again (stopped). */
+static void redefine_missing(struct mountd *md, struct namelist *l)
+{
+	char err[CORE_ERR_MAX];
+	struct be_info in;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (be_info(md->be, l->names[i], &in, err, sizeof(err)) != -ENOENT)
+			continue;
+		md_log(LOG_WARN_, "domain %s is missing; defining it again",
+		       l->names[i]);
+		if (md_redefine(md, l->names[i], err, sizeof(err)) < 0)
+			md_log(LOG_ERR_, "define %s: %s", l->names[i], err);
+	}
+}
+
+/* At start-up spec.running is the desired state: a VM meant to run that
+ * is off (the host rebooted, or its domain was lost) is started. */
+static void start_if_wanted(struct mountd *md, const char *name)
+{
+	struct core_ctl msg = { .verb = CORE_V_START };
+	char err[CORE_ERR_MAX] = "";
+	struct core_vm *vm;
+	bool want;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	want = vm && vm->spec.running && (vm->st.phase == CORE_PHASE_STOPPED ||
+					  vm->st.phase == CORE_PHASE_FAILED);
+	core_model_unlock(md->m);
+	if (!want)
+		return;
+	md_log(LOG_INFO_, "vm %s should run; starting it", name);
+	if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
+		md_log(LOG_WARN_, "start %s: %s", name, err);
+}
+
+int md_load(struct mountd *md, char *err, size_t errlen)
+{
+	struct namelist l = { 0 };
+	int rc;
+
+	pthread_mutex_init(&md->qlock, NULL);
+	pthread_cond_init(&md->qcond, NULL);
+	rc = core_store_list(md->store, "vms", load_one, md);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read the store: %s", strerror(-rc));
+		return rc;
+	}
+	rc = be_list(md->be, adopt_one, md);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot list libvirt domains: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	core_model_rdlock(md->m);
+	l.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
+	if (l.names)
+		core_model_each(md->m, collect_name, &l);
+	core_model_unlock(md->m);
+	redefine_missing(md, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		md_refresh(md, l.names[i]);
+		start_if_wanted(md, l.names[i]);
+		free(l.names[i]);
+	}
+	free(l.names);
+	core_model_flush(md->m);
+	return 0;
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Bring up libvirt + QEMU on this machine: nothing starts them at boot here
+# (no systemd), so the daemons are started by hand.  Idempotent; run as root.
+set -euo pipefail
+
+URI=qemu:///system
+WAIT_S=${LIBVIRT_UP_WAIT:-20}
+
+die() { echo "libvirt-up: $*" >&2; exit 1; }
+say() { echo "libvirt-up: $*"; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+command -v libvirtd >/dev/null || die "libvirtd not installed (libvirt-daemon-system)"
+command -v virtlogd >/dev/null || die "virtlogd not installed (libvirt-daemon-system)"
+command -v virsh >/dev/null || die "virsh not installed (libvirt-clients)"
+
+answers() { virsh -c "$URI" version >/dev/null 2>&1; }
+
+# libvirt runs QEMU as libvirt-qemu (group kvm); /dev/kvm often ships 0600
+# root:root, which silently forces TCG.
+if [ -e /dev/kvm ]; then
+	if getent group kvm >/dev/null; then
+		chgrp kvm /dev/kvm && chmod 660 /dev/kvm ||
+			say "warning: cannot make /dev/kvm usable; guests will use tcg"
+	else
+		say "warning: no kvm group; guests will use tcg"
+	fi
+else
+	say "no /dev/kvm: guests will use tcg"
+fi
+
+mkdir -p /run/libvirt
+
+# By pid file, not by process name: a second node's daemons (own mount
+# namespace, see notes/libvirt-two-nodes.md) have the same names.
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+# Without virtlogd, domain start fails with "Failed to connect socket to
+# .../virtlogd-sock".
+if ! alive /run/virtlogd.pid; then
+	say "starting virtlogd"
+	virtlogd -d || die "virtlogd failed to start"
+fi
+
+if ! answers; then
+	if ! alive /run/libvirtd.pid; then
+		say "starting libvirtd"
+		libvirtd -d || die "libvirtd failed to start"
+	fi
+	i=0
+	while ! answers; do
+		i=$((i + 1))
+		[ "$i" -le $((WAIT_S * 4)) ] ||
+			die "libvirtd at $URI does not answer after ${WAIT_S}s: $(virsh -c "$URI" version 2>&1 | tail -1)"
+		sleep 0.25
+	done
+fi
+say "libvirtd answers at $URI ($(virsh -c "$URI" version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}'))"
+
+# The backend uses the "default" NAT network when it is active and falls
+# back to user networking otherwise, so failure here is not fatal.
+# (Output is captured first: grep -q exiting early would SIGPIPE virsh and
+# pipefail would turn that into "not active".)
+if info=$(virsh -c "$URI" net-info default 2>/dev/null); then
+	if grep -Eq '^Active:[[:space:]]+yes' <<<"$info"; then
+		say "network default is active"
+	elif out=$(virsh -c "$URI" net-start default 2>&1); then
+		say "network default started"
+	else
+		say "warning: cannot start network default ($(echo "$out" | grep -v '^$' | tail -1)); VMs get user networking"
+	fi
+	virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+else
+	say "network default is not defined; VMs get user networking"
+fi
+exit 0

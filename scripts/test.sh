@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, builds, starts
+# libvirt, and runs every suite against the real parts:
+#   unit (cmocka), fs (shell over a real mount and libvirtd), the same two
+#   again under ASan+UBSan, fuzz (short libFuzzer runs), k8s (a real API
+#   server), bench (ratios against peers; they fail only when broken).
+# Ends with the line "N passed, N failed".  Select suites with
+# SUITES="unit fs asan fuzz k8s bench" (default: all).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TOP=$PWD
+SUITES=${SUITES:-unit fs asan fuzz k8s bench}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+LOGS=${TEST_LOGS:-/tmp/hypersdk-test-logs}
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+
+passed=0
+failed=0
+say() { printf '%s\n' "$*"; }
+want() { [[ " $SUITES " == *" $1 "* ]]; }
+
+# run_tap NAME CMD...: run a TAP producer, echo its lines, count results.
+run_tap() {
+	local name=$1 log="$LOGS/${1//\//_}.log" rc ok nok
+	shift
+	say "### $name"
+	"$@" </dev/null >"$log" 2>&1
+	rc=$?
+	grep -E '^(not )?ok |^#|^1\.\.' "$log" | sed "s|^|$name: |"
+	ok=$(grep -cE '^ok ' "$log")
+	nok=$(grep -cE '^not ok ' "$log")
+	passed=$((passed + ok))
+	failed=$((failed + nok))
+	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+		failed=$((failed + 1))
+		say "$name: not ok - exited with status $rc (log: $log)"
+		tail -n 20 "$log" | sed "s|^|$name: # |"
+	fi
+}
+
+# step NAME CMD...: a set-up step that counts as one test.
+step() {
+	local name=$1 log="$LOGS/step-$1.log"
+	shift
+	if "$@" >"$log" 2>&1; then
+		passed=$((passed + 1)); say "ok - $name"
+		return 0
+	fi
+	failed=$((failed + 1)); say "not ok - $name (log: $log)"
+	tail -n 30 "$log" | sed 's/^/# /'
+	return 1
+}
+
+build() { # DIR [meson options...]
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" || return 1
+	fi
+	ninja -C "$dir"
+}
+
+unit_suite() { # BUILD_DIR LABEL
+	local t
+	for t in "$1"/tests/unit/unit_* "$1"/tests/backend/be_smoke; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		run_tap "$2/$(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
+	done
+}
+
+fs_suite() { # BUILD_DIR LABEL
+	local t
+	for t in tests/fs/*.sh; do
+		case $t in */lib.sh) continue ;; esac
+		run_tap "$2/$(basename "$t" .sh)" env BUILD="$TOP/$1" bash "$t"
+	done
+}
+
+fuzz_suite() {
+	local f corpus
+	for f in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -f "$f" ] && [ -x "$f" ] || continue
+		corpus=$(mktemp -d)
+		cp -r "tests/fuzz/corpus/$(basename "$f")/." "$corpus/" 2>/dev/null
+		step "fuzz/$(basename "$f") ${FUZZ_SECONDS}s" \
+			"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+			-print_final_stats=1 "$corpus"
+		rm -rf "$corpus"
+	done
+}
+
+step deps scripts/deps.sh test || { say "$passed passed, $failed failed"; exit 1; }
+step libvirt scripts/libvirt-up.sh
+step build build build
+
+if want unit; then unit_suite build unit; fi
+if want fs; then fs_suite build fs; fi
+if want asan && step build-asan build build-asan -Db_sanitize=address,undefined \
+	-Db_lundef=false -Dbuildtype=debug; then
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$TOP/tests/lsan.supp:print_suppressions=0}
+	unit_suite build-asan asan-unit
+	fs_suite build-asan asan-fs
+	unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+fi
+if want fuzz && step build-fuzz env CC=clang-14 bash -c \
+	'[ -f build-fuzz/build.ninja ] || meson setup build-fuzz -Dfuzz=true -Db_lundef=false; ninja -C build-fuzz'; then
+	fuzz_suite
+fi
+if want k8s; then
+	for t in tests/k8s/*.sh; do
+		case $t in */cluster.sh) continue ;; esac
+		run_tap "k8s/$(basename "$t" .sh)" bash "$t"
+	done
+fi
+if want bench; then
+	for t in tests/bench/*.sh; do
+		[ -f "$t" ] || continue
+		run_tap "bench/$(basename "$t" .sh)" env BUILD="$TOP/build" bash "$t"
+	done
+fi
+
+say "logs: $LOGS"
+say "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

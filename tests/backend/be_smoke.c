@@ -1,0 +1,602 @@
+/* Integration check of backend/ against the real libvirtd (qemu:///system):
+ * a temporary pool and a 64 MiB VM through define, start, info, stats,
+ * an outside destroy (event within 1 s), pause/resume, stop and undefine.
+ * Everything it creates is removed, also when a step fails.  TAP output.
+ * Needs root and a running libvirtd (scripts/libvirt-up.sh); skips
+ * otherwise. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "backend/backend.h"
+
+extern char **environ;
+
+#define URI "qemu:///system"
+#define UID "8a1c7f3e-2b4d-4c6e-9f10-112233445566"
+
+static int ntest, nfail;
+static char vm[64], vm2[64], pool[64], tmpdir[] = "/var/tmp/be-smoke-XXXXXX";
+static char pooldir[128];
+
+static void ok(bool cond, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!cond)
+		nfail++;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run virsh with argv, stdout into out (trimmed); returns exit status. */
+static int virsh(char *out, size_t len, const char *a1, const char *a2)
+{
+	char *argv[] = { "virsh", "-q", "-c", URI, (char *)a1, (char *)a2,
+			 NULL };
+	posix_spawn_file_actions_t fa;
+	int pfd[2], st = -1;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe(pfd) < 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, "virsh", &fa, NULL, argv, environ) != 0)
+		pid = -1;
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	while (out && n + 1 < len && (r = read(pfd[0], out + n, len - n - 1)) > 0)
+		n += (size_t)r;
+	close(pfd[0]);
+	if (out) {
+		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+			n--;
+		out[n] = '\0';
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- events ---- */
+
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+static int ev_count;
+static double ev_time;          /* when the last event for vm arrived */
+
+static void on_event(void *arg, const char *name)
+{
+	pthread_mutex_lock(&ev_lock);
+	if (name && strcmp(name, vm) == 0) {
+		ev_count++;
+		ev_time = now();
+	}
+	pthread_cond_broadcast(&ev_cond);
+	pthread_mutex_unlock(&ev_lock);
+}
+
+static int events_seen(void)
+{
+	int n;
+
+	pthread_mutex_lock(&ev_lock);
+	n = ev_count;
+	pthread_mutex_unlock(&ev_lock);
+	return n;
+}
+
+/* Wait until more than `seen` events for vm arrived, at most until
+ * deadline (monotonic seconds); the arrival time or -1. */
+static double wait_event(int seen, double deadline)
+{
+	struct timespec dl;
+	double t = -1, left = deadline - now();
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	if (left > 0) {
+		dl.tv_sec += (time_t)left;
+		dl.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&ev_lock);
+	while (ev_count <= seen && left > 0)
+		if (pthread_cond_timedwait(&ev_cond, &ev_lock, &dl) == ETIMEDOUT)
+			break;
+	if (ev_count > seen)
+		t = ev_time;
+	pthread_mutex_unlock(&ev_lock);
+	return t;
+}
+
+/* ---- cleanup (independent of the code under test) ---- */
+
+static void cleanup(void)
+{
+	virConnectPtr vc = virConnectOpen(URI);
+	const char *names[] = { vm, vm2 };
+	char cmd[64];
+	size_t i;
+
+	for (i = 0; vc && i < 2; i++) {
+		virDomainPtr d = virDomainLookupByName(vc, names[i]);
+
+		if (!d)
+			continue;
+		virDomainDestroy(d);
+		virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM);
+		virDomainFree(d);
+	}
+	if (vc) {
+		virStoragePoolPtr p = virStoragePoolLookupByName(vc, pool);
+
+		if (p) {
+			virStoragePoolDestroy(p);
+			virStoragePoolUndefine(p);
+			virStoragePoolFree(p);
+		}
+		virConnectClose(vc);
+	}
+	/* Whatever is left in the pool directory is ours alone. */
+	snprintf(cmd, sizeof(cmd), "%s", tmpdir);
+	{
+		char *argv[] = { "rm", "-rf", "--one-file-system", cmd, NULL };
+		pid_t pid;
+		int st;
+
+		if (posix_spawnp(&pid, "rm", NULL, NULL, argv, environ) == 0)
+			waitpid(pid, &st, 0);
+	}
+}
+
+static void quiet(void *arg, virErrorPtr e)
+{
+}
+
+/* A cleared err buffer, so a line shows only this call's reason. */
+static char *E(char *err)
+{
+	err[0] = '\0';
+	return err;
+}
+
+/* ---- the spec ---- */
+
+static struct core_disk disk = { .name = "root", .size = 64ULL << 20,
+				 .boot_order = 1 };
+static struct core_net net = { .name = "default", .type = "pod-network" };
+
+static void small_spec(struct core_spec *s, json_object **j)
+{
+	memset(s, 0, sizeof(*s));
+	s->cpus = 1;
+	s->memory = 64ULL << 20;
+	s->disks = &disk;
+	s->ndisks = 1;
+	s->nets = &net;
+	s->nnets = 1;
+	s->guest_agent = true;
+	s->user_data = "#cloud-config\nhostname: smoke\n";
+	*j = json_tokener_parse("{\"cpus\":1,\"memory\":\"64Mi\","
+				"\"disks\":[{\"name\":\"root\",\"size\":\"64Mi\"}],"
+				"\"cloudInit\":{\"userData\":\"#cloud-config\"}}");
+}
+
+static int list_cb(const char *name, const char *ns, const char *uid,
+		   json_object *spec, void *arg)
+{
+	int *found = arg;
+
+	if (strcmp(name, vm) == 0 && strcmp(ns, "smoke") == 0 &&
+	    strcmp(uid, UID) == 0 && spec &&
+	    json_object_object_get_ex(spec, "cloudInit", NULL))
+		(*found)++;
+	return 0;
+}
+
+static void stats_cb(const char *name, const char *txt, size_t len, void *arg)
+{
+	int *found = arg;
+
+	if (strcmp(name, vm) == 0 && strstr(txt, "cpu.time_ns ") &&
+	    strstr(txt, "block.vda.capacity_bytes 67108864\n") &&
+	    strstr(txt, "memory.actual_bytes "))
+		*found = 1;
+}
+
+static int spawn_wait(char **argv)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st = -1;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) == 0)
+		waitpid(pid, &st, 0);
+	posix_spawn_file_actions_destroy(&fa);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The seed as cloud-init sees it: volume id cidata, and meta-data and
+ * user-data files with our content (extracted with xorriso). */
+static bool seed_ok(const char *iso, const char *want_user)
+{
+	char out[160], label[7] = "", buf[512] = "", want[256];
+	char *argv[] = { "xorriso", "-osirrox", "on", "-indev", (char *)iso,
+			 "-extract", "/meta-data", out, NULL };
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(iso, O_RDONLY);
+	if (fd >= 0 && pread(fd, label, 6, 32768 + 40) == 6)
+		label[6] = '\0';
+	if (fd >= 0)
+		close(fd);
+	snprintf(out, sizeof(out), "%s/meta-data", tmpdir);
+	unlink(out);
+	if (spawn_wait(argv) == 0 && (fd = open(out, O_RDONLY)) >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	snprintf(want, sizeof(want), "instance-id: %s\nlocal-hostname: %s\n",
+		 UID, vm);
+	if (strcmp(label, "CIDATA") != 0 && strcmp(label, "cidata") != 0)
+		return false;
+	if (strcmp(buf, want) != 0)
+		return false;
+	argv[6] = "/user-data";
+	snprintf(out, sizeof(out), "%s/user-data", tmpdir);
+	unlink(out);
+	if (spawn_wait(argv) != 0 || (fd = open(out, O_RDONLY)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strcmp(buf, want_user) == 0;
+}
+
+static bool exists(const char *dir, const char *vmname, const char *suffix)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s%s", dir, vmname, suffix);
+	return access(p, F_OK) == 0;
+}
+
+static void check_info(struct be_conn *c, enum core_phase want,
+		       const char *reason, const char *what)
+{
+	struct be_info in;
+	char err[512] = "";
+	int rc = be_info(c, vm, &in, E(err), sizeof(err));
+
+	ok(rc == 0 && in.phase == want && !strcmp(in.reason, reason),
+	   "%s: be_info phase %d reason %s (%s)", what, rc == 0 ? (int)in.phase : -1,
+	   rc == 0 ? in.reason : "-", err);
+}
+
+static void lifecycle(struct be_conn *c)
+{
+	char err[512] = "", out[256];
+	struct be_info in;
+	int rc, seen, found = 0;
+	double t0, t1, dt;
+
+	t0 = now();
+	rc = be_start(c, vm, E(err), sizeof(err));
+	printf("# start: %.3f s\n", now() - t0);
+	ok(rc == 0, "be_start (%s)", err);
+	rc = be_info(c, vm, &in, E(err), sizeof(err));
+	ok(rc == 0 && in.phase == CORE_PHASE_RUNNING &&
+	   !strcmp(in.reason, "booted") && in.pid > 0 && in.vnc_port >= 5900 &&
+	   !strncmp(in.console, "/dev/pts/", 9) && in.has_agent_channel &&
+	   !in.agent_connected && in.cpus == 1 && in.memory == 64ULL << 20 &&
+	   in.disk_bytes == 64ULL << 20 && strlen(in.uuid) == 36,
+	   "be_info running: pid %d vnc %s:%d console %s disk %llu",
+	   in.pid, in.vnc_address, in.vnc_port, in.console,
+	   (unsigned long long)in.disk_bytes);
+	ok(kill(in.pid, 0) == 0, "qemu pid %d exists", in.pid);
+	virsh(out, sizeof(out), "domstate", vm);
+	ok(!strcmp(out, "running"), "virsh domstate agrees: %s", out);
+	ok(be_stats_all(c, stats_cb, &found) == 0 && found,
+	   "be_stats_all renders cpu, memory and block.vda");
+
+	/* virsh destroy returns once QEMU is gone (~1.4 s on nested KVM);
+	 * the event must be there within 1 s of that. */
+	seen = events_seen();
+	t0 = now();
+	rc = virsh(NULL, 0, "destroy", vm);
+	t1 = now();
+	ok(rc == 0, "outside virsh destroy (%.3f s)", t1 - t0);
+	dt = wait_event(seen, t1 + 1.0);
+	ok(dt >= 0, "lifecycle event %.3f s after virsh destroy returned",
+	   dt >= 0 ? dt - t1 : -1.0);
+	check_info(c, CORE_PHASE_STOPPED, "destroyed", "after destroy");
+	rc = be_info(c, vm, &in, E(err), sizeof(err));
+	ok(rc == 0 && in.pid == 0 && in.vnc_port == -1 && !in.console[0] &&
+	   in.has_agent_channel && !in.agent_connected &&
+	   in.disk_bytes == 64ULL << 20, "stopped: no pid, vnc or console; "
+	   "agent channel still defined");
+
+	ok(be_start(c, vm, E(err), sizeof(err)) == 0, "start again (%s)", err);
+	ok(be_suspend(c, vm, E(err), sizeof(err)) == 0, "be_suspend (%s)", err);
+	check_info(c, CORE_PHASE_PAUSED, "user", "suspended");
+	virsh(out, sizeof(out), "domstate", vm);
+	ok(!strcmp(out, "paused"), "virsh domstate agrees: %s", out);
+	ok(be_resume(c, vm, E(err), sizeof(err)) == 0, "be_resume (%s)", err);
+	check_info(c, CORE_PHASE_RUNNING, "unpaused", "resumed");
+	rc = be_undefine(c, vm, E(err), sizeof(err));
+	ok(rc == -EBUSY, "be_undefine while running is EBUSY: %s", err);
+	ok(be_shutdown(c, vm, E(err), sizeof(err)) == 0,
+	   "be_shutdown asks ACPI (%s)", err);
+	ok(be_destroy(c, vm, E(err), sizeof(err)) == 0, "be_destroy (%s)", err);
+	check_info(c, CORE_PHASE_STOPPED, "destroyed", "stopped");
+	rc = be_suspend(c, vm, E(err), sizeof(err));
+	ok(rc == -EBUSY && strncmp(err, "pause ", 6) == 0,
+	   "pause of a stopped VM is EBUSY: %s", err);
+}
+
+/* Define-only of every spec field against QEMU's driver, which checks
+ * more than the schema (firmware selection, machine type, buses). */
+static void full_define(struct be_conn *c)
+{
+	struct core_disk d2[] = { { .name = "root", .size = 64ULL << 20,
+				    .boot_order = 1 },
+				  { .name = "data", .size = 32ULL << 20 } };
+	struct core_net n2[] = { { .name = "a", .type = "pod-network" },
+				 { .name = "b", .type = "user" } };
+	struct core_spec s = { .cpus = 1, .max_cpus = 2,
+			       .memory = 64ULL << 20, .max_memory = 128ULL << 20,
+			       .disks = d2, .ndisks = 2, .nets = n2, .nnets = 2,
+			       .machine_type = "q35", .firmware = "uefi",
+			       .guest_agent = true, .kernel = "/nonexistent/vmlinuz",
+			       .initrd = "/nonexistent/initrd",
+			       .cmdline = "console=ttyS0 a=<'&\">",
+			       .user_data = "#cloud-config\n",
+			       .network_data = "version: 2\n",
+			       .meta_data = "instance-id: x\n" };
+	char err[512] = "";
+	int rc;
+
+	rc = be_define(c, vm2, "smoke", "u2", &s, NULL, E(err), sizeof(err));
+	ok(rc == 0, "define with every field (uefi, q35, kernel, 2 disks): %s",
+	   err);
+	ok(be_undefine(c, vm2, E(err), sizeof(err)) == 0 &&
+	   !exists(pooldir, vm2, "-root.qcow2") &&
+	   !exists(pooldir, vm2, "-data.qcow2") &&
+	   !exists(pooldir, vm2, "-cidata.iso"), "undefine removes its files (%s)",
+	   err);
+}
+
+/* Connection failures and pool conflicts come back as one clear line. */
+static void open_errors(const struct be_config *cfg)
+{
+	struct be_config bad = *cfg;
+	struct be_conn *c2 = NULL;
+	char err[512], otherdir[160];
+	int rc;
+
+	snprintf(otherdir, sizeof(otherdir), "%s/other", tmpdir);
+	bad.pool_dir = otherdir;
+	rc = be_open(&bad, &c2, E(err), sizeof(err));
+	ok(rc < 0 && strstr(err, "exists with path"),
+	   "same pool name, other dir: %s", err);
+	be_close(c2);
+	bad = *cfg;
+	bad.uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
+	rc = be_open(&bad, &c2, E(err), sizeof(err));
+	ok(rc == -EIO && !strchr(err, '\n') &&
+	   !strncmp(err, "libvirt at qemu+unix:///system", 30) &&
+	   strstr(err, "does not answer"), "libvirtd not answering: %s", err);
+	be_close(c2);
+}
+
+static int define_checks(struct be_conn *c)
+{
+	char err[512], iso[256];
+	struct core_spec s;
+	struct stat st1, st2;
+	json_object *j;
+	double t0;
+	int rc, rc2, found = 0;
+
+	small_spec(&s, &j);
+	t0 = now();
+	rc = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
+	printf("# define (volume + seed iso + domain): %.3f s\n", now() - t0);
+	ok(rc == 0 && exists(pooldir, vm, "-root.qcow2") &&
+	   exists(pooldir, vm, "-cidata.iso"), "be_define (%s)", err);
+	t0 = now();
+	rc2 = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
+	printf("# define again: %.3f s\n", now() - t0);
+	ok(rc2 == 0, "be_define again is idempotent (%s)", err);
+	snprintf(iso, sizeof(iso), "%s/%s-cidata.iso", pooldir, vm);
+	ok(seed_ok(iso, s.user_data), "seed image: label cidata, meta-data "
+	   "and user-data as given");
+	stat(iso, &st1);
+	s.user_data = "#cloud-config\nhostname: changed\n";
+	rc2 = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
+	stat(iso, &st2);
+	ok(rc2 == 0 && st1.st_ino != st2.st_ino && seed_ok(iso, s.user_data),
+	   "changed userData rebuilds the seed (%s)", err);
+	ok(be_list(c, list_cb, &found) == 0 && found == 1,
+	   "be_list finds it with ns, uid and spec");
+	json_object_put(j);
+	return rc;
+}
+
+static void undefine_checks(struct be_conn *c)
+{
+	struct be_info in;
+	char err[512];
+	int rc;
+
+	rc = be_undefine(c, vm, E(err), sizeof(err));
+	ok(rc == 0 && !exists(pooldir, vm, "-root.qcow2") &&
+	   !exists(pooldir, vm, "-cidata.iso"),
+	   "be_undefine removes domain, volume and seed (%s)", err);
+	rc = be_info(c, vm, &in, E(err), sizeof(err));
+	ok(rc == -ENOENT, "be_info after undefine is ENOENT: %s", err);
+}
+
+/* Forced TCG: type='qemu' with qemu64 starts, with UEFI on q35 (which
+ * nested KVM here cannot run). */
+static void tcg_checks(const struct be_config *cfg)
+{
+	struct be_config tc = *cfg;
+	struct be_conn *c = NULL;
+	struct core_spec s;
+	struct be_info in;
+	json_object *j;
+	char err[512], out[64];
+	int rc;
+
+	tc.accel = BE_ACCEL_TCG;
+	rc = be_open(&tc, &c, E(err), sizeof(err));
+	ok(rc == 0 && !strcmp(be_accel_name(c), "tcg"), "be_open tcg (%s)",
+	   err);
+	if (rc < 0)
+		return;
+	small_spec(&s, &j);
+	s.user_data = NULL;
+	s.firmware = "uefi";
+	s.machine_type = "q35";
+	rc = be_define(c, vm2, "smoke", "u3", &s, j, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, vm2, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_info(c, vm2, &in, E(err), sizeof(err));
+	out[0] = '\0';
+	virsh(out, sizeof(out), "domstate", vm2);
+	ok(rc == 0 && in.phase == CORE_PHASE_RUNNING && !strcmp(out, "running"),
+	   "tcg uefi q35 domain runs: %s (%s)", out, err);
+	be_destroy(c, vm2, E(err), sizeof(err));
+	ok(be_undefine(c, vm2, E(err), sizeof(err)) == 0 &&
+	   !exists(pooldir, vm2, "-root.qcow2") &&
+	   !exists("/var/lib/libvirt/qemu/nvram", vm2, "_VARS.fd"),
+	   "tcg domain removed with its nvram (%s)", err);
+	json_object_put(j);
+	be_close(c);
+}
+
+/* A define that fails (here: xorriso fails) leaves nothing behind of
+ * what it created, and keeps what was there before. */
+static void undo_checks(struct be_conn *c)
+{
+	char err[512], bin[200], path[4200], *old = getenv("PATH");
+	struct core_spec s;
+	json_object *j;
+	FILE *f;
+	int rc;
+
+	snprintf(bin, sizeof(bin), "%s/fakebin", tmpdir);
+	mkdir(bin, 0755);
+	snprintf(path, sizeof(path), "%s/xorriso", bin);
+	f = fopen(path, "w");
+	if (f) {
+		fputs("#!/bin/sh\necho 'xorriso : FAILURE : fake failure' >&2\n"
+		      "echo \"xorriso : aborting : -abort_on 'FAILURE'\" >&2\n"
+		      "exit 5\n", f);
+		fclose(f);
+	}
+	chmod(path, 0755);
+	snprintf(path, sizeof(path), "%s:%s", bin, old ? old : "/usr/bin:/bin");
+	old = old ? strdup(old) : NULL;
+	setenv("PATH", path, 1);
+	small_spec(&s, &j);
+	rc = be_define(c, vm2, "smoke", "u4", &s, j, E(err), sizeof(err));
+	if (old)
+		setenv("PATH", old, 1);
+	free(old);
+	ok(rc == -EIO && strstr(err, "fake failure") &&
+	   !exists(pooldir, vm2, "-root.qcow2") &&
+	   !exists(pooldir, vm2, "-cidata.iso") &&
+	   virsh(NULL, 0, "dominfo", vm2) != 0,
+	   "failed define removes what it made: %s", err);
+	json_object_put(j);
+}
+
+static void run(void)
+{
+	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
+				 .pool_name = pool, .node = "smoke-node",
+				 .accel = BE_ACCEL_AUTO };
+	struct be_conn *c = NULL;
+	char err[512];
+	int rc;
+
+	rc = be_open(&cfg, &c, E(err), sizeof(err));
+	ok(rc == 0, "be_open %s (%s)", rc == 0 ? be_accel_name(c) : "-", err);
+	if (rc < 0)
+		return;
+	printf("# accelerator: %s\n", be_accel_name(c));
+	open_errors(&cfg);
+	ok(be_watch(c, on_event, NULL) == 0, "be_watch");
+	undo_checks(c);
+	if (define_checks(c) == 0)
+		lifecycle(c);
+	undefine_checks(c);
+	full_define(c);
+	tcg_checks(&cfg);
+	be_close(c);
+}
+
+int main(void)
+{
+	char out[256];
+
+	if (geteuid() != 0 || virsh(out, sizeof(out), "version", NULL) != 0) {
+		printf("1..0 # SKIP needs root and libvirtd (scripts/libvirt-up.sh)\n");
+		return 0;
+	}
+	virSetErrorFunc(NULL, quiet);
+	snprintf(vm, sizeof(vm), "be-smoke-%d", (int)getpid());
+	snprintf(vm2, sizeof(vm2), "be-smoke-full-%d", (int)getpid());
+	snprintf(pool, sizeof(pool), "be-smoke-%d", (int)getpid());
+	if (!mkdtemp(tmpdir) || chmod(tmpdir, 0711) < 0) {
+		printf("1..0 # SKIP cannot make %s\n", tmpdir);
+		return 0;
+	}
+	snprintf(pooldir, sizeof(pooldir), "%s/pool", tmpdir);
+	run();
+	cleanup();
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}

@@ -1,0 +1,121 @@
+# Shared by the tests/fs scripts: a private daemon on a temporary mount
+# over the real libvirtd, TAP helpers, and cleanup that runs even when a
+# test fails or is killed.  Source it; it sets M (the mount point).
+set -uo pipefail
+export LC_ALL=C
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+MOUNTD=$BUILD/mountd/hypersdk-mountd
+ONEWRITE=$BUILD/tests/fs/onewrite
+VIRSH=(virsh -q -c qemu:///system)
+
+T=$(mktemp -d /tmp/hsdk-fs.XXXXXX)
+# libvirt runs QEMU as libvirt-qemu, which must reach the pool below.
+chmod 755 "$T"
+M=$T/mnt
+STATE=$T/state
+POOL=$T/pool
+# Names unique to this run, so runs never meet each other or the
+# operator's own VMs on the shared libvirtd.
+NODE=t$$
+P=t$$-
+MOUNTD_PID=
+
+tap_n=0
+tap_failed=0
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $1"; }
+not_ok() {
+	tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_n - $1"
+	[ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/# /'
+}
+# check DESC CMD...: ok when CMD succeeds
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# is DESC GOT WANT
+is() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  '$2'
+want: '$3'"; fi
+}
+# like DESC GOT REGEX
+like() {
+	if [[ $2 =~ $3 ]]; then ok "$1"; else not_ok "$1" "got:  '$2'
+want: /$3/"; fi
+}
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+	exit $?
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds
+wait_for() {
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.05
+	done
+}
+
+start_mountd() {
+	mkdir -p "$M"
+	"$MOUNTD" --foreground --mount "$M" --state-dir "$STATE" \
+		--pool-dir "$POOL" --node "$NODE" --accel "${ACCEL:-auto}" \
+		--stop-timeout "${STOP_TIMEOUT:-3}" "$@" >>"$T/mountd.log" 2>&1 &
+	MOUNTD_PID=$!
+	local end=$((SECONDS + 30))
+	until [ -e "$M/vms/ctl" ]; do
+		if ! kill -0 "$MOUNTD_PID" 2>/dev/null || [ $SECONDS -ge $end ]; then
+			echo "# hypersdk-mountd did not come up:"; sed 's/^/# /' "$T/mountd.log"
+			MOUNTD_PID=
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+stop_mountd() {
+	[ -n "$MOUNTD_PID" ] || return 0
+	kill -TERM "$MOUNTD_PID" 2>/dev/null
+	wait "$MOUNTD_PID" 2>/dev/null
+	local rc=$?
+	MOUNTD_PID=
+	return $rc
+}
+
+kill9_mountd() {
+	[ -n "$MOUNTD_PID" ] || return 0
+	kill -9 "$MOUNTD_PID" 2>/dev/null
+	wait "$MOUNTD_PID" 2>/dev/null
+	MOUNTD_PID=
+	return 0
+}
+
+phase() { head -n 1 "$M/vms/$1/status" 2>/dev/null | cut -d' ' -f2; }
+status_key() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$M/vms/$1/status"; }
+domstate() { "${VIRSH[@]}" domstate "$1" 2>/dev/null | head -n 1; }
+phase_is() { [ "$(phase "$1")" = "$2" ]; }
+
+cleanup() {
+	local d
+	if [ -n "$MOUNTD_PID" ]; then
+		kill -TERM "$MOUNTD_PID" 2>/dev/null
+		sleep 0.5
+		kill -9 "$MOUNTD_PID" 2>/dev/null
+		wait "$MOUNTD_PID" 2>/dev/null
+	fi
+	fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null
+	for d in $("${VIRSH[@]}" list --all --name 2>/dev/null | grep "^$P"); do
+		"${VIRSH[@]}" destroy "$d" >/dev/null 2>&1
+		"${VIRSH[@]}" undefine --snapshots-metadata --nvram "$d" >/dev/null 2>&1 ||
+			"${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
+	done
+	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE" >/dev/null 2>&1
+	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE" >/dev/null 2>&1
+	if [ -n "${KEEP_LOGS:-}" ] || [ "$tap_failed" -gt 0 ]; then
+		echo "# daemon log:"; sed 's/^/#   /' "$T/mountd.log" 2>/dev/null | tail -n 40
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Lifecycle through the tree, checked in libvirt: create (vms/ctl and
+# mkdir), start, pause, resume, stop, stop force, restart, wait, spec
+# round trip, a stop behind the daemon's back, delete and rmdir.
+. "$(dirname "$0")/lib.sh"
+
+start_mountd || { not_ok "daemon starts"; done_testing; }
+ok "daemon mounts $M"
+check "tree has vms templates operations nodes" \
+	test -d "$M/vms" -a -d "$M/templates" -a -d "$M/operations" -a -d "$M/nodes"
+
+a=${P}a
+b=${P}b
+is "create via vms/ctl" "$("$ONEWRITE" "$M/vms/ctl" "create $a cpus=1 memory=64Mi disk=64Mi")" ok
+check "vms/$a is a directory" test -d "$M/vms/$a"
+is "created VM is Stopped" "$(phase "$a")" Stopped
+is "libvirt has it shut off" "$(domstate "$a")" "shut off"
+check "status, spec, err, events, wait, stats, snapshots exist" \
+	test -f "$M/vms/$a/status" -a -f "$M/vms/$a/spec" -a -f "$M/vms/$a/err" \
+	-a -f "$M/vms/$a/events" -a -f "$M/vms/$a/wait" -a -f "$M/vms/$a/stats" \
+	-a -d "$M/vms/$a/snapshots"
+like "spec shows the requested memory" "$(cat "$M/vms/$a/spec")" "memory: 64Mi"
+check "mkdir creates a VM" mkdir "$M/vms/$b"
+is "mkdir'd VM is Stopped" "$(phase "$b")" Stopped
+like "ls vms lists both" "$(ls "$M/vms" | tr '\n' ' ')" "$a $b"
+
+echo start > "$M/vms/$a/ctl"
+is "echo start returns with phase Running" "$(phase "$a")" Running
+is "virsh domstate says running" "$(domstate "$a")" running
+like "status has a qemu pid" "$(status_key "$a" pid)" '^[0-9]+$'
+like "status has the node" "$(status_key "$a" node)" "^$NODE\$"
+like "spec now says running: true" "$(cat "$M/vms/$a/spec")" "running: true"
+is "start again is EBUSY" "$("$ONEWRITE" "$M/vms/$a/ctl" start)" EBUSY
+like "err says why" "$(cat "$M/vms/$a/err")" "already|Running"
+
+echo pause > "$M/vms/$a/ctl"
+is "pause gives Paused" "$(phase "$a")" Paused
+is "virsh says paused" "$(domstate "$a")" paused
+echo resume > "$M/vms/$a/ctl"
+is "resume gives Running" "$(phase "$a")" Running
+is "a successful write clears err" "$(cat "$M/vms/$a/err")" ""
+
+# wait blocks until the status changes, then returns the new status.
+( cat "$M/vms/$a/wait" > "$T/wait.out" ) &
+wpid=$!
+sleep 0.3
+check "wait is still blocked before a change" kill -0 "$wpid"
+echo pause > "$M/vms/$a/ctl"
+wait_for 5 test -s "$T/wait.out"
+kill "$wpid" 2>/dev/null
+wait "$wpid" 2>/dev/null
+like "wait returned the changed status" "$(cat "$T/wait.out")" "phase Paused|operation pause"
+echo resume > "$M/vms/$a/ctl"
+
+# wait answers EINTR on interrupt (no reader stuck in D state).
+( exec cat "$M/vms/$a/wait" > /dev/null ) &
+wpid=$!
+sleep 0.3
+kill -INT "$wpid"
+wait_for 3 bash -c "! kill -0 $wpid 2>/dev/null"
+check "an interrupted wait returns" bash -c "! kill -0 $wpid 2>/dev/null"
+
+echo stop > "$M/vms/$a/ctl"
+is "stop gives Stopped" "$(phase "$a")" Stopped
+is "virsh says shut off" "$(domstate "$a")" "shut off"
+like "spec says running: false" "$(cat "$M/vms/$a/spec")" "running: false"
+is "stop when stopped is EBUSY" "$("$ONEWRITE" "$M/vms/$a/ctl" stop)" EBUSY
+
+echo start > "$M/vms/$a/ctl"
+t0=$(date +%s%N)
+echo stop force > "$M/vms/$a/ctl"
+t1=$(date +%s%N)
+is "stop force gives Stopped" "$(phase "$a")" Stopped
+check "stop force does not wait for the guest" test $(((t1 - t0) / 1000000)) -lt 2000
+
+echo start > "$M/vms/$a/ctl"
+pid1=$(status_key "$a" pid)
+echo restart > "$M/vms/$a/ctl"
+is "restart ends Running" "$(phase "$a")" Running
+pid2=$(status_key "$a" pid)
+check "restart made a new QEMU process" test "$pid1" != "$pid2"
+
+# A change behind the daemon's back shows up within a second.
+"${VIRSH[@]}" destroy "$a" >/dev/null
+wait_for 1 phase_is "$a" Stopped
+is "virsh destroy shows up as Stopped within 1 s" "$(phase "$a")" Stopped
+like "events tell it was stopped outside" "$(cat "$M/vms/$a/events")" "StoppedOutside"
+
+# Spec round trip: read, edit, write back, read again.
+cat "$M/vms/$b/spec" > "$T/spec.yaml"
+sed -i 's/^cpus: .*/cpus: 2/' "$T/spec.yaml"
+echo "x-site: lab-3" >> "$T/spec.yaml"
+is "spec write is accepted" "$("$ONEWRITE" "$M/vms/$b/spec" - < "$T/spec.yaml")" ok
+like "spec reads back the new cpus" "$(cat "$M/vms/$b/spec")" "cpus: 2"
+like "unknown fields are kept" "$(cat "$M/vms/$b/spec")" "x-site: lab-3"
+like "libvirt got 2 vCPUs" "$("${VIRSH[@]}" dominfo "$b" | grep '^CPU(s)')" "2"
+sed -i 's/^running: .*/running: true/' "$T/spec.yaml"
+"$ONEWRITE" "$M/vms/$b/spec" - < "$T/spec.yaml" >/dev/null
+is "running: true in the spec starts it" "$(phase "$b")" Running
+cat "$M/vms/$b/spec" > "$T/spec2.yaml"
+"$ONEWRITE" "$M/vms/$b/spec" - < "$T/spec2.yaml" >/dev/null
+is "writing the spec back unchanged changes nothing" "$(cat "$M/vms/$b/spec")" "$(cat "$T/spec2.yaml")"
+
+# Delete: EBUSY while running, force works, rmdir works when stopped.
+is "delete while running is EBUSY" "$("$ONEWRITE" "$M/vms/$b/ctl" delete)" EBUSY
+check "still there after the refused delete" test -d "$M/vms/$b"
+is "delete force" "$("$ONEWRITE" "$M/vms/$b/ctl" "delete force")" ok
+check "directory gone" test ! -e "$M/vms/$b"
+check "domain gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $b >/dev/null 2>&1"
+check "its volume is gone" test ! -e "$POOL/$b-root.qcow2"
+check "rmdir deletes a stopped VM" rmdir "$M/vms/$a"
+check "domain $a gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
+check "store forgot it" test ! -e "$STATE/vms/$a.json"
+
+check "SIGTERM unmounts cleanly" stop_mountd
+check "mount point is empty afterwards" test ! -e "$M/vms"
+done_testing
