@@ -52,7 +52,7 @@ struct be_info {
 	bool agent_connected;
 };
 
-/* Create what does not exist yet: volumes <name>-<disk>.qcow2 in the pool,
+/* Create what does not exist yet: volumes <name>_<disk>.qcow2 in the pool,
  * the cloud-init NoCloud seed image when the spec has cloudInit, and the
  * persistent domain with a <hypersdk:vm> metadata element (namespace,
  * uid, node and the spec JSON).  Redefines the domain when it exists (the

@@ -99,9 +99,9 @@ char *be_xml_text(const char *el, const char *end, const char *tag);
 
 int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
 		   size_t errlen);
-/* Volume name of a VM disk: <vm>-<disk>.qcow2. */
+/* Volume name of a VM disk: <vm>_<disk>.qcow2. */
 int be_vol_name(char *out, size_t len, const char *vm, const char *disk);
-/* Path of the seed image: <pool_dir>/<vm>-cidata.iso. */
+/* Path of the seed image: <pool_dir>/<vm>_cidata.iso. */
 int be_seed_path(const struct be_conn *c, char *out, size_t len,
 		 const char *vm);
 
@@ -120,7 +120,7 @@ int be_storage_prepare(struct be_conn *c, virConnectPtr vc, const char *name,
 void be_storage_undo(struct be_conn *c, virConnectPtr vc, const char *name,
 		     struct be_made *m);
 void be_made_free(struct be_made *m);
-/* Delete the volumes at paths (only files in our pool named <vm>-*) and
+/* Delete the volumes at paths (only files in our pool named <vm>_*) and
  * the seed image of vm. */
 int be_storage_remove(struct be_conn *c, virConnectPtr vc, const char *vm,
 		      char *const *paths, size_t npaths, char *err,

@@ -129,7 +129,7 @@ out:
 
 int be_vol_name(char *out, size_t len, const char *vm, const char *disk)
 {
-	int n = snprintf(out, len, "%s-%s.qcow2", vm, disk);
+	int n = snprintf(out, len, "%s_%s.qcow2", vm, disk);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
@@ -137,7 +137,7 @@ int be_vol_name(char *out, size_t len, const char *vm, const char *disk)
 int be_seed_path(const struct be_conn *c, char *out, size_t len,
 		 const char *vm)
 {
-	int n = snprintf(out, len, "%s/%s-cidata.iso", c->pool_dir, vm);
+	int n = snprintf(out, len, "%s/%s_cidata.iso", c->pool_dir, vm);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
@@ -523,8 +523,9 @@ void be_made_free(struct be_made *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Only <pool_dir>/<vm>-*: a disk attached from elsewhere (a template
- * image, a shared volume) is never ours to delete. */
+/* Only <pool_dir>/<vm>_*: a disk attached from elsewhere (a template
+ * image, a shared volume) is never ours to delete.  '_' is in no DNS
+ * label, so VM "web" never claims "web-x_root.qcow2". */
 static bool owned_path(const struct be_conn *c, const char *vm,
 		       const char *path)
 {
@@ -534,7 +535,7 @@ static bool owned_path(const struct be_conn *c, const char *vm,
 		dl--;
 	return strncmp(path, c->pool_dir, dl) == 0 && path[dl] == '/' &&
 	       !strchr(path + dl + 1, '/') &&
-	       strncmp(path + dl + 1, vm, vl) == 0 && path[dl + 1 + vl] == '-';
+	       strncmp(path + dl + 1, vm, vl) == 0 && path[dl + 1 + vl] == '_';
 }
 
 static int vol_delete_path(virConnectPtr vc, const char *path)

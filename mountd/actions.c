@@ -104,7 +104,7 @@ int md_redefine(struct mountd *md, const char *name, char *err,
 	char ns[CORE_NAME_MAX + 1] = "", uid[40] = "";
 	struct core_spec spec;
 	struct core_vm *vm;
-	json_object *j;
+	json_object *j = NULL;
 	int rc;
 
 	rc = spec_copy(md, name, &j, &spec, err, errlen);
@@ -176,18 +176,33 @@ static int wait_phase(struct mountd *md, const char *name, unsigned mask,
 	}
 }
 
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static int start_vm(struct mountd *md, const char *name, char *err,
 		    size_t errlen)
 {
+	long t0 = now_ms(), t1, t2, t3;
 	int rc = md_redefine(md, name, err, errlen);
 
+	t1 = now_ms();
 	if (rc == 0)
 		rc = be_start(md->be, name, err, errlen);
+	t2 = now_ms();
 	md_refresh(md, name);
+	t3 = now_ms();
 	if (rc < 0)
 		return rc;
 	event(md, name, "Started", "started on node");
-	return md_set_running(md, name, true);
+	rc = md_set_running(md, name, true);
+	md_log(LOG_DEBUG_, "start %s: define %ld ms, start %ld ms, refresh %ld ms, persist %ld ms",
+	       name, t1 - t0, t2 - t1, t3 - t2, now_ms() - t3);
+	return rc;
 }
 
 static int stop_vm(struct mountd *md, const char *name, bool force,

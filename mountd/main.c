@@ -245,6 +245,17 @@ static void notify_parent(int fd, const char *err)
 	}
 }
 
+static int make_dir(const char *dir, char *err, size_t errlen)
+{
+	int e;
+
+	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+		return 0;
+	e = errno;
+	snprintf(err, errlen, "cannot create %.300s: %s", dir, strerror(e));
+	return -e;
+}
+
 static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
 {
 	char pool[CORE_NAME_MAX + 16];
@@ -257,17 +268,11 @@ static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
 		return rc;
 	/* One pool per node: daemons sharing a libvirtd never share a pool. */
 	snprintf(pool, sizeof(pool), "hypersdk-%s", o->node);
-	if (mkdir(o->state_dir, 0755) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", o->state_dir,
-			 strerror(errno));
-		return -errno;
-	}
-	if (mkdir(o->pool_dir, 0755) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", o->pool_dir,
-			 strerror(errno));
-		return -errno;
-	}
-	rc = core_store_open(o->state_dir, &md->store, err, errlen);
+	rc = make_dir(o->state_dir, err, errlen);
+	if (rc == 0)
+		rc = make_dir(o->pool_dir, err, errlen);
+	if (rc == 0)
+		rc = core_store_open(o->state_dir, &md->store, err, errlen);
 	if (rc == 0)
 		rc = core_model_new(&md->m);
 	if (rc == 0)

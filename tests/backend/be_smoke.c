@@ -399,9 +399,9 @@ static void full_define(struct be_conn *c)
 	ok(rc == 0, "define with every field (uefi, q35, kernel, 2 disks): %s",
 	   err);
 	ok(be_undefine(c, vm2, E(err), sizeof(err)) == 0 &&
-	   !exists(pooldir, vm2, "-root.qcow2") &&
+	   !exists(pooldir, vm2, "_root.qcow2") &&
 	   !exists(pooldir, vm2, "-data.qcow2") &&
-	   !exists(pooldir, vm2, "-cidata.iso"), "undefine removes its files (%s)",
+	   !exists(pooldir, vm2, "_cidata.iso"), "undefine removes its files (%s)",
 	   err);
 }
 
@@ -441,13 +441,13 @@ static int define_checks(struct be_conn *c)
 	t0 = now();
 	rc = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
 	printf("# define (volume + seed iso + domain): %.3f s\n", now() - t0);
-	ok(rc == 0 && exists(pooldir, vm, "-root.qcow2") &&
-	   exists(pooldir, vm, "-cidata.iso"), "be_define (%s)", err);
+	ok(rc == 0 && exists(pooldir, vm, "_root.qcow2") &&
+	   exists(pooldir, vm, "_cidata.iso"), "be_define (%s)", err);
 	t0 = now();
 	rc2 = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
 	printf("# define again: %.3f s\n", now() - t0);
 	ok(rc2 == 0, "be_define again is idempotent (%s)", err);
-	snprintf(iso, sizeof(iso), "%s/%s-cidata.iso", pooldir, vm);
+	snprintf(iso, sizeof(iso), "%s/%s_cidata.iso", pooldir, vm);
 	ok(seed_ok(iso, s.user_data), "seed image: label cidata, meta-data "
 	   "and user-data as given");
 	stat(iso, &st1);
@@ -469,8 +469,8 @@ static void undefine_checks(struct be_conn *c)
 	int rc;
 
 	rc = be_undefine(c, vm, E(err), sizeof(err));
-	ok(rc == 0 && !exists(pooldir, vm, "-root.qcow2") &&
-	   !exists(pooldir, vm, "-cidata.iso"),
+	ok(rc == 0 && !exists(pooldir, vm, "_root.qcow2") &&
+	   !exists(pooldir, vm, "_cidata.iso"),
 	   "be_undefine removes domain, volume and seed (%s)", err);
 	rc = be_info(c, vm, &in, E(err), sizeof(err));
 	ok(rc == -ENOENT, "be_info after undefine is ENOENT: %s", err);
@@ -509,7 +509,7 @@ static void tcg_checks(const struct be_config *cfg)
 	   "tcg uefi q35 domain runs: %s (%s)", out, err);
 	be_destroy(c, vm2, E(err), sizeof(err));
 	ok(be_undefine(c, vm2, E(err), sizeof(err)) == 0 &&
-	   !exists(pooldir, vm2, "-root.qcow2") &&
+	   !exists(pooldir, vm2, "_root.qcow2") &&
 	   !exists("/var/lib/libvirt/qemu/nvram", vm2, "_VARS.fd"),
 	   "tcg domain removed with its nvram (%s)", err);
 	json_object_put(j);
@@ -546,8 +546,8 @@ static void undo_checks(struct be_conn *c)
 		setenv("PATH", old, 1);
 	free(old);
 	ok(rc == -EIO && strstr(err, "fake failure") &&
-	   !exists(pooldir, vm2, "-root.qcow2") &&
-	   !exists(pooldir, vm2, "-cidata.iso") &&
+	   !exists(pooldir, vm2, "_root.qcow2") &&
+	   !exists(pooldir, vm2, "_cidata.iso") &&
 	   virsh(NULL, 0, "dominfo", vm2) != 0,
 	   "failed define removes what it made: %s", err);
 	json_object_put(j);

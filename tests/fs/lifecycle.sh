@@ -107,7 +107,7 @@ check "still there after the refused delete" test -d "$M/vms/$b"
 is "delete force" "$("$ONEWRITE" "$M/vms/$b/ctl" "delete force")" ok
 check "directory gone" test ! -e "$M/vms/$b"
 check "domain gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $b >/dev/null 2>&1"
-check "its volume is gone" test ! -e "$POOL/$b-root.qcow2"
+check "its volume is gone" test ! -e "$POOL/${b}_root.qcow2"
 check "rmdir deletes a stopped VM" rmdir "$M/vms/$a"
 check "domain $a gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
 check "store forgot it" test ! -e "$STATE/vms/$a.json"

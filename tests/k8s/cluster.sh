@@ -172,15 +172,15 @@ stop_pid() {
 	rm -f "$f"
 }
 
-abs_dir() {
+abs_dir() { # abs_dir DIR [create]
 	[[ -n ${1:-} ]] || die "usage: $0 up|down|status DIR"
-	mkdir -p "$1"
-	(cd "$1" && pwd)
+	[[ -z ${2:-} ]] || mkdir -p "$1"
+	(cd "$1" 2>/dev/null && pwd)
 }
 
 cmd_down() {
 	local dir data
-	dir=$(abs_dir "$1")
+	dir=$(abs_dir "$1") || return 0 # no DIR: nothing runs
 	stop_pid "$dir/watchdog.pid" cluster.sh
 	stop_pid "$dir/kube-apiserver.pid" "$dir/pki"
 	if [[ -f $dir/etcd.datadir ]]; then
@@ -285,9 +285,21 @@ curl_api() { # dir path
 
 cmd_status() {
 	local dir
-	dir=$(abs_dir "$1")
+	dir=$(abs_dir "$1") || return 1
 	[[ -f $dir/env ]] || return 1
 	[[ $(curl_api "$dir" /readyz 2>/dev/null) == ok ]]
+}
+
+# The daemons must not inherit the caller's descriptors beyond 0-2: a test
+# harness that reads our output through a pipe (meson, prove, `| tee`) would
+# wait for them.  Called in the subshell that then execs the daemon.
+close_fds() {
+	local fd
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		((fd > 2)) || continue
+		eval "exec $fd>&-" 2>/dev/null || true
+	done
 }
 
 start_etcd() {
@@ -301,37 +313,41 @@ start_etcd() {
 	fi
 	chmod 700 "$data"
 	echo "$data" >"$dir/etcd.datadir"
-	setsid "$ETCD" --name=hypersdk-test --data-dir="$data" \
-		--listen-client-urls="http://127.0.0.1:$cport" \
-		--advertise-client-urls="http://127.0.0.1:$cport" \
-		--listen-peer-urls="http://127.0.0.1:$pport" \
-		--initial-advertise-peer-urls="http://127.0.0.1:$pport" \
-		--initial-cluster="hypersdk-test=http://127.0.0.1:$pport" \
-		--initial-cluster-state=new --logger=zap --log-outputs=stderr \
-		</dev/null >>"$dir/etcd.log" 2>&1 &
+	(
+		close_fds
+		exec setsid "$ETCD" --name=hypersdk-test --data-dir="$data" \
+			--listen-client-urls="http://127.0.0.1:$cport" \
+			--advertise-client-urls="http://127.0.0.1:$cport" \
+			--listen-peer-urls="http://127.0.0.1:$pport" \
+			--initial-advertise-peer-urls="http://127.0.0.1:$pport" \
+			--initial-cluster="hypersdk-test=http://127.0.0.1:$pport" \
+			--initial-cluster-state=new --logger=zap --log-outputs=stderr
+	) </dev/null >>"$dir/etcd.log" 2>&1 &
 	echo $! >"$dir/etcd.pid"
 }
 
 start_apiserver() {
 	local dir=$1 cport=$2 sport=$3
-	setsid "$BIN" \
-		--etcd-servers="http://127.0.0.1:$cport" \
-		--cert-dir="$dir/pki" \
-		--tls-cert-file="$dir/pki/apiserver.crt" \
-		--tls-private-key-file="$dir/pki/apiserver.key" \
-		--secure-port="$sport" \
-		--bind-address=127.0.0.1 \
-		--advertise-address=127.0.0.1 \
-		--service-cluster-ip-range=10.0.0.0/24 \
-		--authorization-mode=RBAC \
-		--client-ca-file="$dir/pki/ca.crt" \
-		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file="$dir/pki/sa.pub" \
-		--service-account-signing-key-file="$dir/pki/sa.key" \
-		--disable-admission-plugins=ServiceAccount \
-		--allow-privileged=true \
-		--profiling=false \
-		</dev/null >>"$dir/kube-apiserver.log" 2>&1 &
+	(
+		close_fds
+		exec setsid "$BIN" \
+			--etcd-servers="http://127.0.0.1:$cport" \
+			--cert-dir="$dir/pki" \
+			--tls-cert-file="$dir/pki/apiserver.crt" \
+			--tls-private-key-file="$dir/pki/apiserver.key" \
+			--secure-port="$sport" \
+			--bind-address=127.0.0.1 \
+			--advertise-address=127.0.0.1 \
+			--service-cluster-ip-range=10.0.0.0/24 \
+			--authorization-mode=RBAC \
+			--client-ca-file="$dir/pki/ca.crt" \
+			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+			--service-account-key-file="$dir/pki/sa.pub" \
+			--service-account-signing-key-file="$dir/pki/sa.key" \
+			--disable-admission-plugins=ServiceAccount \
+			--allow-privileged=true \
+			--profiling=false
+	) </dev/null >>"$dir/kube-apiserver.log" 2>&1 &
 	echo $! >"$dir/kube-apiserver.pid"
 }
 
@@ -368,7 +384,7 @@ watchdog() { # dir owner-pid: stop the cluster when its owner is gone
 cmd_up() {
 	local dir cport pport sport url t0
 	t0=$(date +%s%N)
-	dir=$(abs_dir "$1")
+	dir=$(abs_dir "$1" create)
 	cmd_down "$dir" # stale processes of an earlier (maybe killed) run in this DIR
 	cmd_build
 	command -v "$ETCD" >/dev/null || die "etcd not found (apt-get install etcd-server)"
@@ -403,7 +419,10 @@ EOF
 			"$dir/kube-apiserver.log" readyz "$dir"; then
 			write_kubeconfig "$dir" "$url"
 			if [[ -n ${HYPERSDK_K8S_OWNER:-} ]]; then
-				watchdog "$dir" "$HYPERSDK_K8S_OWNER" </dev/null >/dev/null 2>&1 &
+				(
+					close_fds
+					watchdog "$dir" "$HYPERSDK_K8S_OWNER"
+				) </dev/null >/dev/null 2>&1 &
 				echo $! >"$dir/watchdog.pid"
 			fi
 			date -u +%FT%TZ >"$dir/ready"

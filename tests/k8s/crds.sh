@@ -16,6 +16,9 @@ CLUSTER=$HERE/cluster.sh
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hypersdk-crds.XXXXXX")
 OUT=$WORK/out
 
+# TAP goes to fd 3, a copy of the original stdout, so that it is never caught
+# by a redirection active when a signal arrives
+exec 3>&1
 n=0
 failed=0
 plan_done=
@@ -23,11 +26,14 @@ plan_done=
 plan() {
 	[[ -n $plan_done ]] && return
 	plan_done=1
-	echo "1..$n"
+	echo "1..$n" >&3
 }
 
 cleanup() {
 	local rc=$?
+	if ((rc != 0 && failed == 0)); then
+		not_ok "aborted (exit status $rc)"
+	fi
 	plan
 	"$CLUSTER" down "$WORK/cluster" >/dev/null 2>&1 || true
 	if ((failed)) || ((rc)); then
@@ -35,33 +41,34 @@ cleanup() {
 		local keep
 		keep=$(mktemp -d "${TMPDIR:-/tmp}/hypersdk-crds-logs.XXXXXX")
 		cp "$WORK"/cluster/*.log "$keep/" 2>/dev/null || true
-		echo "# logs kept in $keep"
+		echo "# logs kept in $keep" >&3
 	fi
 	rm -rf "$WORK"
-	if ((failed)) && ((rc == 0)); then
-		exit 1
+	if ((rc == 0 && failed)); then
+		rc=1
 	fi
+	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-diag() { sed 's/^/#   /' "$@"; }
+diag() { sed 's/^/#   /' "$@" >&3; }
 
 ok() { # ok DESC: passed
 	n=$((n + 1))
-	echo "ok $n - $1"
+	echo "ok $n - $1" >&3
 }
 
 not_ok() { # not_ok DESC [FILE-with-details]
 	n=$((n + 1))
 	failed=$((failed + 1))
-	echo "not ok $n - $1"
+	echo "not ok $n - $1" >&3
 	[[ -z ${2:-} || ! -s $2 ]] || diag "$2"
 }
 
 skip() {
 	n=$((n + 1))
-	echo "ok $n - $1 # SKIP ${2:-}"
+	echo "ok $n - $1 # SKIP ${2:-}" >&3
 }
 
 # t DESC CMD...: passes when CMD exits 0
@@ -159,7 +166,7 @@ category_kinds() { k get "$1" -o 'jsonpath={range .items[*]}{.kind}{"\n"}{end}' 
 stored_bad() { k get vm,vmop,vmsnap,vmtpl -o name | grep '/bad-' || true; }
 
 bail() {
-	echo "Bail out! $1"
+	echo "Bail out! $1" >&3
 	exit 1
 }
 
@@ -487,4 +494,4 @@ gone() {
 }
 t "no etcd or kube-apiserver left running" gone
 
-echo "# $((n - failed)) passed, $failed failed"
+echo "# $((n - failed)) passed, $failed failed" >&3
