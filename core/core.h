@@ -277,6 +277,8 @@ typedef void (*core_watch_fn)(void *arg, const char *name, int slot,
 int core_model_new(struct core_model **m);
 void core_model_free(struct core_model *m);
 void core_model_watch(struct core_model *m, core_watch_fn fn, void *arg);
+/* Remove a watcher; after it returns, fn is not running and won't be. */
+void core_model_unwatch(struct core_model *m, core_watch_fn fn, void *arg);
 
 /* Lock for reading or writing; all core_vm fields and lookups below need
  * the lock held. */

@@ -143,6 +143,20 @@ void core_model_watch(struct core_model *m, core_watch_fn fn, void *arg)
 	pthread_mutex_unlock(&m->flock);
 }
 
+void core_model_unwatch(struct core_model *m, core_watch_fn fn, void *arg)
+{
+	pthread_mutex_lock(&m->flock);
+	for (size_t i = 0; i < m->nw; i++) {
+		if (m->w[i].fn == fn && m->w[i].arg == arg) {
+			memmove(&m->w[i], &m->w[i + 1],
+				(m->nw - i - 1) * sizeof(m->w[0]));
+			m->nw--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->flock);
+}
+
 void core_model_rdlock(struct core_model *m)
 {
 	pthread_rwlock_rdlock(&m->lock);

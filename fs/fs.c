@@ -333,7 +333,7 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	if (fs->notifier_started) {
-		core_model_watch(fs->m, NULL, NULL);
+		core_model_unwatch(fs->m, fs_changed, fs);
 		drop_pending(fs);
 		pthread_join(fs->notifier, NULL);
 	}

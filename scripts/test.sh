@@ -78,14 +78,17 @@ fs_suite() { # BUILD_DIR LABEL
 }
 
 fuzz_suite() {
-	local f corpus
+	local f corpus name dict
 	for f in build-fuzz/tests/fuzz/fuzz_*; do
 		[ -f "$f" ] && [ -x "$f" ] || continue
+		name=$(basename "$f")
 		corpus=$(mktemp -d)
-		cp -r "tests/fuzz/corpus/$(basename "$f")/." "$corpus/" 2>/dev/null
-		step "fuzz/$(basename "$f") ${FUZZ_SECONDS}s" \
+		cp -r "tests/fuzz/corpus/${name#fuzz_}/." "$corpus/" 2>/dev/null
+		dict=()
+		[ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="tests/fuzz/${name#fuzz_}.dict")
+		step "fuzz/$name ${FUZZ_SECONDS}s" \
 			"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
-			-print_final_stats=1 "$corpus"
+			-print_final_stats=1 "${dict[@]}" "$corpus"
 		rm -rf "$corpus"
 	done
 }
