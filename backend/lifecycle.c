@@ -21,10 +21,12 @@ static void meta_field(const char *xml, const char *end, const char *tag,
 	free(t);
 }
 
-int be_dom_ours(virDomainPtr d, char *ns, char *uid, char **spec)
+int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
+		char **spec)
 {
 	char *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT,
 					 BE_NS_URI, 0);
+	char node[BE_NAME_MAX + 1] = "";
 	const char *end, *el;
 
 	if (!xml) {
@@ -36,6 +38,13 @@ int be_dom_ours(virDomainPtr d, char *ns, char *uid, char **spec)
 		return 0;
 	}
 	end = xml + strlen(xml);
+	/* Daemons of several nodes may share one libvirtd (tests, two-node
+	 * set-ups): a domain of another node is not ours to list or touch. */
+	meta_field(xml, end, "node", node, sizeof(node));
+	if (strcmp(node, c->node) != 0) {
+		free(xml);
+		return BE_OTHER_NODE;
+	}
 	if (ns)
 		meta_field(xml, end, "namespace", ns, BE_NAME_MAX + 1);
 	if (uid)
@@ -103,7 +112,8 @@ static const char *pick_network(virConnectPtr vc)
 
 /* The UUID of an existing domain of that name, so redefining keeps it;
  * a domain we did not make is refused rather than taken over. */
-static int existing_uuid(virConnectPtr vc, const char *name, char *uuid,
+static int existing_uuid(struct be_conn *c, virConnectPtr vc,
+			 const char *name, char *uuid,
 			 char *err, size_t errlen)
 {
 	virDomainPtr d = virDomainLookupByName(vc, name);
@@ -119,9 +129,12 @@ static int existing_uuid(virConnectPtr vc, const char *name, char *uuid,
 		}
 		return be_err(err, errlen, "define", name);
 	}
-	rc = be_dom_ours(d, NULL, NULL, NULL);
+	rc = be_dom_ours(c, d, NULL, NULL, NULL);
 	if (rc < 0)
 		rc = be_err(err, errlen, "define", name);
+	else if (rc == BE_OTHER_NODE)
+		rc = be_errf(err, errlen, -EEXIST, "define %s: a domain of that "
+			     "name belongs to another hypersdk node", name);
 	else if (rc == 0)
 		rc = be_errf(err, errlen, -EEXIST, "define %s: a libvirt domain "
 			     "of that name exists and is not hypersdk's", name);
@@ -144,7 +157,7 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	char *xml = NULL;
 	int rc;
 
-	rc = existing_uuid(vc, x->name, uuid, err, errlen);
+	rc = existing_uuid(c, vc, x->name, uuid, err, errlen);
 	if (rc < 0)
 		goto out;
 	rc = be_storage_prepare(c, vc, x->name, x->uid, x->spec, &m, err,
@@ -288,8 +301,8 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 
 	if (!d)
 		return be_err(err, errlen, "delete", name);
-	rc = be_dom_ours(d, NULL, NULL, NULL);
-	if (rc <= 0) {
+	rc = be_dom_ours(c, d, NULL, NULL, NULL);
+	if (rc <= 0 || rc == BE_OTHER_NODE) {
 		rc = rc < 0 ? be_err(err, errlen, "delete", name)
 			    : be_errf(err, errlen, -ENOENT, "delete %s: domain "
 				      "is not hypersdk's", name);
@@ -526,13 +539,13 @@ static int list_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		rc = -ENOMEM;
 	for (i = 0; i < n; i++) {
 		struct list_item *it = rc == 0 ? &x->items[x->n] : NULL;
-		int ours = it ? be_dom_ours(doms[i], it->ns, it->uid, &it->spec)
-			      : 0;
+		int ours = it ? be_dom_ours(c, doms[i], it->ns, it->uid,
+					    &it->spec) : 0;
 
 		/* A domain undefined meanwhile is simply not listed. */
 		if (ours < 0 && virConnectIsAlive(vc) != 1)
 			rc = be_err(err, errlen, "list", NULL);
-		if (ours > 0) {
+		if (ours == 1) {
 			snprintf(it->name, sizeof(it->name), "%s",
 				 virDomainGetName(doms[i]));
 			x->n++;

@@ -131,9 +131,12 @@ uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
 
 /* ---- lifecycle.c ---- */
 
-/* 1 when the domain carries our metadata (filling ns, uid, each
- * BE_NAME_MAX+1, and *spec, malloc'd JSON text, when asked), 0 when not,
- * -EIO when libvirt could not say (last error set). */
-int be_dom_ours(virDomainPtr d, char *ns, char *uid, char **spec);
+/* 1 when the domain carries our metadata with our node (filling ns, uid,
+ * each BE_NAME_MAX+1, and *spec, malloc'd JSON text, when asked),
+ * BE_OTHER_NODE when it is hypersdk's but another node's, 0 when not
+ * hypersdk's, -EIO when libvirt could not say (last error set). */
+#define BE_OTHER_NODE 2
+int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
+		char **spec);
 
 #endif

@@ -37,8 +37,8 @@ static bool is_ours(struct be_conn *c, virDomainPtr d)
 	pthread_mutex_unlock(&c->lock);
 	if (i >= 0)
 		return ours;
-	rc = be_dom_ours(d, NULL, NULL, NULL);
-	ours = rc > 0;
+	rc = be_dom_ours(c, d, NULL, NULL, NULL);
+	ours = rc == 1;
 	/* Not knowing is not remembered: ask again next round. */
 	if (rc < 0) {
 		virResetLastError();

@@ -41,7 +41,7 @@ run_tap() {
 
 # step NAME CMD...: a set-up step that counts as one test.
 step() {
-	local name=$1 log="$LOGS/step-$1.log"
+	local name=$1 log="$LOGS/step-${1//[^A-Za-z0-9_.-]/_}.log"
 	shift
 	if "$@" >"$log" 2>&1; then
 		passed=$((passed + 1)); say "ok - $name"

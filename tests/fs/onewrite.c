@@ -44,16 +44,16 @@ static char *slurp(size_t *len)
 int main(int argc, char **argv)
 {
 	size_t len;
-	char *data;
+	char *data, *owned = NULL;
 	ssize_t w;
-	int fd;
+	int fd, rc = 1;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: onewrite FILE DATA|-\n");
 		return 2;
 	}
 	if (!strcmp(argv[2], "-"))
-		data = slurp(&len);
+		data = owned = slurp(&len);
 	else
 		data = argv[2], len = strlen(argv[2]);
 	if (!data)
@@ -61,13 +61,17 @@ int main(int argc, char **argv)
 	fd = open(argv[1], O_WRONLY | O_TRUNC);
 	if (fd < 0) {
 		printf("%s\n", errname(errno));
-		return 1;
+		goto out;
 	}
 	w = write(fd, data, len);
+	close(fd);
 	if (w < 0) {
 		printf("%s\n", errname(errno));
-		return 1;
+		goto out;
 	}
 	printf("ok\n");
-	return 0;
+	rc = 0;
+out:
+	free(owned);
+	return rc;
 }

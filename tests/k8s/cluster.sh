@@ -12,6 +12,8 @@
 #   HYPERSDK_K8S_OWNER   pid of the process that owns the cluster started by `up`; when it dies
 #                        a watchdog stops the cluster (covers a test runner killed with SIGKILL)
 #   HYPERSDK_K8S_TIMEOUT seconds to wait for readiness (default 90)
+#   HYPERSDK_K8S_APISERVER_ARGS  extra kube-apiserver flags, split on blanks
+#                        (e.g. "--etcd-compaction-interval=10s")
 #   GO                   go command (default: go on PATH, else /usr/local/go/bin/go)
 #
 # See docs/k8s-test-cluster.md.
@@ -328,6 +330,8 @@ start_etcd() {
 
 start_apiserver() {
 	local dir=$1 cport=$2 sport=$3
+	local -a extra=()
+	read -r -a extra <<<"${HYPERSDK_K8S_APISERVER_ARGS:-}"
 	(
 		close_fds
 		exec setsid "$BIN" \
@@ -346,7 +350,8 @@ start_apiserver() {
 			--service-account-signing-key-file="$dir/pki/sa.key" \
 			--disable-admission-plugins=ServiceAccount \
 			--allow-privileged=true \
-			--profiling=false
+			--profiling=false \
+			"${extra[@]}"
 	) </dev/null >>"$dir/kube-apiserver.log" 2>&1 &
 	echo $! >"$dir/kube-apiserver.pid"
 }
