@@ -1,0 +1,148 @@
+/* sync: the Kubernetes side.  Credentials (kubeconfig as kubectl reads it,
+ * or in-cluster service account), HTTP with libcurl and TLS verification,
+ * list+watch per kind with resourceVersion, bookmarks and relist on 410,
+ * reconnect with backoff and jitter, merge patches to spec, the status
+ * subresource, optimistic claims, node leases, and a durable outbox used
+ * while the API server is unreachable.  Knows nothing of FUSE or libvirt;
+ * mountd wires it to the model.
+ *
+ * Functions return 0 or -errno with a one-line reason in err.  Errnos:
+ * -ENOENT 404, -EEXIST 409 AlreadyExists, -EBUSY 409 Conflict (stale
+ * resourceVersion), -EACCES 401/403, -EINVAL 400/422 (err has the API
+ * server's message), -EAGAIN queued in the outbox (server unreachable),
+ * -EIO otherwise. */
+#ifndef HYPERSDK_SYNC_H
+#define HYPERSDK_SYNC_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Kinds of group hypersdk.io, version v1alpha1. */
+enum sync_kind {
+	SYNC_VM,                /* virtualmachines */
+	SYNC_OPERATION,         /* vmoperations */
+	SYNC_TEMPLATE,          /* vmtemplates */
+	SYNC_SNAPSHOT,          /* vmsnapshots */
+	SYNC_KIND_COUNT,
+};
+const char *sync_kind_name(enum sync_kind k);      /* "VirtualMachine" */
+const char *sync_kind_plural(enum sync_kind k);    /* "virtualmachines" */
+
+/* ---- credentials ---------------------------------------------------- */
+
+struct sync_creds {
+	char *server;           /* https://127.0.0.1:6443 */
+	char *ca_file;          /* PEM file; NULL = system CAs */
+	char *ca_pem;           /* inline certificate-authority-data, decoded */
+	char *cert_file, *key_file;     /* client certificate */
+	char *cert_pem, *key_pem;       /* inline client-*-data, decoded */
+	char *token;            /* bearer token (or token-file contents) */
+	char *ns;               /* the context's namespace, or NULL */
+	bool insecure;          /* insecure-skip-tls-verify: refused unless
+				 * HYPERSDK_ALLOW_INSECURE=1 */
+};
+
+/* Parse a kubeconfig (YAML) as kubectl does: the given file, else the
+ * first file of $KUBECONFIG that exists, else ~/.kube/config; the context
+ * given or current-context; relative paths resolved against the file's
+ * folder.  Pure except for reading files. */
+int sync_kubeconfig_load(const char *path, const char *context,
+			 struct sync_creds *out, char *err, size_t errlen);
+/* Parse kubeconfig text (for tests and fuzzing); dir resolves relative
+ * paths. */
+int sync_kubeconfig_parse(const char *text, size_t len, const char *dir,
+			  const char *context, struct sync_creds *out,
+			  char *err, size_t errlen);
+/* In-cluster: KUBERNETES_SERVICE_HOST/PORT, the service account token,
+ * CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount. */
+int sync_incluster_load(struct sync_creds *out, char *err, size_t errlen);
+void sync_creds_free(struct sync_creds *c);
+
+/* ---- watch events (pure, for tests and fuzzing) --------------------- */
+
+enum sync_event_type {
+	SYNC_EV_ADDED,
+	SYNC_EV_MODIFIED,
+	SYNC_EV_DELETED,
+	SYNC_EV_BOOKMARK,
+	SYNC_EV_ERROR,          /* object is a Status; code 410 = relist */
+};
+
+/* Decode one line of a watch stream.  *obj is a new reference. */
+int sync_event_decode(const char *line, size_t len, enum sync_event_type *type,
+		      json_object **obj, char *err, size_t errlen);
+
+/* ---- the client ------------------------------------------------------ */
+
+struct sync_handler {
+	/* Called from sync's threads, serially per kind, in order. */
+	/* An object was listed, added or modified (borrowed reference). */
+	void (*upsert)(void *arg, enum sync_kind k, json_object *obj);
+	/* An object was deleted (borrowed; the last state known). */
+	void (*remove)(void *arg, enum sync_kind k, json_object *obj);
+	/* The initial list (or a relist) of a kind is complete: objects
+	 * not upserted since the list began are gone. */
+	void (*synced)(void *arg, enum sync_kind k);
+	/* The API server became reachable (true) or unreachable (false). */
+	void (*online)(void *arg, bool up);
+};
+
+struct sync_config {
+	const struct sync_creds *creds;
+	const char *ns;         /* namespace watched and written */
+	const char *node;       /* this node's name */
+	const char *state_dir;  /* the outbox lives in <state_dir>/outbox */
+	int lease_seconds;      /* node lease duration; 0 = 15 */
+};
+
+struct sync;
+
+/* Check that the API server answers and the CRDs are installed; a clear
+ * error otherwise ("the API server at ... does not answer: ...", "CRD
+ * virtualmachines.hypersdk.io is not installed"). */
+int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
+	      void *arg, struct sync **out, char *err, size_t errlen);
+/* Start the watch threads (one per kind), the lease heartbeat and the
+ * outbox pusher. */
+int sync_start(struct sync *s);
+void sync_close(struct sync *s);
+
+/* JSON merge patch (RFC 7386) of an object, or of its status through the
+ * status subresource.  When the server is unreachable the patch goes to
+ * the outbox and -EAGAIN is returned (it will be applied later). */
+int sync_patch(struct sync *s, enum sync_kind k, const char *name,
+	       json_object *patch, char *err, size_t errlen);
+int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,
+		      json_object *status_patch, char *err, size_t errlen);
+/* Create an object (metadata.namespace is filled in).  *created, when
+ * not NULL, gets the object as the server returned it. */
+int sync_create(struct sync *s, enum sync_kind k, json_object *obj,
+		json_object **created, char *err, size_t errlen);
+int sync_delete(struct sync *s, enum sync_kind k, const char *name,
+		char *err, size_t errlen);
+/* GET one object (new reference). */
+int sync_get(struct sync *s, enum sync_kind k, const char *name,
+	     json_object **out, char *err, size_t errlen);
+
+/* Claim an object for this node: set status.nodeName to cfg->node with a
+ * patch guarded by resource_version.  -EBUSY when the object changed
+ * since (someone else may have claimed it): re-read and decide again.
+ * Never queued in the outbox. */
+int sync_claim(struct sync *s, enum sync_kind k, const char *name,
+	       const char *resource_version, char *err, size_t errlen);
+
+/* Nodes: this node's Lease (coordination.k8s.io/v1, name
+ * "hypersdk-node-<node>", in the watched namespace, labelled
+ * hypersdk.io/node=true) is created and renewed by sync_start.  fn is
+ * called for every node lease with its holder, renew time and whether it
+ * is still valid. */
+int sync_nodes(struct sync *s,
+	       void (*fn)(void *arg, const char *node, const char *renew_time,
+			  bool alive),
+	       void *arg, char *err, size_t errlen);
+
+/* Entries waiting in the outbox (for status and tests). */
+size_t sync_outbox_len(struct sync *s);
+
+#endif
