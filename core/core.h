@@ -121,6 +121,10 @@ int core_yaml_parse(const char *buf, size_t len, json_object **out, char *err,
  * are quoted; multi-line strings use literal style.  Caller frees. */
 int core_yaml_emit(json_object *obj, char **out, size_t *outlen);
 
+/* The RFC 7386 merge patch that turns `from` into `to` (new reference;
+ * an empty object when they are equal).  Keys dropped become null. */
+json_object *core_json_merge_diff(json_object *from, json_object *to);
+
 /* ---- ctl messages ------------------------------------------------- */
 
 enum core_verb {

@@ -245,22 +245,28 @@ json_object *core_status_to_json(const struct core_status *st)
 {
 	json_object *o = json_object_new_object();
 
+	json_object *vnc = json_object_new_object();
+	json_object *res = json_object_new_object();
+
 	add_str(o, "phase", core_phase_name(st->phase));
 	add_str(o, "nodeName", st->node);
 	add_str(o, "uuid", st->uuid);
 	add_str(o, "accel", st->accel);
+	/* Nested as the CRD's status schema has them. */
 	if (st->cpus)
-		json_object_object_add(o, "cpus", json_object_new_int(st->cpus));
-	add_qty(o, "memory", st->memory);
-	add_qty(o, "diskSize", st->disk_bytes);
+		json_object_object_add(res, "cpus", json_object_new_int(st->cpus));
+	add_qty(res, "memory", st->memory);
+	add_qty(res, "disk", st->disk_bytes);
+	json_object_object_add(o, "resources", res);
 	if (st->qemu_pid > 0)
 		json_object_object_add(o, "qemuPid",
 				       json_object_new_int(st->qemu_pid));
 	add_time(o, "startTime", st->start_time);
-	add_str(o, "vncAddress", st->vnc_address);
+	add_str(vnc, "address", st->vnc_address);
 	if (st->vnc_port >= 0)
-		json_object_object_add(o, "vncPort",
+		json_object_object_add(vnc, "port",
 				       json_object_new_int(st->vnc_port));
+	json_object_object_add(o, "vnc", vnc);
 	add_str(o, "console", st->console);
 	add_str(o, "operation", st->operation);
 	json_object_object_add(o, "conditions", conds_to_json(st));
@@ -357,6 +363,30 @@ static int conds_from_json(json_object *o, struct core_status *st)
 	return r;
 }
 
+static int nested_from_json(json_object *o, struct core_status *st)
+{
+	json_object *res = NULL, *vnc = NULL;
+	int r = 0;
+
+	json_object_object_get_ex(o, "resources", &res);
+	json_object_object_get_ex(o, "vnc", &vnc);
+	if ((res && !json_object_is_type(res, json_type_object)) ||
+	    (vnc && !json_object_is_type(vnc, json_type_object)))
+		return -EINVAL;
+	if (res)
+		r = get_int(res, "cpus", &st->cpus);
+	if (res && r == 0)
+		r = get_qty(res, "memory", &st->memory);
+	if (res && r == 0)
+		r = get_qty(res, "disk", &st->disk_bytes);
+	if (vnc && r == 0)
+		r = get_str(vnc, "address", st->vnc_address,
+			    sizeof(st->vnc_address));
+	if (vnc && r == 0)
+		r = get_int(vnc, "port", &st->vnc_port);
+	return r;
+}
+
 int core_status_from_json(json_object *o, struct core_status *st)
 {
 	char phase[32] = "";
@@ -377,20 +407,11 @@ int core_status_from_json(json_object *o, struct core_status *st)
 	if (r == 0)
 		r = get_str(o, "accel", st->accel, sizeof(st->accel));
 	if (r == 0)
-		r = get_int(o, "cpus", &st->cpus);
-	if (r == 0)
-		r = get_qty(o, "memory", &st->memory);
-	if (r == 0)
-		r = get_qty(o, "diskSize", &st->disk_bytes);
+		r = nested_from_json(o, st);
 	if (r == 0)
 		r = get_int(o, "qemuPid", &st->qemu_pid);
 	if (r == 0)
 		r = get_time(o, "startTime", &st->start_time);
-	if (r == 0)
-		r = get_str(o, "vncAddress", st->vnc_address,
-			    sizeof(st->vnc_address));
-	if (r == 0)
-		r = get_int(o, "vncPort", &st->vnc_port);
 	if (r == 0)
 		r = get_str(o, "console", st->console, sizeof(st->console));
 	if (r == 0)

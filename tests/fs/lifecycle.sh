@@ -2,6 +2,7 @@
 # Lifecycle through the tree, checked in libvirt: create (vms/ctl and
 # mkdir), start, pause, resume, stop, stop force, restart, wait, spec
 # round trip, a stop behind the daemon's back, delete and rmdir.
+STOP_TIMEOUT=5
 . "$(dirname "$0")/lib.sh"
 
 start_mountd || { not_ok "daemon starts"; done_testing; }
@@ -53,12 +54,8 @@ like "wait returned the changed status" "$(cat "$T/wait.out")" "phase Paused|ope
 echo resume > "$M/vms/$a/ctl"
 
 # Ctrl-C ends a blocked wait at once (no reader stuck in D state).
-t0=$(date +%s%N)
 timeout -s INT 0.5 cat "$M/vms/$a/wait" >/dev/null
-rc=$?
-t1=$(date +%s%N)
-is "SIGINT ends a blocked wait" "$rc" 124
-check "and promptly" test $(((t1 - t0) / 1000000)) -lt 2000
+is "SIGINT ends a blocked wait" "$?" 124
 
 # Ctrl-C on a slow write stops the waiting, not the action: this guest
 # ignores ACPI, so stop waits for --stop-timeout before pulling the plug.
@@ -67,7 +64,7 @@ timeout -s INT 0.5 bash -c "echo stop > '$M/vms/$a/ctl'"
 rc=$?
 t1=$(date +%s%N)
 check "SIGINT ends a blocked write (rc $rc)" test "$rc" -ne 0
-check "at once, not after the stop timeout" test $(((t1 - t0) / 1000000)) -lt 2000
+check "at once, not after the stop timeout" test $(((t1 - t0) / 1000000)) -lt $((STOP_TIMEOUT * 1000))
 wait_for 10 phase_is "$a" Stopped
 is "the stop still happened" "$(phase "$a")" Stopped
 echo start > "$M/vms/$a/ctl"
@@ -79,11 +76,11 @@ like "spec says running: false" "$(cat "$M/vms/$a/spec")" "running: false"
 is "stop when stopped is EBUSY" "$("$ONEWRITE" "$M/vms/$a/ctl" stop)" EBUSY
 
 echo start > "$M/vms/$a/ctl"
-t0=$(date +%s%N)
+timeouts=$(grep -c StopTimeout "$M/vms/$a/events")
 echo stop force > "$M/vms/$a/ctl"
-t1=$(date +%s%N)
 is "stop force gives Stopped" "$(phase "$a")" Stopped
-check "stop force does not wait for the guest" test $(((t1 - t0) / 1000000)) -lt 2000
+like "stop force pulled the plug" "$(tail -n 3 "$M/vms/$a/events")" "Stopped powered off"
+is "without waiting for the guest" "$(grep -c StopTimeout "$M/vms/$a/events")" "$timeouts"
 
 echo start > "$M/vms/$a/ctl"
 pid1=$(status_key "$a" pid)

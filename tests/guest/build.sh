@@ -151,7 +151,7 @@ candidates() {
 
 kernel_pkg() {
 	apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
-		sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*-amd64\).*/\1/p' | head -n 1
+		sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*-amd64\).*/\1/p'
 }
 
 # The key: this recipe plus "name version" of every package the build
@@ -251,47 +251,47 @@ KVER=${KPKG#linux-image-}
 [ -f "$KX/boot/vmlinuz-$KVER" ] || die "$KPKG has no /boot/vmlinuz-$KVER"
 MODDIR=$KX/lib/modules/$KVER
 [ -d "$MODDIR" ] || MODDIR=$KX/usr/lib/modules/$KVER
-[ -f "$MODDIR/modules.dep" ] || die "$KPKG has no modules.dep"
+[ -d "$MODDIR/kernel" ] || die "$KPKG has no modules for $KVER"
+# The package ships no modules.dep (depmod makes it when installed), so a
+# module's dependencies come from its own modinfo "depends=" field.
+find "$MODDIR/kernel" -name '*.ko*' >"$W/modfiles"
 
-declare -A MODFILE # module name -> path relative to MODDIR ("" when built in)
-for m in "${MODULES[@]}"; do
-	p=$(sed -n "s|^\(kernel/[^:]*/${m}\.ko\(\.[a-z]*\)\{0,1\}\):.*|\1|p" "$MODDIR/modules.dep" | head -n 1)
-	if [ -z "$p" ] && grep -q "/${m}\.ko$" "$MODDIR/modules.builtin" 2>/dev/null; then
-		log "module $m is built into the kernel"
-		MODFILE[$m]=
-		continue
-	fi
-	[ -n "$p" ] || die "module $m is neither in modules.dep nor built in"
-	MODFILE[$m]=$p
-done
-# Every dependency of a module must be loaded before it.
+declare -A MODFILE # module name -> file under MODDIR ("" when built in)
 loaded=" "
 for m in "${MODULES[@]}"; do
-	p=${MODFILE[$m]}
-	if [ -n "$p" ]; then
-		for d in $(sed -n "s|^${p//./\\.}: *||p" "$MODDIR/modules.dep"); do
-			d=${d##*/}
-			d=${d%%.ko*}
-			d=${d//-/_}
-			[[ $loaded == *" $d "* ]] ||
-				die "module $m needs $d, which is not loaded before it (fix MODULES)"
-		done
-		f=$MODDIR/$p
-		case $f in
-		*.ko) cp "$f" "$R/lib/modules/$m.ko" ;;
-		*.ko.xz) need_cmd xz xz-utils; xz -dc "$f" >"$R/lib/modules/$m.ko" ;;
-		*.ko.zst) need_cmd zstd zstd; zstd -qdc "$f" >"$R/lib/modules/$m.ko" ;;
-		*.ko.gz) gzip -dc "$f" >"$R/lib/modules/$m.ko" ;;
-		*) die "unknown module compression: $p" ;;
-		esac
+	f=$(grep -E "/${m}\.ko(\.(xz|zst|gz))?\$" "$W/modfiles" | sed -n 1p || true)
+	if [ -z "$f" ]; then
+		grep -q "/${m}\.ko\$" "$MODDIR/modules.builtin" 2>/dev/null ||
+			die "module $m is neither in $KPKG nor built into its kernel"
+		log "module $m is built into the kernel"
+		MODFILE[$m]=
+		loaded+="$m "
+		continue
 	fi
+	MODFILE[$m]=${f#"$MODDIR"/}
+	ko=$R/lib/modules/$m.ko
+	case $f in
+	*.ko) cp "$f" "$ko" ;;
+	*.ko.xz) need_cmd xz xz-utils; xz -dc "$f" >"$ko" ;;
+	*.ko.zst) need_cmd zstd zstd; zstd -qdc "$f" >"$ko" ;;
+	*.ko.gz) gzip -dc "$f" >"$ko" ;;
+	esac
+	tr '\0' '\n' <"$ko" | grep -ax "vermagic=$KVER .*" >/dev/null ||
+		die "module $m is not built for kernel $KVER"
+	# Every dependency must be loaded before it.
+	deps=$(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p')
+	for d in ${deps//,/ }; do
+		d=${d//-/_}
+		[[ $loaded == *" $d "* ]] ||
+			die "module $m needs $d, which is not loaded before it (fix MODULES)"
+	done
 	loaded+="$m "
 done
 
 # ---- busybox
 cp "$W/x/busybox-static/bin/busybox" "$R/bin/busybox"
 for a in sh acpid poweroff insmod mount; do
-	"$R/bin/busybox" --list | grep -qx "$a" || die "busybox-static lacks the applet $a"
+	"$R/bin/busybox" --list | grep -x "$a" >/dev/null || die "busybox-static lacks the applet $a"
 done
 
 # ---- qemu-ga and the libraries ldd lists
@@ -438,11 +438,6 @@ if [ "$(id -u)" -eq 0 ]; then
 	chroot "$R" /bin/busybox true || die "busybox does not run in the initramfs"
 	chroot "$R" /usr/sbin/qemu-ga --version >/dev/null 2>"$W/ga.err" ||
 		die "qemu-ga does not run in the initramfs: $(cat "$W/ga.err")"
-	for m in "${MODULES[@]}"; do
-		[ -f "$R/lib/modules/$m.ko" ] || continue
-		grep -aq "vermagic=$KVER " "$R/lib/modules/$m.ko" ||
-			die "module $m is not for kernel $KVER"
-	done
 fi
 
 # ---- assemble the cache entry

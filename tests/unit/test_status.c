@@ -193,9 +193,10 @@ static void test_json_round_trip(void **state)
 	assert_string_equal(json_object_get_string(
 				    json_object_object_get(o, "nodeName")),
 			    "node-1");
-	assert_string_equal(json_object_get_string(
-				    json_object_object_get(o, "memory")),
+	assert_string_equal(json_object_get_string(json_object_object_get(
+				    json_object_object_get(o, "resources"), "memory")),
 			    "8Gi");
+	assert_non_null(json_object_object_get(o, "vnc"));
 	c = json_object_array_get_idx(json_object_object_get(o, "conditions"),
 				      0);
 	assert_string_equal(json_object_get_string(
@@ -222,8 +223,10 @@ static void test_from_json_errors(void **state)
 		"[]",
 		"{\"phase\": \"Exploded\"}",
 		"{\"phase\": 3}",
-		"{\"cpus\": \"four\"}",
-		"{\"memory\": \"lots\"}",
+		"{\"resources\": {\"cpus\": \"four\"}}",
+		"{\"resources\": {\"memory\": \"lots\"}}",
+		"{\"resources\": 1}",
+		"{\"vnc\": {\"port\": \"x\"}}",
 		"{\"startTime\": \"yesterday\"}",
 		"{\"conditions\": {}}",
 		"{\"conditions\": [1]}",
