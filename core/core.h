@@ -254,6 +254,11 @@ struct core_vm {
 	unsigned nevents, events_head;
 	uint64_t version;       /* bumps on every visible change */
 	int slot;               /* stable small integer for inode numbers */
+	uint64_t spec_gen;      /* bumps on every spec change */
+	/* Kept for the daemon, not used by core: */
+	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
+	char rv[32];            /* cluster: metadata.resourceVersion */
+	uint64_t mark;          /* cluster: list epoch it was last seen in */
 	bool deleted;
 	/* rendered files, refreshed on each change */
 	char *txt_status, *txt_spec, *txt_events, *txt_stats;

@@ -502,6 +502,7 @@ int core_model_add(struct core_model *m, const char *name, const char *ns,
 	fill_ids(vm, name, ns, uid, created);
 	core_status_init(&vm->st);
 	vm->spec_json = spec_json;
+	vm->spec_gen = 1;
 	r = render_new(vm, err, errlen);
 	if (r < 0) {
 		vm->spec_json = NULL;
@@ -574,6 +575,7 @@ int core_model_set_spec(struct core_model *m, struct core_vm *vm,
 		json_object_put(vm->spec_json);
 	vm->spec_json = spec_json;
 	set_text(&vm->txt_spec, &vm->len_spec, yaml, n);
+	vm->spec_gen++;
 	vm->version++;
 	notify(m, vm, CORE_CHG_SPEC);
 	return 0;
