@@ -27,7 +27,7 @@ struct core_store {
 };
 
 static const char *const kinds[] = {
-	"VirtualMachine", "VMOperation", "VMTemplate", "VMSnapshot", NULL
+	"vms", "operations", "templates", "snapshots", NULL
 };
 
 static bool kind_ok(const char *k)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/internal.h"
 
@@ -61,17 +62,16 @@ static uint64_t record_success(struct fs *fs, const char *vmname)
  * the SIGCHLD a shell gets when a background job ends.  Only signals
  * meant to stop the caller (Ctrl-C, SIGTERM, ...) end the waiting; the
  * others are ignored and the request goes on. */
-static bool wants_interrupt(fuse_req_t req)
+static bool pid_wants_interrupt(pid_t pid)
 {
 	const unsigned long long benign = 1ULL << (SIGCHLD - 1) |
 		1ULL << (SIGWINCH - 1) | 1ULL << (SIGURG - 1) |
 		1ULL << (SIGCONT - 1);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	unsigned long long pend = 0, v;
 	char path[64], line[256];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return true;
@@ -83,13 +83,90 @@ static bool wants_interrupt(fuse_req_t req)
 	return !pend || (pend & ~benign) != 0;
 }
 
+static bool wants_interrupt(fuse_req_t req)
+{
+	return pid_wants_interrupt(fuse_req_ctx(req)->pid);
+}
+
+static bool still_pending(struct fs *fs, uint64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&fs->lock);
+	for (struct pending *p = fs->pending; p && !found; p = p->next)
+		found = p->id == id;
+	pthread_mutex_unlock(&fs->lock);
+	return found;
+}
+
+struct sigwatch {
+	struct fs *fs;
+	uint64_t id;
+	pid_t pid;
+};
+
+/* The kernel sends INTERRUPT once per request: after ignoring a SIGCHLD,
+ * a later Ctrl-C would go unnoticed, so keep an eye on the caller. */
+static void *sigwatch_main(void *arg)
+{
+	struct sigwatch *w = arg;
+	struct fs *fs = w->fs;
+	struct pending *p;
+
+	while (still_pending(fs, w->id)) {
+		usleep(100 * 1000);
+		if (!pid_wants_interrupt(w->pid))
+			continue;
+		p = fs_pending_take(fs, w->id);
+		if (p) {
+			fuse_reply_err(p->req, EINTR);
+			free(p);
+		}
+		break;
+	}
+	free(w);
+	pthread_mutex_lock(&fs->lock);
+	fs->actions--;
+	pthread_cond_broadcast(&fs->cond);
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+static void watch_caller(fuse_req_t req, uint64_t id)
+{
+	struct sigwatch *w = malloc(sizeof(*w));
+	struct fs *fs = req_fs(req);
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!w)
+		return;
+	w->fs = fs;
+	w->id = id;
+	w->pid = fuse_req_ctx(req)->pid;
+	pthread_mutex_lock(&fs->lock);
+	fs->actions++;
+	pthread_mutex_unlock(&fs->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, sigwatch_main, w) != 0) {
+		free(w);
+		pthread_mutex_lock(&fs->lock);
+		fs->actions--;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 static void interrupted(fuse_req_t req, void *data)
 {
 	struct fs *fs = req_fs(req);
 	struct pending *p;
 
-	if (!wants_interrupt(req))
+	if (!wants_interrupt(req)) {
+		watch_caller(req, (uint64_t)(uintptr_t)data);
 		return;
+	}
 	p = fs_pending_take(fs, (uint64_t)(uintptr_t)data);
 
 	if (p) {
@@ -123,6 +200,9 @@ static uint64_t park(struct fs *fs, fuse_req_t req, struct pending *p)
 	p->next = fs->pending;
 	fs->pending = p;
 	pthread_mutex_unlock(&fs->lock);
+	/* An earlier, ignored interrupt found nothing parked to watch. */
+	if (fuse_req_interrupted(req))
+		watch_caller(req, id);
 	return id;
 }
 

@@ -358,7 +358,8 @@ static void list_dir(struct dirbuf *d, fuse_ino_t ino)
 	int slot;
 
 	dir_add(d, ".", ino);
-	dir_add(d, "..", INO_ROOT);
+	dir_add(d, "..", fs_ino_vm(ino, &slot, &f) ?
+		(f == VF_DIR ? INO_VMS : fs_vm_ino(slot, VF_DIR)) : INO_ROOT);
 	if (ino == INO_ROOT) {
 		for (size_t i = 0; i < sizeof(top_dirs) / sizeof(top_dirs[0]); i++)
 			dir_add(d, top_dirs[i].name, top_dirs[i].ino);
@@ -448,6 +449,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fs_ino_vm(ino, &slot, &f);
+	/* root passes the permission bits; read-only files stay read-only. */
+	if (wr && ino != INO_VMS_CTL && f != VF_CTL && f != VF_SPEC) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	if (f == VF_WAIT) {
 		fs_wait_open(fs, req, slot, fi);
 		return;

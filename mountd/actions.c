@@ -198,7 +198,7 @@ static int start_vm(struct mountd *md, const char *name, char *err,
 	t3 = now_ms();
 	if (rc < 0)
 		return rc;
-	event(md, name, "Started", "started on node");
+	event(md, name, "Started", "QEMU is running");
 	rc = md_set_running(md, name, true);
 	md_log(LOG_DEBUG_, "start %s: define %ld ms, start %ld ms, refresh %ld ms, persist %ld ms",
 	       name, t1 - t0, t2 - t1, t3 - t2, now_ms() - t3);
@@ -211,7 +211,10 @@ static int stop_vm(struct mountd *md, const char *name, bool force,
 	char msg[128];
 	int rc = 0;
 
-	if (!force && phase == CORE_PHASE_RUNNING) {
+	/* A paused guest cannot see the ACPI button: pull the plug. */
+	if (phase != CORE_PHASE_RUNNING)
+		force = true;
+	if (!force) {
 		rc = be_shutdown(md->be, name, err, errlen);
 		if (rc == 0)
 			rc = wait_phase(md, name, INACTIVE, md->stop_timeout_ms);
@@ -401,8 +404,7 @@ static int add_vm(struct mountd *md, const char *name, json_object *spec,
 		snprintf(vm->st.node, sizeof(vm->st.node), "%s", md->node);
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "create");
 		core_model_status_changed(md->m, vm);
-		core_model_event(md->m, vm, "Created", "created on node %s",
-				 md->node);
+		core_model_event(md->m, vm, "Created", "on node %s", md->node);
 	}
 	core_model_unlock(md->m);
 	flush(md);

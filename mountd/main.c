@@ -210,21 +210,48 @@ static int daemonize(int *notify_fd)
 	return 0;
 }
 
-/* Once start-up went well, logs go to the log file (if any). */
-static void redirect_logs(const char *log_file)
-{
-	int fd;
+static void notify_parent(int fd, const char *err);
 
-	if (!log_file)
-		return;
-	fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		md_log(LOG_WARN_, "cannot open %s: %s", log_file, strerror(errno));
-		return;
+/* Logs go to the log file from the start; the original stderr is kept
+ * (returned) for the one-line start-up error.  A daemon without
+ * --log-file logs to <state-dir>/mountd.log rather than to a terminal it
+ * no longer belongs to. */
+static int redirect_logs(const struct opts *o, char *err, size_t errlen)
+{
+	char def[4200];
+	const char *path = o->log_file;
+	int fd, orig;
+
+	if (!path && o->foreground)
+		return -1;
+	if (!path) {
+		snprintf(def, sizeof(def), "%s/mountd.log", o->state_dir);
+		mkdir(o->state_dir, 0755);
+		path = def;
 	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open log file %.300s: %s", path,
+			 strerror(errno));
+		return -2;
+	}
+	orig = dup(STDERR_FILENO);
 	dup2(fd, STDERR_FILENO);
-	dup2(fd, STDOUT_FILENO);
+	if (!o->foreground)
+		dup2(fd, STDOUT_FILENO);
 	close(fd);
+	return orig;
+}
+
+static void report_error(int notify_fd, int orig_err, const char *err)
+{
+	if (notify_fd >= 0)
+		notify_parent(notify_fd, err);
+	else
+		dprintf(orig_err >= 0 ? orig_err : STDERR_FILENO,
+			"hypersdk-mountd: %s\n", err);
+	if (orig_err >= 0)
+		md_log(LOG_ERR_, "%s", err);
 }
 
 static void notify_parent(int fd, const char *err)
@@ -291,7 +318,7 @@ int main(int argc, char **argv)
 	struct fs_config fc = { .ops = &md_fs_ops, .arg = &md };
 	struct fs *fs = NULL;
 	char err[CORE_ERR_MAX] = "";
-	int rc, notify_fd = -1;
+	int rc, notify_fd = -1, orig_err = -1;
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
@@ -300,6 +327,11 @@ int main(int argc, char **argv)
 		goto out;
 	if (!o.foreground && (rc = daemonize(&notify_fd)) < 0)
 		goto out;
+	orig_err = redirect_logs(&o, err, sizeof(err));
+	if (orig_err == -2) {
+		rc = -EIO;
+		goto out;
+	}
 	snprintf(md.node, sizeof(md.node), "%s", o.node);
 	md.stop_timeout_ms = o.stop_timeout * 1000;
 	md.stats_interval_ms = (o.stats_interval ? o.stats_interval : 2) * 1000;
@@ -319,22 +351,16 @@ int main(int argc, char **argv)
 	       core_model_count(md.m));
 	notify_parent(notify_fd, NULL);
 	notify_fd = -1;
-	redirect_logs(o.log_file);
 	rc = fs_run(fs);
 	md_log(LOG_INFO_, "unmounting %s; VMs keep running", o.mount);
 out:
-	if (rc < 0 && err[0]) {
-		if (notify_fd >= 0)
-			notify_parent(notify_fd, err);
-		else
-			fprintf(stderr, "hypersdk-mountd: %s\n", err);
-	} else if (rc < 0) {
-		snprintf(err, sizeof(err), "%s", strerror(-rc));
-		if (notify_fd >= 0)
-			notify_parent(notify_fd, err);
-		else
-			fprintf(stderr, "hypersdk-mountd: %s\n", err);
+	if (rc < 0) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "%s", strerror(-rc));
+		report_error(notify_fd, orig_err, err);
 	}
+	if (orig_err >= 0)
+		close(orig_err);
 	fs_free(fs);
 	md_stop_threads(&md);
 	if (md.be)

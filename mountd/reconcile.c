@@ -54,8 +54,9 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 	st->memory = in->memory;
 	st->disk_bytes = in->disk_bytes;
 	core_status_cond(st, CORE_COND_READY, in->phase == CORE_PHASE_RUNNING,
-			 running ? "DomainRunning" : "DomainNotRunning",
-			 in->reason, now);
+			 in->phase == CORE_PHASE_RUNNING ? "DomainRunning" :
+			 in->phase == CORE_PHASE_PAUSED ? "DomainPaused" :
+			 "DomainNotRunning", in->reason, now);
 	core_status_cond(st, CORE_COND_DISK_READY, true, "VolumesReady",
 			 "all disks exist in the pool", now);
 	core_status_cond(st, CORE_COND_NETWORK_READY, true, "InterfacesDefined",
@@ -124,8 +125,11 @@ void md_refresh(struct mountd *md, const char *name)
 				 core_phase_name(was), core_phase_name(vm->st.phase),
 				 rc == 0 ? in.reason : "undefined");
 	act = outside_stop(md, vm, was, rc == 0 ? in.reason : "undefined");
+	/* Only a stop seen happening counts: at start-up the previous phase
+	 * is Unknown, and spec.running then decides (start_if_wanted). */
 	turn_off = act == CORE_ACT_NONE && vm->spec.running &&
-		   !vm->st.operation[0] && vm->st.phase != was &&
+		   !vm->st.operation[0] &&
+		   (was == CORE_PHASE_RUNNING || was == CORE_PHASE_PAUSED) &&
 		   (vm->st.phase == CORE_PHASE_STOPPED || vm->st.phase == CORE_PHASE_FAILED);
 	core_model_status_changed(md->m, vm);
 	core_model_unlock(md->m);

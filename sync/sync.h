@@ -10,6 +10,8 @@
  * -ENOENT 404, -EEXIST 409 AlreadyExists, -EBUSY 409 Conflict (stale
  * resourceVersion), -EACCES 401/403, -EINVAL 400/422 (err has the API
  * server's message), -EAGAIN queued in the outbox (server unreachable),
+ * -EHOSTUNREACH server unreachable for calls that are never queued
+ * (create, delete, get, claim, nodes; also 429 and 502-504 answers),
  * -EIO otherwise. */
 #ifndef HYPERSDK_SYNC_H
 #define HYPERSDK_SYNC_H
@@ -38,6 +40,8 @@ struct sync_creds {
 	char *cert_file, *key_file;     /* client certificate */
 	char *cert_pem, *key_pem;       /* inline client-*-data, decoded */
 	char *token;            /* bearer token (or token-file contents) */
+	char *token_file;       /* tokenFile / the service account token:
+				 * re-read when it changes (rotation) */
 	char *ns;               /* the context's namespace, or NULL */
 	bool insecure;          /* insecure-skip-tls-verify: refused unless
 				 * HYPERSDK_ALLOW_INSECURE=1 */
@@ -46,7 +50,11 @@ struct sync_creds {
 /* Parse a kubeconfig (YAML) as kubectl does: the given file, else the
  * first file of $KUBECONFIG that exists, else ~/.kube/config; the context
  * given or current-context; relative paths resolved against the file's
- * folder.  Pure except for reading files. */
+ * folder.  Pure except for reading files.  Unlike kubectl, the files of a
+ * $KUBECONFIG list are not merged: the first one that exists must hold
+ * everything.  Credential plugins (exec, auth-provider), basic auth,
+ * impersonation, proxy-url and tls-server-name are refused (-EOPNOTSUPP)
+ * rather than ignored. */
 int sync_kubeconfig_load(const char *path, const char *context,
 			 struct sync_creds *out, char *err, size_t errlen);
 /* Parse kubeconfig text (for tests and fuzzing); dir resolves relative
@@ -55,7 +63,8 @@ int sync_kubeconfig_parse(const char *text, size_t len, const char *dir,
 			  const char *context, struct sync_creds *out,
 			  char *err, size_t errlen);
 /* In-cluster: KUBERNETES_SERVICE_HOST/PORT, the service account token,
- * CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount. */
+ * CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount
+ * (or $HYPERSDK_SA_DIR, for tests). */
 int sync_incluster_load(struct sync_creds *out, char *err, size_t errlen);
 void sync_creds_free(struct sync_creds *c);
 
@@ -100,17 +109,25 @@ struct sync;
 
 /* Check that the API server answers and the CRDs are installed; a clear
  * error otherwise ("the API server at ... does not answer: ...", "CRD
- * virtualmachines.hypersdk.io is not installed"). */
+ * virtualmachines.hypersdk.io is not installed").  The outbox left by an
+ * earlier run is loaded and pushed once started.  Callbacks start with
+ * sync_start; the server counts as online until an exchange fails.
+ * cfg->ns NULL: the credentials' namespace, else "default". */
 int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
 	      void *arg, struct sync **out, char *err, size_t errlen);
 /* Start the watch threads (one per kind), the lease heartbeat and the
  * outbox pusher. */
 int sync_start(struct sync *s);
+/* Stop the threads (within about a second) and free.  No other sync_*
+ * call on s may be running or follow. */
 void sync_close(struct sync *s);
 
-/* JSON merge patch (RFC 7386) of an object, or of its status through the
- * status subresource.  When the server is unreachable the patch goes to
- * the outbox and -EAGAIN is returned (it will be applied later). */
+/* JSON merge patch (RFC 7386) of an object ({"spec": {...}}), or of its
+ * status through the status subresource: status_patch is the patch of
+ * .status itself ({"phase": "Running"}), sent as {"status": ...}.  When
+ * the server is unreachable, or earlier patches still wait in the outbox
+ * (order is kept), the patch goes to the outbox and -EAGAIN is returned
+ * (it will be applied later; see sync/outbox.c for conflicts). */
 int sync_patch(struct sync *s, enum sync_kind k, const char *name,
 	       json_object *patch, char *err, size_t errlen);
 int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,

@@ -53,6 +53,13 @@ bad "$vctl" "create ${P}q running=maybe" EINVAL "running" "running=maybe"
 bad "$vctl" "create $v" EEXIST "exists" "a name that is taken"
 bad "$vctl" "start" EINVAL "unknown control message" "a VM verb on vms/ctl"
 
+# Read-only files stay read-only, even for root.
+for f in status err events wait stats; do
+	is "writing $f is EACCES" "$("$ONEWRITE" "$M/vms/$v/$f" start)" EACCES
+done
+is "writing vms/err is EACCES" "$("$ONEWRITE" "$M/vms/err" x)" EACCES
+is "after that, nothing changed" "$(snap)" "$before"
+
 # mkdir with bad names: the kernel or the daemon refuses.
 check "mkdir of an upper-case name fails" bash -c "! mkdir '$M/vms/Web' 2>/dev/null"
 like "vms/err says why" "$(cat "$M/vms/err")" "name"

@@ -69,6 +69,22 @@ wait_for 10 phase_is "$a" Stopped
 is "the stop still happened" "$(phase "$a")" Stopped
 echo start > "$M/vms/$a/ctl"
 
+# A SIGCHLD first (a background job ending) must not swallow a later Ctrl-C.
+t0=$(date +%s%N)
+timeout -s INT 1 bash -c "sleep 0.2 & echo stop > '$M/vms/$a/ctl'"
+t1=$(date +%s%N)
+check "Ctrl-C after a SIGCHLD still ends the write" \
+	test $(((t1 - t0) / 1000000)) -lt $((STOP_TIMEOUT * 1000))
+wait_for 10 phase_is "$a" Stopped
+echo start > "$M/vms/$a/ctl"
+
+# stop on a Paused VM: the guest cannot see ACPI, so it is powered off.
+echo pause > "$M/vms/$a/ctl"
+echo stop > "$M/vms/$a/ctl"
+is "stop of a Paused VM gives Stopped" "$(phase "$a")" Stopped
+is "virsh agrees" "$(domstate "$a")" "shut off"
+echo start > "$M/vms/$a/ctl"
+
 echo stop > "$M/vms/$a/ctl"
 is "stop gives Stopped" "$(phase "$a")" Stopped
 is "virsh says shut off" "$(domstate "$a")" "shut off"

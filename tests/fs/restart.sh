@@ -34,6 +34,13 @@ check "SIGTERM unmounts" stop_mountd
 is "VMs keep running after SIGTERM" "$(domstate "$r")" running
 start_mountd || not_ok "start again"
 is "and are found Running" "$(phase "$r")" Running
+
+# Off while the daemon was away (a host reboot): running: true starts it.
+stop_mountd
+"${VIRSH[@]}" destroy "$r" >/dev/null
+start_mountd || not_ok "start after the VM went off"
+is "a VM meant to run is started at start-up" "$(phase "$r")" Running
+like "and its spec still says running: true" "$(cat "$M/vms/$r/spec")" "running: true"
 "$ONEWRITE" "$M/vms/$r/ctl" "stop force" >/dev/null
 stop_mountd
 

@@ -164,6 +164,36 @@ reapply_unchanged() {
 cols() { k get "$1" "$2" --no-headers | awk -v n="$3" '{ s = $1; for (i = 2; i <= n; i++) s = s " " $i; print s }'; }
 category_kinds() { k get "$1" -o 'jsonpath={range .items[*]}{.kind}{"\n"}{end}' | sort -u | paste -sd' '; }
 stored_bad() { k get vm,vmop,vmsnap,vmtpl -o name | grep '/bad-' || true; }
+# api PATH: GET from the API server as the admin (curl, no kubectl caching)
+api() {
+	local url ca cert key
+	url=$(sed -n 's/^APISERVER_URL=//p' "$WORK/cluster/env")
+	ca=$WORK/cluster/pki/ca.crt cert=$WORK/cluster/pki/admin.crt key=$WORK/cluster/pki/admin.key
+	curl -sSN --max-time 20 --cacert "$ca" --cert "$cert" --key "$key" "$url$1"
+}
+VMS=/apis/hypersdk.io/v1alpha1/namespaces/default/virtualmachines
+# watch-list stream (no resourceVersion, bookmarks allowed): initial events,
+# then the initial-events-end bookmark; needs etcd's RequestWatchProgress
+watch_list() {
+	local out
+	out=$(api "$VMS?watch=1&allowWatchBookmarks=true&timeoutSeconds=2")
+	printf '%s\n' "$out" | cut -c1-300
+	! grep -q '"type":"ERROR"' <<<"$out" &&
+		grep -q '"type":"BOOKMARK".*"k8s.io/initial-events-end":"true"' <<<"$out"
+}
+# a watch from the resourceVersion of a fresh list, while other resources
+# move etcd's revision on, must not fail ("Too large resource version")
+watch_from_list() {
+	local rv out
+	k create configmap "rv-bump-$RANDOM" >/dev/null
+	# the list's own resourceVersion comes last (after the items')
+	rv=$(api "$VMS" | grep -o '"resourceVersion":"[0-9]*"' | tail -n1 | tr -dc 0-9)
+	[[ -n $rv ]] || return 1
+	out=$(api "$VMS?watch=1&allowWatchBookmarks=true&resourceVersion=$rv&timeoutSeconds=2")
+	printf 'rv=%s\n%s\n' "$rv" "$out" | cut -c1-300
+	! grep -q '"type":"ERROR"' <<<"$out"
+}
+watch_too_old() { api "$VMS?watch=1&resourceVersion=1&timeoutSeconds=2" | grep -q '"code":410'; }
 
 bail() {
 	echo "Bail out! $1" >&3
@@ -309,6 +339,12 @@ for sn in vm hvm virtualmachines vmop vmtpl vmsnap; do
 done
 is "kubectl get hypersdk (category) lists all four kinds" \
 	"VMOperation VMSnapshot VMTemplate VirtualMachine" category_kinds hypersdk
+
+# ------------------------------------------------------------------ watches
+
+t "watch-list stream: initial events and the initial-events-end bookmark" watch_list
+t "watch from a list's resourceVersion while etcd moves on: no error" watch_from_list
+t "watch from a too old resourceVersion: 410 Expired" watch_too_old
 
 # ------------------------------------------------------------------ defaults
 

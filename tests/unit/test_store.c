@@ -97,8 +97,8 @@ static bool exists(const char *dir, const char *name)
 static void test_open_layout(void **state)
 {
 	struct fixture *f = *state;
-	const char *kinds[] = { "VirtualMachine", "VMOperation", "VMTemplate",
-				"VMSnapshot" };
+	const char *kinds[] = { "vms", "operations", "templates",
+				"snapshots" };
 	char p[1024];
 	struct stat st;
 
@@ -114,25 +114,25 @@ static void test_put_get_del(void **state)
 	struct fixture *f = *state;
 	json_object *a = obj("web", 2), *b = NULL;
 
-	assert_int_equal(core_store_put(f->s, "VirtualMachine", "web", a), 0);
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &b), 0);
+	assert_int_equal(core_store_put(f->s, "vms", "web", a), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &b), 0);
 	assert_true(json_object_equal(a, b));
 	json_object_put(b);
 	/* Replace. */
 	json_object_put(a);
 	a = obj("web", 8);
-	assert_int_equal(core_store_put(f->s, "VirtualMachine", "web", a), 0);
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &b), 0);
+	assert_int_equal(core_store_put(f->s, "vms", "web", a), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &b), 0);
 	assert_int_equal(json_object_get_int(json_object_object_get(b, "cpus")),
 			 8);
 	json_object_put(b);
 	/* A kind that open did not create is created on first put. */
 	assert_int_equal(core_store_put(f->s, "Node", "n1", a), 0);
-	assert_int_equal(core_store_del(f->s, "VirtualMachine", "web"), 0);
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &b),
+	assert_int_equal(core_store_del(f->s, "vms", "web"), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &b),
 			 -ENOENT);
 	assert_null(b);
-	assert_int_equal(core_store_del(f->s, "VirtualMachine", "web"),
+	assert_int_equal(core_store_del(f->s, "vms", "web"),
 			 -ENOENT);
 	assert_int_equal(core_store_get(f->s, "Nothing", "x", &b), -ENOENT);
 	json_object_put(a);
@@ -146,19 +146,19 @@ static void test_bad_names(void **state)
 					     "a b" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		assert_int_equal(core_store_put(f->s, "VirtualMachine",
+		assert_int_equal(core_store_put(f->s, "vms",
 						names[i], a),
 				 -EINVAL);
-		assert_int_equal(core_store_get(f->s, "VirtualMachine",
+		assert_int_equal(core_store_get(f->s, "vms",
 						names[i], &b),
 				 -EINVAL);
-		assert_int_equal(core_store_del(f->s, "VirtualMachine",
+		assert_int_equal(core_store_del(f->s, "vms",
 						names[i]),
 				 -EINVAL);
 	}
 	assert_int_equal(core_store_put(f->s, "../etc", "x", a), -EINVAL);
 	assert_int_equal(core_store_put(f->s, NULL, "x", a), -EINVAL);
-	assert_int_equal(core_store_put(f->s, "VirtualMachine", "x", NULL),
+	assert_int_equal(core_store_put(f->s, "vms", "x", NULL),
 			 -EINVAL);
 	json_object_put(a);
 }
@@ -169,19 +169,19 @@ static void test_interrupted_write(void **state)
 	char kdir[512], err[CORE_ERR_MAX];
 	json_object *a = obj("web", 2), *b = NULL;
 
-	snprintf(kdir, sizeof(kdir), "%s/VirtualMachine", f->dir);
-	assert_int_equal(core_store_put(f->s, "VirtualMachine", "web", a), 0);
+	snprintf(kdir, sizeof(kdir), "%s/vms", f->dir);
+	assert_int_equal(core_store_put(f->s, "vms", "web", a), 0);
 	/* What a kill -9 between write and rename leaves behind: a torn
 	 * temporary file next to the old object. */
 	write_file(kdir, ".web.json.tmp-999-1", "{\"name\": \"web\", \"cp");
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &b), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &b), 0);
 	assert_true(json_object_equal(a, b));
 	json_object_put(b);
 	/* A restart cleans it up and still reads the old object. */
 	core_store_close(f->s);
 	assert_int_equal(core_store_open(f->dir, &f->s, err, sizeof(err)), 0);
 	assert_false(exists(kdir, ".web.json.tmp-999-1"));
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &b), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &b), 0);
 	assert_true(json_object_equal(a, b));
 	json_object_put(b);
 	json_object_put(a);
@@ -212,11 +212,11 @@ static void test_list(void **state)
 	const char *names[] = { "web", "db", "cache" };
 	char kdir[512];
 
-	snprintf(kdir, sizeof(kdir), "%s/VirtualMachine", f->dir);
+	snprintf(kdir, sizeof(kdir), "%s/vms", f->dir);
 	for (int i = 0; i < 3; i++) {
 		json_object *o = obj(names[i], 1);
 
-		assert_int_equal(core_store_put(f->s, "VirtualMachine",
+		assert_int_equal(core_store_put(f->s, "vms",
 						names[i], o),
 				 0);
 		json_object_put(o);
@@ -227,12 +227,12 @@ static void test_list(void **state)
 	write_file(kdir, "trailing.json", "{\"name\": \"trailing\"} junk");
 	write_file(kdir, "empty.json", "");
 	write_file(kdir, "notes.txt", "not an object file");
-	assert_int_equal(core_store_list(f->s, "VirtualMachine", lister, &l),
+	assert_int_equal(core_store_list(f->s, "vms", lister, &l),
 			 0);
 	assert_string_equal(l.names, "cache db web ");
 	memset(&l, 0, sizeof(l));
 	l.stop_at = 2;
-	assert_int_equal(core_store_list(f->s, "VirtualMachine", lister, &l),
+	assert_int_equal(core_store_list(f->s, "vms", lister, &l),
 			 42);
 	assert_string_equal(l.names, "cache db ");
 	memset(&l, 0, sizeof(l));
@@ -277,8 +277,8 @@ static void test_vm_object(void **state)
 	x = json_object_object_get(o, "spec");
 	assert_ptr_not_equal(x, vm->spec_json);
 	assert_true(json_object_equal(x, vm->spec_json));
-	assert_int_equal(core_store_put(f->s, "VirtualMachine", "web", o), 0);
-	assert_int_equal(core_store_get(f->s, "VirtualMachine", "web", &back),
+	assert_int_equal(core_store_put(f->s, "vms", "web", o), 0);
+	assert_int_equal(core_store_get(f->s, "vms", "web", &back),
 			 0);
 	assert_true(json_object_equal(o, back));
 	assert_int_equal(core_status_from_json(

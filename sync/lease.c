@@ -1,0 +1,186 @@
+/* Node leases: coordination.k8s.io/v1 Lease "hypersdk-node-<node>" in the
+ * watched namespace, labelled hypersdk.io/node=true, renewed every third
+ * of its duration (as the kubelet does with its node lease), so a node
+ * that misses two renewals in a row is still alive. */
+#include "sync/priv.h"
+
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEASES "/apis/coordination.k8s.io/v1/namespaces/%s/leases"
+
+static json_object *lease_spec(struct sync *s, const char *now, bool create)
+{
+	json_object *spec = json_object_new_object();
+
+	json_object_object_add(spec, "holderIdentity",
+			       json_object_new_string(s->node));
+	json_object_object_add(spec, "leaseDurationSeconds",
+			       json_object_new_int(s->lease_seconds));
+	json_object_object_add(spec, "renewTime", json_object_new_string(now));
+	if (create)
+		json_object_object_add(spec, "acquireTime",
+				       json_object_new_string(now));
+	return spec;
+}
+
+static json_object *lease_meta(struct sync *s, bool create)
+{
+	json_object *md = json_object_new_object();
+	json_object *labels = json_object_new_object();
+	char name[SYNC_NAME_MAX + 1];
+
+	json_object_object_add(labels, SYNC_NODE_LABEL,
+			       json_object_new_string("true"));
+	json_object_object_add(md, "labels", labels);
+	if (create) {
+		snprintf(name, sizeof(name), SYNC_LEASE_PREFIX "%s", s->node);
+		json_object_object_add(md, "name", json_object_new_string(name));
+		json_object_object_add(md, "namespace",
+				       json_object_new_string(s->ns));
+	}
+	return md;
+}
+
+static int renew(struct sync *s, struct sync_http *h, char *err,
+		 size_t errlen)
+{
+	char coll[512], path[1024], now[40];
+	json_object *body = NULL;
+	int r;
+
+	snprintf(coll, sizeof(coll), LEASES, s->ns);
+	snprintf(path, sizeof(path), "%s/" SYNC_LEASE_PREFIX "%s", coll,
+		 s->node);
+	for (int tries = 0; tries < 2; tries++) {
+		sync_micro_time(now, sizeof(now));
+		body = json_object_new_object();
+		json_object_object_add(body, "metadata", lease_meta(s, false));
+		json_object_object_add(body, "spec", lease_spec(s, now, false));
+		r = sync_request_on(s, h, "PATCH", path, body,
+				    "application/merge-patch+json", NULL, err,
+				    errlen);
+		json_object_put(body);
+		if (r != -ENOENT)
+			break;
+		body = json_object_new_object();
+		json_object_object_add(body, "apiVersion",
+				       json_object_new_string("coordination.k8s.io/v1"));
+		json_object_object_add(body, "kind",
+				       json_object_new_string("Lease"));
+		json_object_object_add(body, "metadata", lease_meta(s, true));
+		json_object_object_add(body, "spec", lease_spec(s, now, true));
+		r = sync_request_on(s, h, "POST", coll, body,
+				    "application/json", NULL, err, errlen);
+		json_object_put(body);
+		/* Created by our previous incarnation meanwhile: patch it. */
+		if (r != -EEXIST)
+			break;
+	}
+	return r;
+}
+
+void *sync_lease_main(void *arg)
+{
+	struct sync *s = arg;
+	long period = s->lease_seconds * 1000L / 3, wait_ms;
+	struct sync_backoff b = { 0 };
+	char err[CORE_ERR_MAX], last[CORE_ERR_MAX] = "";
+	struct sync_http *h = NULL;
+	int r;
+
+	if (sync_http_new(&s->creds, &s->stop, &h, err, sizeof(err)) < 0) {
+		sync_log("lease: %s", err);
+		return NULL;
+	}
+	while (!sync_stopping(s)) {
+		r = renew(s, h, err, sizeof(err));
+		if (r == 0) {
+			if (last[0])
+				sync_log("lease %s%s: renewed again",
+					 SYNC_LEASE_PREFIX, s->node);
+			last[0] = '\0';
+			sync_backoff_reset(&b);
+			wait_ms = period;
+		} else {
+			if (r != -ECANCELED && strcmp(err, last) != 0)
+				sync_log("lease %s%s: %s", SYNC_LEASE_PREFIX,
+					 s->node, err);
+			snprintf(last, sizeof(last), "%s", err);
+			/* Retry sooner than the period, never faster. */
+			wait_ms = sync_backoff_next(&b);
+			if (wait_ms > period)
+				wait_ms = period;
+		}
+		sync_wait(s, &s->cv, wait_ms, NULL);
+	}
+	sync_http_free(h);
+	return NULL;
+}
+
+static void one_lease(json_object *it, double now,
+		      void (*fn)(void *, const char *, const char *, bool),
+		      void *arg)
+{
+	json_object *spec, *v;
+	const char *holder, *renew_s = "";
+	double t;
+	int dur = 0;
+
+	if (!json_object_object_get_ex(it, "spec", &spec) ||
+	    !json_object_object_get_ex(spec, "holderIdentity", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	holder = json_object_get_string(v);
+	if (json_object_object_get_ex(spec, "renewTime", &v) &&
+	    json_object_is_type(v, json_type_string))
+		renew_s = json_object_get_string(v);
+	if (json_object_object_get_ex(spec, "leaseDurationSeconds", &v) &&
+	    json_object_is_type(v, json_type_int))
+		dur = json_object_get_int(v);
+	fn(arg, holder, renew_s, sync_parse_time(renew_s, &t) == 0 &&
+	   dur > 0 && now < t + dur);
+}
+
+int sync_nodes(struct sync *s,
+	       void (*fn)(void *arg, const char *node, const char *renew_time,
+			  bool alive),
+	       void *arg, char *err, size_t errlen)
+{
+	char path[512];
+	json_object *list = NULL, *items;
+	struct timespec ts;
+	size_t n;
+	int r;
+
+	snprintf(path, sizeof(path), LEASES "?labelSelector=%s%%3Dtrue",
+		 s->ns, "hypersdk.io%2Fnode");
+	r = sync_request(s, "GET", path, NULL, NULL, &list, err, errlen);
+	if (r == SYNC_UNREACHABLE) {
+		char e[CORE_ERR_MAX];
+
+		snprintf(e, sizeof(e), "%s", err);
+		snprintf(err, errlen, "the API server at %s is unreachable: "
+			 "%s", s->base, e);
+	}
+	if (r < 0)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!json_object_object_get_ex(list, "items", &items) ||
+	    !json_object_is_type(items, json_type_array)) {
+		snprintf(err, errlen, "the lease list has no items");
+		r = -EIO;
+		goto out;
+	}
+	n = json_object_array_length(items);
+	for (size_t i = 0; i < n; i++)
+		one_lease(json_object_array_get_idx(items, i),
+			  ts.tv_sec + ts.tv_nsec / 1e9, fn, arg);
+out:
+	json_object_put(list);
+	return r;
+}

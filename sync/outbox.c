@@ -1,0 +1,538 @@
+/* The outbox: merge patches written while the API server was unreachable,
+ * kept on disk until the server has acknowledged them.
+ *
+ * One file per entry, <state_dir>/outbox/<20-digit sequence>.json, holding
+ * {"kind", "name", "subresource" ("status" or absent), "body", "queued"}.
+ * Written as a temporary file, fsynced, renamed, directory fsynced: after a
+ * crash an entry is whole or absent.  Files are replayed in sequence order.
+ *
+ * Conflicts, the rule:
+ * - Spec (and metadata) patches are replayed as they are, in order: the
+ *   last writer wins per field.  They carry no resourceVersion, so a
+ *   change made meanwhile by kubectl to another field survives, and one
+ *   to the same field is overwritten by ours (we wrote later in wall
+ *   time only if our queue is older, which is the usual case of a node
+ *   cut off from the server; there is no better arbiter for spec).
+ * - Status patches are coalesced per object: a new one is merged over the
+ *   queued one (RFC 7386 composition, so the newest value of each field
+ *   wins and fields only the older one set survive), and the old entry
+ *   is removed.  The owner node is the authority on status, so its newest
+ *   view is the one to keep, and a node that was offline for hours sends
+ *   one patch per object rather than thousands.
+ * - 404 on replay drops the entry (the object was deleted meanwhile) and
+ *   logs it; 400/422 (the server will never accept it) likewise.
+ * - Nothing is applied twice: an entry is removed only after the server
+ *   acknowledged it.  A crash between the acknowledgement and the removal
+ *   replays it once more, which a merge patch makes harmless (idempotent).
+ * - Anything else (unreachable, 5xx, 401/403, 409 after retries) keeps the
+ *   entry at the head and retries with backoff, so order is never broken.
+ */
+#include "sync/priv.h"
+
+#include "core/core.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Bounds the disk and the replay time of a very long outage. */
+#define OUTBOX_MAX 100000
+#define ENTRY_MAX (4 * 1024 * 1024)
+#define SEQ_DIGITS 20
+#define PUSH_CONFLICT_TRIES 3
+
+struct ob_entry {
+	uint64_t seq;
+	enum sync_kind k;
+	bool status;
+	char *name;
+};
+
+struct sync_outbox {
+	char *dir;
+	int dfd;
+	pthread_mutex_t mu;
+	struct ob_entry *v;     /* in sequence order */
+	size_t n, cap;
+	uint64_t next;
+};
+
+static int mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	int r = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; r == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			r = -errno;
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return r;
+}
+
+static bool seq_name(const char *f, uint64_t *seq)
+{
+	char *end;
+
+	if (strlen(f) != SEQ_DIGITS + 5 || strcmp(f + SEQ_DIGITS, ".json") ||
+	    strspn(f, "0123456789") != SEQ_DIGITS)
+		return false;
+	*seq = strtoull(f, &end, 10);
+	return end == f + SEQ_DIGITS;
+}
+
+static int kind_parse(const char *name, enum sync_kind *k)
+{
+	for (int i = 0; i < SYNC_KIND_COUNT; i++) {
+		if (name && strcmp(name, sync_kind_name(i)) == 0) {
+			*k = (enum sync_kind)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Read an entry file: its object (new reference) and its fields. */
+static int read_entry(struct sync_outbox *ob, uint64_t seq,
+		      struct ob_entry *e, json_object **body)
+{
+	char f[SEQ_DIGITS + 8], path[PATH_MAX];
+	json_object *o = NULL, *b, *sub;
+	const char *name;
+	size_t len;
+	char *txt;
+	int r;
+
+	snprintf(f, sizeof(f), "%0*" PRIu64 ".json", SEQ_DIGITS, seq);
+	snprintf(path, sizeof(path), "%s/%s", ob->dir, f);
+	r = sync_read_file(path, ENTRY_MAX, &txt, &len);
+	if (r < 0)
+		return r;
+	r = sync_json_parse(txt, len, &o);
+	free(txt);
+	if (r < 0)
+		return r;
+	name = json_object_get_string(json_object_object_get(o, "name"));
+	sub = json_object_object_get(o, "subresource");
+	if (kind_parse(json_object_get_string(json_object_object_get(o,
+			"kind")), &e->k) < 0 || !sync_name_ok(name) ||
+	    !json_object_object_get_ex(o, "body", &b) ||
+	    !json_object_is_type(b, json_type_object) ||
+	    (sub && strcmp(json_object_get_string(sub), "status") != 0)) {
+		json_object_put(o);
+		return -EINVAL;
+	}
+	e->seq = seq;
+	e->status = sub != NULL;
+	e->name = strdup(name);
+	if (body)
+		*body = json_object_get(b);
+	json_object_put(o);
+	return e->name ? 0 : -ENOMEM;
+}
+
+static int push_entry(struct sync_outbox *ob, const struct ob_entry *e)
+{
+	struct ob_entry *nv;
+	size_t cap;
+
+	if (ob->n == ob->cap) {
+		cap = ob->cap ? ob->cap * 2 : 64;
+		nv = realloc(ob->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		ob->v = nv;
+		ob->cap = cap;
+	}
+	ob->v[ob->n++] = *e;
+	return 0;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+	const struct ob_entry *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A file we cannot read must neither block the queue nor vanish. */
+static void set_aside(struct sync_outbox *ob, const char *f)
+{
+	char bad[SEQ_DIGITS + 16];
+
+	snprintf(bad, sizeof(bad), "%s.bad", f);
+	sync_log("outbox %s/%s: unreadable, renamed to %s", ob->dir, f, bad);
+	renameat(ob->dfd, f, ob->dfd, bad);
+}
+
+static int load(struct sync_outbox *ob)
+{
+	struct ob_entry e;
+	struct dirent *de;
+	uint64_t seq;
+	int dfd = dup(ob->dfd), r = 0;
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+
+	if (!d) {
+		r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp")) {
+			unlinkat(ob->dfd, de->d_name, 0); /* a crash's leftover */
+			continue;
+		}
+		if (!seq_name(de->d_name, &seq))
+			continue;
+		if (seq >= ob->next)
+			ob->next = seq + 1;
+		r = read_entry(ob, seq, &e, NULL);
+		if (r == -EINVAL || r == -EFBIG) {
+			set_aside(ob, de->d_name);
+			r = 0;
+			continue;
+		}
+		if (r == 0 && (r = push_entry(ob, &e)) < 0)
+			free(e.name);
+	}
+	closedir(d);
+	if (ob->n)
+		qsort(ob->v, ob->n, sizeof(*ob->v), cmp_seq);
+	return r;
+}
+
+int sync_outbox_open(const char *dir, struct sync_outbox **out, char *err,
+		     size_t errlen)
+{
+	struct sync_outbox *ob = calloc(1, sizeof(*ob));
+	int r = -ENOMEM;
+
+	*out = NULL;
+	if (!ob || !(ob->dir = strdup(dir)))
+		goto out;
+	ob->dfd = -1;
+	ob->next = 1;
+	r = -pthread_mutex_init(&ob->mu, NULL);
+	if (r < 0) {
+		free(ob->dir);
+		free(ob);
+		ob = NULL;
+		goto out;
+	}
+	r = mkdir_p(dir);
+	if (r == 0) {
+		ob->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = ob->dfd < 0 ? -errno : 0;
+	}
+	r = r ? r : load(ob);
+out:
+	if (r < 0) {
+		snprintf(err, errlen, "outbox %s: %s", dir, strerror(-r));
+		sync_outbox_close(ob);
+		return r;
+	}
+	if (ob->n)
+		sync_log("outbox %s: %zu entries to push", dir, ob->n);
+	*out = ob;
+	return 0;
+}
+
+void sync_outbox_close(struct sync_outbox *ob)
+{
+	if (!ob)
+		return;
+	for (size_t i = 0; i < ob->n; i++)
+		free(ob->v[i].name);
+	free(ob->v);
+	if (ob->dfd >= 0)
+		close(ob->dfd);
+	pthread_mutex_destroy(&ob->mu);
+	free(ob->dir);
+	free(ob);
+}
+
+size_t sync_outbox_count(struct sync_outbox *ob)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ob->mu);
+	n = ob->n;
+	pthread_mutex_unlock(&ob->mu);
+	return n;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* temp, fsync, rename, fsync of the directory. */
+static int write_file(struct sync_outbox *ob, uint64_t seq, const char *txt)
+{
+	char f[SEQ_DIGITS + 8], tmp[SEQ_DIGITS + 16];
+	int fd, r;
+
+	snprintf(f, sizeof(f), "%0*" PRIu64 ".json", SEQ_DIGITS, seq);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", f);
+	fd = openat(ob->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, txt, strlen(txt));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(ob->dfd, tmp, ob->dfd, f) < 0)
+		r = -errno;
+	if (r == 0 && fsync(ob->dfd) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(ob->dfd, tmp, 0);
+	return r;
+}
+
+static void unlink_seq(struct sync_outbox *ob, uint64_t seq)
+{
+	char f[SEQ_DIGITS + 8];
+
+	snprintf(f, sizeof(f), "%0*" PRIu64 ".json", SEQ_DIGITS, seq);
+	if (unlinkat(ob->dfd, f, 0) == 0)
+		fsync(ob->dfd);
+}
+
+static void forget(struct sync_outbox *ob, size_t i)
+{
+	free(ob->v[i].name);
+	memmove(&ob->v[i], &ob->v[i + 1], (ob->n - i - 1) * sizeof(*ob->v));
+	ob->n--;
+}
+
+/* The queued status entry of this object, or -1. */
+static long find_status(struct sync_outbox *ob, enum sync_kind k,
+			const char *name)
+{
+	for (size_t i = ob->n; i-- > 0;)
+		if (ob->v[i].status && ob->v[i].k == k &&
+		    strcmp(ob->v[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static json_object *entry_doc(enum sync_kind k, const char *name,
+			      bool status, json_object *body)
+{
+	json_object *o = json_object_new_object();
+	char now[40];
+
+	core_rfc3339(time(NULL), now, sizeof(now));
+	json_object_object_add(o, "kind",
+			       json_object_new_string(sync_kind_name(k)));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	if (status)
+		json_object_object_add(o, "subresource",
+				       json_object_new_string("status"));
+	json_object_object_add(o, "body", json_object_get(body));
+	json_object_object_add(o, "queued", json_object_new_string(now));
+	return o;
+}
+
+/* Status: the queued body of the same object merged under the new one. */
+static json_object *coalesce(struct sync_outbox *ob, long old,
+			     json_object *body)
+{
+	struct ob_entry e;
+	json_object *prev = NULL, *c;
+
+	if (old < 0 || read_entry(ob, ob->v[old].seq, &e, &prev) < 0)
+		return json_object_get(body);
+	free(e.name);
+	c = sync_merge_compose(prev, body);
+	json_object_put(prev);
+	return c;
+}
+
+int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
+		    const char *name, bool status, json_object *body,
+		    char *err, size_t errlen)
+{
+	struct ob_entry e = { .k = k, .status = status };
+	json_object *b = NULL, *doc = NULL;
+	long old = -1;
+	int r;
+
+	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name)) {
+		snprintf(err, errlen, "bad kind or name");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&ob->mu);
+	if (status)
+		old = find_status(ob, k, name);
+	r = ob->n >= OUTBOX_MAX && old < 0 ? -ENOSPC : 0;
+	if (r == 0 && (!(b = coalesce(ob, old, body)) ||
+		       !(doc = entry_doc(k, name, status, b)) ||
+		       !(e.name = strdup(name))))
+		r = -ENOMEM;
+	if (r < 0)
+		goto out;
+	e.seq = ob->next++;
+	r = write_file(ob, e.seq, json_object_to_json_string_ext(doc,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	r = r ? r : push_entry(ob, &e);
+	if (r < 0)
+		goto out;
+	e.name = NULL;
+	/* The new file exists before the old one goes: a crash in between
+	 * replays both, old then new, to the same end. */
+	if (old >= 0) {
+		unlink_seq(ob, ob->v[old].seq);
+		forget(ob, (size_t)old);
+	}
+out:
+	pthread_mutex_unlock(&ob->mu);
+	if (r < 0)
+		snprintf(err, errlen, "outbox %s: %s", ob->dir,
+			 r == -ENOSPC ? "full" : strerror(-r));
+	free(e.name);
+	json_object_put(b);
+	json_object_put(doc);
+	return r;
+}
+
+int sync_outbox_peek(struct sync_outbox *ob, struct sync_outbox_entry *out)
+{
+	struct ob_entry e;
+	char f[SEQ_DIGITS + 8];
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&ob->mu);
+	while (ob->n > 0) {
+		r = read_entry(ob, ob->v[0].seq, &e, &out->body);
+		if (r == 0 || r == -ENOMEM)
+			break;
+		/* Vanished or damaged since load: skip it, keep the rest. */
+		snprintf(f, sizeof(f), "%0*" PRIu64 ".json", SEQ_DIGITS,
+			 ob->v[0].seq);
+		if (r != -ENOENT)
+			set_aside(ob, f);
+		forget(ob, 0);
+		r = -ENOENT;
+	}
+	pthread_mutex_unlock(&ob->mu);
+	if (r < 0)
+		return r;
+	out->seq = e.seq;
+	out->k = e.k;
+	out->status = e.status;
+	snprintf(out->name, sizeof(out->name), "%s", e.name);
+	free(e.name);
+	return 0;
+}
+
+void sync_outbox_done(struct sync_outbox *ob, uint64_t seq)
+{
+	pthread_mutex_lock(&ob->mu);
+	for (size_t i = 0; i < ob->n; i++) {
+		if (ob->v[i].seq == seq) {
+			forget(ob, i);
+			break;
+		}
+	}
+	unlink_seq(ob, seq);
+	pthread_mutex_unlock(&ob->mu);
+}
+
+/* ---- the pusher -------------------------------------------------------- */
+
+/* 0: the entry is finished with (applied or dropped); < 0: keep it. */
+static int push_one(struct sync *s, struct sync_http *h,
+		    struct sync_outbox_entry *e)
+{
+	char path[512], err[CORE_ERR_MAX] = "";
+	int r = -EBUSY;
+
+	if (sync_path(s, e->k, e->name, e->status, path, sizeof(path)) < 0)
+		return 0; /* cannot happen: names were checked when queued */
+	for (int i = 0; i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++)
+		r = sync_request_on(s, h, "PATCH", path, e->body,
+				    "application/merge-patch+json", NULL, err,
+				    sizeof(err));
+	if (r == -ENOENT || r == -EINVAL) {
+		sync_log("outbox: dropped the %s patch of %s %s: %s",
+			 e->status ? "status" : "spec", sync_kind_name(e->k),
+			 e->name, r == -ENOENT ? "the object was deleted "
+			 "meanwhile" : err);
+		return 0;
+	}
+	if (r < 0 && r != SYNC_UNREACHABLE && r != -ECANCELED)
+		sync_log("outbox: %s %s: %s (will retry)", sync_kind_name(e->k),
+			 e->name, err);
+	return r;
+}
+
+void *sync_push_main(void *arg)
+{
+	struct sync *s = arg;
+	struct sync_backoff b = { 0 };
+	struct sync_outbox_entry e;
+	struct sync_http *h = NULL;
+	char err[CORE_ERR_MAX];
+	unsigned seen = 0;
+	long wait_ms;
+	int r;
+
+	if (sync_http_new(&s->creds, &s->stop, &h, err, sizeof(err)) < 0) {
+		sync_log("outbox: %s", err);
+		return NULL;
+	}
+	while (!sync_stopping(s)) {
+		r = sync_outbox_peek(s->ob, &e);
+		if (r == -ENOENT) {
+			/* Woken by additions; the timeout is only a guard. */
+			sync_wait(s, &s->push_cv, 60000, &seen);
+			continue;
+		}
+		if (r == 0) {
+			r = push_one(s, h, &e);
+			json_object_put(e.body);
+		}
+		if (r == 0) {
+			sync_outbox_done(s->ob, e.seq);
+			sync_backoff_reset(&b);
+			continue;
+		}
+		wait_ms = sync_backoff_next(&b);
+		sync_wait(s, &s->push_cv, wait_ms, &seen);
+	}
+	sync_http_free(h);
+	return NULL;
+}
