@@ -105,34 +105,60 @@ int md_redefine(struct mountd *md, const char *name, char *err,
 	struct core_spec spec;
 	struct core_vm *vm;
 	json_object *j = NULL;
+	uint64_t gen = 0;
 	int rc;
 
-	rc = spec_copy(md, name, &j, &spec, err, errlen);
-	if (rc < 0)
-		return rc;
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm) {
 		snprintf(ns, sizeof(ns), "%s", vm->ns);
 		snprintf(uid, sizeof(uid), "%s", vm->uid);
+		gen = vm->spec_gen;
 	}
 	core_model_unlock(md->m);
+	rc = spec_copy(md, name, &j, &spec, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = be_define(md->be, name, ns, uid, &spec, j, err, errlen);
 	core_spec_free(&spec);
 	json_object_put(j);
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && rc == 0)
+		vm->defined_gen = gen;
+	core_model_unlock(md->m);
 	return rc;
+}
+
+/* Define only when the spec moved since the last define, or the domain
+ * went missing: a start then costs what virsh start costs. */
+static int define_if_needed(struct mountd *md, const char *name, char *err,
+			    size_t errlen)
+{
+	struct core_vm *vm;
+	struct be_info in;
+	bool stale;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	stale = !vm || vm->defined_gen != vm->spec_gen;
+	core_model_unlock(md->m);
+	if (!stale && be_info(md->be, name, &in, err, errlen) != -ENOENT)
+		return 0;
+	return md_redefine(md, name, err, errlen);
 }
 
 int md_set_running(struct mountd *md, const char *name, bool running)
 {
 	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
-	json_object *j = NULL;
+	json_object *j = NULL, *old = NULL;
 	int rc = 0;
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm && vm->spec.running != running &&
+	    json_object_deep_copy(vm->spec_json, &old, NULL) == 0 &&
 	    json_object_deep_copy(vm->spec_json, &j, NULL) == 0) {
 		core_spec_set_bool(j, "running", running);
 		rc = core_model_set_spec(md->m, vm, j, err, sizeof(err));
@@ -141,11 +167,15 @@ int md_set_running(struct mountd *md, const char *name, bool running)
 	}
 	core_model_unlock(md->m);
 	flush(md);
-	return rc < 0 ? rc : md_persist(md, name);
+	if (rc == 0 && old)
+		rc = md_cluster_spec(md, name, old, err, sizeof(err));
+	json_object_put(old);
+	if (rc < 0)
+		md_log(LOG_WARN_, "vm %s: cannot publish spec.running: %s", name, err);
+	return md_persist(md, name);
 }
 
-/* Wait until the VM's phase is in mask, or timeout. */
-static int wait_phase(struct mountd *md, const char *name, unsigned mask,
+int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
 		      int timeout_ms)
 {
 	struct timespec t0, t;
@@ -188,7 +218,7 @@ static int start_vm(struct mountd *md, const char *name, char *err,
 		    size_t errlen)
 {
 	long t0 = now_ms(), t1, t2, t3;
-	int rc = md_redefine(md, name, err, errlen);
+	int rc = define_if_needed(md, name, err, errlen);
 
 	t1 = now_ms();
 	if (rc == 0)
@@ -217,7 +247,7 @@ static int stop_vm(struct mountd *md, const char *name, bool force,
 	if (!force) {
 		rc = be_shutdown(md->be, name, err, errlen);
 		if (rc == 0)
-			rc = wait_phase(md, name, INACTIVE, md->stop_timeout_ms);
+			rc = md_wait_phase(md, name, INACTIVE, md->stop_timeout_ms);
 		if (rc == -ETIMEDOUT) {
 			snprintf(msg, sizeof(msg), "guest did not power off within "
 				 "%d s; destroying it", md->stop_timeout_ms / 1000);
@@ -254,9 +284,12 @@ static int md_ctl(void *arg, const char *vm, const struct core_ctl *msg,
 		  char *err, size_t errlen)
 {
 	struct mountd *md = arg;
+	char owner[CORE_NAME_MAX + 1];
 
 	if (!vm)
 		return create_vm(md, msg, err, errlen);
+	if (!md_owned(md, vm, owner, sizeof(owner)))
+		return md_cluster_forward(md, vm, msg, owner, err, errlen);
 	switch (msg->verb) {
 	case CORE_V_CLONE:
 	case CORE_V_MIGRATE:
@@ -293,6 +326,9 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		md_refresh(md, name);
 		return rc;
 	}
+	rc = md_cluster_delete(md, name, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = core_store_del(md->store, "vms", name);
 	if (rc < 0 && rc != -ENOENT)
 		md_log(LOG_WARN_, "delete %s from the store: %s", name, strerror(-rc));
@@ -413,8 +449,10 @@ static int add_vm(struct mountd *md, const char *name, json_object *spec,
 
 static void forget_vm(struct mountd *md, const char *name)
 {
+	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
 
+	md_cluster_delete(md, name, err, sizeof(err));
 	core_store_del(md->store, "vms", name);
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
@@ -437,7 +475,15 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 		return -EOPNOTSUPP;
 	}
 	spec = create_spec(msg);
-	rc = add_vm(md, name, spec, err, errlen);
+	if (md->sync) {
+		rc = md_cluster_create(md, name, spec, err, errlen);
+		json_object_put(spec);
+		spec = NULL;
+		if (rc < 0 && md_owned(md, name, NULL, 0))
+			forget_vm(md, name);
+	} else {
+		rc = add_vm(md, name, spec, err, errlen);
+	}
 	if (rc < 0) {
 		json_object_put(spec);
 		return rc;
@@ -501,6 +547,22 @@ static int converge(struct mountd *md, const char *name, char *err,
 	return 0;
 }
 
+int md_converge_owned(struct mountd *md, const char *name, char *err,
+		      size_t errlen)
+{
+	int rc = begin_op(md, name, "reconcile", NULL, err, errlen);
+
+	if (rc < 0)
+		return rc == -EBUSY ? 0 : rc;
+	rc = define_if_needed(md, name, err, errlen);
+	if (rc == 0) {
+		md_refresh(md, name);
+		rc = converge(md, name, err, errlen);
+	}
+	end_op(md, name, "reconcile");
+	return rc;
+}
+
 static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		   size_t errlen)
 {
@@ -531,6 +593,8 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		restore_spec(md, name, old);
 		old = NULL;
 	}
+	if (rc == 0)
+		rc = md_cluster_spec(md, name, old, err, errlen);
 	if (rc == 0)
 		event(md, name, "SpecChanged", "spec replaced");
 	end_op(md, name, "spec");

@@ -42,6 +42,8 @@ struct opts {
 	const char *uri;
 	char node[CORE_NAME_MAX + 1];
 	const char *log_file;
+	const char *kubeconfig;
+	const char *ns;
 	enum be_accel accel;
 	bool foreground, fuse_debug;
 	int stop_timeout, stats_interval;
@@ -55,7 +57,9 @@ static void usage(FILE *f)
 	      "         [--stop-timeout SECONDS] [--stats-interval SECONDS]\n"
 	      "         [--foreground] [--log-level error|warn|info|debug] "
 	      "[--fuse-debug]\n"
-	      "         [--log-file FILE]\n", f);
+	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
+	      "With --kubeconfig (or in a pod, with its service account) the\n"
+	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n", f);
 }
 
 static int parse_level(const char *s)
@@ -121,7 +125,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "foreground", 0, 0, 'f' }, { "log-level", 1, 0, 'l' },
 		{ "stop-timeout", 1, 0, 't' }, { "stats-interval", 1, 0, 'i' },
 		{ "fuse-debug", 0, 0, 'd' }, { "help", 0, 0, 'h' },
-		{ "log-file", 1, 0, 'L' },
+		{ "log-file", 1, 0, 'L' },  { "kubeconfig", 1, 0, 'k' },
+		{ "namespace", 1, 0, 'N' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -137,6 +142,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'f': o->foreground = true; break;
 		case 'd': o->fuse_debug = true; break;
 		case 'L': o->log_file = optarg; break;
+		case 'k': o->kubeconfig = optarg; break;
+		case 'N': o->ns = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -306,6 +313,8 @@ static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
 		rc = be_open(&bc, &md->be, err, errlen);
 	if (rc == 0)
 		rc = md_load(md, err, errlen);
+	if (rc == 0 && (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
+		rc = md_cluster_open(md, o->kubeconfig, o->ns, err, errlen);
 	return rc;
 }
 
@@ -320,6 +329,11 @@ int main(int argc, char **argv)
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;
 
+	md_nq_init(&md.work);
+	md_nq_init(&md.status);
+	pthread_mutex_init(&md.slock, NULL);
+	pthread_cond_init(&md.scond, NULL);
+
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	rc = check_opts(&o, err, sizeof(err));
@@ -333,6 +347,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	snprintf(md.node, sizeof(md.node), "%s", o.node);
+	md.state_dir = o.state_dir;
 	md.stop_timeout_ms = o.stop_timeout * 1000;
 	md.stats_interval_ms = (o.stats_interval ? o.stats_interval : 2) * 1000;
 	rc = setup(&md, &o, err, sizeof(err));
@@ -344,11 +359,14 @@ int main(int argc, char **argv)
 	rc = fs_mount(&fc, &fs, err, sizeof(err));
 	if (rc == 0)
 		rc = md_start_threads(&md);
+	if (rc == 0)
+		rc = md_cluster_start(&md);
 	if (rc < 0)
 		goto out;
-	md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, %zu vms)",
+	md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, %zu vms%s%s)",
 	       o.mount, o.node, o.uri, be_accel_name(md.be),
-	       core_model_count(md.m));
+	       core_model_count(md.m), md.sync ? ", namespace " : "",
+	       md.sync ? md.ns : "");
 	notify_parent(notify_fd, NULL);
 	notify_fd = -1;
 	rc = fs_run(fs);
@@ -362,6 +380,7 @@ out:
 	if (orig_err >= 0)
 		close(orig_err);
 	fs_free(fs);
+	md_cluster_close(&md);
 	md_stop_threads(&md);
 	if (md.be)
 		be_close(md.be);

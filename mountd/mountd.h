@@ -8,6 +8,23 @@
 
 enum { LOG_ERR_, LOG_WARN_, LOG_INFO_, LOG_DEBUG_ };
 
+/* queue.c: a set of VM names waiting for one worker thread. */
+struct md_nq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char **names;
+	size_t n, cap;
+	bool all;               /* every VM needs a look */
+	bool stopping;
+};
+void md_nq_init(struct md_nq *q);
+void md_nq_destroy(struct md_nq *q);
+void md_nq_put(struct md_nq *q, const char *name);
+bool md_nq_take(struct md_nq *q, char ***batch, size_t *n, bool *all);
+void md_nq_stop(struct md_nq *q);
+
+#include "sync/sync.h"
+
 struct mountd {
 	struct core_model *m;
 	struct core_store *store;
@@ -16,15 +33,22 @@ struct mountd {
 	int stop_timeout_ms;    /* ACPI shutdown grace before destroy */
 	int stats_interval_ms;
 
-	/* reconciler: names of domains libvirt told us about */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	char **queue;
-	size_t qlen, qcap;
-	bool all_dirty;         /* re-read every domain */
+	struct md_nq work;      /* VMs to re-read from libvirt (and, in
+				 * cluster mode, to claim and converge) */
+	struct md_nq status;    /* cluster: VMs whose status to publish */
+	pthread_mutex_t slock;  /* the stats thread's sleep */
+	pthread_cond_t scond;
 	bool stopping;
-	pthread_t reconciler, stats;
-	bool reconciler_started, threads;
+	pthread_t reconciler, stats, pusher;
+	bool reconciler_started, stats_started, pusher_started;
+
+	/* cluster mode (sync == NULL when standalone) */
+	struct sync *sync;
+	struct sync_creds creds;
+	const char *state_dir;
+	char ns[CORE_NAME_MAX + 1];
+	uint64_t sync_epoch;    /* bumped after each complete list */
+	bool online, synced;
 };
 
 void md_log(int level, const char *fmt, ...)
@@ -39,7 +63,36 @@ int md_set_running(struct mountd *md, const char *name, bool running);
 /* Define (or redefine) the domain from the VM's current spec. */
 int md_redefine(struct mountd *md, const char *name, char *err, size_t errlen);
 
+/* Bring an owned VM to its spec: define it when missing or changed,
+ * start or stop it as spec.running says. */
+int md_converge_owned(struct mountd *md, const char *name, char *err,
+		      size_t errlen);
+/* Wait until the VM's phase is one of mask (1 << phase). */
+int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
+		  int timeout_ms);
+
+/* cluster.c (all no-ops or "owned" in standalone mode) */
+int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
+		    char *err, size_t errlen);
+int md_cluster_start(struct mountd *md);
+void md_cluster_close(struct mountd *md);
+bool md_owned(struct mountd *md, const char *name, char *owner, size_t len);
+void md_cluster_reconcile(struct mountd *md, const char *name);
+void md_push_status(struct mountd *md, const char *name);
+int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
+		    char *err, size_t errlen);
+int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
+		      char *err, size_t errlen);
+int md_cluster_delete(struct mountd *md, const char *name, char *err,
+		      size_t errlen);
+int md_cluster_forward(struct mountd *md, const char *name,
+		       const struct core_ctl *msg, const char *owner,
+		       char *err, size_t errlen);
+
 /* reconcile.c */
+/* Queue a VM for the reconciler (NULL: all of them). */
+void md_queue(struct mountd *md, const char *name);
+void md_queue_status(struct mountd *md, const char *name);
 /* Load the store, adopt our domains, bring status up to date. */
 int md_load(struct mountd *md, char *err, size_t errlen);
 int md_start_threads(struct mountd *md);

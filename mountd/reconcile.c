@@ -69,6 +69,13 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 
 static void mark_missing(struct core_vm *vm, time_t now)
 {
+	if (!vm->defined_gen) {
+		/* Claimed but not defined here yet: on its way, not lost. */
+		vm->st.phase = CORE_PHASE_PENDING;
+		core_status_cond(&vm->st, CORE_COND_READY, false, "NotDefined",
+				 "the domain is being defined on this node", now);
+		return;
+	}
 	vm->st.phase = CORE_PHASE_FAILED;
 	vm->st.qemu_pid = 0;
 	vm->st.start_time = 0;
@@ -110,8 +117,10 @@ void md_refresh(struct mountd *md, const char *name)
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
+	/* In a cluster, another node's VM has its status from its owner. */
 	if (!vm || (rc < 0 && rc != -ENOENT) ||
-	    (rc == -ENOENT && vm->st.operation[0])) {
+	    (rc == -ENOENT && vm->st.operation[0]) ||
+	    (md->sync && strcmp(vm->st.node, md->node) != 0)) {
 		core_model_unlock(md->m);
 		return;
 	}
@@ -146,40 +155,21 @@ void md_refresh(struct mountd *md, const char *name)
 
 /* ---- the reconciler thread ---------------------------------------- */
 
+void md_queue(struct mountd *md, const char *name)
+{
+	md_nq_put(&md->work, name);
+}
+
+void md_queue_status(struct mountd *md, const char *name)
+{
+	md_nq_put(&md->status, name);
+}
+
 /* Called on libvirt's event thread: queue only, never call back into
  * libvirt from there. */
 static void on_domain_event(void *arg, const char *name)
 {
-	struct mountd *md = arg;
-	char *dup;
-
-	pthread_mutex_lock(&md->qlock);
-	if (!name) {
-		md->all_dirty = true;
-	} else {
-		for (size_t i = 0; i < md->qlen; i++)
-			if (!strcmp(md->queue[i], name))
-				goto out;
-		if (md->qlen == md->qcap) {
-			size_t n = md->qcap ? md->qcap * 2 : 16;
-			char **q = realloc(md->queue, n * sizeof(*q));
-
-			if (!q) {
-				md->all_dirty = true;
-				goto out;
-			}
-			md->queue = q;
-			md->qcap = n;
-		}
-		dup = strdup(name);
-		if (dup)
-			md->queue[md->qlen++] = dup;
-		else
-			md->all_dirty = true;
-	}
-out:
-	pthread_cond_signal(&md->qcond);
-	pthread_mutex_unlock(&md->qlock);
+	md_queue(arg, name);
 }
 
 struct namelist {
@@ -195,6 +185,13 @@ static int collect_name(struct core_vm *vm, void *arg)
 	if (l->names[l->n])
 		l->n++;
 	return 0;
+}
+
+static void look_at(struct mountd *md, const char *name)
+{
+	md_refresh(md, name);
+	if (md->sync)
+		md_cluster_reconcile(md, name);
 }
 
 static void refresh_all(struct mountd *md)
@@ -220,30 +217,34 @@ static void *reconciler_main(void *arg)
 	size_t n;
 	bool all;
 
-	for (;;) {
-		pthread_mutex_lock(&md->qlock);
-		while (!md->qlen && !md->all_dirty && !md->stopping)
-			pthread_cond_wait(&md->qcond, &md->qlock);
-		if (md->stopping) {
-			pthread_mutex_unlock(&md->qlock);
-			return NULL;
-		}
-		batch = md->queue;
-		n = md->qlen;
-		all = md->all_dirty;
-		md->queue = NULL;
-		md->qlen = md->qcap = 0;
-		md->all_dirty = false;
-		pthread_mutex_unlock(&md->qlock);
+	while (md_nq_take(&md->work, &batch, &n, &all)) {
 		for (size_t i = 0; i < n; i++) {
 			if (!all)
-				md_refresh(md, batch[i]);
+				look_at(md, batch[i]);
 			free(batch[i]);
 		}
 		free(batch);
 		if (all)
 			refresh_all(md);
 	}
+	return NULL;
+}
+
+static void *pusher_main(void *arg)
+{
+	struct mountd *md = arg;
+	char **batch;
+	size_t n;
+	bool all;
+
+	while (md_nq_take(&md->status, &batch, &n, &all)) {
+		for (size_t i = 0; i < n; i++) {
+			md_push_status(md, batch[i]);
+			free(batch[i]);
+		}
+		free(batch);
+	}
+	return NULL;
 }
 
 /* ---- stats ---------------------------------------------------------- */
@@ -281,9 +282,9 @@ static void *stats_main(void *arg)
 	struct stats_pass p = { .md = md };
 	struct timespec until;
 
-	pthread_mutex_lock(&md->qlock);
+	pthread_mutex_lock(&md->slock);
 	while (!md->stopping) {
-		pthread_mutex_unlock(&md->qlock);
+		pthread_mutex_unlock(&md->slock);
 		be_stats_all(md->be, got_stats, &p);
 		core_model_wrlock(md->m);
 		core_model_each(md->m, clear_idle_stats, md->m);
@@ -297,11 +298,11 @@ static void *stats_main(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000;
 		}
-		pthread_mutex_lock(&md->qlock);
+		pthread_mutex_lock(&md->slock);
 		if (!md->stopping)
-			pthread_cond_timedwait(&md->qcond, &md->qlock, &until);
+			pthread_cond_timedwait(&md->scond, &md->slock, &until);
 	}
-	pthread_mutex_unlock(&md->qlock);
+	pthread_mutex_unlock(&md->slock);
 	return NULL;
 }
 
@@ -316,31 +317,34 @@ int md_start_threads(struct mountd *md)
 	if (pthread_create(&md->reconciler, NULL, reconciler_main, md))
 		return -EAGAIN;
 	md->reconciler_started = true;
-	if (pthread_create(&md->stats, NULL, stats_main, md)) {
-		md_stop_threads(md);
+	if (pthread_create(&md->stats, NULL, stats_main, md))
 		return -EAGAIN;
+	md->stats_started = true;
+	if (md->sync) {
+		if (pthread_create(&md->pusher, NULL, pusher_main, md))
+			return -EAGAIN;
+		md->pusher_started = true;
 	}
-	md->threads = true;
 	/* Events may have been missed between loading and watching. */
-	on_domain_event(md, NULL);
+	md_queue(md, NULL);
 	return 0;
 }
 
 void md_stop_threads(struct mountd *md)
 {
-	if (!md->reconciler_started)
-		return;
-	pthread_mutex_lock(&md->qlock);
+	pthread_mutex_lock(&md->slock);
 	md->stopping = true;
-	pthread_cond_broadcast(&md->qcond);
-	pthread_mutex_unlock(&md->qlock);
-	pthread_join(md->reconciler, NULL);
-	if (md->threads)
+	pthread_cond_broadcast(&md->scond);
+	pthread_mutex_unlock(&md->slock);
+	md_nq_stop(&md->work);
+	md_nq_stop(&md->status);
+	if (md->reconciler_started)
+		pthread_join(md->reconciler, NULL);
+	if (md->stats_started)
 		pthread_join(md->stats, NULL);
-	for (size_t i = 0; i < md->qlen; i++)
-		free(md->queue[i]);
-	free(md->queue);
-	md->reconciler_started = false;
+	if (md->pusher_started)
+		pthread_join(md->pusher, NULL);
+	md->reconciler_started = md->stats_started = md->pusher_started = false;
 }
 
 /* ---- loading -------------------------------------------------------- */
@@ -458,8 +462,6 @@ int md_load(struct mountd *md, char *err, size_t errlen)
 	struct namelist l = { 0 };
 	int rc;
 
-	pthread_mutex_init(&md->qlock, NULL);
-	pthread_cond_init(&md->qcond, NULL);
 	rc = core_store_list(md->store, "vms", load_one, md);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot read the store: %s", strerror(-rc));

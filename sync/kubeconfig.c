@@ -137,12 +137,12 @@ void sync_creds_free(struct sync_creds *c)
 	free(c->cert_file);
 	free(c->key_file);
 	free(c->cert_pem);
-	free(c->key_pem);
 	/* Secrets do not linger in freed memory. */
 	if (c->token)
 		explicit_bzero(c->token, strlen(c->token));
 	if (c->key_pem)
 		explicit_bzero(c->key_pem, strlen(c->key_pem));
+	free(c->key_pem);
 	free(c->token);
 	free(c->token_file);
 	free(c->ns);

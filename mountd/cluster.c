@@ -1,0 +1,532 @@
+/* Cluster mode: the model mirrors the VirtualMachine objects of one
+ * namespace.  Objects arrive through sync's watch; a VM without an owner
+ * is claimed (resourceVersion-guarded) when its nodeSelector allows this
+ * node; the owner's reconciler acts and publishes status; writes through
+ * the tree become merge patches, or are forwarded to the owner through
+ * the spec when another node owns the VM. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mountd/mountd.h"
+#include "sync/sync.h"
+
+static const char *str_at(json_object *o, const char *a, const char *b)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, a, &v) || !v)
+		return NULL;
+	if (b && (!json_object_object_get_ex(v, b, &v) || !v))
+		return NULL;
+	return json_object_is_type(v, json_type_string) ?
+	       json_object_get_string(v) : NULL;
+}
+
+bool md_owned(struct mountd *md, const char *name, char *owner, size_t len)
+{
+	struct core_vm *vm;
+	bool mine;
+
+	if (!md->sync)
+		return true;
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (owner)
+		snprintf(owner, len, "%s", vm ? vm->st.node : "");
+	mine = vm && !strcmp(vm->st.node, md->node);
+	core_model_unlock(md->m);
+	return mine;
+}
+
+/* ---- objects from the API server ------------------------------------ */
+
+/* Model write lock held.  Takes what the object says; the status of a VM
+ * this node owns stays ours (libvirt is the authority on it). */
+static void merge_object(struct mountd *md, struct core_vm *vm,
+			 json_object *obj, json_object *spec)
+{
+	char err[CORE_ERR_MAX];
+	const char *rv = str_at(obj, "metadata", "resourceVersion");
+	json_object *status = NULL, *copy = NULL;
+	struct core_status st;
+
+	if (rv)
+		snprintf(vm->rv, sizeof(vm->rv), "%s", rv);
+	vm->mark = md->sync_epoch;
+	if (spec && !json_object_equal(spec, vm->spec_json) &&
+	    json_object_deep_copy(spec, &copy, NULL) == 0 &&
+	    core_model_set_spec(md->m, vm, copy, err, sizeof(err)) < 0) {
+		json_object_put(copy);
+		core_model_event(md->m, vm, "InvalidSpec", "%s", err);
+	}
+	if (!strcmp(vm->st.node, md->node))
+		return;
+	json_object_object_get_ex(obj, "status", &status);
+	if (core_status_from_json(status, &st) == 0 &&
+	    memcmp(&st, &vm->st, sizeof(st)) != 0) {
+		vm->st = st;
+		core_model_status_changed(md->m, vm);
+	}
+}
+
+/* op, when given, marks the VM busy from the moment it appears, so the
+ * reconciler leaves it to the action that made it. */
+static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
+		   const char *op)
+{
+	const char *name = str_at(obj, "metadata", "name");
+	const char *uid = str_at(obj, "metadata", "uid");
+	const char *created = str_at(obj, "metadata", "creationTimestamp");
+	char err[CORE_ERR_MAX];
+	json_object *spec = NULL, *copy = NULL;
+	struct core_vm *vm;
+
+	if (k != SYNC_VM || !name)
+		return;
+	json_object_object_get_ex(obj, "spec", &spec);
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (!vm && spec && json_object_deep_copy(spec, &copy, NULL) == 0) {
+		if (core_model_add(md->m, name, md->ns, uid, created, copy, &vm,
+				   err, sizeof(err)) < 0) {
+			json_object_put(copy);
+			md_log(LOG_WARN_, "vm %s: %s; not mirrored", name, err);
+			vm = NULL;
+		} else {
+			vm->st.node[0] = '\0';
+			if (op)
+				snprintf(vm->st.operation,
+					 sizeof(vm->st.operation), "%s", op);
+		}
+	}
+	if (vm && op && !vm->st.operation[0]) {
+		/* The watch may have brought it first. */
+		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
+		core_model_status_changed(md->m, vm);
+	}
+	if (vm)
+		merge_object(md, vm, obj, spec);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (vm) {
+		md_persist(md, name);
+		md_queue(md, name);
+	}
+}
+
+static void on_upsert(void *arg, enum sync_kind k, json_object *obj)
+{
+	upsert(arg, k, obj, NULL);
+}
+
+/* The object is gone: the owner tears the domain down. */
+static void drop_vm(struct mountd *md, const char *name)
+{
+	struct core_ctl msg = { .verb = CORE_V_DELETE, .force = true };
+	char err[CORE_ERR_MAX] = "";
+	struct core_vm *vm;
+
+	if (md_owned(md, name, NULL, 0)) {
+		if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
+			md_log(LOG_WARN_, "delete %s: %s", name, err);
+		return;
+	}
+	core_store_del(md->store, "vms", name);
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		core_model_remove(md->m, vm);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+}
+
+static void on_remove(void *arg, enum sync_kind k, json_object *obj)
+{
+	const char *name = str_at(obj, "metadata", "name");
+
+	if (k == SYNC_VM && name)
+		drop_vm(arg, name);
+}
+
+struct stale {
+	char **names;
+	size_t n;
+	uint64_t epoch;
+};
+
+static int collect_stale(struct core_vm *vm, void *arg)
+{
+	struct stale *s = arg;
+	char *dup;
+
+	if (vm->mark >= s->epoch)
+		return 0;
+	dup = strdup(vm->name);
+	if (dup)
+		s->names[s->n++] = dup;
+	return 0;
+}
+
+/* After a (re)list, a VM the list did not mention was deleted meanwhile. */
+static void on_synced(void *arg, enum sync_kind k)
+{
+	struct mountd *md = arg;
+	struct stale s = { .epoch = md->sync_epoch };
+
+	if (k != SYNC_VM)
+		return;
+	core_model_rdlock(md->m);
+	s.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
+	if (s.names)
+		core_model_each(md->m, collect_stale, &s);
+	core_model_unlock(md->m);
+	md->sync_epoch++;
+	for (size_t i = 0; i < s.n; i++) {
+		md_log(LOG_INFO_, "vm %s is gone from the API server", s.names[i]);
+		drop_vm(md, s.names[i]);
+		free(s.names[i]);
+	}
+	free(s.names);
+	md->synced = true;
+}
+
+static void on_online(void *arg, bool up)
+{
+	struct mountd *md = arg;
+
+	md->online = up;
+	md_log(up ? LOG_INFO_ : LOG_WARN_, "API server %s", up ? "reachable" :
+	       "unreachable; acting on own VMs, writes go to the outbox");
+}
+
+static const struct sync_handler handler = {
+	.upsert = on_upsert,
+	.remove = on_remove,
+	.synced = on_synced,
+	.online = on_online,
+};
+
+/* ---- claiming and converging ---------------------------------------- */
+
+/* nodeSelector keys this node answers to: its name under the usual
+ * hostname labels.  Other keys need labels this node does not have. */
+static bool selector_matches(struct mountd *md, const struct core_spec *s)
+{
+	for (size_t i = 0; i < s->nnode_selector; i++) {
+		const char *k = s->node_selector[i].key;
+
+		if (strcmp(k, "kubernetes.io/hostname") != 0 &&
+		    strcmp(k, "hypersdk.io/node") != 0)
+			return false;
+		if (strcmp(s->node_selector[i].value, md->node) != 0)
+			return false;
+	}
+	return true;
+}
+
+static int claim(struct mountd *md, const char *name, const char *rv)
+{
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+	int rc = sync_claim(md->sync, SYNC_VM, name, rv, err, sizeof(err));
+
+	if (rc == -EBUSY) {
+		md_log(LOG_DEBUG_, "claim %s: lost the race", name);
+		return rc;
+	}
+	if (rc < 0) {
+		md_log(LOG_WARN_, "claim %s: %s", name, err);
+		return rc;
+	}
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		snprintf(vm->st.node, sizeof(vm->st.node), "%s", md->node);
+		core_model_event(md->m, vm, "Scheduled", "claimed by node %s",
+				 md->node);
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	md_log(LOG_INFO_, "claimed vm %s", name);
+	return 0;
+}
+
+void md_cluster_reconcile(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX] = "", rv[32] = "";
+	struct core_vm *vm;
+	bool unowned = false, mine = false, busy = false, fits = false;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		unowned = !vm->st.node[0];
+		mine = !strcmp(vm->st.node, md->node);
+		busy = vm->st.operation[0] != '\0';
+		fits = selector_matches(md, &vm->spec);
+		snprintf(rv, sizeof(rv), "%s", vm->rv);
+	}
+	core_model_unlock(md->m);
+	if (!vm || busy || (!mine && !(unowned && fits && md->online)))
+		return;
+	if (unowned && claim(md, name, rv) < 0)
+		return;
+	if (md_converge_owned(md, name, err, sizeof(err)) < 0)
+		md_log(LOG_WARN_, "vm %s: %s", name, err);
+	md_push_status(md, name);
+}
+
+/* ---- status to the API server --------------------------------------- */
+
+void md_push_status(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+	json_object *st = NULL;
+	struct core_vm *vm;
+	int rc;
+
+	if (!md->sync)
+		return;
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && !strcmp(vm->st.node, md->node))
+		st = core_status_to_json(&vm->st);
+	core_model_unlock(md->m);
+	if (!st)
+		return;
+	rc = sync_patch_status(md->sync, SYNC_VM, name, st, err, sizeof(err));
+	if (rc < 0 && rc != -EAGAIN && rc != -ENOENT)
+		md_log(LOG_WARN_, "status of %s: %s", name, err);
+	json_object_put(st);
+}
+
+/* Status changes of owned VMs are pushed from the reconciler thread, so
+ * the thread that changed the model never waits on the network. */
+static void on_model_change(void *arg, const char *name, int slot,
+			    unsigned what, uint64_t seq)
+{
+	struct mountd *md = arg;
+
+	if (name && (what & CORE_CHG_STATUS))
+		md_queue_status(md, name);
+}
+
+/* ---- writes from the tree -------------------------------------------- */
+
+int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
+		    char *err, size_t errlen)
+{
+	json_object *diff = NULL, *patch;
+	struct core_vm *vm;
+	int rc;
+
+	if (!md->sync)
+		return 0;
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		diff = core_json_merge_diff(old, vm->spec_json);
+	core_model_unlock(md->m);
+	if (!diff)
+		return vm ? -ENOMEM : -ENOENT;
+	if (!json_object_object_length(diff)) {
+		json_object_put(diff);
+		return 0;
+	}
+	patch = json_object_new_object();
+	json_object_object_add(patch, "spec", diff);
+	rc = sync_patch(md->sync, SYNC_VM, name, patch, err, errlen);
+	json_object_put(patch);
+	return rc == -EAGAIN ? 0 : rc;
+}
+
+/* The object is created first; its uid and resourceVersion come back
+ * and the VM is claimed for this node before anything else happens.  It
+ * appears in the model busy with "create", as add_vm does standalone. */
+int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
+		      char *err, size_t errlen)
+{
+	json_object *obj = json_object_new_object(), *meta, *created = NULL;
+	const char *rv;
+	int rc;
+
+	meta = json_object_new_object();
+	json_object_object_add(meta, "name", json_object_new_string(name));
+	json_object_object_add(obj, "apiVersion",
+			       json_object_new_string("hypersdk.io/v1alpha1"));
+	json_object_object_add(obj, "kind",
+			       json_object_new_string("VirtualMachine"));
+	json_object_object_add(obj, "metadata", meta);
+	json_object_object_add(obj, "spec", json_object_get(spec));
+	rc = sync_create(md->sync, SYNC_VM, obj, &created, err, errlen);
+	json_object_put(obj);
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "create: vm %s already exists", name);
+	if (rc < 0)
+		return rc;
+	upsert(md, SYNC_VM, created, "create");
+	rv = str_at(created, "metadata", "resourceVersion");
+	rc = claim(md, name, rv ? rv : "");
+	/* The reconciler of this very node may have claimed it first. */
+	if (rc == -EBUSY && md_owned(md, name, NULL, 0))
+		rc = 0;
+	if (rc < 0) {
+		struct core_vm *vm;
+
+		snprintf(err, errlen, "create: vm %s was claimed by another node",
+			 name);
+		core_model_wrlock(md->m);
+		vm = core_model_find(md->m, name);
+		if (vm) {
+			vm->st.operation[0] = '\0';
+			core_model_status_changed(md->m, vm);
+		}
+		core_model_unlock(md->m);
+		core_model_flush(md->m);
+	}
+	json_object_put(created);
+	return rc;
+}
+
+int md_cluster_delete(struct mountd *md, const char *name, char *err,
+		      size_t errlen)
+{
+	int rc;
+
+	if (!md->sync)
+		return 0;
+	/* When the object is what went away first, this is a 404. */
+	rc = sync_delete(md->sync, SYNC_VM, name, err, errlen);
+	return rc == -ENOENT || rc == -EAGAIN ? 0 : rc;
+}
+
+/* ---- a VM another node owns ------------------------------------------ */
+
+static int patch_running(struct mountd *md, const char *name, bool running,
+			 char *err, size_t errlen)
+{
+	json_object *patch = json_object_new_object();
+	json_object *spec = json_object_new_object();
+	int rc;
+
+	json_object_object_add(spec, "running", json_object_new_boolean(running));
+	json_object_object_add(patch, "spec", spec);
+	rc = sync_patch(md->sync, SYNC_VM, name, patch, err, errlen);
+	json_object_put(patch);
+	return rc;
+}
+
+static int wait_gone(struct mountd *md, const char *name, int timeout_ms)
+{
+	struct core_vm *vm;
+	uint64_t ver = 0;
+	int rc;
+
+	for (;;) {
+		core_model_rdlock(md->m);
+		vm = core_model_find(md->m, name);
+		if (vm)
+			ver = vm->version;
+		core_model_unlock(md->m);
+		if (!vm)
+			return 0;
+		rc = core_model_wait(md->m, name, ver, NULL, timeout_ms);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* The owner does the work; the writer changes the spec and waits for the
+ * owner's status.  Verbs with no spec field to express them run on the
+ * owner's tree only. */
+int md_cluster_forward(struct mountd *md, const char *name,
+		       const struct core_ctl *msg, const char *owner,
+		       char *err, size_t errlen)
+{
+	const char *verb = core_verb_name(msg->verb);
+	int wait_ms = md->stop_timeout_ms + 120000, rc;
+	unsigned want;
+
+	if (!md->online) {
+		snprintf(err, errlen, "%s: vm %s belongs to node %s and the API "
+			 "server is unreachable", verb, name, owner[0] ? owner : "(none)");
+		return -EIO;
+	}
+	switch (msg->verb) {
+	case CORE_V_START:
+	case CORE_V_STOP:
+		rc = patch_running(md, name, msg->verb == CORE_V_START, err, errlen);
+		want = msg->verb == CORE_V_START ? 1u << CORE_PHASE_RUNNING :
+			(1u << CORE_PHASE_STOPPED) | (1u << CORE_PHASE_FAILED);
+		if (rc == 0)
+			rc = md_wait_phase(md, name, want, wait_ms);
+		break;
+	case CORE_V_DELETE:
+		rc = sync_delete(md->sync, SYNC_VM, name, err, errlen);
+		if (rc == 0)
+			rc = wait_gone(md, name, wait_ms);
+		break;
+	default:
+		snprintf(err, errlen, "%s: vm %s runs on node %s; use that "
+			 "node's tree", verb, name, owner[0] ? owner : "(none yet)");
+		return -EOPNOTSUPP;
+	}
+	if (rc == -ETIMEDOUT)
+		snprintf(err, errlen, "%s: node %s did not act on vm %s in time",
+			 verb, owner[0] ? owner : "(none)", name);
+	return rc;
+}
+
+/* ---- life of the connection ------------------------------------------ */
+
+static int load_creds(const char *kubeconfig, struct sync_creds *c,
+		      char *err, size_t errlen)
+{
+	if (kubeconfig)
+		return sync_kubeconfig_load(kubeconfig, NULL, c, err, errlen);
+	return sync_incluster_load(c, err, errlen);
+}
+
+int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
+		    char *err, size_t errlen)
+{
+	struct sync_config cfg = { .creds = &md->creds, .node = md->node,
+				   .state_dir = md->state_dir };
+	int rc = load_creds(kubeconfig, &md->creds, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	snprintf(md->ns, sizeof(md->ns), "%s", ns ? ns :
+		 md->creds.ns ? md->creds.ns : "default");
+	if (core_name_check(md->ns, err, errlen) < 0)
+		return -EINVAL;
+	cfg.ns = md->ns;
+	rc = sync_open(&cfg, &handler, md, &md->sync, err, errlen);
+	if (rc == 0)
+		md->online = true;
+	return rc;
+}
+
+int md_cluster_start(struct mountd *md)
+{
+	if (!md->sync)
+		return 0;
+	core_model_watch(md->m, on_model_change, md);
+	return sync_start(md->sync);
+}
+
+void md_cluster_close(struct mountd *md)
+{
+	if (!md->sync)
+		return;
+	core_model_unwatch(md->m, on_model_change, md);
+	sync_close(md->sync);
+	md->sync = NULL;
+	sync_creds_free(&md->creds);
+}
