@@ -259,6 +259,7 @@ struct core_vm {
 	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
 	char rv[32];            /* cluster: metadata.resourceVersion */
 	uint64_t mark;          /* cluster: list epoch it was last seen in */
+	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
 	bool deleted;
 	/* rendered files, refreshed on each change */
 	char *txt_status, *txt_spec, *txt_events, *txt_stats;

@@ -19,14 +19,17 @@ static void flush(struct mountd *md)
 }
 
 /* Mark name busy with op.  A forced stop may overtake a graceful one. */
-static int begin_op(struct mountd *md, const char *name, const char *op,
-		    enum core_phase *phase, char *err, size_t errlen)
+static int try_op(struct mountd *md, const char *name, const char *op,
+		  enum core_phase *phase, uint64_t *ver, char *err,
+		  size_t errlen)
 {
 	struct core_vm *vm;
 	int rc = 0;
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
+	if (vm)
+		*ver = vm->version;
 	if (!vm) {
 		snprintf(err, errlen, "vm %s does not exist", name);
 		rc = -ENOENT;
@@ -46,6 +49,21 @@ static int begin_op(struct mountd *md, const char *name, const char *op,
 	}
 	core_model_unlock(md->m);
 	flush(md);
+	return rc;
+}
+
+/* Mark name busy with op; a user's verb waits out the reconciler's own
+ * short "reconcile" rather than failing with EBUSY. */
+static int begin_op(struct mountd *md, const char *name, const char *op,
+		    enum core_phase *phase, char *err, size_t errlen)
+{
+	uint64_t ver = 0;
+	int rc, tries = 0;
+
+	while ((rc = try_op(md, name, op, phase, &ver, err, errlen)) == -EBUSY &&
+	       strstr(err, "(reconcile in progress)") &&
+	       strcmp(op, "reconcile") != 0 && tries++ < 100)
+		core_model_wait(md->m, name, ver, NULL, 100);
 	return rc;
 }
 
@@ -161,15 +179,17 @@ int md_set_running(struct mountd *md, const char *name, bool running)
 	    json_object_deep_copy(vm->spec_json, &old, NULL) == 0 &&
 	    json_object_deep_copy(vm->spec_json, &j, NULL) == 0) {
 		core_spec_set_bool(j, "running", running);
-		rc = core_model_set_spec(md->m, vm, j, err, sizeof(err));
+		rc = core_model_set_spec(md->m, vm, json_object_get(j), err,
+					 sizeof(err));
 		if (rc < 0)
 			json_object_put(j);
 	}
 	core_model_unlock(md->m);
 	flush(md);
 	if (rc == 0 && old)
-		rc = md_cluster_spec(md, name, old, err, sizeof(err));
+		rc = md_cluster_spec(md, name, old, j, err, sizeof(err));
 	json_object_put(old);
+	json_object_put(j);
 	if (rc < 0)
 		md_log(LOG_WARN_, "vm %s: cannot publish spec.running: %s", name, err);
 	return md_persist(md, name);
@@ -476,11 +496,10 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 	}
 	spec = create_spec(msg);
 	if (md->sync) {
+		/* On failure the name is someone else's: leave it alone. */
 		rc = md_cluster_create(md, name, spec, err, errlen);
 		json_object_put(spec);
 		spec = NULL;
-		if (rc < 0 && md_owned(md, name, NULL, 0))
-			forget_vm(md, name);
 	} else {
 		rc = add_vm(md, name, spec, err, errlen);
 	}
@@ -547,11 +566,30 @@ static int converge(struct mountd *md, const char *name, char *err,
 	return 0;
 }
 
+static bool needs_work(struct mountd *md, const char *name)
+{
+	struct core_vm *vm;
+	bool r = false;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		r = vm->defined_gen != vm->spec_gen ||
+		    (vm->spec.running && (PHASE_BIT(vm->st.phase) & INACTIVE)) ||
+		    (!vm->spec.running && (PHASE_BIT(vm->st.phase) & ACTIVE));
+	core_model_unlock(md->m);
+	return r;
+}
+
 int md_converge_owned(struct mountd *md, const char *name, char *err,
 		      size_t errlen)
 {
-	int rc = begin_op(md, name, "reconcile", NULL, err, errlen);
+	int rc;
 
+	/* Most events need nothing: do not mark the VM busy for them. */
+	if (!needs_work(md, name))
+		return 0;
+	rc = begin_op(md, name, "reconcile", NULL, err, errlen);
 	if (rc < 0)
 		return rc == -EBUSY ? 0 : rc;
 	rc = define_if_needed(md, name, err, errlen);
@@ -567,7 +605,7 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		   size_t errlen)
 {
 	struct mountd *md = arg;
-	json_object *old = NULL;
+	json_object *old = NULL, *new = json_object_get(spec);
 	struct core_vm *vm;
 	int rc;
 
@@ -585,6 +623,9 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 	flush(md);
 	if (rc == 0)
 		rc = md_redefine(md, name, err, errlen);
+	/* The new definition shows in status before the write returns. */
+	if (rc == 0)
+		md_refresh(md, name);
 	if (rc == 0)
 		rc = md_persist(md, name);
 	if (rc == 0)
@@ -594,12 +635,13 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		old = NULL;
 	}
 	if (rc == 0)
-		rc = md_cluster_spec(md, name, old, err, errlen);
+		rc = md_cluster_spec(md, name, old, new, err, errlen);
 	if (rc == 0)
 		event(md, name, "SpecChanged", "spec replaced");
 	end_op(md, name, "spec");
 out:
 	json_object_put(spec);
+	json_object_put(new);
 	json_object_put(old);
 	return rc;
 }

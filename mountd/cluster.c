@@ -5,6 +5,7 @@
  * the tree become merge patches, or are forwarded to the owner through
  * the spec when another node owns the VM. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,27 @@ bool md_owned(struct mountd *md, const char *name, char *owner, size_t len)
 
 /* ---- objects from the API server ------------------------------------ */
 
+/* After this node wrote a spec, events older than its write (the watch
+ * lags) must not put the old spec back: the reconciler would act on it.
+ * resourceVersions are etcd revisions; comparing them within one object
+ * is what the watch order guarantees anyway.  While the write waits in
+ * the outbox, everything is held until the outbox is empty. */
+static bool holding(struct mountd *md, struct core_vm *vm, const char *rv)
+{
+	unsigned long long n = rv ? strtoull(rv, NULL, 10) : 0;
+
+	if (!vm->hold_rv)
+		return false;
+	if (vm->hold_rv == UINT64_MAX) {
+		if (!md->online || sync_outbox_len(md->sync) > 0)
+			return true;
+	} else if (n < vm->hold_rv) {
+		return true;
+	}
+	vm->hold_rv = 0;
+	return false;
+}
+
 /* Model write lock held.  Takes what the object says; the status of a VM
  * this node owns stays ours (libvirt is the authority on it). */
 static void merge_object(struct mountd *md, struct core_vm *vm,
@@ -56,6 +78,8 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	if (rv)
 		snprintf(vm->rv, sizeof(vm->rv), "%s", rv);
 	vm->mark = md->sync_epoch;
+	if (holding(md, vm, rv))
+		spec = NULL;
 	if (spec && !json_object_equal(spec, vm->spec_json) &&
 	    json_object_deep_copy(spec, &copy, NULL) == 0 &&
 	    core_model_set_spec(md->m, vm, copy, err, sizeof(err)) < 0) {
@@ -317,30 +341,57 @@ static void on_model_change(void *arg, const char *name, int slot,
 
 /* ---- writes from the tree -------------------------------------------- */
 
-int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
-		    char *err, size_t errlen)
+static void hold(struct mountd *md, const char *name, uint64_t rv)
 {
-	json_object *diff = NULL, *patch;
 	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		vm->hold_rv = rv;
+	core_model_unlock(md->m);
+}
+
+/* The revision the object has now: our patch is in it. */
+static uint64_t current_rv(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+	json_object *obj = NULL;
+	const char *rv;
+	uint64_t n = 0;
+
+	if (sync_get(md->sync, SYNC_VM, name, &obj, err, sizeof(err)) == 0) {
+		rv = str_at(obj, "metadata", "resourceVersion");
+		n = rv ? strtoull(rv, NULL, 10) : 0;
+	}
+	json_object_put(obj);
+	return n;
+}
+
+int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
+		    json_object *new, char *err, size_t errlen)
+{
+	json_object *diff, *patch;
 	int rc;
 
 	if (!md->sync)
 		return 0;
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		diff = core_json_merge_diff(old, vm->spec_json);
-	core_model_unlock(md->m);
+	diff = core_json_merge_diff(old, new);
 	if (!diff)
-		return vm ? -ENOMEM : -ENOENT;
+		return -ENOMEM;
 	if (!json_object_object_length(diff)) {
 		json_object_put(diff);
 		return 0;
 	}
 	patch = json_object_new_object();
 	json_object_object_add(patch, "spec", diff);
+	hold(md, name, UINT64_MAX);
 	rc = sync_patch(md->sync, SYNC_VM, name, patch, err, errlen);
 	json_object_put(patch);
+	if (rc == 0)
+		hold(md, name, current_rv(md, name));
+	else if (rc != -EAGAIN)
+		hold(md, name, 0);
 	return rc == -EAGAIN ? 0 : rc;
 }
 

@@ -380,8 +380,9 @@ out:
 	if (orig_err >= 0)
 		close(orig_err);
 	fs_free(fs);
-	md_cluster_close(&md);
+	/* Our threads use sync; sync's threads only queue work for ours. */
 	md_stop_threads(&md);
+	md_cluster_close(&md);
 	if (md.be)
 		be_close(md.be);
 	if (md.m)

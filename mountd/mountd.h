@@ -80,7 +80,7 @@ bool md_owned(struct mountd *md, const char *name, char *owner, size_t len);
 void md_cluster_reconcile(struct mountd *md, const char *name);
 void md_push_status(struct mountd *md, const char *name);
 int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
-		    char *err, size_t errlen);
+		    json_object *new, char *err, size_t errlen);
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		      char *err, size_t errlen);
 int md_cluster_delete(struct mountd *md, const char *name, char *err,

@@ -361,6 +361,10 @@ void *sync_watch_main(void *arg)
 		r = watch_once(w, e, sizeof(e));
 		if (r == -ECANCELED)
 			break;
+		if (r == -ESTALE)
+			sync_log("watch %s: resourceVersion %s expired (410 "
+				 "Gone): relisting", sync_kind_plural(w->k),
+				 w->rv);
 		/* Expiry and cut streams are routine, not worth a line. */
 		report(w, "watch", r == 0 || r == SYNC_CUT || r == -ESTALE ||
 				   r == -EPROTO || r == -EBADMSG ? "" : e);

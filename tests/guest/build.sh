@@ -47,14 +47,14 @@ die() {
 
 usage() {
 	sed -n '15,27p' "$SELF" | sed 's/^# \{0,1\}//' >&2
-	exit 2
+	exit "$1"
 }
 
 OUT=
 case $# in
 0) ;;
-1) case $1 in -h | --help) usage ;; -*) usage ;; *) OUT=$1 ;; esac ;;
-*) usage ;;
+1) case $1 in -h | --help) usage 0 ;; -*) usage 2 ;; *) OUT=$1 ;; esac ;;
+*) usage 2 ;;
 esac
 
 # ------------------------------------------------------------ cache keys
@@ -180,11 +180,18 @@ resolve() {
 
 KPKG=$(kernel_pkg)
 [ -n "$KPKG" ] || die "cannot tell which kernel package linux-image-amd64 depends on (apt-get update?)"
+resolve "$KPKG" "${TOP_PKGS[@]}"
+# The library packages the last build needed; should apt no longer know
+# one of them, the key simply misses and ldd decides again below.
 LIBPKGS=()
 if [ -s "$CACHE/libpkgs" ]; then
 	mapfile -t LIBPKGS <"$CACHE/libpkgs"
+	if ! (resolve "${LIBPKGS[@]}") 2>/dev/null; then
+		LIBPKGS=()
+	else
+		resolve "${LIBPKGS[@]}"
+	fi
 fi
-resolve "$KPKG" "${TOP_PKGS[@]}" ${LIBPKGS[@]+"${LIBPKGS[@]}"}
 
 W=$(mktemp -d /tmp/hsdk-guest.XXXXXX)
 trap 'rm -rf "$W"' EXIT

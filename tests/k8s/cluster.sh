@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A real Kubernetes API server (upstream kube-apiserver + etcd) for the tests.
 #
-#   tests/k8s/cluster.sh build        build kube-apiserver once per machine (cached)
+#   tests/k8s/cluster.sh build        build kube-apiserver and etcd once per machine (cached)
 #   tests/k8s/cluster.sh up DIR       start etcd + kube-apiserver, write DIR/kubeconfig, DIR/env
 #   tests/k8s/cluster.sh down DIR     stop them (also after a killed run); keeps DIR/*.log
 #   tests/k8s/cluster.sh status DIR   exit 0 when the cluster of DIR answers /readyz
+#   tests/k8s/cluster.sh stop-apiserver DIR / start-apiserver DIR
+#                                     an outage: only kube-apiserver goes, same port back
 #   tests/k8s/cluster.sh gen-module   regenerate tests/k8s/apiserver/go.{mod,sum} for K8S_VERSION
 #
 # Environment:
@@ -15,6 +17,7 @@
 #   HYPERSDK_K8S_APISERVER_ARGS  extra kube-apiserver flags, split on blanks
 #                        (e.g. "--etcd-compaction-interval=10s")
 #   GO                   go command (default: go on PATH, else /usr/local/go/bin/go)
+#   ETCD                 etcd binary to run (default: the one built, $CACHE/bin/etcd-vX)
 #
 # See docs/k8s-test-cluster.md.
 set -euo pipefail
@@ -468,14 +471,35 @@ EOF
 	die "cluster did not come up; see $dir/*.log"
 }
 
+# stop-apiserver DIR / start-apiserver DIR: take only the API server away
+# and bring it back on the same port, over the same etcd (an outage).
+cmd_stop_apiserver() {
+	local dir
+	dir=$(abs_dir "$1")
+	stop_pid "$dir/kube-apiserver.pid" "$dir/pki"
+}
+
+cmd_start_apiserver() {
+	local dir
+	dir=$(abs_dir "$1")
+	# shellcheck disable=SC1091
+	. "$dir/env"
+	start_apiserver "$dir" "$ETCD_PORT" "$APISERVER_PORT"
+	wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/pki" \
+		"$dir/kube-apiserver.log" readyz "$dir" ||
+		die "kube-apiserver did not come back; see $dir/kube-apiserver.log"
+}
+
 case ${1:-} in
 build) cmd_build ;;
+stop-apiserver) cmd_stop_apiserver "${2:-}" ;;
+start-apiserver) cmd_start_apiserver "${2:-}" ;;
 up) cmd_up "${2:-}" ;;
 down) cmd_down "${2:-}" ;;
 status) cmd_status "${2:-}" ;;
 gen-module) cmd_gen_module ;;
 *)
-	echo "usage: $0 build | up DIR | down DIR | status DIR | gen-module" >&2
+	echo "usage: $0 build | up DIR | down DIR | status DIR | stop-apiserver DIR | start-apiserver DIR | gen-module" >&2
 	exit 2
 	;;
 esac

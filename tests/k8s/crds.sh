@@ -169,7 +169,7 @@ api() {
 	local url ca cert key
 	url=$(sed -n 's/^APISERVER_URL=//p' "$WORK/cluster/env")
 	ca=$WORK/cluster/pki/ca.crt cert=$WORK/cluster/pki/admin.crt key=$WORK/cluster/pki/admin.key
-	curl -sSN --max-time 20 --cacert "$ca" --cert "$cert" --key "$key" "$url$1"
+	curl -sSN --max-time 20 --retry 5 --retry-delay 1 --cacert "$ca" --cert "$cert" --key "$key" "$url$1"
 }
 VMS=/apis/hypersdk.io/v1alpha1/namespaces/default/virtualmachines
 # watch-list stream (no resourceVersion, bookmarks allowed): initial events,
@@ -178,8 +178,8 @@ watch_list() {
 	local out
 	out=$(api "$VMS?watch=1&allowWatchBookmarks=true&timeoutSeconds=2")
 	printf '%s\n' "$out" | cut -c1-300
-	! grep -q '"type":"ERROR"' <<<"$out" &&
-		grep -q '"type":"BOOKMARK".*"k8s.io/initial-events-end":"true"' <<<"$out"
+	! grep -q '"type": *"ERROR"' <<<"$out" &&
+		grep -q '"type": *"BOOKMARK".*"k8s.io/initial-events-end": *"true"' <<<"$out"
 }
 # a watch from the resourceVersion of a fresh list, while other resources
 # move etcd's revision on, must not fail ("Too large resource version")
@@ -187,13 +187,13 @@ watch_from_list() {
 	local rv out
 	k create configmap "rv-bump-$RANDOM" >/dev/null
 	# the list's own resourceVersion comes last (after the items')
-	rv=$(api "$VMS" | grep -o '"resourceVersion":"[0-9]*"' | tail -n1 | tr -dc 0-9)
+	rv=$(api "$VMS" | grep -o '"resourceVersion": *"[0-9]*"' | tail -n1 | sed 's/.*: *//' | tr -dc 0-9)
 	[[ -n $rv ]] || return 1
 	out=$(api "$VMS?watch=1&allowWatchBookmarks=true&resourceVersion=$rv&timeoutSeconds=2")
 	printf 'rv=%s\n%s\n' "$rv" "$out" | cut -c1-300
-	! grep -q '"type":"ERROR"' <<<"$out"
+	! grep -q '"type": *"ERROR"' <<<"$out"
 }
-watch_too_old() { api "$VMS?watch=1&resourceVersion=1&timeoutSeconds=2" | grep -q '"code":410'; }
+watch_too_old() { api "$VMS?watch=1&resourceVersion=1&timeoutSeconds=2" | grep -q '"code": *410'; }
 
 bail() {
 	echo "Bail out! $1" >&3

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The tree and the VirtualMachine objects are two views of one state:
+# round trips in both directions against a real kube-apiserver, checked
+# in the tree, in kubectl and in libvirt; two nodes sharing one API
+# server (placement by nodeSelector, a claim race, a ctl write on one
+# node for a VM owned by the other); the API server away while the tree
+# is written to.
+. "$(dirname "$0")/../fs/lib.sh"
+
+KC=$T/cluster
+k() { kubectl --kubeconfig="$KC/kubeconfig" --cache-dir="$T/kcache" "$@"; }
+jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
+cluster_down() { "$TOP/tests/k8s/cluster.sh" down "$KC" >/dev/null 2>&1; }
+M2=$T/mnt2
+PID2=
+NODE2=${NODE}b
+stop2() {
+	[ -n "$PID2" ] || return 0
+	kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=
+}
+trap 'stop2; cleanup2; cluster_down; cleanup' EXIT
+cleanup2() {
+	fusermount3 -uz "$M2" 2>/dev/null
+	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
+	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
+}
+
+HYPERSDK_K8S_OWNER=$$ "$TOP/tests/k8s/cluster.sh" up "$KC" >"$T/cluster.out" 2>&1 ||
+	{ not_ok "API server starts" "$(tail -n 20 "$T/cluster.out")"; done_testing; }
+ok "a real kube-apiserver is up"
+k apply -f "$TOP/deploy/crds/" >/dev/null && k wait --for condition=established crd --all --timeout=60s >/dev/null
+check "CRDs installed" test $? -eq 0
+
+start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
+	{ not_ok "daemon starts in cluster mode"; done_testing; }
+ok "daemon mounts in cluster mode"
+
+vm() { # NAME RUNNING [NODESELECTOR]
+	cat <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $1
+spec:
+  cpus: 1
+  memory: 64Mi
+  running: $2
+  disks:
+  - name: root
+    size: 64Mi
+${3:+  nodeSelector:
+    hypersdk.io/node: $3}
+YAML
+}
+
+# kubectl -> tree -> libvirt
+a=${P}a
+t0=$(date +%s%N)
+vm "$a" true "$NODE" | k apply -f - >/dev/null
+wait_for 5 test -d "$M/vms/$a"
+t1=$(date +%s%N)
+check "kubectl apply: the VM appears in the tree ($(((t1 - t0) / 1000000)) ms from kubectl start)" test -d "$M/vms/$a"
+wait_for 20 phase_is "$a" Running
+t2=$(date +%s%N)
+is "and is started by its owner: Running in the tree" "$(phase "$a")" Running
+echo "# apply to Running: $(((t2 - t0) / 1000000)) ms"
+wait_for 5 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $a -o jsonpath='{.status.phase}')\" = Running ]"
+is "Running in kubectl" "$(jp "$a" '{.status.phase}')" Running
+is "nodeName in kubectl" "$(jp "$a" '{.status.nodeName}')" "$NODE"
+is "running in libvirt" "$(domstate "$a")" running
+
+# tree -> kubectl
+echo stop > "$M/vms/$a/ctl"
+is "echo stop: Stopped in the tree" "$(phase "$a")" Stopped
+wait_for 5 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $a -o jsonpath='{.spec.running}/{.status.phase}')\" = false/Stopped ]"
+is "spec.running=false and phase Stopped in kubectl" "$(jp "$a" '{.spec.running}/{.status.phase}')" "false/Stopped"
+cat "$M/vms/$a/spec" > "$T/spec.yaml"
+sed -i 's/^cpus: .*/cpus: 2/' "$T/spec.yaml"
+is "a spec written through the tree" "$("$ONEWRITE" "$M/vms/$a/spec" - < "$T/spec.yaml")" ok
+wait_for 5 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $a -o jsonpath='{.spec.cpus}')\" = 2 ]"
+is "becomes a patch kubectl sees" "$(jp "$a" '{.spec.cpus}')" 2
+
+# kubectl patch -> tree -> libvirt
+k patch vm "$a" --type merge -p '{"spec":{"running":true}}' >/dev/null
+wait_for 20 phase_is "$a" Running
+is "kubectl patch running=true starts it" "$(phase "$a")" Running
+like "with the new vCPU count" "$("${VIRSH[@]}" dominfo "$a" | grep '^CPU(s)')" 2
+
+# create through the tree -> kubectl
+b=${P}b
+is "create via vms/ctl" "$("$ONEWRITE" "$M/vms/ctl" "create $b memory=64Mi disk=64Mi")" ok
+is "kubectl sees it" "$(jp "$b" '{.metadata.name}')" "$b"
+wait_for 5 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $b -o jsonpath='{.status.nodeName}')\" = $NODE ]"
+is "owned by this node" "$(jp "$b" '{.status.nodeName}')" "$NODE"
+is "refused in the tree when kubectl has the name" "$("$ONEWRITE" "$M/vms/ctl" "create $a")" EEXIST
+
+# A second node on the same API server.
+mkdir -p "$M2"
+"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
+	--node "$NODE2" --stop-timeout 3 --kubeconfig "$KC/kubeconfig" >>"$T/mountd2.log" 2>&1 &
+PID2=$!
+wait_for 30 test -e "$M2/vms/ctl"
+check "second node mounts" test -e "$M2/vms/ctl"
+wait_for 5 test -d "$M2/vms/$a"
+check "it sees the VMs of the first" test -d "$M2/vms/$a"
+c=${P}c
+vm "$c" true "$NODE2" | k apply -f - >/dev/null
+wait_for 20 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $c -o jsonpath='{.status.phase}')\" = Running ]"
+is "nodeSelector places it on node 2" "$(jp "$c" '{.status.nodeName}')" "$NODE2"
+wait_for 5 phase_is "$c" Running
+is "node 1's tree shows it Running" "$(phase "$c")" Running
+echo stop > "$M/vms/$c/ctl"
+is "a ctl write on node 1 for node 2's VM works" "$(phase "$c")" Stopped
+is "node 2 did it" "$(head -n 1 "$M2/vms/$c/status")" "phase Stopped"
+
+# Claim race: no nodeSelector, both nodes see it at once.
+d=${P}d
+vm "$d" true | k apply -f - >/dev/null
+wait_for 20 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $d -o jsonpath='{.status.phase}')\" = Running ]"
+owner=$(jp "$d" '{.status.nodeName}')
+like "one node claimed it" "$owner" "^($NODE|$NODE2)\$"
+n=$(cat "$M/vms/$d/events" "$M2/vms/$d/events" 2>/dev/null | grep -c "Scheduled")
+is "exactly one claim won" "$n" 1
+is "one domain in libvirt" "$("${VIRSH[@]}" list --name | grep -c "^$d\$")" 1
+
+# kubectl delete -> domain and directory gone
+k delete vm "$a" >/dev/null
+wait_for 10 test ! -e "$M/vms/$a"
+check "kubectl delete removes the directory" test ! -e "$M/vms/$a"
+wait_for 10 bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
+check "and the domain" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
+wait_for 5 test ! -e "$M2/vms/$a"
+check "on every node" test ! -e "$M2/vms/$a"
+
+# The API server away: the owner keeps acting, writes wait in the outbox.
+"$TOP/tests/k8s/cluster.sh" stop-apiserver "$KC" >/dev/null 2>&1
+echo start > "$M/vms/$b/ctl"
+is "with the API server down, the owner still starts its VM" "$(phase "$b")" Running
+echo pause > "$M/vms/$b/ctl"
+echo resume > "$M/vms/$b/ctl"
+is "and keeps serving its tree" "$(phase "$b")" Running
+sleep "${OUTAGE_SECONDS:-5}"
+"$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
+check "the API server comes back" test $? -eq 0
+wait_for 30 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $b -o jsonpath='{.spec.running}/{.status.phase}')\" = true/Running ]"
+is "once it is back, kubectl converges" "$(jp "$b" '{.spec.running}/{.status.phase}')" "true/Running"
+echo stop > "$M/vms/$b/ctl"
+wait_for 10 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $b -o jsonpath='{.status.phase}')\" = Stopped ]"
+is "and the watch is back too" "$(jp "$b" '{.status.phase}')" Stopped
+
+for v in "$b" "$c" "$d"; do k delete vm "$v" --wait=false >/dev/null 2>&1; done
+wait_for 20 bash -c "! ${VIRSH[*]} list --all --name | grep -q '^$P'"
+stop2
+done_testing
