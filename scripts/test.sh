@@ -112,9 +112,9 @@ if want fuzz && step build-fuzz env CC=clang-14 bash -c \
 	'[ -f build-fuzz/build.ninja ] || meson setup build-fuzz -Dfuzz=true -Db_lundef=false; ninja -C build-fuzz'; then
 	fuzz_suite
 fi
-if want k8s; then
+if want k8s && step k8s-build tests/k8s/cluster.sh build; then
 	for t in tests/k8s/*.sh; do
-		case $t in */cluster.sh) continue ;; esac
+		case $t in */cluster.sh | */helm.sh | */lib.sh) continue ;; esac
 		run_tap "k8s/$(basename "$t" .sh)" bash "$t"
 	done
 fi
