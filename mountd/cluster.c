@@ -509,7 +509,8 @@ int md_cluster_forward(struct mountd *md, const char *name,
 			 "server is unreachable", verb, name, owner[0] ? owner : "(none)");
 		return -EIO;
 	}
-	switch (msg->verb) {
+	/* "force" has no spec field to travel in. */
+	switch (msg->force ? CORE_V_CANCEL : msg->verb) {
 	case CORE_V_START:
 	case CORE_V_STOP:
 		rc = patch_running(md, name, msg->verb == CORE_V_START, err, errlen);

@@ -316,8 +316,10 @@ static int check_config(const struct sync_config *cfg, char *err,
 		snprintf(err, errlen, "no state directory for the outbox");
 		return -EINVAL;
 	}
-	if (cfg->lease_seconds < 0 || cfg->lease_seconds > 3600) {
-		snprintf(err, errlen, "lease_seconds must be 0..3600");
+	if (cfg->lease_seconds < 0 || cfg->lease_seconds > 3600 ||
+	    cfg->watch_seconds < 0 || cfg->watch_seconds > 3600) {
+		snprintf(err, errlen, "lease_seconds and watch_seconds must be "
+			 "0..3600");
 		return -EINVAL;
 	}
 	return 0;
@@ -353,6 +355,7 @@ static int fill(struct sync *s, const struct sync_config *cfg,
 		return -EINVAL;
 	}
 	s->lease_seconds = cfg->lease_seconds ? cfg->lease_seconds : 15;
+	s->watch_seconds = cfg->watch_seconds;
 	s->online = s->told = 1;
 	r = sync_creds_copy(cfg->creds, &s->creds);
 	if (r == 0 && (!(s->base = strdup(cfg->creds->server)) ||

@@ -251,7 +251,7 @@ out:
 		return r;
 	}
 	if (ob->n)
-		sync_log("outbox %s: %zu entries to push", dir, ob->n);
+		sync_log("outbox %s: entries to push: %zu", dir, ob->n);
 	*out = ob;
 	return 0;
 }

@@ -115,7 +115,7 @@ struct sync_outbox;
 struct sync {
 	char *base;             /* the server URL without a trailing '/' */
 	char *ns, *node, *state_dir;
-	int lease_seconds;
+	int lease_seconds, watch_seconds;
 	struct sync_creds creds; /* our own copy */
 	struct sync_handler h;
 	void *arg;

@@ -103,6 +103,9 @@ struct sync_config {
 	const char *node;       /* this node's name */
 	const char *state_dir;  /* the outbox lives in <state_dir>/outbox */
 	int lease_seconds;      /* node lease duration; 0 = 15 */
+	int watch_seconds;      /* a watch's timeoutSeconds, which also bounds
+				 * how long a dead connection goes unnoticed;
+				 * 0 = at random in 30..59 */
 };
 
 struct sync;

@@ -10,9 +10,10 @@
  *
  * Never a busy loop: a stream that brought nothing and lasted under a
  * second counts as a failure, and failures back off 100 ms .. 10 s with
- * jitter.  timeoutSeconds (30-60 s, random so that kinds and nodes do not
- * reconnect in step) plus a transfer timeout 15 s longer bound how long a
- * dead connection can pass for a quiet one. */
+ * jitter.  timeoutSeconds (30-59 s, random so that kinds and nodes do not
+ * reconnect in step) and a transfer timeout a little longer (the server
+ * ends the stream first when it is alive) bound how long a dead
+ * connection can pass for a quiet one: about 80 s at most. */
 #include "sync/priv.h"
 
 #include "core/core.h"
@@ -285,9 +286,11 @@ static int on_line(void *arg, const char *line, size_t len)
 static int watch_once(struct sync_watcher *w, char *err, size_t errlen)
 {
 	char path[512], *url = NULL;
-	long t = 30 + (long)(rand_r(&w->seed) % 30);
+	long t = w->s->watch_seconds ? w->s->watch_seconds :
+		 30 + (long)(rand_r(&w->seed) % 30);
 	struct sync_stream st = {
-		.open = on_open, .line = on_line, .arg = w, .timeout_s = t + 15,
+		.open = on_open, .line = on_line, .arg = w,
+		.timeout_s = t + 5 + t / 4,
 	};
 	int r;
 

@@ -19,6 +19,9 @@ int proxy_port(struct proxy *p);
 void proxy_refuse(struct proxy *p, bool refuse);
 /* Close every connection now (a cut watch stream). */
 void proxy_cut(struct proxy *p);
+/* Let nothing through on the connections open now, and keep them open
+ * (a peer that vanished without a FIN); new ones work. */
+void proxy_freeze(struct proxy *p);
 /* Connections accepted so far; reset returns the count and zeroes it. */
 unsigned proxy_accepted(struct proxy *p, bool reset);
 void proxy_stop(struct proxy *p);
@@ -92,6 +95,10 @@ int vm_create(struct sync *s, const char *name, int cpus,
 	      json_object **created, char *err);
 int open_client(const struct sync_creds *cr, const char *node,
 		const char *state, struct sync **out, char *err);
+/* The same with a watch timeoutSeconds. */
+int open_client_w(const struct sync_creds *cr, const char *node,
+		  const char *state, int watch_seconds, struct sync **out,
+		  char *err);
 
 /* ---- smoke_tests.c ---- */
 
@@ -108,6 +115,7 @@ void t_busy(void);
 void t_relist(void);
 void t_outage(void);
 void t_restart_client(void);
+void t_dead(void);
 void t_incluster(void);
 
 #endif

@@ -587,6 +587,39 @@ void t_restart_client(void)
 	   "kubectl sees it");
 }
 
+/* A client whose watches end every 3 s (timeoutSeconds): they resume
+ * without a relist, and a connection that goes silent is given up. */
+void t_dead(void)
+{
+	char err[ERRLEN] = "";
+	unsigned before;
+	double t1;
+	bool seen;
+	int r;
+
+	sync_close(C.a);
+	C.a = NULL;
+	r = open_client_w(&C.creds_px, NODE_A, "state-a", 3, &C.a, err);
+	if (!ok(r == 0 && sync_start(C.a) == 0, "a client with 3 s watches "
+		"%s", err))
+		return;
+	sleep_ms(1500);
+	before = synced_vm();
+	sleep_ms(7000);
+	kubectl_vm("after-timeouts", 1);
+	ok(wait_for(p_has, "after-timeouts", 2000) && synced_vm() == before,
+	   "its watches ended twice and resumed without a relist (synced "
+	   "%u -> %u)", before, synced_vm());
+	proxy_freeze(C.px);
+	kubectl_vm("after-freeze", 1);
+	t1 = now_ms();
+	seen = wait_for(p_has, "after-freeze", 20000);
+	ok(seen && synced_vm() == before, "a connection gone silent is given "
+	   "up and the watch resumes elsewhere (a new VM seen after %.1f s, "
+	   "no relist)", (seen_at("after-freeze") - t1) / 1000);
+	proxy_cut(C.px);
+}
+
 static const char rbac[] =
 	"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n"
 	"  name: hypersdk-node\n  namespace: default\n---\n"

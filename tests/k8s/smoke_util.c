@@ -22,8 +22,9 @@ extern char **environ;
 
 struct proxy {
 	int lfd, target, port;
-	int ctl[2];             /* wakes the loop: 'c' cut, 'q' quit */
+	int ctl[2];             /* wakes the loop: 'c' cut, 'f' freeze, 'q' */
 	int fds[PAIRS][2];      /* client, server; -1 when free */
+	bool frozen[PAIRS];     /* open, but nothing passes any more */
 	bool refuse;
 	unsigned accepted;
 	pthread_mutex_t mu;
@@ -53,6 +54,7 @@ static void close_pair(struct proxy *p, int i)
 			close(p->fds[i][j]);
 		p->fds[i][j] = -1;
 	}
+	p->frozen[i] = false;
 }
 
 static int connect_target(int port)
@@ -122,7 +124,8 @@ static void *loop(void *arg)
 		pf[n++] = (struct pollfd){ .fd = p->ctl[0], .events = POLLIN };
 		pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
 		for (int i = 0; i < PAIRS; i++) {
-			for (int j = 0; j < 2 && p->fds[i][0] >= 0; j++) {
+			for (int j = 0; j < 2 && p->fds[i][0] >= 0 &&
+			     !p->frozen[i]; j++) {
 				map[n] = i * 2 + j;
 				pf[n++] = (struct pollfd){ .fd = p->fds[i][j],
 							   .events = POLLIN };
@@ -131,8 +134,12 @@ static void *loop(void *arg)
 		if (poll(pf, (nfds_t)n, -1) < 0)
 			continue;
 		if (pf[0].revents && read(p->ctl[0], &cmd, 1) == 1) {
-			for (int i = 0; i < PAIRS; i++)
-				close_pair(p, i);
+			for (int i = 0; i < PAIRS; i++) {
+				if (cmd == 'f')
+					p->frozen[i] = p->fds[i][0] >= 0;
+				else
+					close_pair(p, i);
+			}
 			if (cmd == 'q')
 				return NULL;
 			continue;
@@ -192,6 +199,13 @@ void proxy_cut(struct proxy *p)
 {
 	if (write(p->ctl[1], "c", 1) != 1)
 		perror("proxy_cut");
+	sleep_ms(20);
+}
+
+void proxy_freeze(struct proxy *p)
+{
+	if (write(p->ctl[1], "f", 1) != 1)
+		perror("proxy_freeze");
 	sleep_ms(20);
 }
 

@@ -286,17 +286,24 @@ int vm_create(struct sync *s, const char *name, int cpus,
 	return r;
 }
 
-int open_client(const struct sync_creds *cr, const char *node,
-		       const char *state, struct sync **out, char *err)
+int open_client_w(const struct sync_creds *cr, const char *node,
+		  const char *state, int watch_seconds, struct sync **out,
+		  char *err)
 {
 	char dir[600];
 	struct sync_config cfg = {
-		.creds = cr, .node = node,
-		.state_dir = dir, .lease_seconds = 3,
+		.creds = cr, .node = node, .state_dir = dir,
+		.lease_seconds = 3, .watch_seconds = watch_seconds,
 	};
 
 	snprintf(dir, sizeof(dir), "%s/%s", C.work, state);
 	return sync_open(&cfg, &handler, &C.rec, out, err, ERRLEN);
+}
+
+int open_client(const struct sync_creds *cr, const char *node,
+		const char *state, struct sync **out, char *err)
+{
+	return open_client_w(cr, node, state, 0, out, err);
 }
 
 static int read_env_port(void)
@@ -366,6 +373,7 @@ int main(int argc, char **argv)
 			t_relist();
 			t_outage();
 			t_restart_client();
+			t_dead();
 			t_incluster();
 		}
 	}
