@@ -36,6 +36,7 @@ struct sync_http {
 	struct sync_lines lines;
 	int line_r;
 	bool opened, too_big;
+	bool fresh;             /* the next transfer opens a new connection */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -336,12 +337,16 @@ static int perform(struct sync_http *h, const char *url, const char *ctype,
 	h->errbuf[0] = '\0';
 	h->line_r = 0;
 	h->opened = h->too_big = false;
+	/* After a timeout or a cut the cached connection may be dead without
+	 * the socket knowing (curl would reuse a silent HTTP/2 connection). */
+	curl_easy_setopt(h->c, CURLOPT_FRESH_CONNECT, h->fresh ? 1L : 0L);
 	curl_easy_setopt(h->c, CURLOPT_URL, url);
 	curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h->c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	rc = curl_easy_perform(h->c);
 	curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &h->rs->code);
 	r = map_rc(h, rc, err, errlen);
+	h->fresh = r == SYNC_UNREACHABLE || r == SYNC_CUT;
 	/* A line callback may stop a stream that had already completed. */
 	if (r == 0 && h->line_r)
 		r = h->line_r;
