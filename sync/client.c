@@ -100,12 +100,15 @@ static void deliver_online(struct sync *s)
 			return;
 		while ((cur = __atomic_load_n(&s->online, __ATOMIC_ACQUIRE)) !=
 		       s->told) {
-			s->told = cur;
+			__atomic_store_n(&s->told, cur, __ATOMIC_RELEASE);
 			if (s->h.online)
 				s->h.online(s->arg, cur != 0);
 		}
 		pthread_mutex_unlock(&s->online_mu);
-		if (__atomic_load_n(&s->online, __ATOMIC_ACQUIRE) == s->told)
+		/* Changed after our last look, by a thread that found the
+		 * lock taken: deliver it for that thread. */
+		if (__atomic_load_n(&s->online, __ATOMIC_ACQUIRE) ==
+		    __atomic_load_n(&s->told, __ATOMIC_ACQUIRE))
 			return;
 	}
 }

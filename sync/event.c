@@ -48,11 +48,12 @@ int sync_json_parse(const char *buf, size_t len, json_object **out)
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	end = json_tokener_get_parse_end(tok);
 	/* One object, then only white space (json-c stops at the end of the
-	 * first value and would ignore the rest). */
+	 * first value and would ignore the rest).  buf is not terminated:
+	 * watch lines point into curl's buffer. */
+	while (end < len && buf[end] && strchr(" \t\r\n", buf[end]))
+		end++;
 	if (json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object) ||
-	    end > len || strspn(buf + end, " \t\r\n") < len - end ||
-	    memchr(buf + end, '\0', len - end)) {
+	    !json_object_is_type(o, json_type_object) || end != len) {
 		json_object_put(o);
 		o = NULL;
 	}

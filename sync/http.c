@@ -37,6 +37,7 @@ struct sync_http {
 	int line_r;
 	bool opened, too_big;
 	bool fresh;             /* the next transfer opens a new connection */
+	long timeout_ms;        /* of a request (not of a stream) */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -183,6 +184,7 @@ int sync_http_new(const struct sync_creds *c, const int *stop,
 		goto out;
 	h->creds = c;
 	h->stop = stop;
+	h->timeout_ms = REQUEST_TIMEOUT_MS;
 	curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->c, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->c, CURLOPT_PROTOCOLS_STR, "https,http");
@@ -222,6 +224,11 @@ void sync_http_free(struct sync_http *h)
 	free(h->token);
 	sync_lines_free(&h->lines);
 	free(h);
+}
+
+void sync_http_timeout(struct sync_http *h, long ms)
+{
+	h->timeout_ms = ms > 0 ? ms : REQUEST_TIMEOUT_MS;
 }
 
 void sync_resp_free(struct sync_resp *rs)
@@ -373,8 +380,7 @@ int sync_http_do(struct sync_http *h, const char *method, const char *url,
 		curl_easy_setopt(h->c, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)strlen(body));
 	}
-	r = perform(h, url, body ? ctype : NULL, REQUEST_TIMEOUT_MS, err,
-		    errlen);
+	r = perform(h, url, body ? ctype : NULL, h->timeout_ms, err, errlen);
 	curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, NULL);
 	h->rs = NULL;
 	if (r < 0)

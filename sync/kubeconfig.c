@@ -81,9 +81,17 @@ out:
 
 int sync_read_token(const char *path, char **out)
 {
+	struct stat st;
 	size_t n = 0;
-	int r = sync_read_file(path, TOKEN_MAX, out, &n);
+	int r;
 
+	*out = NULL;
+	/* Not a FIFO or a device: reading one could block forever. */
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	r = sync_read_file(path, TOKEN_MAX, out, &n);
 	if (r < 0)
 		return r;
 	/* The kubelet and humans both leave a newline at the end. */

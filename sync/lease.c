@@ -97,6 +97,10 @@ void *sync_lease_main(void *arg)
 		sync_log("lease: %s", err);
 		return NULL;
 	}
+	/* A renewal stuck longer than the period is worth less than the
+	 * next one on a fresh connection. */
+	sync_http_timeout(h, period < 1000 ? 1000 : period > 30000 ? 30000 :
+			  period);
 	while (!sync_stopping(s)) {
 		r = renew(s, h, err, sizeof(err));
 		if (r == 0) {

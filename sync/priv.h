@@ -82,6 +82,8 @@ struct sync_resp {
 int sync_http_new(const struct sync_creds *c, const int *stop,
 		  struct sync_http **out, char *err, size_t errlen);
 void sync_http_free(struct sync_http *h);
+/* The timeout of each later request (default 30 s; 0 restores it). */
+void sync_http_timeout(struct sync_http *h, long ms);
 /* One request.  0 when the server answered (any code; see rs->code),
  * SYNC_UNREACHABLE when it did not, -ECANCELED, -EIO (e.g. TLS
  * verification failed) with err set. */

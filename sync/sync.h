@@ -85,7 +85,10 @@ int sync_event_decode(const char *line, size_t len, enum sync_event_type *type,
 /* ---- the client ------------------------------------------------------ */
 
 struct sync_handler {
-	/* Called from sync's threads, serially per kind, in order. */
+	/* Called from sync's threads, serially per kind, in order.  Objects
+	 * are borrowed: deep-copy what you keep (json-c reference counts
+	 * are not atomic and sync keeps its own reference).  A callback may
+	 * call sync_* functions, except sync_close. */
 	/* An object was listed, added or modified (borrowed reference). */
 	void (*upsert)(void *arg, enum sync_kind k, json_object *obj);
 	/* An object was deleted (borrowed; the last state known). */

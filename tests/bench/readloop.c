@@ -1,7 +1,8 @@
 /* readloop N FILE...: for each FILE, open/read-to-EOF/close it N times
  * (after a warm-up) and print "FILE ns-per-iteration".  The same loop
  * over our status, libfuse's hello_ll and tmpfs gives ratios from one run
- * on one machine. */
+ * on one machine.  The files take turns in 20 rounds, so a burst of load
+ * from elsewhere falls on all of them alike. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,27 +23,36 @@ static int once(const char *path)
 	return n < 0 ? -1 : 0;
 }
 
+#define ROUNDS 20
+
 int main(int argc, char **argv)
 {
+	double total[64] = { 0 };
 	struct timespec a, b;
-	long n;
+	long n, per;
 
-	if (argc < 3 || (n = atol(argv[1])) <= 0) {
-		fprintf(stderr, "usage: readloop N FILE...\n");
+	if (argc < 3 || argc > 66 || (n = atol(argv[1])) < ROUNDS) {
+		fprintf(stderr, "usage: readloop N FILE... (N >= %d)\n", ROUNDS);
 		return 2;
 	}
-	for (int i = 2; i < argc; i++) {
-		for (long k = 0; k < n / 10 + 1; k++)
+	per = n / ROUNDS;
+	for (int i = 2; i < argc; i++)
+		for (long k = 0; k < per; k++)
 			if (once(argv[i]) < 0) {
 				perror(argv[i]);
 				return 1;
 			}
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		for (long k = 0; k < n; k++)
-			once(argv[i]);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		printf("%s %.0f\n", argv[i],
-		       ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 2; i < argc; i++) {
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			for (long k = 0; k < per; k++)
+				once(argv[i]);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			total[i - 2] += (b.tv_sec - a.tv_sec) * 1e9 +
+					(b.tv_nsec - a.tv_nsec);
+		}
 	}
+	for (int i = 2; i < argc; i++)
+		printf("%s %.0f\n", argv[i], total[i - 2] / (per * ROUNDS));
 	return 0;
 }

@@ -71,6 +71,25 @@ static void test_decode_ok(void **state)
 	json_object_put(o);
 }
 
+/* Watch lines point into curl's buffer: nothing after them is ours. */
+static void test_decode_unterminated(void **state)
+{
+	const char *txt = "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":"
+			  "{\"resourceVersion\":\"7\"}}}  ";
+	size_t n = strlen(txt);
+	char *exact = malloc(n), err[256];
+	enum sync_event_type t;
+	json_object *o;
+
+	memcpy(exact, txt, n);
+	assert_int_equal(sync_event_decode(exact, n, &t, &o, err, sizeof(err)),
+			 0);
+	json_object_put(o);
+	assert_int_equal(sync_event_decode(exact, n - 3, &t, &o, err,
+					   sizeof(err)), -EINVAL);
+	free(exact);
+}
+
 static void bad(const char *line, const char *want)
 {
 	enum sync_event_type t;
@@ -303,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_decode_ok),
 		cmocka_unit_test(test_decode_bad),
+		cmocka_unit_test(test_decode_unterminated),
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_names_times),
