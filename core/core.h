@@ -279,6 +279,7 @@ enum {
 	CORE_CHG_EVENTS = 8,
 	CORE_CHG_ADDED = 16,
 	CORE_CHG_REMOVED = 32,
+	CORE_CHG_NODES = 128,   /* tree-level: a node came, went or changed */
 	CORE_CHG_STATS = 64,    /* stats only: does not bump version */
 };
 typedef void (*core_watch_fn)(void *arg, const char *name, int slot,
@@ -362,6 +363,26 @@ int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
 		    volatile bool *cancel, int timeout_ms);
 /* Wake every waiter (e.g. after setting a cancel flag). */
 void core_model_wake(struct core_model *m);
+
+/* ---- nodes ------------------------------------------------------- */
+
+/* The nodes/ directory: this node, and in a cluster the nodes holding a
+ * lease.  Protected by the model lock, like VMs. */
+struct core_node {
+	char name[CORE_NAME_MAX + 1];
+	int slot;               /* stable small integer for inode numbers */
+	char *txt;              /* its status file */
+	size_t len;
+};
+
+/* Add or update a node's status text (write lock held). */
+int core_model_set_node(struct core_model *m, const char *name,
+			const char *txt, size_t len);
+void core_model_remove_node(struct core_model *m, const char *name);
+struct core_node *core_model_node(struct core_model *m, const char *name);
+struct core_node *core_model_node_slot(struct core_model *m, int slot);
+int core_model_each_node(struct core_model *m,
+			 int (*fn)(struct core_node *n, void *arg), void *arg);
 
 /* ---- the local store ---------------------------------------------- */
 

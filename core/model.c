@@ -12,6 +12,7 @@
  * A VM's refs counts the model's own reference plus core_model_ref's;
  * whoever drops the last one frees it, so removal needs no free list. */
 #include "core/core.h"
+#include "core/model_priv.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,43 +21,6 @@
 #include <string.h>
 
 #define EVENT_MSG_MAX 1024
-
-struct change {
-	char name[CORE_NAME_MAX + 1];
-	bool tree;              /* a tree-level change: name NULL, slot -1 */
-	int slot;
-	unsigned what;
-	uint64_t seq;
-};
-
-struct watcher {
-	core_watch_fn fn;
-	void *arg;
-};
-
-struct core_model {
-	pthread_rwlock_t lock;
-	struct core_vm **vms;   /* sorted by name */
-	size_t nvms, capvms;
-	struct core_vm **slots; /* slot -> VM, NULL when free */
-	size_t nslots, free_hint;
-	char err[CORE_ERR_MAX];
-	uint64_t version;
-
-	pthread_mutex_t qlock;
-	struct change *q;
-	size_t nq, capq;
-	uint64_t seq;
-
-	pthread_mutex_t wlock;
-	pthread_cond_t wcond;
-	uint64_t gen;
-
-	pthread_mutex_t flock;
-	struct watcher *w;
-	size_t nw;
-	uint64_t delivered;
-};
 
 /* ---- lifetime ------------------------------------------------------- */
 
@@ -118,6 +82,7 @@ void core_model_free(struct core_model *m)
 	}
 	free(m->vms);
 	free(m->slots);
+	core_nodes_free(m);
 	free(m->q);
 	free(m->w);
 	pthread_rwlock_destroy(&m->lock);
@@ -229,6 +194,11 @@ static void notify(struct core_model *m, const struct core_vm *vm,
 	pthread_mutex_unlock(&m->qlock);
 	if (what != CORE_CHG_STATS)
 		wake(m);
+}
+
+void core_model_notify_tree(struct core_model *m, unsigned what)
+{
+	notify(m, NULL, what);
 }
 
 uint64_t core_model_flush(struct core_model *m)

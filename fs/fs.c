@@ -96,6 +96,34 @@ static void inval(struct fs *fs, fuse_ino_t ino)
 	fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
+struct node_slots {
+	int slot[256];
+	int n;
+};
+
+static int node_slot(struct core_node *node, void *arg)
+{
+	struct node_slots *ns = arg;
+
+	if (ns->n < 256)
+		ns->slot[ns->n++] = node->slot;
+	return 0;
+}
+
+/* Nodes are few: every status is invalidated, and the listing (outside
+ * the model lock, like every other invalidation). */
+static void invalidate_nodes(struct fs *fs)
+{
+	struct node_slots ns = { .n = 0 };
+
+	core_model_rdlock(fs->m);
+	core_model_each_node(fs->m, node_slot, &ns);
+	core_model_unlock(fs->m);
+	for (int i = 0; i < ns.n; i++)
+		inval(fs, fs_node_ino(ns.slot[i], NF_STATUS));
+	inval(fs, INO_NODES);
+}
+
 static void invalidate(struct fs *fs, const struct change *c)
 {
 	static const struct {
@@ -109,6 +137,8 @@ static void invalidate(struct fs *fs, const struct change *c)
 		CORE_CHG_EVENTS | CORE_CHG_ADDED | CORE_CHG_REMOVED;
 
 	if (c->slot < 0) {
+		if (c->what & CORE_CHG_NODES)
+			invalidate_nodes(fs);
 		inval(fs, INO_VMS_ERR);
 		inval(fs, INO_VMS);
 		return;

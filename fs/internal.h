@@ -35,6 +35,10 @@ enum vm_file {
 	VF_STRIDE = 16,
 };
 
+/* nodes/NODE/ and nodes/NODE/status, far above any VM inode. */
+#define INO_FIRST_NODE (1ULL << 48)
+enum node_file { NF_DIR, NF_STATUS, NF_COUNT, NF_STRIDE = 4 };
+
 #define ATTR_TIMEOUT 1.0
 #define ENTRY_TIMEOUT 1.0
 
@@ -93,6 +97,8 @@ struct fs {
 /* tree.c */
 extern const struct fuse_lowlevel_ops fs_ll_ops;
 bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f);
+bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f);
+fuse_ino_t fs_node_ino(int slot, enum node_file f);
 fuse_ino_t fs_vm_ino(int slot, enum vm_file f);
 int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);
 int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,

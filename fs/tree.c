@@ -33,7 +33,7 @@ static struct fs *req_fs(fuse_req_t req)
 
 bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f)
 {
-	if (ino < INO_FIRST_VM)
+	if (ino < INO_FIRST_VM || ino >= INO_FIRST_NODE)
 		return false;
 	*slot = (int)((ino - INO_FIRST_VM) / VF_STRIDE);
 	*f = (enum vm_file)((ino - INO_FIRST_VM) % VF_STRIDE);
@@ -43,6 +43,20 @@ bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f)
 fuse_ino_t fs_vm_ino(int slot, enum vm_file f)
 {
 	return INO_FIRST_VM + (fuse_ino_t)slot * VF_STRIDE + f;
+}
+
+bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f)
+{
+	if (ino < INO_FIRST_NODE)
+		return false;
+	*slot = (int)((ino - INO_FIRST_NODE) / NF_STRIDE);
+	*f = (enum node_file)((ino - INO_FIRST_NODE) % NF_STRIDE);
+	return *f < NF_COUNT;
+}
+
+fuse_ino_t fs_node_ino(int slot, enum node_file f)
+{
+	return INO_FIRST_NODE + (fuse_ino_t)slot * NF_STRIDE + f;
 }
 
 /* A reused slot must not look like the same inode to the kernel, so each
@@ -91,7 +105,9 @@ int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	    char *tmp, size_t tmplen)
 {
 	const char *line = NULL;
+	struct core_node *node;
 	struct core_vm *vm;
+	enum node_file nf;
 	enum vm_file f;
 	int slot;
 
@@ -100,6 +116,14 @@ int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	if (ino == INO_VMS_ERR) {
 		line = core_model_err(fs->m);
 		goto line;
+	}
+	if (fs_ino_node(ino, &slot, &nf)) {
+		node = core_model_node_slot(fs->m, slot);
+		if (!node)
+			return -ENOENT;
+		if (nf == NF_STATUS)
+			*txt = node->txt, *len = node->len;
+		return 0;
 	}
 	if (!fs_ino_vm(ino, &slot, &f))
 		return 0;
@@ -160,6 +184,7 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 	const char *txt;
 	size_t len = 0;
 	struct core_vm *vm;
+	enum node_file nf;
 	enum vm_file f;
 	int slot;
 
@@ -171,6 +196,14 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 		*gen = uid_generation(vm->uid);
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
 		fill_stat(ino, vm_file_mode(f), (off_t)len, st);
+		return 0;
+	}
+	if (fs_ino_node(ino, &slot, &nf)) {
+		if (!core_model_node_slot(fs->m, slot))
+			return -ENOENT;
+		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
+		fill_stat(ino, nf == NF_DIR ? S_IFDIR | 0555 : S_IFREG | 0444,
+			  (off_t)len, st);
 		return 0;
 	}
 	if (ino < INO_FIRST_VM && ino >= INO_ROOT && ino <= INO_NODES) {
@@ -198,7 +231,9 @@ int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e)
 
 static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 {
+	struct core_node *node;
 	struct core_vm *vm;
+	enum node_file nf;
 	enum vm_file f;
 	fuse_ino_t ino = 0;
 	int slot;
@@ -221,6 +256,15 @@ static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 		for (int i = VF_CTL; i < VF_COUNT; i++)
 			if (!strcmp(name, vm_file_names[i]))
 				return fs_vm_ino(slot, (enum vm_file)i);
+	} else if (parent == INO_NODES) {
+		core_model_rdlock(fs->m);
+		node = core_model_node(fs->m, name);
+		if (node)
+			ino = fs_node_ino(node->slot, NF_DIR);
+		core_model_unlock(fs->m);
+	} else if (fs_ino_node(parent, &slot, &nf) && nf == NF_DIR &&
+		   !strcmp(name, "status")) {
+		return fs_node_ino(slot, NF_STATUS);
 	}
 	return ino;
 }
@@ -352,8 +396,39 @@ static void list_vms(struct dirbuf *d)
 	free(names);
 }
 
+static int count_node(struct core_node *n, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int collect_node(struct core_node *n, void *arg)
+{
+	struct vm_name **p = arg;
+
+	snprintf((*p)->name, sizeof((*p)->name), "%s", n->name);
+	(*p)->slot = n->slot;
+	(*p)++;
+	return 0;
+}
+
+static void list_nodes(struct dirbuf *d)
+{
+	struct vm_name names[256], *p = names;
+	int n = 0;
+
+	core_model_rdlock(d->fs->m);
+	core_model_each_node(d->fs->m, count_node, &n);
+	if (n <= 256)
+		core_model_each_node(d->fs->m, collect_node, &p);
+	core_model_unlock(d->fs->m);
+	for (struct vm_name *q = names; q < p; q++)
+		dir_add(d, q->name, fs_node_ino(q->slot, NF_DIR));
+}
+
 static void list_dir(struct dirbuf *d, fuse_ino_t ino)
 {
+	enum node_file nf;
 	enum vm_file f;
 	int slot;
 
@@ -370,6 +445,10 @@ static void list_dir(struct dirbuf *d, fuse_ino_t ino)
 	} else if (fs_ino_vm(ino, &slot, &f) && f == VF_DIR) {
 		for (int i = VF_CTL; i < VF_COUNT; i++)
 			dir_add(d, vm_file_names[i], fs_vm_ino(slot, (enum vm_file)i));
+	} else if (ino == INO_NODES) {
+		list_nodes(d);
+	} else if (fs_ino_node(ino, &slot, &nf) && nf == NF_DIR) {
+		dir_add(d, "status", fs_node_ino(slot, NF_STATUS));
 	}
 }
 

@@ -358,6 +358,7 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		core_model_remove(md->m, vm);
 	core_model_unlock(md->m);
 	flush(md);
+	md_update_nodes(md, false);
 	md_log(LOG_INFO_, "deleted vm %s", name);
 	return 0;
 }

@@ -348,6 +348,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(md.node, sizeof(md.node), "%s", o.node);
 	md.state_dir = o.state_dir;
+	md.uri = o.uri;
 	md.stop_timeout_ms = o.stop_timeout * 1000;
 	md.stats_interval_ms = (o.stats_interval ? o.stats_interval : 2) * 1000;
 	rc = setup(&md, &o, err, sizeof(err));

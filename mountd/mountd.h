@@ -30,6 +30,7 @@ struct mountd {
 	struct core_store *store;
 	struct be_conn *be;
 	char node[CORE_NAME_MAX + 1];
+	const char *uri;        /* libvirt */
 	int stop_timeout_ms;    /* ACPI shutdown grace before destroy */
 	int stats_interval_ms;
 
@@ -88,6 +89,10 @@ int md_cluster_delete(struct mountd *md, const char *name, char *err,
 int md_cluster_forward(struct mountd *md, const char *name,
 		       const struct core_ctl *msg, const char *owner,
 		       char *err, size_t errlen);
+
+/* nodes.c: refresh nodes/: this node, and with peers the nodes holding
+ * a lease (a request to the API server: the stats thread does that). */
+void md_update_nodes(struct mountd *md, bool peers);
 
 /* reconcile.c */
 /* Queue a VM for the reconciler (NULL: all of them). */

@@ -143,6 +143,7 @@ void md_refresh(struct mountd *md, const char *name)
 	core_model_status_changed(md->m, vm);
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
+	md_update_nodes(md, false);
 	if (turn_off || act == CORE_ACT_START) {
 		struct core_ctl msg = { .verb = turn_off ? CORE_V_STOP : CORE_V_START };
 
@@ -286,6 +287,7 @@ static void *stats_main(void *arg)
 	while (!md->stopping) {
 		pthread_mutex_unlock(&md->slock);
 		be_stats_all(md->be, got_stats, &p);
+		md_update_nodes(md, true);
 		core_model_wrlock(md->m);
 		core_model_each(md->m, clear_idle_stats, md->m);
 		core_model_unlock(md->m);
@@ -486,5 +488,6 @@ int md_load(struct mountd *md, char *err, size_t errlen)
 	}
 	free(l.names);
 	core_model_flush(md->m);
+	md_update_nodes(md, false);
 	return 0;
 }

@@ -58,17 +58,24 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 
 static int body_append(struct sync_resp *rs, const char *p, size_t n)
 {
+	size_t cap = rs->cap ? rs->cap : 16384;
 	char *nb;
 
 	if (rs->len + n > BODY_MAX)
 		return -EFBIG;
-	nb = realloc(rs->body, rs->len + n + 1);
-	if (!nb)
-		return -ENOMEM;
-	memcpy(nb + rs->len, p, n);
-	rs->body = nb;
+	/* Doubling: a list of thousands of objects comes in 16 KiB pieces. */
+	while (cap < rs->len + n + 1)
+		cap *= 2;
+	if (cap != rs->cap) {
+		nb = realloc(rs->body, cap);
+		if (!nb)
+			return -ENOMEM;
+		rs->body = nb;
+		rs->cap = cap;
+	}
+	memcpy(rs->body + rs->len, p, n);
 	rs->len += n;
-	nb[rs->len] = '\0';
+	rs->body[rs->len] = '\0';
 	return 0;
 }
 

@@ -73,8 +73,8 @@ struct sync_http;
 
 struct sync_resp {
 	long code;
-	char *body;
-	size_t len;
+	char *body;             /* NUL-terminated */
+	size_t len, cap;
 };
 
 /* stop: when it becomes non-zero, transfers in progress are aborted

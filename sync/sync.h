@@ -116,8 +116,9 @@ struct sync;
 /* Check that the API server answers and the CRDs are installed; a clear
  * error otherwise ("the API server at ... does not answer: ...", "CRD
  * virtualmachines.hypersdk.io is not installed").  The outbox left by an
- * earlier run is loaded and pushed once started.  Callbacks start with
- * sync_start; the server counts as online until an exchange fails.
+ * earlier run is loaded and pushed once started.  upsert, remove and
+ * synced come once sync_start ran; online may come from any call (the
+ * server counts as online until an exchange fails).
  * cfg->ns NULL: the credentials' namespace, else "default". */
 int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
 	      void *arg, struct sync **out, char *err, size_t errlen);

@@ -24,6 +24,9 @@ like "spec shows the requested memory" "$(cat "$M/vms/$a/spec")" "memory: 64Mi"
 check "mkdir creates a VM" mkdir "$M/vms/$b"
 is "mkdir'd VM is Stopped" "$(phase "$b")" Stopped
 like "ls vms lists both" "$(ls "$M/vms" | tr '\n' ' ')" "$a $b"
+is "nodes/ lists this node" "$(ls "$M/nodes")" "$NODE"
+like "its status counts the VMs" "$(cat "$M/nodes/$NODE/status")" "vms 2"
+like "and says standalone" "$(cat "$M/nodes/$NODE/status")" "mode standalone"
 
 echo start > "$M/vms/$a/ctl"
 is "echo start returns with phase Running" "$(phase "$a")" Running

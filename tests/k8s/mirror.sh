@@ -103,6 +103,9 @@ wait_for 30 test -e "$M2/vms/ctl"
 check "second node mounts" test -e "$M2/vms/ctl"
 wait_for 5 test -d "$M2/vms/$a"
 check "it sees the VMs of the first" test -d "$M2/vms/$a"
+wait_for 10 test -e "$M/nodes/$NODE2/status"
+like "node 1 lists node 2 under nodes/ (from its lease)" "$(cat "$M/nodes/$NODE2/status" 2>&1)" "alive true"
+like "node 2's own status says cluster" "$(cat "$M2/nodes/$NODE2/status")" "mode cluster"
 c=${P}c
 vm "$c" true "$NODE2" | k apply -f - >/dev/null
 wait_for 20 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $c -o jsonpath='{.status.phase}')\" = Running ]"

@@ -464,6 +464,7 @@ void t_relist(void)
 	struct cpus_is seven = { "lat-2", 7 };
 	unsigned before = synced_vm();
 	char out[1024];
+	bool relisted;
 
 	proxy_refuse(C.px, true);
 	proxy_cut(C.px);
@@ -480,8 +481,9 @@ void t_relist(void)
 	   wait_for(p_cpus, &seven, 1000), "after the relist: the new VM "
 	   "upserted, the deleted one remove()d, the changed one updated");
 	before++;
-	ok(wait_for(p_synced_vm, &before, 2000), "the VM watch relisted "
-	   "and said synced() again (%u times now)", synced_vm());
+	relisted = wait_for(p_synced_vm, &before, 2000);
+	ok(relisted, "the VM watch relisted and said synced() again (%u "
+	   "times now)", synced_vm());
 	ok(same_names(), "no object lost: the handler has exactly the VMs of "
 	   "kubectl get vm");
 }
