@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mountd/mountd.h"
 #include "sync/sync.h"
@@ -251,6 +252,34 @@ static bool selector_matches(struct mountd *md, const struct core_spec *s)
 	return true;
 }
 
+struct committed {
+	const char *node;
+	uint64_t memory;
+};
+
+static int add_committed(struct core_vm *vm, void *arg)
+{
+	struct committed *c = arg;
+
+	if (!strcmp(vm->st.node, c->node) && vm->spec.running)
+		c->memory += vm->spec.memory;
+	return 0;
+}
+
+/* Capacity: the memory of the VMs this node is meant to run, plus this
+ * one, must fit in the host's memory (vCPUs may be overcommitted, memory
+ * is not).  Model read lock held. */
+static bool capacity_fits(struct mountd *md, const struct core_vm *vm)
+{
+	struct committed c = { .node = md->node };
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psz <= 0)
+		return true;
+	core_model_each(md->m, add_committed, &c);
+	return c.memory + vm->spec.memory <= (uint64_t)pages * (uint64_t)psz;
+}
+
 static int claim(struct mountd *md, const char *name, const char *rv)
 {
 	char err[CORE_ERR_MAX];
@@ -291,7 +320,8 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		unowned = !vm->st.node[0];
 		mine = !strcmp(vm->st.node, md->node);
 		busy = vm->st.operation[0] != '\0';
-		fits = selector_matches(md, &vm->spec);
+		fits = selector_matches(md, &vm->spec) &&
+		       (!unowned || capacity_fits(md, vm));
 		snprintf(rv, sizeof(rv), "%s", vm->rv);
 	}
 	core_model_unlock(md->m);

@@ -126,6 +126,14 @@ n=$(cat "$M/vms/$d/events" "$M2/vms/$d/events" 2>/dev/null | grep -c "Scheduled"
 is "exactly one claim won" "$n" 1
 is "one domain in libvirt" "$("${VIRSH[@]}" list --name | grep -c "^$d\$")" 1
 
+# Capacity: a VM no node can hold is claimed by none.
+e=${P}e
+vm "$e" true | sed 's/memory: 64Mi/memory: 64Ti/' | k apply -f - >/dev/null
+sleep 2
+is "a VM bigger than any node stays unowned" "$(jp "$e" '{.status.nodeName}')" ""
+check "and has no domain" bash -c "! ${VIRSH[*]} dominfo $e >/dev/null 2>&1"
+k delete vm "$e" >/dev/null
+
 # kubectl delete -> domain and directory gone
 k delete vm "$a" >/dev/null
 wait_for 10 test ! -e "$M/vms/$a"
