@@ -34,6 +34,7 @@ struct sync_watcher {
 	char rv[128];
 	bool relist;
 	unsigned events;        /* applied in the current stream */
+	unsigned stale;         /* 410s in a row with nothing in between */
 	unsigned seed;
 	char last_err[CORE_ERR_MAX]; /* logged once until it changes */
 	struct sync_http *h;
@@ -373,8 +374,14 @@ void *sync_watch_main(void *arg)
 				   r == -EPROTO || r == -EBADMSG ? "" : e);
 		if (productive(w, r, t0)) {
 			sync_backoff_reset(&b);
+			w->stale = 0;
 			continue;
 		}
+		/* The first 410 after an outage relists at once (the relist is
+		 * the cure; the backoff may stand at 10 s by then); a 410 right
+		 * after a relist waits like any failure. */
+		if (r == -ESTALE && w->stale++ == 0)
+			continue;
 		if (sync_wait(s, &s->cv, sync_backoff_next(&b), NULL))
 			break;
 	}

@@ -393,6 +393,7 @@ yes_list=(
 	"watch vmsnapshots.hypersdk.io -n $WATCH"
 	"create leases.coordination.k8s.io -n $WATCH"
 	"patch leases.coordination.k8s.io/hypersdk-node-$NODE -n $WATCH"
+	"list leases.coordination.k8s.io -n $WATCH"
 )
 for q in "${yes_list[@]}"; do
 	# shellcheck disable=SC2086
@@ -411,6 +412,7 @@ no_list=(
 	"delete vmtemplates.hypersdk.io -n $WATCH"
 	"get vmtemplates.hypersdk.io -n $WATCH"
 	"get leases.coordination.k8s.io -n $WATCH"
+	"watch leases.coordination.k8s.io -n $WATCH"
 	"update leases.coordination.k8s.io -n $WATCH"
 	"delete leases.coordination.k8s.io -n $WATCH"
 	"create leases.coordination.k8s.io -n kube-node-lease"
@@ -516,6 +518,22 @@ if why=$(daemon_ready); then
 	t "kubectl delete (admin): the directory goes" wait_for 20 test ! -e "$M/vms/$a"
 	is "the node Lease is there (create, patch on leases)" "$NODE" \
 		k -n $WATCH get lease "hypersdk-node-$NODE" -o 'jsonpath={.spec.holderIdentity}'
+	peer=${NODE}p
+	k apply -f - >/dev/null <<EOF
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: hypersdk-node-$peer
+  namespace: $WATCH
+  labels:
+    hypersdk.io/node: "true"
+spec:
+  holderIdentity: $peer
+  leaseDurationSeconds: 600
+  renewTime: $(date -u +%Y-%m-%dT%H:%M:%S.000000Z)
+EOF
+	t "another node's Lease shows in nodes/ (list on leases)" wait_for 15 test -d "$M/nodes/$peer"
+	t "... alive" grep -qx 'alive true' "$M/nodes/$peer/status"
 	t "the daemon's log has no 403 (forbidden)" bash -c "! grep -iE 'forbidden| 403' '$WORK/mountd.log'"
 	stop_mountd
 	cleanup_libvirt

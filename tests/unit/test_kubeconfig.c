@@ -53,7 +53,7 @@ static int teardown(void **state)
 	DIR *d = opendir(dir);
 
 	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (unlink(p) < 0) {
