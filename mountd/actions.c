@@ -331,6 +331,11 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 	struct core_vm *vm;
 	int rc = 0;
 
+	/* The object must go with the domain: not while the server is away. */
+	if (md->sync && !md->online) {
+		snprintf(err, errlen, "delete: the API server is unreachable");
+		return -EIO;
+	}
 	if ((PHASE_BIT(phase) & ACTIVE) && !force) {
 		snprintf(err, errlen, "delete: vm %s is %s (stop it first, or "
 			 "delete force)", name, core_phase_name(phase));

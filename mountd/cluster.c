@@ -447,6 +447,8 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 	json_object_put(obj);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "create: vm %s already exists", name);
+	if (rc == -EHOSTUNREACH)
+		rc = -EIO;      /* err says the server is unreachable */
 	if (rc < 0)
 		return rc;
 	upsert(md, SYNC_VM, created, "create");
@@ -482,7 +484,9 @@ int md_cluster_delete(struct mountd *md, const char *name, char *err,
 		return 0;
 	/* When the object is what went away first, this is a 404. */
 	rc = sync_delete(md->sync, SYNC_VM, name, err, errlen);
-	return rc == -ENOENT || rc == -EAGAIN ? 0 : rc;
+	if (rc == -EHOSTUNREACH)
+		rc = -EIO;
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* ---- a VM another node owns ------------------------------------------ */

@@ -566,6 +566,38 @@ t "the chart's CRDs are installed and Established" \
 	crd/vmtemplates.hypersdk.io crd/vmsnapshots.hypersdk.io --timeout=60s
 is "VirtualMachine short names: vm and the unique hvm" '["vm","hvm"]' \
 	k get crd virtualmachines.hypersdk.io -o 'jsonpath={.spec.names.shortNames}'
+# KubeVirt's VirtualMachine CRD claims the short name vm too (docs/deploy.md)
+kubevirt_crd() {
+	cat <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: virtualmachines.kubevirt.io
+spec:
+  group: kubevirt.io
+  scope: Namespaced
+  names: {kind: VirtualMachine, plural: virtualmachines, singular: virtualmachine, shortNames: [vm, vms]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+EOF
+}
+kubevirt_crd | k apply -f - >/dev/null && k wait --for=condition=Established crd/virtualmachines.kubevirt.io --timeout=60s >/dev/null
+rm -rf "$WORK/kube-cache" # fresh discovery
+# group_of NAME: kubectl's warnings for `kubectl get NAME`, and the API group
+# of the list it sent
+group_of() {
+	k get "$1" -v=6 2>&1 | sed -n 's/^Warning: //p
+		s|.* GET https://[^/]*/apis/\([^/]*\)/[^/]*/namespaces/default/virtualmachines?.*|\1|p'
+}
+is "with KubeVirt's CRD beside: hvm is unambiguous" hypersdk.io group_of hvm
+is "... vm is ambiguous (kubectl warns, picks hypersdk.io)" \
+	'short name "vm" could also match lower priority resource virtualmachines.kubevirt.io
+hypersdk.io' group_of vm
+is "... vm.kubevirt.io is KubeVirt's" kubevirt.io group_of vm.kubevirt.io
+t "KubeVirt's CRD removed" k delete crd virtualmachines.kubevirt.io --wait=true --timeout=60s
 is "objects of the release" "daemonset.apps/hypersdk-mountd
 serviceaccount/hypersdk-mountd" \
 	bash -c "kubectl --kubeconfig='$KC' -n $NS get ds,sa -o name | grep hypersdk | sort"

@@ -150,6 +150,11 @@ is "with the API server down, the owner still starts its VM" "$(phase "$b")" Run
 echo pause > "$M/vms/$b/ctl"
 echo resume > "$M/vms/$b/ctl"
 is "and keeps serving its tree" "$(phase "$b")" Running
+wait_for 10 grep -q "apiserver unreachable" "$M/nodes/$NODE/status"
+is "a create needs the API server: EIO" "$("$ONEWRITE" "$M/vms/ctl" "create ${P}z memory=64Mi")" EIO
+like "err says why" "$(cat "$M/vms/err")" "unreachable"
+is "a delete needs it too: EIO" "$("$ONEWRITE" "$M/vms/$b/ctl" "delete force")" EIO
+is "and changes nothing" "$(phase "$b")" Running
 sleep "${OUTAGE_SECONDS:-5}"
 "$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
 check "the API server comes back" test $? -eq 0
