@@ -17,20 +17,23 @@ mkdir -p "$LOGS"
 
 passed=0
 failed=0
+skipped=0
 say() { printf '%s\n' "$*"; }
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 # run_tap NAME CMD...: run a TAP producer, echo its lines, count results.
 run_tap() {
-	local name=$1 log="$LOGS/${1//\//_}.log" rc ok nok
+	local name=$1 log="$LOGS/${1//\//_}.log" rc ok nok skip
 	shift
 	say "### $name"
 	"$@" </dev/null >"$log" 2>&1
 	rc=$?
 	grep -E '^(not )?ok |^#|^1\.\.' "$log" | sed "s|^|$name: |"
-	ok=$(grep -cE '^ok ' "$log")
+	ok=$(grep -E '^ok ' "$log" | grep -cvE '# SKIP')
+	skip=$(grep -E '^ok ' "$log" | grep -cE '# SKIP')
 	nok=$(grep -cE '^not ok ' "$log")
 	passed=$((passed + ok))
+	skipped=$((skipped + skip))
 	failed=$((failed + nok))
 	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
 		failed=$((failed + 1))
@@ -126,5 +129,5 @@ if want bench; then
 fi
 
 say "logs: $LOGS"
-say "$passed passed, $failed failed"
+say "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

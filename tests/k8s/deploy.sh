@@ -510,7 +510,7 @@ if why=$(daemon_ready); then
 		wait_for 20 jp_is "$a" '{.spec.running}/{.status.phase}' false/Stopped
 	b=${P}b
 	t "create through the tree (create on virtualmachines)" \
-		bash -c "echo 'create $b memory=64Mi disk=64Mi' > '$M/vms/ctl'"
+		bash -c "echo 'create $b memory=64Mi disk=64Mi' > '$M/vms/ctl' || { cat '$M/vms/err'; exit 1; }"
 	t "kubectl sees it, owned by $NODE" wait_for 10 jp_is "$b" '{.status.nodeName}' "$NODE"
 	t "rmdir in the tree deletes the object (delete on virtualmachines)" rmdir "$M/vms/$b"
 	t "gone from the API server" wait_for 10 bash -c "! kubectl --kubeconfig='$KC' -n $WATCH get vm $b"
