@@ -198,6 +198,7 @@ mnt() {
 	jp_local "$1" "{.spec.template.spec.containers[0].volumeMounts[?(@.name==\"$2\")].mountPath} {.spec.template.spec.containers[0].volumeMounts[?(@.name==\"$2\")].mountPropagation}"
 }
 podspec() { jp_local "$1" "{.spec.template.spec$2}"; }
+like_args() { podspec "$1" '.containers[0].args[*]' | grep -qF -- "$2"; }
 
 # -------------------------------------------------------------- files
 
@@ -228,6 +229,19 @@ t "no symbolic links in deploy/ (helm warns about them, raw URLs break)" \
 t "helm lint --strict" h lint --strict "$CHART"
 t "helm lint --strict --set kvm=false,watchNamespace=" \
 	h lint --strict "$CHART" --set kvm=false --set watchNamespace=
+packaged() { # helm package keeps crds/ and templates/ (no symlinks to resolve)
+	h package "$CHART" -d "$WORK/pkg" >/dev/null &&
+		tar tzf "$WORK"/pkg/hypersdk-operator-*.tgz | sort | grep -E '/(crds|templates)/'
+}
+is "helm package: the 4 CRDs and the templates" "hypersdk-operator/crds/hypersdk.io_virtualmachines.yaml
+hypersdk-operator/crds/hypersdk.io_vmoperations.yaml
+hypersdk-operator/crds/hypersdk.io_vmsnapshots.yaml
+hypersdk-operator/crds/hypersdk.io_vmtemplates.yaml
+hypersdk-operator/templates/NOTES.txt
+hypersdk-operator/templates/_helpers.tpl
+hypersdk-operator/templates/daemonset.yaml
+hypersdk-operator/templates/role.yaml
+hypersdk-operator/templates/serviceaccount.yaml" packaged
 R=$WORK/rendered.yaml
 t "helm template" bash -c "'$HELM' template hypersdk-operator '$CHART' --namespace $NS >'$R'"
 is "rendered: ServiceAccount, Role, RoleBinding, DaemonSet; nothing cluster-wide" \
@@ -257,7 +271,7 @@ for f in "$DS" "$OPDS"; do
 		podspec "$f" '.containers[0].env[?(@.name=="NODE_NAME")].valueFrom.fieldRef.fieldPath'
 	is "$w DaemonSet: watches namespace $WATCH" $WATCH \
 		podspec "$f" '.containers[0].env[?(@.name=="WATCH_NAMESPACE")].value'
-	like_args() { podspec "$1" '.containers[0].args[*]' | grep -qF -- "$2"; }
+	# shellcheck disable=SC2016 # $(NODE_NAME) is Kubernetes' syntax, kept literal
 	t "$w DaemonSet: --foreground --node \$(NODE_NAME) --namespace \$(WATCH_NAMESPACE) --mount /run/hypersdk --state-dir /var/lib/hypersdk" \
 		like_args "$f" '--foreground --node $(NODE_NAME) --namespace $(WATCH_NAMESPACE) --mount /run/hypersdk --state-dir /var/lib/hypersdk'
 	is "$w DaemonSet: the image (placeholder)" ghcr.io/hypersdk/hypersdk-mountd:0.1.0 \
@@ -290,6 +304,7 @@ is "systemd unit: Type=simple with --foreground" "simple" unit_key Type
 t "systemd unit: ExecStart runs --foreground on /run/hypersdk and /var/lib/hypersdk" \
 	bash -c "grep -q '^ExecStart=/usr/local/bin/hypersdk-mountd --foreground --mount /run/hypersdk --state-dir /var/lib/hypersdk ' '$UNIT'"
 is "systemd unit: KillMode=process" process unit_key KillMode
+# shellcheck disable=SC2016 # systemd's $MAINPID, kept literal
 is "systemd unit: ExecStop sends SIGTERM" '/bin/kill -TERM $MAINPID' unit_key ExecStop
 t "systemd unit: After=libvirtd.service" bash -c "grep -q '^After=.*libvirtd.service' '$UNIT'"
 if command -v systemd-analyze >/dev/null && [[ -x $MOUNTD ]]; then
@@ -343,6 +358,7 @@ RULES_KUBECTL=$(k -n $WATCH get role hypersdk-mountd -o 'jsonpath={.rules}')
 sa_kubeconfig() { # write $WORK/sa.kubeconfig from a fresh token of the SA
 	local tok
 	tok=$(k -n $NS create token hypersdk-mountd --duration=1h) || return 1
+	# shellcheck disable=SC1091 # written by cluster.sh up
 	. "$WORK/cluster/env"
 	(
 		umask 077
