@@ -11,7 +11,7 @@
 
 #include "fs/internal.h"
 
-enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR };
+enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR, ACT_REFUSE };
 
 struct action {
 	struct fs *fs;
@@ -21,6 +21,8 @@ struct action {
 	struct core_ctl msg;
 	json_object *spec;
 	size_t written;
+	int refuse_rc;                  /* ACT_REFUSE: the errno to answer */
+	char refuse_err[CORE_ERR_MAX];
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -244,7 +246,10 @@ static void *action_main(void *arg)
 	uint64_t seq;
 	int rc;
 
-	if (a->kind == ACT_SPEC) {
+	if (a->kind == ACT_REFUSE) {
+		rc = a->refuse_rc;
+		snprintf(err, sizeof(err), "%s", a->refuse_err);
+	} else if (a->kind == ACT_SPEC) {
 		rc = fs->ops->spec(fs->arg, a->vm, a->spec, err, sizeof(err));
 		a->spec = NULL;
 	} else {
@@ -255,7 +260,7 @@ static void *action_main(void *arg)
 	seq = rc < 0 ? record_failure(fs, a->vm, err) : record_success(fs, a->vm);
 	/* mkdir and rmdir hold the directory lock that invalidating an entry
 	 * needs, so they must not wait for the notifier. */
-	if (a->kind == ACT_CTL || a->kind == ACT_SPEC)
+	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR)
 		fs_wait_delivered(fs, seq);
 	answer(a, rc);
 	json_object_put(a->spec);
@@ -303,12 +308,16 @@ fail:
 	free(a);
 }
 
-static void refuse(fuse_req_t req, const char *vm, int rc, const char *err)
+/* Even a refusal waits for its err line to reach the kernel, and so is
+ * answered from a thread of its own: a handler must never wait. */
+static void refuse(fuse_req_t req, struct action *a, int rc, const char *err)
 {
-	struct fs *fs = req_fs(req);
-
-	fs_wait_delivered(fs, record_failure(fs, vm, err));
-	fuse_reply_err(req, -rc);
+	json_object_put(a->spec);
+	a->spec = NULL;
+	a->kind = ACT_REFUSE;
+	a->refuse_rc = rc;
+	snprintf(a->refuse_err, sizeof(a->refuse_err), "%s", err);
+	start_action(req, a);
 }
 
 /* A spec write may be the bare spec or a whole object with a spec. */
@@ -349,7 +358,10 @@ out:
 	return rc;
 }
 
-static int write_target(struct fs *fs, fuse_ino_t ino, struct action *a)
+/* fh holds the generation of the VM the file was opened on: a slot
+ * reused by another VM must not take writes meant for the old one. */
+static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
+			struct action *a)
 {
 	struct core_vm *vm;
 	enum vm_file f;
@@ -364,7 +376,7 @@ static int write_target(struct fs *fs, fuse_ino_t ino, struct action *a)
 	a->kind = f == VF_CTL ? ACT_CTL : ACT_SPEC;
 	core_model_rdlock(fs->m);
 	vm = core_model_slot(fs->m, slot);
-	if (vm)
+	if (vm && fs_vm_generation(vm) == fh)
 		snprintf(a->vm, sizeof(a->vm), "%s", vm->name);
 	else
 		rc = -ENOENT;
@@ -384,7 +396,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	a->written = size;
-	rc = write_target(req_fs(req), ino, a);
+	rc = write_target(req_fs(req), ino, fi->fh, a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		free(a);
@@ -396,8 +408,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	else
 		rc = parse_spec(buf, size, &a->spec, err, sizeof(err));
 	if (rc < 0) {
-		refuse(req, a->vm, rc, err);
-		free(a);
+		refuse(req, a, rc, err);
 		return;
 	}
 	start_action(req, a);
@@ -531,19 +542,20 @@ void fs_wait_read(struct fs *fs, fuse_req_t req, int slot, size_t size,
 	struct pending *p;
 	bool gone;
 
-	if (wf->answer) {
-		reply_answer(req, wf, size, off);
-		return;
-	}
+	/* fs->lock guards wf->answer: two reads of one open file may race,
+	 * and the notifier sets it too. */
 	core_model_rdlock(fs->m);
-	if (wait_done(fs, slot, wf, &gone)) {
+	pthread_mutex_lock(&fs->lock);
+	if (wf->answer || wait_done(fs, slot, wf, &gone)) {
+		pthread_mutex_unlock(&fs->lock);
 		core_model_unlock(fs->m);
-		if (gone)
+		if (!wf->answer)
 			fuse_reply_err(req, ENOENT);
 		else
-			reply_answer(req, wf, size, 0);
+			reply_answer(req, wf, size, off);
 		return;
 	}
+	pthread_mutex_unlock(&fs->lock);
 	p = calloc(1, sizeof(*p));
 	if (p) {
 		p->slot = slot;

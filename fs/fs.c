@@ -137,10 +137,14 @@ static void invalidate(struct fs *fs, const struct change *c)
 		CORE_CHG_EVENTS | CORE_CHG_ADDED | CORE_CHG_REMOVED;
 
 	if (c->slot < 0) {
+		/* Only what moved: a node heartbeat must not cost vms/ its
+		 * cached attributes. */
 		if (c->what & CORE_CHG_NODES)
 			invalidate_nodes(fs);
-		inval(fs, INO_VMS_ERR);
-		inval(fs, INO_VMS);
+		if (c->what & CORE_CHG_ERR)
+			inval(fs, INO_VMS_ERR);
+		if (c->what & (CORE_CHG_ADDED | CORE_CHG_REMOVED))
+			inval(fs, INO_VMS);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -332,12 +336,6 @@ int fs_run(struct fs *fs)
 	rc = fuse_session_loop_mt(fs->se, &cfg);
 	fuse_remove_signal_handlers(fs->se);
 	return rc < 0 ? rc : 0;
-}
-
-void fs_exit(struct fs *fs)
-{
-	fuse_session_exit(fs->se);
-	kill(getpid(), SIGTERM);
 }
 
 /* Parked requests get EINTR so no reader stays blocked past unmount. */

@@ -26,7 +26,6 @@ struct fs_config {
 	const struct fs_ops *ops;
 	void *arg;
 	bool debug;             /* libfuse debug output */
-	int max_threads;        /* 0 = default */
 };
 
 struct fs;
@@ -39,10 +38,9 @@ int fs_mount(const struct fs_config *cfg, struct fs **out, char *err,
 /* The checks fs_mount makes first, for a daemon that wants to refuse
  * before it sets anything else up. */
 int fs_check(const char *mountpoint, char *err, size_t errlen);
-/* Serve requests until fs_exit; returns 0 or -errno. */
+/* Serve requests until SIGTERM, SIGINT or SIGHUP, or an unmount;
+ * returns 0 or -errno. */
 int fs_run(struct fs *fs);
-/* Make fs_run return (async-signal-safe). */
-void fs_exit(struct fs *fs);
 /* Unmount and free. */
 void fs_free(struct fs *fs);
 

@@ -100,6 +100,8 @@ bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f);
 bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f);
 fuse_ino_t fs_node_ino(int slot, enum node_file f);
 fuse_ino_t fs_vm_ino(int slot, enum vm_file f);
+/* Tells VM incarnations apart (a slot is reused after a delete). */
+uint64_t fs_vm_generation(const struct core_vm *vm);
 int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);
 int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	    char *tmp, size_t tmplen);

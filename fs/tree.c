@@ -70,6 +70,11 @@ static uint64_t uid_generation(const char *uid)
 	return h;
 }
 
+uint64_t fs_vm_generation(const struct core_vm *vm)
+{
+	return uid_generation(vm->uid);
+}
+
 static mode_t vm_file_mode(enum vm_file f)
 {
 	switch (f) {
@@ -541,6 +546,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;
+	if (f == VF_CTL || f == VF_SPEC)
+		fi->fh = e.generation;
 	fuse_reply_open(req, fi);
 }
 

@@ -220,7 +220,11 @@ int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
 					  (t.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0)
 			return -ETIMEDOUT;
-		rc = core_model_wait(md->m, name, ver, NULL, left);
+		/* The reconciler may be the one waiting here (cluster mode):
+		 * do not rely on it alone to notice libvirt's change. */
+		rc = core_model_wait(md->m, name, ver, NULL, left < 250 ? left : 250);
+		if (rc == -ETIMEDOUT)
+			md_refresh(md, name);
 		if (rc < 0 && rc != -ETIMEDOUT)
 			return rc;
 	}
@@ -329,18 +333,18 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		     enum core_phase phase, char *err, size_t errlen)
 {
 	struct core_vm *vm;
-	int rc = 0;
+	int rc;
 
-	/* The object must go with the domain: not while the server is away. */
-	if (md->sync && !md->online) {
-		snprintf(err, errlen, "delete: the API server is unreachable");
-		return -EIO;
-	}
 	if ((PHASE_BIT(phase) & ACTIVE) && !force) {
 		snprintf(err, errlen, "delete: vm %s is %s (stop it first, or "
 			 "delete force)", name, core_phase_name(phase));
 		return -EBUSY;
 	}
+	/* In a cluster the object goes first: if the API server refuses,
+	 * the domain and its disks are still there. */
+	rc = md_cluster_delete(md, name, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (PHASE_BIT(phase) & ACTIVE)
 		rc = be_destroy(md->be, name, err, errlen);
 	if (rc == 0 || rc == -EBUSY)
@@ -351,9 +355,6 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		md_refresh(md, name);
 		return rc;
 	}
-	rc = md_cluster_delete(md, name, err, errlen);
-	if (rc < 0)
-		return rc;
 	rc = core_store_del(md->store, "vms", name);
 	if (rc < 0 && rc != -ENOENT)
 		md_log(LOG_WARN_, "delete %s from the store: %s", name, strerror(-rc));
@@ -368,40 +369,50 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 	return 0;
 }
 
+/* The phases each verb may start from; anything else is EBUSY. */
+static bool verb_allowed(const struct core_ctl *msg, enum core_phase ph)
+{
+	unsigned bit = PHASE_BIT(ph);
+
+	switch (msg->verb) {
+	case CORE_V_START:
+		return bit & INACTIVE;
+	case CORE_V_STOP:
+	case CORE_V_RESTART:
+		return bit & ACTIVE;
+	case CORE_V_PAUSE:
+		return ph == CORE_PHASE_RUNNING;
+	case CORE_V_RESUME:
+		return ph == CORE_PHASE_PAUSED;
+	default:
+		return true;    /* delete decides with force */
+	}
+}
+
 static int run_verb(struct mountd *md, const char *name,
 		    const struct core_ctl *msg, enum core_phase ph,
 		    char *err, size_t errlen)
 {
-	const char *verb = core_verb_name(msg->verb);
-	unsigned bit = PHASE_BIT(ph);
 	int rc;
 
 	switch (msg->verb) {
 	case CORE_V_START:
-		return bit & INACTIVE ? start_vm(md, name, err, errlen) :
-			state_error(verb, name, ph, err, errlen);
+		return start_vm(md, name, err, errlen);
 	case CORE_V_STOP:
-		return bit & ACTIVE ? stop_vm(md, name, msg->force, ph, err, errlen) :
-			state_error(verb, name, ph, err, errlen);
+		return stop_vm(md, name, msg->force, ph, err, errlen);
 	case CORE_V_RESTART:
-		if (!(bit & ACTIVE))
-			return state_error(verb, name, ph, err, errlen);
 		rc = stop_vm(md, name, false, ph, err, errlen);
 		return rc < 0 ? rc : start_vm(md, name, err, errlen);
 	case CORE_V_PAUSE:
-		if (ph != CORE_PHASE_RUNNING)
-			return state_error(verb, name, ph, err, errlen);
 		rc = be_suspend(md->be, name, err, errlen);
 		break;
 	case CORE_V_RESUME:
-		if (ph != CORE_PHASE_PAUSED)
-			return state_error(verb, name, ph, err, errlen);
 		rc = be_resume(md->be, name, err, errlen);
 		break;
 	case CORE_V_DELETE:
 		return delete_vm(md, name, msg->force, ph, err, errlen);
 	default:
-		snprintf(err, errlen, "%s: not valid here", verb);
+		snprintf(err, errlen, "%s: not valid here", core_verb_name(msg->verb));
 		return -EINVAL;
 	}
 	md_refresh(md, name);
@@ -414,16 +425,29 @@ static int run_verb(struct mountd *md, const char *name,
 static int vm_verb(struct mountd *md, const char *name,
 		   const struct core_ctl *msg, char *err, size_t errlen)
 {
+	const char *verb = core_verb_name(msg->verb);
 	char op[32];
-	enum core_phase ph;
+	enum core_phase ph = CORE_PHASE_UNKNOWN;
+	struct core_vm *vm;
 	int rc;
 
-	snprintf(op, sizeof(op), "%s%s", core_verb_name(msg->verb),
-		 msg->force ? " force" : "");
+	/* A verb refused for the phase leaves the status untouched. */
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		ph = vm->st.phase;
+	core_model_unlock(md->m);
+	if (vm && !verb_allowed(msg, ph))
+		return state_error(verb, name, ph, err, errlen);
+	snprintf(op, sizeof(op), "%s%s", verb, msg->force ? " force" : "");
 	rc = begin_op(md, name, op, &ph, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = run_verb(md, name, msg, ph, err, errlen);
+	/* The phase may have moved between the look and the mark. */
+	if (verb_allowed(msg, ph))
+		rc = run_verb(md, name, msg, ph, err, errlen);
+	else
+		rc = state_error(verb, name, ph, err, errlen);
 	end_op(md, name, op);
 	return rc;
 }
@@ -506,6 +530,8 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 		rc = md_cluster_create(md, name, spec, err, errlen);
 		json_object_put(spec);
 		spec = NULL;
+		if (rc == 1)
+			return 0;       /* it runs on the node that claimed it */
 	} else {
 		rc = add_vm(md, name, spec, err, errlen);
 	}
@@ -536,19 +562,27 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 }
 
 /* Put back the spec that was there before a failed spec write. */
-static void restore_spec(struct mountd *md, const char *name, json_object *old)
+/* Put back the spec that was there before a failed spec write: in the
+ * model, the domain, the store and (when it was published) the cluster.
+ * Takes its own reference to old. */
+static void restore_spec(struct mountd *md, const char *name, json_object *old,
+			 json_object *failed, bool published)
 {
 	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
-	if (!vm || core_model_set_spec(md->m, vm, old, err, sizeof(err)) < 0)
+	if (vm && core_model_set_spec(md->m, vm, json_object_get(old), err,
+				      sizeof(err)) < 0)
 		json_object_put(old);
 	core_model_unlock(md->m);
 	flush(md);
 	md_redefine(md, name, err, sizeof(err));
 	md_persist(md, name);
+	if (published && md_cluster_spec(md, name, failed, old, err, sizeof(err)) < 0)
+		md_log(LOG_WARN_, "vm %s: cannot publish the restored spec: %s",
+		       name, err);
 }
 
 static int converge(struct mountd *md, const char *name, char *err,
@@ -607,6 +641,29 @@ int md_converge_owned(struct mountd *md, const char *name, char *err,
 	return rc;
 }
 
+/* The new spec is published first (in a cluster the API server may still
+ * refuse it), then applied; a failure later puts the old one back
+ * everywhere. */
+static int apply_spec(struct mountd *md, const char *name, json_object *old,
+		      json_object *new, char *err, size_t errlen)
+{
+	int rc = md_cluster_spec(md, name, old, new, err, errlen);
+	bool published = rc == 0;
+
+	if (rc == 0)
+		rc = md_redefine(md, name, err, errlen);
+	/* The new definition shows in status before the write returns. */
+	if (rc == 0)
+		md_refresh(md, name);
+	if (rc == 0)
+		rc = md_persist(md, name);
+	if (rc == 0)
+		rc = converge(md, name, err, errlen);
+	if (rc < 0)
+		restore_spec(md, name, old, new, published);
+	return rc;
+}
+
 static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		   size_t errlen)
 {
@@ -628,20 +685,7 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 	core_model_unlock(md->m);
 	flush(md);
 	if (rc == 0)
-		rc = md_redefine(md, name, err, errlen);
-	/* The new definition shows in status before the write returns. */
-	if (rc == 0)
-		md_refresh(md, name);
-	if (rc == 0)
-		rc = md_persist(md, name);
-	if (rc == 0)
-		rc = converge(md, name, err, errlen);
-	if (rc < 0 && !spec && old) {
-		restore_spec(md, name, old);
-		old = NULL;
-	}
-	if (rc == 0)
-		rc = md_cluster_spec(md, name, old, new, err, errlen);
+		rc = apply_spec(md, name, old, new, err, errlen);
 	if (rc == 0)
 		event(md, name, "SpecChanged", "spec replaced");
 	end_op(md, name, "spec");

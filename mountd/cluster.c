@@ -97,6 +97,37 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	}
 }
 
+/* Names this node is creating: their watch event may come before the
+ * create's own answer, and the reconciler must leave them alone. */
+static bool creating(struct mountd *md, const char *name)
+{
+	bool r = false;
+
+	pthread_mutex_lock(&md->work.lock);
+	for (size_t i = 0; i < md->ncreating && !r; i++)
+		r = !strcmp(md->creating[i], name);
+	pthread_mutex_unlock(&md->work.lock);
+	return r;
+}
+
+static void set_creating(struct mountd *md, const char *name, bool on)
+{
+	pthread_mutex_lock(&md->work.lock);
+	if (on && md->ncreating < MD_CREATING_MAX) {
+		snprintf(md->creating[md->ncreating++], CORE_NAME_MAX + 1, "%s",
+			 name);
+	} else if (!on) {
+		for (size_t i = 0; i < md->ncreating; i++) {
+			if (strcmp(md->creating[i], name))
+				continue;
+			memcpy(md->creating[i], md->creating[--md->ncreating],
+			       CORE_NAME_MAX + 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&md->work.lock);
+}
+
 /* op, when given, marks the VM busy from the moment it appears, so the
  * reconciler leaves it to the action that made it. */
 static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
@@ -127,6 +158,8 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 					 sizeof(vm->st.operation), "%s", op);
 		}
 	}
+	if (!op && vm && creating(md, name))
+		op = "create";
 	if (vm && op && !vm->st.operation[0]) {
 		/* The watch may have brought it first. */
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
@@ -148,15 +181,50 @@ static void on_upsert(void *arg, enum sync_kind k, json_object *obj)
 }
 
 /* The object is gone: the owner tears the domain down. */
-static void drop_vm(struct mountd *md, const char *name)
+/* Model read lock not held.  The operation in flight on name, if any. */
+static bool busy_with(struct mountd *md, const char *name, const char *prefix,
+		      uint64_t *ver)
+{
+	struct core_vm *vm;
+	bool r = false;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		*ver = vm->version;
+		r = vm->st.operation[0] &&
+		    (!prefix || !strncmp(vm->st.operation, prefix, strlen(prefix)));
+	}
+	core_model_unlock(md->m);
+	return r;
+}
+
+/* The owner deletes the domain; an action in flight is waited out (a
+ * delete of this node's own is already doing the work). */
+static void drop_owned(struct mountd *md, const char *name)
 {
 	struct core_ctl msg = { .verb = CORE_V_DELETE, .force = true };
 	char err[CORE_ERR_MAX] = "";
+	uint64_t ver = 0;
+	int rc, tries = 0;
+
+	while (!busy_with(md, name, "delete", &ver)) {
+		rc = md_fs_ops.ctl(md, name, &msg, err, sizeof(err));
+		if (rc != -EBUSY || ++tries > 600) {
+			if (rc < 0 && rc != -ENOENT)
+				md_log(LOG_WARN_, "delete %s: %s", name, err);
+			return;
+		}
+		core_model_wait(md->m, name, ver, NULL, 1000);
+	}
+}
+
+static void drop_vm(struct mountd *md, const char *name)
+{
 	struct core_vm *vm;
 
 	if (md_owned(md, name, NULL, 0)) {
-		if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
-			md_log(LOG_WARN_, "delete %s: %s", name, err);
+		drop_owned(md, name);
 		return;
 	}
 	core_store_del(md->store, "vms", name);
@@ -428,6 +496,30 @@ int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
 /* The object is created first; its uid and resourceVersion come back
  * and the VM is claimed for this node before anything else happens.  It
  * appears in the model busy with "create", as add_vm does standalone. */
+/* The object exists; another node claimed it first (it will run there:
+ * the create itself worked, 1), or the claim failed (EIO). */
+static int lost_claim(struct mountd *md, const char *name, int rc, char *err,
+		      size_t errlen)
+{
+	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		vm->st.operation[0] = '\0';
+		core_model_event(md->m, vm, "Created", "claimed by another node");
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	md_queue(md, name);
+	if (rc == -EBUSY)
+		return 1;
+	snprintf(err, errlen, "create: vm %s exists, but this node could not "
+		 "claim it", name);
+	return -EIO;
+}
+
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		      char *err, size_t errlen)
 {
@@ -443,35 +535,22 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 			       json_object_new_string("VirtualMachine"));
 	json_object_object_add(obj, "metadata", meta);
 	json_object_object_add(obj, "spec", json_object_get(spec));
+	set_creating(md, name, true);
 	rc = sync_create(md->sync, SYNC_VM, obj, &created, err, errlen);
 	json_object_put(obj);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "create: vm %s already exists", name);
 	if (rc == -EHOSTUNREACH)
 		rc = -EIO;      /* err says the server is unreachable */
-	if (rc < 0)
-		return rc;
-	upsert(md, SYNC_VM, created, "create");
-	rv = str_at(created, "metadata", "resourceVersion");
-	rc = claim(md, name, rv ? rv : "");
-	/* The reconciler of this very node may have claimed it first. */
-	if (rc == -EBUSY && md_owned(md, name, NULL, 0))
-		rc = 0;
-	if (rc < 0) {
-		struct core_vm *vm;
-
-		snprintf(err, errlen, "create: vm %s was claimed by another node",
-			 name);
-		core_model_wrlock(md->m);
-		vm = core_model_find(md->m, name);
-		if (vm) {
-			vm->st.operation[0] = '\0';
-			core_model_status_changed(md->m, vm);
-		}
-		core_model_unlock(md->m);
-		core_model_flush(md->m);
+	if (rc == 0) {
+		upsert(md, SYNC_VM, created, "create");
+		rv = str_at(created, "metadata", "resourceVersion");
+		rc = claim(md, name, rv ? rv : "");
+		json_object_put(created);
+		if (rc < 0)
+			rc = lost_claim(md, name, rc, err, errlen);
 	}
-	json_object_put(created);
+	set_creating(md, name, false);
 	return rc;
 }
 

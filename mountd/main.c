@@ -311,10 +311,12 @@ static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
 		rc = core_model_new(&md->m);
 	if (rc == 0)
 		rc = be_open(&bc, &md->be, err, errlen);
-	if (rc == 0)
-		rc = md_load(md, err, errlen);
+	/* Cluster mode is known before the store is read: a stored VM of
+	 * another node must not be taken for this node's. */
 	if (rc == 0 && (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
 		rc = md_cluster_open(md, o->kubeconfig, o->ns, err, errlen);
+	if (rc == 0)
+		rc = md_load(md, err, errlen);
 	return rc;
 }
 

@@ -49,7 +49,10 @@ struct mountd {
 	const char *state_dir;
 	char ns[CORE_NAME_MAX + 1];
 	uint64_t sync_epoch;    /* bumped after each complete list */
-	bool online, synced;
+	_Atomic bool online, synced;
+#define MD_CREATING_MAX 64
+	char creating[MD_CREATING_MAX][CORE_NAME_MAX + 1]; /* under work.lock */
+	size_t ncreating;
 };
 
 void md_log(int level, const char *fmt, ...)
@@ -82,6 +85,7 @@ void md_cluster_reconcile(struct mountd *md, const char *name);
 void md_push_status(struct mountd *md, const char *name);
 int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
 		    json_object *new, char *err, size_t errlen);
+/* 0: created and claimed here; 1: created, another node claimed it. */
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		      char *err, size_t errlen);
 int md_cluster_delete(struct mountd *md, const char *name, char *err,

@@ -411,6 +411,8 @@ static int adopt_one(const char *name, const char *ns, const char *uid,
 	core_model_wrlock(md->m);
 	rc = core_model_add(md->m, name, ns && *ns ? ns : "default",
 			    uid ? uid : "", created, copy, &vm, err, sizeof(err));
+	if (rc == 0)    /* its metadata names this node */
+		snprintf(vm->st.node, sizeof(vm->st.node), "%s", md->node);
 	core_model_unlock(md->m);
 	if (rc < 0) {
 		json_object_put(copy);
@@ -429,7 +431,8 @@ static void redefine_missing(struct mountd *md, struct namelist *l)
 	struct be_info in;
 
 	for (size_t i = 0; i < l->n; i++) {
-		if (be_info(md->be, l->names[i], &in, err, sizeof(err)) != -ENOENT)
+		if (!md_owned(md, l->names[i], NULL, 0) ||
+		    be_info(md->be, l->names[i], &in, err, sizeof(err)) != -ENOENT)
 			continue;
 		md_log(LOG_WARN_, "domain %s is missing; defining it again",
 		       l->names[i]);
@@ -452,6 +455,9 @@ static void start_if_wanted(struct mountd *md, const char *name)
 	want = vm && vm->spec.running && (vm->st.phase == CORE_PHASE_STOPPED ||
 					  vm->st.phase == CORE_PHASE_FAILED);
 	core_model_unlock(md->m);
+	/* In a cluster, only the owner starts a VM (its reconciler will). */
+	if (md->sync)
+		return;
 	if (!want)
 		return;
 	md_log(LOG_INFO_, "vm %s should run; starting it", name);

@@ -198,7 +198,8 @@ is "a restarted daemon defines no domain for VMs whose nodeSelector names anothe
 stop_mountd
 for d in $("${VIRSH[@]}" list --all --name | grep "^$P"); do
 	"${VIRSH[@]}" destroy "$d" >/dev/null 2>&1
-	"${VIRSH[@]}" undefine --nvram "$d" >/dev/null 2>&1
+	"${VIRSH[@]}" undefine --snapshots-metadata --nvram "$d" >/dev/null 2>&1 ||
+		"${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
 done
 
 # 5. where the sync time goes: the same from nothing with --state-dir on tmpfs

@@ -140,6 +140,20 @@ check "rmdir deletes a stopped VM" rmdir "$M/vms/$a"
 check "domain $a gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
 check "store forgot it" test ! -e "$STATE/vms/$a.json"
 
+# A ctl file kept open across a delete must not reach the VM that takes
+# the freed slot.
+c=${P}c
+d=${P}d
+mkdir "$M/vms/$c"
+exec 3>"$M/vms/$c/ctl"
+rmdir "$M/vms/$c"
+mkdir "$M/vms/$d"
+out=$( { echo 'delete force' >&3; } 2>&1 )
+exec 3>&-
+like "a write to the old VM's open ctl fails" "$out" "No such file"
+check "and the new VM is untouched" test -d "$M/vms/$d"
+rmdir "$M/vms/$d"
+
 check "SIGTERM unmounts cleanly" stop_mountd
 check "mount point is empty afterwards" test ! -e "$M/vms"
 done_testing
