@@ -677,7 +677,8 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		goto out;
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
-	rc = vm ? json_object_deep_copy(vm->spec_json, &old, NULL) : -ENOENT;
+	rc = !vm ? -ENOENT :
+	     json_object_deep_copy(vm->spec_json, &old, NULL) < 0 ? -ENOMEM : 0;
 	if (rc == 0)
 		rc = core_model_set_spec(md->m, vm, spec, err, errlen);
 	if (rc == 0)
