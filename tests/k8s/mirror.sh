@@ -155,7 +155,7 @@ is "a create needs the API server: EIO" "$("$ONEWRITE" "$M/vms/ctl" "create ${P}
 like "err says why" "$(cat "$M/vms/err")" "unreachable"
 is "a delete needs it too: EIO" "$("$ONEWRITE" "$M/vms/$b/ctl" "delete force")" EIO
 is "and changes nothing" "$(phase "$b")" Running
-sleep "${OUTAGE_SECONDS:-5}"
+sleep "${OUTAGE_SECONDS:-30}"
 "$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
 check "the API server comes back" test $? -eq 0
 wait_for 30 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $b -o jsonpath='{.spec.running}/{.status.phase}')\" = true/Running ]"
