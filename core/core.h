@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define CORE_NAME_MAX 63     /* Kubernetes object name (DNS label) */
@@ -406,6 +407,14 @@ int core_store_del(struct core_store *s, const char *kind, const char *name);
 int core_store_list(struct core_store *s, const char *kind,
 		    int (*fn)(const char *name, json_object *obj, void *arg),
 		    void *arg);
+
+/* mkdir -p. */
+int core_mkdir_p(const char *dir, mode_t mode);
+/* Write txt to dirfd/tmp, fsync, rename over dirfd/name, fsync the
+ * directory: a crash leaves the old file or the new one, whole.  tmp must
+ * be unique to the writer (a leftover is the caller's to clean). */
+int core_write_atomic(int dirfd, const char *name, const char *tmp,
+		      const char *txt, size_t len);
 
 /* A VM as a stored object: {apiVersion, kind, metadata, spec, status}. */
 json_object *core_vm_to_object(const struct core_vm *vm);

@@ -54,28 +54,6 @@ static bool is_temp(const char *fname)
 	return fname[0] == '.' && strstr(fname, ".tmp-") != NULL;
 }
 
-static int mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	int r = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; r == 0; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			r = -errno;
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return r;
-}
 
 static int kind_fd(struct core_store *s, const char *kind, bool create)
 {
@@ -119,7 +97,7 @@ int core_store_open(const char *dir, struct core_store **out, char *err,
 	if (!s || !(s->dir = strdup(dir)))
 		goto out;
 	s->fd = -1;
-	r = mkdir_p(dir);
+	r = core_mkdir_p(dir, 0700);
 	if (r == 0) {
 		s->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = s->fd < 0 ? -errno : 0;
@@ -153,35 +131,19 @@ void core_store_close(struct core_store *s)
 	free(s);
 }
 
-static int write_all(int fd, const char *p, size_t n)
+static int put_text(int kfd, const char *final, const char *tmp,
+		    const char *txt)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	size_t n = strlen(txt);
+	char *buf = malloc(n + 2);
+	int r;
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int write_temp(int kfd, const char *tmp, const char *txt)
-{
-	int fd, r;
-
-	fd = openat(kfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, txt, strlen(txt));
-	if (r == 0)
-		r = write_all(fd, "\n", 1);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, txt, n);
+	buf[n] = '\n';
+	r = core_write_atomic(kfd, final, tmp, buf, n + 1);
+	free(buf);
 	return r;
 }
 
@@ -202,14 +164,8 @@ int core_store_put(struct core_store *s, const char *kind, const char *name,
 	snprintf(final, sizeof(final), "%s.json", name);
 	snprintf(tmp, sizeof(tmp), ".%s.json.tmp-%d-%lu", name, (int)getpid(),
 		 __atomic_add_fetch(&s->tmpseq, 1, __ATOMIC_RELAXED));
-	r = txt ? write_temp(kfd, tmp, txt) : -ENOMEM;
-	if (r == 0 && renameat(kfd, tmp, kfd, final) < 0)
-		r = -errno;
-	/* The rename is durable only once the directory is. */
-	if (r == 0 && fsync(kfd) < 0)
-		r = -errno;
-	if (r < 0)
-		unlinkat(kfd, tmp, 0);
+	/* The trailing newline is for people who cat the file. */
+	r = txt ? put_text(kfd, final, tmp, txt) : -ENOMEM;
 	close(kfd);
 	return r;
 }

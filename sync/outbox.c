@@ -64,28 +64,6 @@ struct sync_outbox {
 	uint64_t next;
 };
 
-static int mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	int r = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; r == 0; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			r = -errno;
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return r;
-}
 
 static bool seq_name(const char *f, uint64_t *seq)
 {
@@ -238,7 +216,7 @@ int sync_outbox_open(const char *dir, struct sync_outbox **out, char *err,
 		ob = NULL;
 		goto out;
 	}
-	r = mkdir_p(dir);
+	r = core_mkdir_p(dir, 0700);
 	if (r == 0) {
 		ob->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = ob->dfd < 0 ? -errno : 0;
@@ -280,45 +258,14 @@ size_t sync_outbox_count(struct sync_outbox *ob)
 	return n;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* temp, fsync, rename, fsync of the directory. */
 static int write_file(struct sync_outbox *ob, uint64_t seq, const char *txt)
 {
 	char f[SEQ_DIGITS + 8], tmp[SEQ_DIGITS + 16];
-	int fd, r;
 
 	snprintf(f, sizeof(f), "%0*" PRIu64 ".json", SEQ_DIGITS, seq);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", f);
-	fd = openat(ob->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, txt, strlen(txt));
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(ob->dfd, tmp, ob->dfd, f) < 0)
-		r = -errno;
-	if (r == 0 && fsync(ob->dfd) < 0)
-		r = -errno;
-	if (r < 0)
-		unlinkat(ob->dfd, tmp, 0);
-	return r;
+	return core_write_atomic(ob->dfd, f, tmp, txt, strlen(txt));
 }
 
 static void unlink_seq(struct sync_outbox *ob, uint64_t seq)
