@@ -332,7 +332,6 @@ static int md_ctl(void *arg, const char *vm, const struct core_ctl *msg,
 static int delete_vm(struct mountd *md, const char *name, bool force,
 		     enum core_phase phase, char *err, size_t errlen)
 {
-	struct core_vm *vm;
 	int rc;
 
 	if ((PHASE_BIT(phase) & ACTIVE) && !force) {
@@ -355,16 +354,7 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		md_refresh(md, name);
 		return rc;
 	}
-	rc = core_store_del(md->store, "vms", name);
-	if (rc < 0 && rc != -ENOENT)
-		md_log(LOG_WARN_, "delete %s from the store: %s", name, strerror(-rc));
-	core_model_wrlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		core_model_remove(md->m, vm);
-	core_model_unlock(md->m);
-	flush(md);
-	md_update_nodes(md, false);
+	md_forget(md, name);
 	md_log(LOG_INFO_, "deleted vm %s", name);
 	return 0;
 }
@@ -497,19 +487,28 @@ static int add_vm(struct mountd *md, const char *name, json_object *spec,
 	return rc;
 }
 
-static void forget_vm(struct mountd *md, const char *name)
+void md_forget(struct mountd *md, const char *name)
 {
-	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
+	int rc = core_store_del(md->store, "vms", name);
 
-	md_cluster_delete(md, name, err, sizeof(err));
-	core_store_del(md->store, "vms", name);
+	if (rc < 0 && rc != -ENOENT)
+		md_log(LOG_WARN_, "delete %s from the store: %s", name, strerror(-rc));
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm)
 		core_model_remove(md->m, vm);
 	core_model_unlock(md->m);
 	flush(md);
+	md_update_nodes(md, false);
+}
+
+static void forget_vm(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+
+	md_cluster_delete(md, name, err, sizeof(err));
+	md_forget(md, name);
 }
 
 static int create_vm(struct mountd *md, const struct core_ctl *msg,

@@ -221,19 +221,10 @@ static void drop_owned(struct mountd *md, const char *name)
 
 static void drop_vm(struct mountd *md, const char *name)
 {
-	struct core_vm *vm;
-
-	if (md_owned(md, name, NULL, 0)) {
+	if (md_owned(md, name, NULL, 0))
 		drop_owned(md, name);
-		return;
-	}
-	core_store_del(md->store, "vms", name);
-	core_model_wrlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		core_model_remove(md->m, vm);
-	core_model_unlock(md->m);
-	core_model_flush(md->m);
+	else
+		md_forget(md, name);
 }
 
 static void on_remove(void *arg, enum sync_kind k, json_object *obj)

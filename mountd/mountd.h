@@ -64,6 +64,9 @@ extern const struct fs_ops md_fs_ops;
 
 /* Record the desired power state in the spec and the store. */
 int md_set_running(struct mountd *md, const char *name, bool running);
+/* Drop a VM from the store and the model (its domain is already gone or
+ * is another node's). */
+void md_forget(struct mountd *md, const char *name);
 /* Define (or redefine) the domain from the VM's current spec. */
 int md_redefine(struct mountd *md, const char *name, char *err, size_t errlen);
 
