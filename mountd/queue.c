@@ -28,6 +28,8 @@ void md_nq_put(struct md_nq *q, const char *name)
 	char **v, *dup;
 
 	pthread_mutex_lock(&q->lock);
+	if (q->stopping)
+		goto out;       /* no worker will take it */
 	if (!name)
 		goto all;
 	for (size_t i = 0; i < q->n; i++)
@@ -78,6 +80,8 @@ bool md_nq_take(struct md_nq *q, char ***batch, size_t *n, bool *all)
 void md_nq_stop(struct md_nq *q)
 {
 	pthread_mutex_lock(&q->lock);
+	while (q->n)
+		free(q->names[--q->n]);
 	q->stopping = true;
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);

@@ -151,7 +151,17 @@ header_is() {
 
 jp() { k get "$1" -o "jsonpath=$2"; }
 server_version() { k version -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | tail -n1; }
-explain_has() { k explain "$1" | grep -q -- "$2"; }
+# The OpenAPI of a new CRD is published a moment after it is Established
+# (seconds on a loaded machine): ask again, with a fresh discovery cache.
+explain_has() {
+	local i
+	for i in $(seq 1 60); do
+		rm -rf "$WORK/kube-cache"
+		k explain "$1" 2>/dev/null | grep -q -- "$2" && return 0
+		sleep 0.5
+	done
+	return 1
+}
 shortnames() { k get crd "$1.hypersdk.io" -o 'jsonpath={.spec.names.shortNames}'; }
 # reapply_unchanged PATH: kubectl apply reports every object unchanged
 reapply_unchanged() {
