@@ -227,12 +227,32 @@ static void drop_vm(struct mountd *md, const char *name)
 		md_forget(md, name);
 }
 
+/* Tearing a domain down takes seconds: not on the watch thread, which
+ * would hold every other VM's events back meanwhile. */
 static void on_remove(void *arg, enum sync_kind k, json_object *obj)
 {
+	struct mountd *md = arg;
 	const char *name = str_at(obj, "metadata", "name");
 
 	if (k == SYNC_VM && name)
-		drop_vm(arg, name);
+		md_nq_put(&md->drops, name);
+}
+
+static void *dropper_main(void *arg)
+{
+	struct mountd *md = arg;
+	char **batch;
+	size_t n;
+	bool all;
+
+	while (md_nq_take(&md->drops, &batch, &n, &all)) {
+		for (size_t i = 0; i < n; i++) {
+			drop_vm(md, batch[i]);
+			free(batch[i]);
+		}
+		free(batch);
+	}
+	return NULL;
 }
 
 struct stale {
@@ -270,7 +290,7 @@ static void on_synced(void *arg, enum sync_kind k)
 	md->sync_epoch++;
 	for (size_t i = 0; i < s.n; i++) {
 		md_log(LOG_INFO_, "vm %s is gone from the API server", s.names[i]);
-		drop_vm(md, s.names[i]);
+		md_nq_put(&md->drops, s.names[i]);
 		free(s.names[i]);
 	}
 	free(s.names);
@@ -673,6 +693,9 @@ int md_cluster_start(struct mountd *md)
 {
 	if (!md->sync)
 		return 0;
+	if (pthread_create(&md->dropper, NULL, dropper_main, md))
+		return -EAGAIN;
+	md->dropper_started = true;
 	core_model_watch(md->m, on_model_change, md);
 	return sync_start(md->sync);
 }
@@ -682,6 +705,10 @@ void md_cluster_close(struct mountd *md)
 	if (!md->sync)
 		return;
 	core_model_unwatch(md->m, on_model_change, md);
+	md_nq_stop(&md->drops);
+	if (md->dropper_started)
+		pthread_join(md->dropper, NULL);
+	md->dropper_started = false;
 	sync_close(md->sync);
 	md->sync = NULL;
 	sync_creds_free(&md->creds);

@@ -333,6 +333,7 @@ int main(int argc, char **argv)
 
 	md_nq_init(&md.work);
 	md_nq_init(&md.status);
+	md_nq_init(&md.drops);
 	pthread_mutex_init(&md.slock, NULL);
 	pthread_cond_init(&md.scond, NULL);
 

@@ -37,6 +37,9 @@ struct mountd {
 	struct md_nq work;      /* VMs to re-read from libvirt (and, in
 				 * cluster mode, to claim and converge) */
 	struct md_nq status;    /* cluster: VMs whose status to publish */
+	struct md_nq drops;     /* cluster: VMs whose object was deleted */
+	pthread_t dropper;
+	bool dropper_started;
 	pthread_mutex_t slock;  /* the stats thread's sleep */
 	pthread_cond_t scond;
 	bool stopping;

@@ -67,6 +67,8 @@ start_mountd() {
 	until [ -e "$M/vms/ctl" ]; do
 		if ! kill -0 "$MOUNTD_PID" 2>/dev/null || [ $SECONDS -ge $end ]; then
 			echo "# hypersdk-mountd did not come up:"; sed 's/^/# /' "$T/mountd.log"
+			kill -9 "$MOUNTD_PID" 2>/dev/null
+			wait "$MOUNTD_PID" 2>/dev/null
 			MOUNTD_PID=
 			return 1
 		fi
