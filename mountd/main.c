@@ -290,7 +290,8 @@ static int make_dir(const char *dir, char *err, size_t errlen)
 	return -e;
 }
 
-static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
+static int setup(struct mountd *md, const struct opts *o, char *err,
+		 size_t errlen)
 {
 	char pool[CORE_NAME_MAX + 16];
 	struct be_config bc = { .uri = o->uri, .pool_dir = o->pool_dir,
@@ -320,62 +321,86 @@ static int setup(struct mountd *md, struct opts *o, char *err, size_t errlen)
 	return rc;
 }
 
+static void init(struct mountd *md, const struct opts *o)
+{
+	md_nq_init(&md->work);
+	md_nq_init(&md->status);
+	md_nq_init(&md->drops);
+	pthread_mutex_init(&md->slock, NULL);
+	pthread_cond_init(&md->scond, NULL);
+	snprintf(md->node, sizeof(md->node), "%s", o->node);
+	md->state_dir = o->state_dir;
+	md->uri = o->uri;
+	md->stop_timeout_ms = o->stop_timeout * 1000;
+	md->stats_interval_ms = (o->stats_interval ? o->stats_interval : 2) * 1000;
+}
+
+/* Queues stay allocated: libvirt's event thread may still post to them. */
+static void teardown(struct mountd *md, struct fs *fs)
+{
+	fs_free(fs);
+	/* Our threads use sync; sync's threads only queue work for ours. */
+	md_stop_threads(md);
+	md_cluster_close(md);
+	if (md->be)
+		be_close(md->be);
+	if (md->m)
+		core_model_free(md->m);
+	if (md->store)
+		core_store_close(md->store);
+}
+
+static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
+		 char *err, size_t errlen)
+{
+	struct fs_config fc = { .ops = &md_fs_ops, .arg = md,
+				.mountpoint = o->mount, .debug = o->fuse_debug };
+	struct fs *fs = NULL;
+	int rc = setup(md, o, err, errlen);
+
+	fc.model = md->m;
+	if (rc == 0)
+		rc = fs_mount(&fc, &fs, err, errlen);
+	if (rc == 0)
+		rc = md_start_threads(md);
+	if (rc == 0)
+		rc = md_cluster_start(md);
+	if (rc == 0) {
+		md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, "
+		       "%zu vms%s%s)", o->mount, o->node, o->uri,
+		       be_accel_name(md->be), core_model_count(md->m),
+		       md->sync ? ", namespace " : "", md->sync ? md->ns : "");
+		notify_parent(*notify_fd, NULL);
+		*notify_fd = -1;
+		rc = fs_run(fs);
+		md_log(LOG_INFO_, "unmounting %s; VMs keep running", o->mount);
+	}
+	teardown(md, fs);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
 			  .uri = "qemu:///system", .stop_timeout = 30,
 			  .stats_interval = 2 };
 	struct mountd md = { .stop_timeout_ms = 0 };
-	struct fs_config fc = { .ops = &md_fs_ops, .arg = &md };
-	struct fs *fs = NULL;
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;
-
-	md_nq_init(&md.work);
-	md_nq_init(&md.status);
-	md_nq_init(&md.drops);
-	pthread_mutex_init(&md.slock, NULL);
-	pthread_cond_init(&md.scond, NULL);
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	rc = check_opts(&o, err, sizeof(err));
-	if (rc < 0)
-		goto out;
-	if (!o.foreground && (rc = daemonize(&notify_fd)) < 0)
-		goto out;
-	orig_err = redirect_logs(&o, err, sizeof(err));
-	if (orig_err == -2) {
-		rc = -EIO;
-		goto out;
+	if (rc == 0 && !o.foreground)
+		rc = daemonize(&notify_fd);
+	if (rc == 0) {
+		orig_err = redirect_logs(&o, err, sizeof(err));
+		rc = orig_err == -2 ? -EIO : 0;
 	}
-	snprintf(md.node, sizeof(md.node), "%s", o.node);
-	md.state_dir = o.state_dir;
-	md.uri = o.uri;
-	md.stop_timeout_ms = o.stop_timeout * 1000;
-	md.stats_interval_ms = (o.stats_interval ? o.stats_interval : 2) * 1000;
-	rc = setup(&md, &o, err, sizeof(err));
-	if (rc < 0)
-		goto out;
-	fc.mountpoint = o.mount;
-	fc.model = md.m;
-	fc.debug = o.fuse_debug;
-	rc = fs_mount(&fc, &fs, err, sizeof(err));
-	if (rc == 0)
-		rc = md_start_threads(&md);
-	if (rc == 0)
-		rc = md_cluster_start(&md);
-	if (rc < 0)
-		goto out;
-	md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, %zu vms%s%s)",
-	       o.mount, o.node, o.uri, be_accel_name(md.be),
-	       core_model_count(md.m), md.sync ? ", namespace " : "",
-	       md.sync ? md.ns : "");
-	notify_parent(notify_fd, NULL);
-	notify_fd = -1;
-	rc = fs_run(fs);
-	md_log(LOG_INFO_, "unmounting %s; VMs keep running", o.mount);
-out:
+	if (rc == 0) {
+		init(&md, &o);
+		rc = serve(&md, &o, &notify_fd, err, sizeof(err));
+	}
 	if (rc < 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s", strerror(-rc));
@@ -383,15 +408,5 @@ out:
 	}
 	if (orig_err >= 0)
 		close(orig_err);
-	fs_free(fs);
-	/* Our threads use sync; sync's threads only queue work for ours. */
-	md_stop_threads(&md);
-	md_cluster_close(&md);
-	if (md.be)
-		be_close(md.be);
-	if (md.m)
-		core_model_free(md.m);
-	if (md.store)
-		core_store_close(md.store);
 	return rc < 0 ? 1 : 0;
 }
