@@ -329,10 +329,17 @@ int fs_mount(const struct fs_config *cfg, struct fs **out, char *err,
 int fs_run(struct fs *fs)
 {
 	struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 16 };
+	sigset_t stop;
 	int rc;
 
 	if (fuse_set_signal_handlers(fs->se) != 0)
 		return -EIO;
+	/* Only this thread can wake the loop: the stop signals go here. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
 	rc = fuse_session_loop_mt(fs->se, &cfg);
 	fuse_remove_signal_handlers(fs->se);
 	return rc < 0 ? rc : 0;

@@ -39,7 +39,9 @@ int fs_mount(const struct fs_config *cfg, struct fs **out, char *err,
  * before it sets anything else up. */
 int fs_check(const char *mountpoint, char *err, size_t errlen);
 /* Serve requests until SIGTERM, SIGINT or SIGHUP, or an unmount;
- * returns 0 or -errno. */
+ * returns 0 or -errno.  It unblocks those signals in the calling thread;
+ * the caller blocks them before making any other thread, since a signal
+ * taken by another thread would not wake the loop. */
 int fs_run(struct fs *fs);
 /* Unmount and free. */
 void fs_free(struct fs *fs);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,21 @@ static int setup(struct mountd *md, const struct opts *o, char *err,
 	return rc;
 }
 
+/* SIGTERM, SIGINT and SIGHUP must reach the thread in fs_run, which is
+ * the one that wakes the FUSE loop: blocked here, before any thread is
+ * made, so every thread (libvirt's, ours) inherits the mask; fs_run
+ * unblocks them for itself. */
+static void block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void init(struct mountd *md, const struct opts *o)
 {
 	md_nq_init(&md->work);
@@ -390,6 +406,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	block_stop_signals();
 	rc = check_opts(&o, err, sizeof(err));
 	if (rc == 0 && !o.foreground)
 		rc = daemonize(&notify_fd);
