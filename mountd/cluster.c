@@ -87,7 +87,9 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 		json_object_put(copy);
 		core_model_event(md->m, vm, "InvalidSpec", "%s", err);
 	}
-	if (!strcmp(vm->st.node, md->node))
+	/* Status is the owner's; while an action of this node runs on the VM
+	 * (a create before its claim lands), the local status stands. */
+	if (!strcmp(vm->st.node, md->node) || vm->st.operation[0])
 		return;
 	json_object_object_get_ex(obj, "status", &status);
 	if (core_status_from_json(status, &st) == 0 &&
