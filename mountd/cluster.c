@@ -92,8 +92,11 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	if (!strcmp(vm->st.node, md->node) || vm->st.operation[0])
 		return;
 	json_object_object_get_ex(obj, "status", &status);
-	if (core_status_from_json(status, &st) == 0 &&
-	    memcmp(&st, &vm->st, sizeof(st)) != 0) {
+	/* "operation" marks this node's own actions: the owner's is not. */
+	if (core_status_from_json(status, &st) < 0)
+		return;
+	st.operation[0] = '\0';
+	if (memcmp(&st, &vm->st, sizeof(st)) != 0) {
 		vm->st = st;
 		core_model_status_changed(md->m, vm);
 	}
