@@ -12,24 +12,14 @@
 # because the machine is slow.
 #
 #   BENCH_SMALL / BENCH_LARGE   the two sizes (default 1000 / 5000)
-. "$(dirname "$0")/../fs/lib.sh"
+. "$(dirname "$0")/../k8s/lib.sh"
 SMALL=${BENCH_SMALL:-1000}
 LARGE=${BENCH_LARGE:-5000}
 GHOST=no-such-node-$NODE
-KC=$T/cluster
-k() { kubectl --kubeconfig="$KC/kubeconfig" --cache-dir="$T/kcache" "$@"; }
-cluster_down() { "$TOP/tests/k8s/cluster.sh" down "$KC" >/dev/null 2>&1; }
 trap 'umount "$T/tmpfs" 2>/dev/null; umount "$T/statefs" 2>/dev/null; cluster_down; cleanup' EXIT
 
-HYPERSDK_K8S_OWNER=$$ "$TOP/tests/k8s/cluster.sh" up "$KC" >"$T/cluster.out" 2>&1 ||
-	{ not_ok "API server starts" "$(tail -n 20 "$T/cluster.out")"; done_testing; }
-ok "a real kube-apiserver is up"
-k apply -f "$TOP/deploy/crds/" >/dev/null && k wait --for condition=established crd --all --timeout=60s >/dev/null
-check "CRDs installed" test $? -eq 0
-# shellcheck disable=SC1091
-. "$KC/env"
-API=$APISERVER_URL/apis/hypersdk.io/v1alpha1/namespaces/default/virtualmachines
-api() { curl -sS --max-time 10 --cacert "$K8S_CA" --cert "$K8S_CLIENT_CERT" --key "$K8S_CLIENT_KEY" "$@"; }
+cluster_up
+cluster_api
 
 exec {NAPFD}<> <(:)
 nap() { read -r -t "$1" -u "$NAPFD" _ || :; }

@@ -5,21 +5,15 @@
 # delete.  Every step is checked in kubectl and in libvirt.  Snapshot and
 # clone are VM operations, a later issue: their objects are accepted, and
 # the steps that need them to act are reported as SKIP, not as passed.
-. "$(dirname "$0")/../fs/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
-KC=$T/cluster
 EX=$TOP/deploy/examples
-k() { kubectl --kubeconfig="$KC/kubeconfig" --cache-dir="$T/kcache" "$@"; }
 jp() { k get "$1" "$2" -o jsonpath="$3" 2>/dev/null; }
 jp_is() { [ "$(jp "$1" "$2" "$3")" = "$4" ]; }
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $1 # SKIP $2"; }
-trap '"$TOP/tests/k8s/cluster.sh" down "$KC" >/dev/null 2>&1; cleanup' EXIT
+trap 'cluster_down; cleanup' EXIT
 
-HYPERSDK_K8S_OWNER=$$ "$TOP/tests/k8s/cluster.sh" up "$KC" >"$T/cluster.out" 2>&1 ||
-	{ not_ok "API server starts" "$(tail -n 20 "$T/cluster.out")"; done_testing; }
-k apply -f "$TOP/deploy/crds/" >/dev/null &&
-	k wait --for condition=established crd --all --timeout=60s >/dev/null
-check "CRDs installed as in the seed's Quick Start" test $? -eq 0
+cluster_up "CRDs installed as in the seed's Quick Start"
 start_mountd --kubeconfig "$KC/kubeconfig" || { not_ok "node starts"; done_testing; }
 ok "one node serves the namespace"
 

@@ -5,12 +5,9 @@
 # server (placement by nodeSelector, a claim race, a ctl write on one
 # node for a VM owned by the other); the API server away while the tree
 # is written to.
-. "$(dirname "$0")/../fs/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
-KC=$T/cluster
-k() { kubectl --kubeconfig="$KC/kubeconfig" --cache-dir="$T/kcache" "$@"; }
 jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
-cluster_down() { "$TOP/tests/k8s/cluster.sh" down "$KC" >/dev/null 2>&1; }
 M2=$T/mnt2
 PID2=
 NODE2=${NODE}b
@@ -25,11 +22,7 @@ cleanup2() {
 	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
 }
 
-HYPERSDK_K8S_OWNER=$$ "$TOP/tests/k8s/cluster.sh" up "$KC" >"$T/cluster.out" 2>&1 ||
-	{ not_ok "API server starts" "$(tail -n 20 "$T/cluster.out")"; done_testing; }
-ok "a real kube-apiserver is up"
-k apply -f "$TOP/deploy/crds/" >/dev/null && k wait --for condition=established crd --all --timeout=60s >/dev/null
-check "CRDs installed" test $? -eq 0
+cluster_up
 
 start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
 	{ not_ok "daemon starts in cluster mode"; done_testing; }

@@ -1,0 +1,28 @@
+# Shared by the cluster-mode tests and benches: tests/fs/lib.sh (a private
+# daemon, TAP helpers, cleanup) plus a private kube-apiserver in $T/cluster.
+# Source it; the caller's EXIT trap should call cluster_down.
+. "$(dirname "${BASH_SOURCE[0]}")/../fs/lib.sh"
+
+KC=$T/cluster
+k() { kubectl --kubeconfig="$KC/kubeconfig" --cache-dir="$T/kcache" "$@"; }
+cluster_down() { "$TOP/tests/k8s/cluster.sh" down "$KC" >/dev/null 2>&1; }
+
+# cluster_up [DESC]: start it, install the CRDs (two TAP lines); stop the
+# test when the API server does not come up.
+cluster_up() {
+	HYPERSDK_K8S_OWNER=$$ "$TOP/tests/k8s/cluster.sh" up "$KC" >"$T/cluster.out" 2>&1 ||
+		{ not_ok "API server starts" "$(tail -n 20 "$T/cluster.out")"; done_testing; }
+	ok "a real kube-apiserver is up"
+	k apply -f "$TOP/deploy/crds/" >/dev/null &&
+		k wait --for condition=established crd --all --timeout=60s >/dev/null
+	check "${1:-CRDs installed}" test $? -eq 0
+}
+
+# After cluster_up: API (the VirtualMachines of "default") and api (curl
+# with the admin client certificate), for benches that skip kubectl.
+cluster_api() {
+	# shellcheck disable=SC1091
+	. "$KC/env"
+	API=$APISERVER_URL/apis/hypersdk.io/v1alpha1/namespaces/default/virtualmachines
+}
+api() { curl -sS --max-time 10 --cacert "$K8S_CA" --cert "$K8S_CLIENT_CERT" --key "$K8S_CLIENT_KEY" "$@"; }
