@@ -10,10 +10,12 @@
 
 #include "core/core.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +345,27 @@ static int refuse(struct kc *c, json_object *o, const char *where,
 	return 0;
 }
 
+/* libcurl's own URL parser decides, so what we accept is what it can
+ * connect to ("http://" alone has no host and is refused). */
+static bool url_has_host(const char *server)
+{
+	CURLU *u;
+	char *host = NULL;
+	bool ok;
+
+	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
+		return false;
+	u = curl_url();
+	if (!u)
+		return false;
+	ok = curl_url_set(u, CURLUPART_URL, server, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	     host && *host;
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
 static int load_cluster(struct kc *c, const char *name,
 			struct sync_creds *out)
 {
@@ -364,9 +387,9 @@ static int load_cluster(struct kc *c, const char *name,
 		return r;
 	if (!server || !*server)
 		return kerr(c, "%s has no server", where);
-	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
-		return kerr(c, "%s: server \"%s\" is not an http(s) URL",
-			    where, server);
+	if (!url_has_host(server))
+		return kerr(c, "%s: server \"%s\" is not an http(s) URL "
+			    "with a host", where, server);
 	r = refuse(c, cl, where, unsupported);
 	r = r ? r : get_bool(c, cl, where, "insecure-skip-tls-verify",
 			     &out->insecure);

@@ -226,6 +226,9 @@ static void test_bad_values(void **state)
 		   "cluster \"c\": server is not a string");
 	expect_err(one("    server: ftp://h\n", "    token: t\n"), NULL,
 		   -EINVAL, "is not an http(s) URL");
+	/* found by fuzz_kubeconfig: a scheme alone has no host */
+	expect_err(one("    server: http://\n", "    token: t\n"), NULL,
+		   -EINVAL, "is not an http(s) URL with a host");
 	expect_err(one("    server: https://h\n    certificate-authority-data:"
 		       " '!!!'\n", "    token: t\n"), NULL, -EINVAL,
 		   "certificate-authority-data is not valid base64");
