@@ -104,6 +104,120 @@ int be_stats_all(struct be_conn *c,
 int be_watch(struct be_conn *c, void (*fn)(void *arg, const char *name),
 	     void *arg);
 
+/* ---- long operations (clone, snapshots, resize, migration, images) ----
+ *
+ * Long calls report progress through a be_progress and stop early when
+ * *cancel becomes true (then they undo what they made and return
+ * -ECANCELED).  fn may be NULL; it is called from the calling thread or a
+ * backend thread, never with a lock of the caller held by the backend. */
+struct be_progress {
+	void (*fn)(void *arg, int percent, const char *msg);
+	void *arg;
+	const volatile int *cancel;     /* may be NULL */
+};
+
+/* Clone the stopped-or-running domain src into a new persistent domain
+ * dst (stopped): full copies every disk into <dst>_<disk>.qcow2 (progress
+ * from bytes copied), linked makes qcow2 overlays backed by src's volumes.
+ * dst gets a new UUID (from uid when it is one), new MAC addresses, its
+ * own seed image, metadata (ns, uid, node, spec_json).  -EEXIST when dst
+ * exists (domain or any volume); on any failure nothing of dst is left. */
+int be_clone(struct be_conn *c, const char *src, const char *dst,
+	     const char *ns, const char *uid, json_object *spec_json,
+	     bool linked, const struct be_progress *p, char *err,
+	     size_t errlen);
+/* The domains whose volumes have a backing file among name's volumes, as
+ * "a b c" in out ("" when none).  be_undefine refuses (-EBUSY, naming
+ * them) while there are any. */
+int be_linked_dependents(struct be_conn *c, const char *name, char *out,
+			 size_t outlen);
+
+struct be_snap_info {
+	char name[CORE_NAME_MAX + 1];
+	char parent[CORE_NAME_MAX + 1]; /* "" for a root snapshot */
+	enum core_phase vm_phase;       /* the domain's state when taken */
+	bool memory;                    /* has memory state */
+	bool current;
+	int64_t created;                /* unix seconds */
+	uint64_t size_bytes;            /* disk + memory the snapshot holds,
+					 * best effort (0 when unknown) */
+};
+/* Snapshot of the domain's disks, with memory when memory is true and the
+ * domain runs.  quiesce asks the guest agent to freeze file systems; when
+ * no agent answers within a few seconds the snapshot is taken crash-
+ * consistent and *quiesced is false (never a hang).  -EEXIST when taken. */
+int be_snapshot_create(struct be_conn *c, const char *vm, const char *snap,
+		       bool memory, bool quiesce, bool *quiesced,
+		       struct be_snap_info *out, char *err, size_t errlen);
+/* Back to the snapshot: a memory snapshot resumes running from its saved
+ * state; a disk-only one leaves the domain stopped with those disks. */
+int be_snapshot_revert(struct be_conn *c, const char *vm, const char *snap,
+		       char *err, size_t errlen);
+/* Delete one snapshot; its children are re-parented (libvirt's merge). */
+int be_snapshot_delete(struct be_conn *c, const char *vm, const char *snap,
+		       char *err, size_t errlen);
+/* -ENOENT when there is no such snapshot. */
+int be_snapshot_info(struct be_conn *c, const char *vm, const char *snap,
+		     struct be_snap_info *out, char *err, size_t errlen);
+/* All snapshots of vm, oldest first; caller frees *out. */
+int be_snapshot_list(struct be_conn *c, const char *vm,
+		     struct be_snap_info **out, size_t *n, char *err,
+		     size_t errlen);
+
+/* Set vCPUs and/or memory (0 = leave as is).  On a running domain the
+ * change is made live when it fits the domain's maximum (hotplug /
+ * balloon) and also in the persistent config; *live tells which.  When it
+ * cannot be made live, only the persistent config changes (*live false:
+ * the caller reports RestartRequired).  Over the maximum: -EINVAL with
+ * the limit in err ("cpus=9: the maximum of this VM is 8"). */
+int be_resize(struct be_conn *c, const char *vm, int cpus, uint64_t memory,
+	      bool *live, char *err, size_t errlen);
+/* Maximum vCPUs and memory the domain was defined with. */
+int be_limits(struct be_conn *c, const char *vm, int *max_cpus,
+	      uint64_t *max_memory, char *err, size_t errlen);
+
+struct be_migrate_opts {
+	const char *dest_uri;           /* libvirt URI of the target node,
+					 * e.g. qemu+tcp://127.0.0.2:16510/system */
+	const char *migrate_uri;        /* data channel, e.g. tcp://127.0.0.2;
+					 * NULL: libvirt's default */
+	const char *dest_node;          /* written into the metadata there */
+	bool offline;                   /* move the definition only */
+	bool autoconverge, postcopy;
+	bool copy_storage;              /* target does not see our pool */
+	uint64_t bandwidth;             /* bits/s, 0 unlimited */
+};
+/* Peer-to-peer migration; progress from the job (data processed and
+ * remaining).  Returns when the guest runs on the target (or, offline,
+ * is defined there) and is undefined here.  *cancel aborts the job
+ * (-ECANCELED, the domain keeps running here). */
+int be_migrate(struct be_conn *c, const char *vm,
+	       const struct be_migrate_opts *o, const struct be_progress *p,
+	       char *err, size_t errlen);
+
+/* Make volume vol (a qcow2 in the pool) from an image at source: an
+ * absolute path, file://, http:// or https:// (libcurl, TLS verified).
+ * checksum is "sha256:HEX", "sha512:HEX", "md5:HEX" or NULL; it is
+ * checked before the volume is made (-EBADMSG "checksum mismatch: ...").
+ * The format (raw, qcow2, vmdk, ...) is detected and converted to qcow2.
+ * *size_out gets the volume's virtual size.  On failure nothing is left. */
+int be_image_import(struct be_conn *c, const char *source,
+		    const char *checksum, const char *vol,
+		    uint64_t *size_out, const struct be_progress *p,
+		    char *err, size_t errlen);
+/* Remove a volume made by be_image_import (-EBUSY naming the VMs whose
+ * disks are backed by it). */
+int be_image_delete(struct be_conn *c, const char *vol, char *err,
+		    size_t errlen);
+
+/* Make the volume <vm>_<disk>.qcow2 from a pool volume base_vol (an
+ * imported template image): a qcow2 overlay when linked, else a full copy,
+ * grown to size bytes when that is larger.  Called before be_define, which
+ * then finds the disk present.  -EEXIST when the volume exists. */
+int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
+			 const char *base_vol, bool linked, uint64_t size,
+			 char *err, size_t errlen);
+
 /* Pure: the domain XML for a spec (exposed for unit tests).  Caller
  * frees.  disk_paths[i] is the volume path of spec->disks[i]; seed_iso
  * may be NULL; network is the libvirt network name or NULL for user
