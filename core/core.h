@@ -195,6 +195,7 @@ enum core_cond_type {
 	CORE_COND_DISK_READY,
 	CORE_COND_NETWORK_READY,
 	CORE_COND_AGENT_CONNECTED,
+	CORE_COND_RESTART_REQUIRED,     /* a resize waits for the next start */
 	CORE_COND_COUNT,
 };
 const char *core_cond_name(enum core_cond_type t);
@@ -364,6 +365,82 @@ int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
 		    volatile bool *cancel, int timeout_ms);
 /* Wake every waiter (e.g. after setting a cancel flag). */
 void core_model_wake(struct core_model *m);
+
+/* Block until check(m, ctx) returns <= 0 (0: what it waits for
+ * happened; -errno: it never will); 1 means "not yet".  check takes the
+ * model lock itself.  -EINTR when *cancel, -ETIMEDOUT after timeout_ms. */
+int core_model_wait_until(struct core_model *m,
+			  int (*check)(struct core_model *m, void *ctx),
+			  void *ctx, volatile bool *cancel, int timeout_ms);
+
+/* ---- operations, snapshots, templates ------------------------------ */
+
+/* The other kinds of the API group live in the model as whole objects
+ * ({apiVersion, kind, metadata, spec, status}); the daemon runs them and
+ * fs shows them.  A snapshot belongs to the VM in spec.vmRef.name, an
+ * operation to the VM in spec.vmRef.name; templates to none. */
+enum core_kind {
+	CORE_KIND_OPERATION,
+	CORE_KIND_SNAPSHOT,
+	CORE_KIND_TEMPLATE,
+	CORE_KIND_COUNT,
+};
+/* "VMOperation", ...; "operations", ... (store folders and API plural
+ * without the "vm" prefix). */
+const char *core_kind_name(enum core_kind k);
+const char *core_kind_dir(enum core_kind k);
+
+/* Tree-level change bits for objects (name NULL, slot -1). */
+enum {
+	CORE_CHG_OBJECTS = 256,  /* an operation, snapshot or template */
+};
+
+struct core_obj {
+	enum core_kind kind;
+	char name[CORE_NAME_MAX + 1];
+	char vm[CORE_NAME_MAX + 1];     /* spec.vmRef.name, "" for none */
+	json_object *obj;               /* the whole object */
+	char *txt_status, *txt_spec;    /* flat status, spec as YAML */
+	size_t len_status, len_spec;
+	uint64_t version;               /* bumps on every change */
+	int slot;                       /* stable, for inode numbers */
+	/* Kept for the daemon, not used by core: */
+	char rv[32];
+	uint64_t mark;
+	bool mine;                      /* made or run by this node */
+};
+
+/* Add or replace a whole object (write lock held); takes ownership of
+ * obj on success.  metadata.name must be a valid name; operations and
+ * snapshots need spec.vmRef.name.  The status is re-rendered. */
+int core_model_obj_put(struct core_model *m, enum core_kind kind,
+		       json_object *obj, struct core_obj **out, char *err,
+		       size_t errlen);
+/* Replace the status (write lock held; ownership of status passes). */
+void core_model_obj_set_status(struct core_model *m, struct core_obj *o,
+			       json_object *status);
+/* Set one status field (write lock held); val ownership passes. */
+void core_model_obj_status_set(struct core_model *m, struct core_obj *o,
+			       const char *key, json_object *val);
+void core_model_obj_remove(struct core_model *m, struct core_obj *o);
+struct core_obj *core_model_obj_find(struct core_model *m,
+				     enum core_kind kind, const char *name);
+struct core_obj *core_model_obj_slot(struct core_model *m, int slot);
+/* In name order within a kind; stop when fn returns non-zero. */
+int core_model_obj_each(struct core_model *m, enum core_kind kind,
+			int (*fn)(struct core_obj *o, void *arg), void *arg);
+/* Read helpers on the object's JSON ("spec.vmRef.name" style paths);
+ * NULL / def when missing or of another type. */
+const char *core_obj_str(const struct core_obj *o, const char *path);
+int64_t core_obj_int(const struct core_obj *o, const char *path,
+		     int64_t def);
+bool core_obj_bool(const struct core_obj *o, const char *path, bool def);
+/* JSON at a dotted path inside any object, borrowed; NULL when missing. */
+json_object *core_json_path(json_object *root, const char *path);
+/* Flat "key value" lines of a status object, "phase" first, nested keys
+ * dotted, conditions as condition.TYPE lines (see docs/operations.md).
+ * Caller frees. */
+char *core_obj_render_status(json_object *status, size_t *len);
 
 /* ---- nodes ------------------------------------------------------- */
 

@@ -83,6 +83,7 @@ void core_model_free(struct core_model *m)
 	free(m->vms);
 	free(m->slots);
 	core_nodes_free(m);
+	core_objs_free(m);
 	free(m->q);
 	free(m->w);
 	pthread_rwlock_destroy(&m->lock);
@@ -657,8 +658,11 @@ static bool cancelled(volatile bool *cancel)
 	return cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE);
 }
 
-int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
-		    volatile bool *cancel, int timeout_ms)
+/* Block until check(m, ctx) is <= 0 (0 changed, -errno gone); 1 means
+ * unchanged.  Sample gen first: a change after the check bumps it. */
+int core_model_wait_until(struct core_model *m,
+			  int (*check)(struct core_model *m, void *ctx),
+			  void *ctx, volatile bool *cancel, int timeout_ms)
 {
 	struct timespec dl;
 	uint64_t gen;
@@ -669,11 +673,10 @@ int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
 	for (;;) {
 		if (cancelled(cancel))
 			return -EINTR;
-		/* Sample gen first: a change after the check bumps it. */
 		pthread_mutex_lock(&m->wlock);
 		gen = m->gen;
 		pthread_mutex_unlock(&m->wlock);
-		r = check_version(m, name, seen);
+		r = check(m, ctx);
 		if (r <= 0)
 			return r;
 		pthread_mutex_lock(&m->wlock);
@@ -685,7 +688,26 @@ int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
 							   &dl);
 		pthread_mutex_unlock(&m->wlock);
 		if (r == ETIMEDOUT)
-			return check_version(m, name, seen) == 0 ? 0 :
-								   -ETIMEDOUT;
+			return check(m, ctx) == 0 ? 0 : -ETIMEDOUT;
 	}
+}
+
+struct vm_seen {
+	const char *name;
+	uint64_t seen;
+};
+
+static int vm_check(struct core_model *m, void *ctx)
+{
+	struct vm_seen *v = ctx;
+
+	return check_version(m, v->name, v->seen);
+}
+
+int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
+		    volatile bool *cancel, int timeout_ms)
+{
+	struct vm_seen v = { name, seen };
+
+	return core_model_wait_until(m, vm_check, &v, cancel, timeout_ms);
 }

@@ -42,10 +42,14 @@ struct core_model {
 
 	struct core_node **nodes;       /* slot -> node, NULL when free */
 	size_t nnodes;
+
+	struct core_obj **objs;         /* slot -> object, NULL when free */
+	size_t nobjs;
 };
 
 /* Queue a tree-level change (name NULL, slot -1) for the watchers. */
 void core_model_notify_tree(struct core_model *m, unsigned what);
 void core_nodes_free(struct core_model *m);
+void core_objs_free(struct core_model *m);
 
 #endif

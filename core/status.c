@@ -43,6 +43,7 @@ static const char *const conds[] = {
 	[CORE_COND_DISK_READY] = "DiskReady",
 	[CORE_COND_NETWORK_READY] = "NetworkReady",
 	[CORE_COND_AGENT_CONNECTED] = "AgentConnected",
+	[CORE_COND_RESTART_REQUIRED] = "RestartRequired",
 };
 
 const char *core_phase_name(enum core_phase p)

@@ -11,7 +11,7 @@
 
 #include "fs/internal.h"
 
-enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR, ACT_REFUSE };
+enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR, ACT_REFUSE, ACT_OBJ };
 
 struct action {
 	struct fs *fs;
@@ -22,6 +22,10 @@ struct action {
 	json_object *spec;
 	size_t written;
 	int refuse_rc;                  /* ACT_REFUSE: the errno to answer */
+	enum core_kind okind;           /* ACT_OBJ, and mkdir of an object */
+	char oname[CORE_NAME_MAX + 1];
+	char overb[16];
+	bool obj;
 	char refuse_err[CORE_ERR_MAX];
 };
 
@@ -219,17 +223,24 @@ static void answer(struct action *a, int rc)
 		return;         /* the writer was interrupted */
 	if (rc < 0) {
 		fuse_reply_err(p->req, -rc);
-	} else if (a->kind == ACT_MKDIR) {
+	} else if (a->kind == ACT_MKDIR || (a->obj && !strcmp(a->overb, "create"))) {
 		core_model_rdlock(a->fs->m);
-		vm = core_model_find(a->fs->m, a->msg.arg);
-		if (vm)
+		if (a->obj) {
+			struct core_obj *o = core_model_obj_find(a->fs->m,
+								 a->okind,
+								 a->oname);
+			if (o)
+				ino = fs_obj_ino(o->slot, OF_DIR);
+		} else if ((vm = core_model_find(a->fs->m, a->msg.arg))) {
 			ino = fs_vm_ino(vm->slot, VF_DIR);
+		}
 		core_model_unlock(a->fs->m);
 		if (ino && fs_fill_entry(a->fs, ino, &e) == 0)
 			fuse_reply_entry(p->req, &e);
 		else
 			fuse_reply_err(p->req, ENOENT);
-	} else if (a->kind == ACT_RMDIR) {
+	} else if (a->kind == ACT_RMDIR ||
+		   (a->obj && !strcmp(a->overb, "delete") && !a->written)) {
 		fuse_reply_err(p->req, 0);
 	} else {
 		fuse_reply_write(p->req, a->written);
@@ -249,6 +260,10 @@ static void *action_main(void *arg)
 	if (a->kind == ACT_REFUSE) {
 		rc = a->refuse_rc;
 		snprintf(err, sizeof(err), "%s", a->refuse_err);
+	} else if (a->kind == ACT_OBJ) {
+		rc = fs->ops->obj(fs->arg, a->okind, vm, a->oname, a->overb,
+				  a->spec, err, sizeof(err));
+		a->spec = NULL;
 	} else if (a->kind == ACT_SPEC) {
 		rc = fs->ops->spec(fs->arg, a->vm, a->spec, err, sizeof(err));
 		a->spec = NULL;
@@ -260,7 +275,7 @@ static void *action_main(void *arg)
 	seq = rc < 0 ? record_failure(fs, a->vm, err) : record_success(fs, a->vm);
 	/* mkdir and rmdir hold the directory lock that invalidating an entry
 	 * needs, so they must not wait for the notifier. */
-	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR)
+	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR && !(a->obj && !a->written))
 		fs_wait_delivered(fs, seq);
 	answer(a, rc);
 	json_object_put(a->spec);
@@ -358,6 +373,55 @@ out:
 	return rc;
 }
 
+/* A write to an object's ctl (one word) or a template's spec. */
+static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
+		      const char *buf, size_t size, struct action *a,
+		      char *err, size_t errlen)
+{
+	static const char *const verbs[CORE_KIND_COUNT][3] = {
+		[CORE_KIND_SNAPSHOT] = { "revert", "delete", NULL },
+		[CORE_KIND_TEMPLATE] = { "import", "delete", NULL },
+	};
+	struct fuse_entry_param e;
+	struct core_obj *o;
+	enum obj_file f;
+	int slot, rc = -ENOENT;
+	size_t n = size;
+
+	if (fs_fill_entry(fs, ino, &e) < 0 || e.generation != fh)
+		return -ENOENT;
+	fs_ino_obj(ino, &slot, &f);
+	core_model_rdlock(fs->m);
+	o = core_model_obj_slot(fs->m, slot);
+	if (o) {
+		a->okind = o->kind;
+		snprintf(a->oname, sizeof(a->oname), "%s", o->name);
+		snprintf(a->vm, sizeof(a->vm), "%s", o->vm);
+		rc = 0;
+	}
+	core_model_unlock(fs->m);
+	if (rc < 0)
+		return rc;
+	a->kind = ACT_OBJ;
+	a->obj = true;
+	if (f == OF_SPEC) {
+		snprintf(a->overb, sizeof(a->overb), "spec");
+		return core_yaml_parse(buf, size, &a->spec, err, errlen);
+	}
+	if (n && buf[n - 1] == '\n')
+		n--;
+	for (int i = 0; verbs[a->okind][i]; i++)
+		if (n == strlen(verbs[a->okind][i]) &&
+		    !memcmp(buf, verbs[a->okind][i], n)) {
+			snprintf(a->overb, sizeof(a->overb), "%s",
+				 verbs[a->okind][i]);
+			return 0;
+		}
+	snprintf(err, errlen, n ? "unknown control message \"%.*s\"" :
+		 "empty control message", (int)(n > 64 ? 64 : n), buf);
+	return -EINVAL;
+}
+
 /* fh holds the generation of the VM the file was opened on: a slot
  * reused by another VM must not take writes meant for the old one. */
 static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
@@ -396,6 +460,19 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	a->written = size;
+	if (fs_ino_obj(ino, &(int){ 0 }, &(enum obj_file){ 0 })) {
+		rc = obj_target(req_fs(req), ino, fi->fh, buf, size, a, err,
+				sizeof(err));
+		if (rc == -ENOENT) {
+			fuse_reply_err(req, ENOENT);
+			free(a);
+		} else if (rc < 0) {
+			refuse(req, a, rc, err);
+		} else {
+			start_action(req, a);
+		}
+		return;
+	}
 	rc = write_target(req_fs(req), ino, fi->fh, a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -414,12 +491,59 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	start_action(req, a);
 }
 
+/* mkdir and rmdir in templates/ and vms/VM/snapshots/. */
+static bool obj_dir_op(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       const char *verb)
+{
+	struct fs *fs = req_fs(req);
+	char err[CORE_ERR_MAX];
+	struct action *a;
+	struct core_vm *vm = NULL;
+	enum vm_file f;
+	int slot;
+
+	if (parent != INO_TEMPLATES &&
+	    !(fs_ino_vm(parent, &slot, &f) && f == VF_SNAPSHOTS))
+		return false;
+	if (core_name_check(name, err, sizeof(err)) < 0) {
+		fuse_reply_err(req, EINVAL);
+		return true;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		fuse_reply_err(req, ENOMEM);
+		return true;
+	}
+	a->kind = ACT_OBJ;
+	a->obj = true;
+	a->okind = parent == INO_TEMPLATES ? CORE_KIND_TEMPLATE :
+					     CORE_KIND_SNAPSHOT;
+	snprintf(a->oname, sizeof(a->oname), "%s", name);
+	snprintf(a->overb, sizeof(a->overb), "%s", verb);
+	if (parent != INO_TEMPLATES) {
+		core_model_rdlock(fs->m);
+		vm = core_model_slot(fs->m, slot);
+		if (vm)
+			snprintf(a->vm, sizeof(a->vm), "%s", vm->name);
+		core_model_unlock(fs->m);
+		if (!vm) {
+			free(a);
+			fuse_reply_err(req, ENOENT);
+			return true;
+		}
+	}
+	start_action(req, a);
+	return true;
+}
+
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	char err[CORE_ERR_MAX];
 	struct action *a;
 	int rc;
 
+	if (obj_dir_op(req, parent, name, "create"))
+		return;
 	if (parent != INO_VMS) {
 		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EOPNOTSUPP);
 		return;
@@ -449,6 +573,8 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct action *a;
 	bool found;
 
+	if (obj_dir_op(req, parent, name, "delete"))
+		return;
 	if (parent != INO_VMS) {
 		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EOPNOTSUPP);
 		return;

@@ -18,6 +18,13 @@ struct fs_ops {
 	 * spec passes to the callee). */
 	int (*spec)(void *arg, const char *vm, json_object *spec, char *err,
 		    size_t errlen);
+	/* An operation, snapshot or template: verb "create" (mkdir),
+	 * "delete" (rmdir or ctl), "revert" or "import" (ctl), or "spec"
+	 * (a spec write; spec ownership passes).  vm is the snapshot's VM,
+	 * NULL for the other kinds. */
+	int (*obj)(void *arg, enum core_kind kind, const char *vm,
+		   const char *name, const char *verb, json_object *spec,
+		   char *err, size_t errlen);
 };
 
 struct fs_config {

@@ -35,6 +35,11 @@ enum vm_file {
 	VF_STRIDE = 16,
 };
 
+/* operations/NAME/, templates/NAME/ and vms/VM/snapshots/NAME/: one
+ * slot space for the three kinds, between VMs and nodes. */
+#define INO_FIRST_OBJ (1ULL << 40)
+enum obj_file { OF_DIR, OF_STATUS, OF_SPEC, OF_CTL, OF_COUNT, OF_STRIDE = 4 };
+
 /* nodes/NODE/ and nodes/NODE/status, far above any VM inode. */
 #define INO_FIRST_NODE (1ULL << 48)
 enum node_file { NF_DIR, NF_STATUS, NF_COUNT, NF_STRIDE = 4 };
@@ -100,6 +105,10 @@ bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f);
 bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f);
 fuse_ino_t fs_node_ino(int slot, enum node_file f);
 fuse_ino_t fs_vm_ino(int slot, enum vm_file f);
+bool fs_ino_obj(fuse_ino_t ino, int *slot, enum obj_file *f);
+fuse_ino_t fs_obj_ino(int slot, enum obj_file f);
+/* Which files an object of a kind has (OF_CTL: snapshots, templates). */
+bool fs_obj_has(enum core_kind kind, enum obj_file f);
 /* Tells VM incarnations apart (a slot is reused after a delete). */
 uint64_t fs_vm_generation(const struct core_vm *vm);
 int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);

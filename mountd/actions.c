@@ -134,6 +134,9 @@ int md_redefine(struct mountd *md, const char *name, char *err,
 		gen = vm->spec_gen;
 	}
 	core_model_unlock(md->m);
+	rc = md_template_disk(md, name, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = spec_copy(md, name, &j, &spec, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -312,8 +315,6 @@ static int md_ctl(void *arg, const char *vm, const struct core_ctl *msg,
 
 	if (!vm)
 		return create_vm(md, msg, err, errlen);
-	if (!md_owned(md, vm, owner, sizeof(owner)))
-		return md_cluster_forward(md, vm, msg, owner, err, errlen);
 	switch (msg->verb) {
 	case CORE_V_CLONE:
 	case CORE_V_MIGRATE:
@@ -321,12 +322,15 @@ static int md_ctl(void *arg, const char *vm, const struct core_ctl *msg,
 	case CORE_V_SNAPSHOT:
 	case CORE_V_REVERT:
 	case CORE_V_CANCEL:
-		snprintf(err, errlen, "%s: not supported yet (VM operations are "
-			 "not implemented in this version)", core_verb_name(msg->verb));
-		return -EOPNOTSUPP;
+		/* Objects of their own: the owner runs them wherever the
+		 * write came in. */
+		return md_op_ctl(md, vm, msg, err, errlen);
 	default:
-		return vm_verb(md, vm, msg, err, errlen);
+		break;
 	}
+	if (!md_owned(md, vm, owner, sizeof(owner)))
+		return md_cluster_forward(md, vm, msg, owner, err, errlen);
+	return vm_verb(md, vm, msg, err, errlen);
 }
 
 static int delete_vm(struct mountd *md, const char *name, bool force,
@@ -461,6 +465,35 @@ static json_object *create_spec(const struct core_ctl *msg)
 	return spec;
 }
 
+/* create template=T: the template's defaults, then what the message
+ * says; the disk follows the template's size unless disk= was given. */
+static int template_spec(struct mountd *md, const struct core_ctl *msg,
+			 json_object **spec, char *err, size_t errlen)
+{
+	json_object *s = json_object_new_object(), *given = *spec, *d;
+	char q[32];
+	int rc;
+
+	json_object_object_add(s, "running",
+			       json_object_new_boolean(msg->running == 1));
+	if (msg->cpus)
+		core_spec_set_int(s, "cpus", msg->cpus);
+	if (msg->memory) {
+		core_qty_format(msg->memory, q, sizeof(q));
+		core_spec_set_string(s, "memory", q);
+	}
+	if (msg->disk && json_object_object_get_ex(given, "disks", &d))
+		json_object_object_add(s, "disks", json_object_get(d));
+	rc = md_template_apply(md, msg->template_name, s, err, errlen);
+	/* What neither gave comes from the plain defaults. */
+	json_object_object_foreach(given, k, v)
+		if (!json_object_object_get_ex(s, k, NULL))
+			json_object_object_add(s, k, json_object_get(v));
+	json_object_put(given);
+	*spec = s;
+	return rc;
+}
+
 static int add_vm(struct mountd *md, const char *name, json_object *spec,
 		  char *err, size_t errlen)
 {
@@ -518,12 +551,12 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 	json_object *spec;
 	int rc;
 
-	if (msg->template_name[0]) {
-		snprintf(err, errlen, "create: template=%s: templates are not "
-			 "supported yet", msg->template_name);
-		return -EOPNOTSUPP;
-	}
 	spec = create_spec(msg);
+	if (msg->template_name[0] &&
+	    (rc = template_spec(md, msg, &spec, err, errlen)) < 0) {
+		json_object_put(spec);
+		return rc;
+	}
 	if (md->sync) {
 		/* On failure the name is someone else's: leave it alone. */
 		rc = md_cluster_create(md, name, spec, err, errlen);
@@ -699,4 +732,72 @@ out:
 const struct fs_ops md_fs_ops = {
 	.ctl = md_ctl,
 	.spec = md_spec,
+	.obj = md_obj,
 };
+
+/* ---- for the operations engine (ops.c) ---- */
+
+int md_begin_op(struct mountd *md, const char *name, const char *op,
+		enum core_phase *phase, char *err, size_t errlen)
+{
+	return begin_op(md, name, op, phase, err, errlen);
+}
+
+void md_end_op(struct mountd *md, const char *name, const char *op)
+{
+	end_op(md, name, op);
+}
+
+void md_event(struct mountd *md, const char *name, const char *reason,
+	      const char *msg)
+{
+	event(md, name, reason, msg);
+}
+
+int md_start_vm(struct mountd *md, const char *name, char *err,
+		size_t errlen)
+{
+	return start_vm(md, name, err, errlen);
+}
+
+/* A VM whose domain an operation makes (a clone): in the model, the
+ * store and, in a cluster, the API, marked busy with op. */
+int md_add_vm(struct mountd *md, const char *name, json_object *spec,
+	      const char *op, char *err, size_t errlen)
+{
+	int rc;
+
+	if (md->sync) {
+		rc = md_cluster_create(md, name, spec, err, errlen);
+		json_object_put(spec);
+		if (rc == 1) {
+			snprintf(err, errlen, "%s: another node claimed %s", op,
+				 name);
+			return -EBUSY;
+		}
+	} else {
+		rc = add_vm(md, name, spec, err, errlen);
+		if (rc < 0)
+			json_object_put(spec);
+	}
+	if (rc < 0)
+		return rc;
+	core_model_wrlock(md->m);
+	{
+		struct core_vm *vm = core_model_find(md->m, name);
+
+		if (vm) {
+			snprintf(vm->st.operation, sizeof(vm->st.operation),
+				 "%s", op);
+			core_model_status_changed(md->m, vm);
+		}
+	}
+	core_model_unlock(md->m);
+	flush(md);
+	return md_persist(md, name);
+}
+
+void md_drop_vm(struct mountd *md, const char *name)
+{
+	forget_vm(md, name);
+}

@@ -180,9 +180,18 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	}
 }
 
+static enum core_kind core_kind_of(enum sync_kind k)
+{
+	return k == SYNC_OPERATION ? CORE_KIND_OPERATION :
+	       k == SYNC_SNAPSHOT ? CORE_KIND_SNAPSHOT : CORE_KIND_TEMPLATE;
+}
+
 static void on_upsert(void *arg, enum sync_kind k, json_object *obj)
 {
-	upsert(arg, k, obj, NULL);
+	if (k != SYNC_VM)
+		md_ops_upsert(arg, core_kind_of(k), obj);
+	else
+		upsert(arg, k, obj, NULL);
 }
 
 /* The object is gone: the owner tears the domain down. */
@@ -241,6 +250,8 @@ static void on_remove(void *arg, enum sync_kind k, json_object *obj)
 
 	if (k == SYNC_VM && name)
 		md_nq_put(&md->drops, name);
+	else if (name)
+		md_ops_remove(md, core_kind_of(k), name);
 }
 
 static void *dropper_main(void *arg)
@@ -717,4 +728,34 @@ void md_cluster_close(struct mountd *md)
 	sync_close(md->sync);
 	md->sync = NULL;
 	sync_creds_free(&md->creds);
+}
+
+/* The guest runs on node now: standalone, the domain is that node's
+ * daemon's to adopt; in a cluster, status.nodeName moves with it. */
+void md_migrated(struct mountd *md, const char *name, const char *node)
+{
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+	json_object *st;
+	int rc;
+
+	if (!md->sync) {
+		md_forget(md, name);
+		return;
+	}
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm) {
+		snprintf(vm->st.node, sizeof(vm->st.node), "%s", node);
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	st = json_object_new_object();
+	json_object_object_add(st, "nodeName", json_object_new_string(node));
+	rc = sync_patch_status(md->sync, SYNC_VM, name, st, err, sizeof(err));
+	if (rc < 0)
+		md_log(LOG_WARN_, "vm %s moved to %s but the API was not told: %s",
+		       name, node, err);
+	md_persist(md, name);
 }

@@ -46,8 +46,11 @@ struct opts {
 	const char *kubeconfig;
 	const char *ns;
 	enum be_accel accel;
-	bool foreground, fuse_debug;
+	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval;
+#define MAX_PEERS 32
+	const char *peers[MAX_PEERS];   /* NODE=URI */
+	int npeers;
 };
 
 static void usage(FILE *f)
@@ -59,6 +62,7 @@ static void usage(FILE *f)
 	      "         [--foreground] [--log-level error|warn|info|debug] "
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
+	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
 	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n", f);
 }
@@ -117,6 +121,27 @@ static int set_path(char *dst, size_t len, const char *src)
 	return snprintf(dst, len, "%s", src) >= (int)len ? -1 : 0;
 }
 
+/* NODE=URI, NODE a valid node name and URI a libvirt URI. */
+static int add_peer(struct opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char node[CORE_NAME_MAX + 1], err[CORE_ERR_MAX];
+
+	if (!eq || eq == arg || (size_t)(eq - arg) > CORE_NAME_MAX ||
+	    !strstr(eq + 1, "://") || o->npeers == MAX_PEERS) {
+		fprintf(stderr, "hypersdk-mountd: --peer %s: want NODE=URI, "
+			"e.g. node-2=qemu+tcp://10.0.0.2/system\n", arg);
+		return 1;
+	}
+	snprintf(node, sizeof(node), "%.*s", (int)(eq - arg), arg);
+	if (core_name_check(node, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hypersdk-mountd: --peer %s: %s\n", arg, err);
+		return 1;
+	}
+	o->peers[o->npeers++] = arg;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -128,6 +153,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "fuse-debug", 0, 0, 'd' }, { "help", 0, 0, 'h' },
 		{ "log-file", 1, 0, 'L' },  { "kubeconfig", 1, 0, 'k' },
 		{ "namespace", 1, 0, 'N' },
+		{ "peer", 1, 0, 'P' },      { "migrate-copy-storage", 0, 0, 'C' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -145,6 +171,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'L': o->log_file = optarg; break;
 		case 'k': o->kubeconfig = optarg; break;
 		case 'N': o->ns = optarg; break;
+		case 'P': bad |= add_peer(o, optarg); break;
+		case 'C': o->copy_storage = true; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -319,6 +347,8 @@ static int setup(struct mountd *md, const struct opts *o, char *err,
 		rc = md_cluster_open(md, o->kubeconfig, o->ns, err, errlen);
 	if (rc == 0)
 		rc = md_load(md, err, errlen);
+	if (rc == 0)
+		rc = md_ops_load(md);
 	return rc;
 }
 
@@ -349,11 +379,24 @@ static void init(struct mountd *md, const struct opts *o)
 	md->uri = o->uri;
 	md->stop_timeout_ms = o->stop_timeout * 1000;
 	md->stats_interval_ms = (o->stats_interval ? o->stats_interval : 2) * 1000;
+	pthread_mutex_init(&md->runs_lock, NULL);
+	pthread_cond_init(&md->runs_cond, NULL);
+	md->migrate_copy_storage = o->copy_storage;
+	md->peers = calloc((size_t)o->npeers + 1, sizeof(*md->peers));
+	for (int i = 0; md->peers && i < o->npeers; i++) {
+		const char *eq = strchr(o->peers[i], '=');
+
+		snprintf(md->peers[i].node, sizeof(md->peers[i].node), "%.*s",
+			 (int)(eq - o->peers[i]), o->peers[i]);
+		snprintf(md->peers[i].uri, sizeof(md->peers[i].uri), "%s", eq + 1);
+		md->npeers++;
+	}
 }
 
 /* Queues stay allocated: libvirt's event thread may still post to them. */
 static void teardown(struct mountd *md, struct fs *fs)
 {
+	md_ops_stop(md);
 	fs_free(fs);
 	/* Our threads use sync; sync's threads only queue work for ours. */
 	md_stop_threads(md);

@@ -56,6 +56,20 @@ struct mountd {
 #define MD_CREATING_MAX 64
 	char creating[MD_CREATING_MAX][CORE_NAME_MAX + 1]; /* under work.lock */
 	size_t ncreating;
+
+	/* --peer NODE=URI: libvirt URIs of nodes to migrate to */
+	struct md_peer {
+		char node[CORE_NAME_MAX + 1];
+		char uri[512];
+	} *peers;
+	size_t npeers;
+	bool migrate_copy_storage;      /* --migrate-copy-storage */
+
+	/* operations running on this node (ops.c) */
+	pthread_mutex_t runs_lock;
+	pthread_cond_t runs_cond;
+	struct md_run *runs;
+	int nruns;
 };
 
 void md_log(int level, const char *fmt, ...)
@@ -80,6 +94,50 @@ int md_converge_owned(struct mountd *md, const char *name, char *err,
 /* Wait until the VM's phase is one of mask (1 << phase). */
 int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
 		  int timeout_ms);
+
+/* actions.c, for ops.c */
+int md_begin_op(struct mountd *md, const char *name, const char *op,
+		enum core_phase *phase, char *err, size_t errlen);
+void md_end_op(struct mountd *md, const char *name, const char *op);
+void md_event(struct mountd *md, const char *name, const char *reason,
+	      const char *msg);
+int md_start_vm(struct mountd *md, const char *name, char *err,
+		size_t errlen);
+int md_add_vm(struct mountd *md, const char *name, json_object *spec,
+	      const char *op, char *err, size_t errlen);
+void md_drop_vm(struct mountd *md, const char *name);
+
+/* ops.c: operations, snapshots and templates */
+struct md_run;
+/* clone, migrate, resize, snapshot, revert and cancel from a VM's ctl:
+ * an object is made (VMOperation or VMSnapshot) and run here; the call
+ * returns with its outcome. */
+int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
+	      char *err, size_t errlen);
+/* fs_ops.obj */
+int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
+	   const char *verb, json_object *spec, char *err, size_t errlen);
+/* Load stored objects; those a restart interrupted become Failed. */
+int md_ops_load(struct mountd *md);
+/* Retention: expire and delete snapshots; called now and then. */
+void md_ops_sweep(struct mountd *md);
+/* An object from the API server (cluster): mirror it, run it when it is
+ * new and its VM is ours. */
+void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj);
+void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name);
+/* Make a new VM's first disk from its template's image (create
+ * template=T or spec.image.templateRef); fills the template's defaults
+ * into spec first. */
+int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
+		      char *err, size_t errlen);
+int md_template_disk(struct mountd *md, const char *vm, char *err,
+		     size_t errlen);
+void md_ops_stop(struct mountd *md);
+/* Recount the VMs using each template. */
+void md_template_usage_tick(struct mountd *md);
+bool md_vm_active(struct mountd *md, const char *name);
+/* After a migration: the VM is the target node's now. */
+void md_migrated(struct mountd *md, const char *name, const char *node);
 
 /* cluster.c (all no-ops or "owned" in standalone mode) */
 int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,

@@ -188,8 +188,25 @@ static int collect_name(struct core_vm *vm, void *arg)
 	return 0;
 }
 
+static int adopt_one(const char *name, const char *ns, const char *uid,
+		     json_object *spec, void *arg);
+
+/* A domain of ours the model does not know: migrated in from a peer. */
+static void adopt_new(struct mountd *md, const char *name)
+{
+	bool known;
+
+	core_model_rdlock(md->m);
+	known = core_model_find(md->m, name) != NULL;
+	core_model_unlock(md->m);
+	if (known || md->sync)
+		return;
+	be_list(md->be, adopt_one, md);
+}
+
 static void look_at(struct mountd *md, const char *name)
 {
+	adopt_new(md, name);
 	md_refresh(md, name);
 	if (md->sync)
 		md_cluster_reconcile(md, name);
@@ -292,6 +309,9 @@ static void *stats_main(void *arg)
 		core_model_each(md->m, clear_idle_stats, md->m);
 		core_model_unlock(md->m);
 		core_model_flush(md->m);
+		/* Retention and template usage ride on the same clock. */
+		md_ops_sweep(md);
+		md_template_usage_tick(md);
 		p.pass++;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += md->stats_interval_ms / 1000;

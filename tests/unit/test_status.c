@@ -42,7 +42,11 @@ static const char fresh[] =
 	"condition.AgentConnected false\n"
 	"condition.AgentConnected.reason -\n"
 	"condition.AgentConnected.message -\n"
-	"condition.AgentConnected.since -\n";
+	"condition.AgentConnected.since -\n"
+	"condition.RestartRequired false\n"
+	"condition.RestartRequired.reason -\n"
+	"condition.RestartRequired.message -\n"
+	"condition.RestartRequired.since -\n";
 
 static const char running[] =
 	"phase Running\n"
@@ -73,7 +77,11 @@ static const char running[] =
 	"condition.AgentConnected false\n"
 	"condition.AgentConnected.reason NoAgent\n"
 	"condition.AgentConnected.message line one line two\n"
-	"condition.AgentConnected.since 2026-11-26T15:04:06Z\n";
+	"condition.AgentConnected.since 2026-11-26T15:04:06Z\n"
+	"condition.RestartRequired false\n"
+	"condition.RestartRequired.reason -\n"
+	"condition.RestartRequired.message -\n"
+	"condition.RestartRequired.since -\n";
 
 static void fill(struct core_status *st)
 {

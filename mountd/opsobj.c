@@ -1,0 +1,366 @@
+/* Objects through the tree (mkdir, rmdir, ctl and spec of snapshots and
+ * templates), from the store at start-up, and from the API server. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mountd/ops.h"
+
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+/* mkdir templates/NAME: an empty template waiting for its spec. */
+static int template_create(struct mountd *md, const char *name, char *err,
+			   size_t errlen)
+{
+	json_object *o = ops_new_object(md, CORE_KIND_TEMPLATE, name, NULL);
+	json_object *st = json_object_new_object();
+
+	json_object_object_add(st, "phase", jstr("Pending"));
+	json_object_object_add(st, "message",
+			       jstr("write a spec with image.source to import"));
+	json_object_object_add(st, "usageCount", json_object_new_int(0));
+	json_object_object_add(o, "status", st);
+	return ops_create(md, CORE_KIND_TEMPLATE, o, err, errlen);
+}
+
+/* A template's spec write: a whole VMTemplate or just its spec. */
+static int template_spec(struct mountd *md, const char *name,
+			 json_object *doc, char *err, size_t errlen)
+{
+	json_object *spec = doc, *src;
+	struct core_obj *o;
+	int rc = 0;
+
+	if (json_object_object_get_ex(doc, "kind", NULL) &&
+	    !json_object_object_get_ex(doc, "spec", &spec)) {
+		snprintf(err, errlen, "template %s: the document has no spec", name);
+		rc = -EINVAL;
+	} else if (!json_object_is_type(spec, json_type_object)) {
+		snprintf(err, errlen, "template %s: spec is not a mapping", name);
+		rc = -EINVAL;
+	} else if (!(src = core_json_path(spec, "image.source")) ||
+		   !json_object_is_type(src, json_type_string)) {
+		snprintf(err, errlen, "template %s: spec.image.source is "
+			 "missing", name);
+		rc = -EINVAL;
+	}
+	if (rc < 0)
+		goto out;
+	core_model_wrlock(md->m);
+	o = core_model_obj_find(md->m, CORE_KIND_TEMPLATE, name);
+	if (o) {
+		json_object_object_add(o->obj, "spec", json_object_get(spec));
+		core_model_obj_status_set(md->m, o, "phase", jstr("Pending"));
+	} else {
+		rc = -ENOENT;
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (rc < 0) {
+		snprintf(err, errlen, "template %s does not exist", name);
+		goto out;
+	}
+	if (md->sync) {
+		json_object *patch = json_object_new_object();
+
+		json_object_object_add(patch, "spec", json_object_get(spec));
+		rc = sync_patch(md->sync, SYNC_TEMPLATE, name, patch, err, errlen);
+		if (rc < 0 && rc != -EHOSTUNREACH)
+			goto out;
+	}
+	ops_publish(md, CORE_KIND_TEMPLATE, name);
+	rc = ops_template_import(md, name, err, errlen);
+out:
+	json_object_put(doc);
+	return rc;
+}
+
+int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
+	   const char *verb, json_object *spec, char *err, size_t errlen)
+{
+	struct mountd *md = arg;
+	struct core_ctl msg = { .running = -1, .keep_days = -1,
+				.keep_count = -1 };
+
+	if (kind == CORE_KIND_TEMPLATE) {
+		if (!strcmp(verb, "spec"))
+			return template_spec(md, name, spec, err, errlen);
+		json_object_put(spec);
+		if (!strcmp(verb, "create"))
+			return template_create(md, name, err, errlen);
+		if (!strcmp(verb, "import"))
+			return ops_template_import(md, name, err, errlen);
+		return ops_template_delete(md, name, err, errlen);
+	}
+	json_object_put(spec);
+	if (kind != CORE_KIND_SNAPSHOT || !vm) {
+		snprintf(err, errlen, "%s: not supported here", verb);
+		return -EOPNOTSUPP;
+	}
+	snprintf(msg.arg, sizeof(msg.arg), "%s", name);
+	if (!strcmp(verb, "delete"))
+		return ops_snapshot_delete(md, name, err, errlen);
+	msg.verb = !strcmp(verb, "revert") ? CORE_V_REVERT : CORE_V_SNAPSHOT;
+	return md_fs_ops.ctl(md, vm, &msg, err, errlen);
+}
+
+/* ---- start-up: what a restart interrupted ---------------------------- */
+
+static int load_obj(const char *name, json_object *obj, void *arg)
+{
+	struct { struct mountd *md; enum core_kind kind; } *c = arg;
+	char err[CORE_ERR_MAX];
+	json_object *copy = NULL;
+	int rc;
+
+	if (json_object_deep_copy(obj, &copy, NULL) != 0)
+		return 0;
+	core_model_wrlock(c->md->m);
+	rc = core_model_obj_put(c->md->m, c->kind, copy, NULL, err, sizeof(err));
+	core_model_unlock(c->md->m);
+	if (rc < 0) {
+		json_object_put(copy);
+		md_log(LOG_WARN_, "store: %s %s: %s; skipped",
+		       core_kind_name(c->kind), name, err);
+	}
+	return 0;
+}
+
+struct interrupted {
+	char names[256][CORE_NAME_MAX + 1];
+	int n;
+};
+
+static int find_interrupted(struct core_obj *o, void *arg)
+{
+	struct interrupted *in = arg;
+	const char *ph = core_obj_str(o, "status.phase");
+	bool busy = o->kind == CORE_KIND_OPERATION ?
+		(!ph || !strcmp(ph, "Pending") || !strcmp(ph, "Running")) :
+		o->kind == CORE_KIND_SNAPSHOT ?
+		(!ph || !strcmp(ph, "Pending") || !strcmp(ph, "Creating")) :
+		(ph && !strcmp(ph, "Importing"));
+
+	if (busy && in->n < 256)
+		snprintf(in->names[in->n++], CORE_NAME_MAX + 1, "%s", o->name);
+	return 0;
+}
+
+/* A clone cut short leaves no half-made VM behind. */
+static void drop_clone_target(struct mountd *md, const char *op)
+{
+	struct core_ctl del = { .verb = CORE_V_DELETE, .force = true };
+	char target[CORE_NAME_MAX + 1] = "", err[CORE_ERR_MAX];
+	struct core_obj *o;
+	const char *t;
+
+	core_model_rdlock(md->m);
+	o = core_model_obj_find(md->m, CORE_KIND_OPERATION, op);
+	t = o ? core_obj_str(o, "spec.cloneSpec.targetName") : NULL;
+	if (t && !strcmp(core_obj_str(o, "spec.operation") ?: "", "clone") &&
+	    core_model_find(md->m, t))
+		snprintf(target, sizeof(target), "%s", t);
+	core_model_unlock(md->m);
+	if (target[0] && md_fs_ops.ctl(md, target, &del, err, sizeof(err)) < 0)
+		md_log(LOG_WARN_, "half-made clone %s: %s", target, err);
+	else if (target[0])
+		md_log(LOG_INFO_, "removed half-made clone %s", target);
+}
+
+/* Nothing runs at start-up: an object caught mid-way gets a clear end.
+ * A snapshot libvirt finished is Ready after all. */
+static void settle(struct mountd *md, enum core_kind kind)
+{
+	static struct interrupted in;
+	char err[CORE_ERR_MAX], vm[CORE_NAME_MAX + 1] = "";
+	struct be_snap_info si;
+	struct core_obj *o;
+
+	in.n = 0;
+	core_model_rdlock(md->m);
+	core_model_obj_each(md->m, kind, find_interrupted, &in);
+	core_model_unlock(md->m);
+	for (int i = 0; i < in.n; i++) {
+		core_model_rdlock(md->m);
+		o = core_model_obj_find(md->m, kind, in.names[i]);
+		snprintf(vm, sizeof(vm), "%s", o ? o->vm : "");
+		core_model_unlock(md->m);
+		if (kind == CORE_KIND_SNAPSHOT &&
+		    be_snapshot_info(md->be, vm, in.names[i], &si, err,
+				     sizeof(err)) == 0) {
+			ops_status(md, kind, in.names[i], "phase", jstr("Ready"),
+				   "readyToRestore", json_object_new_boolean(true),
+				   NULL);
+		} else {
+			ops_status(md, kind, in.names[i], "phase", jstr("Failed"),
+				   "message", jstr("interrupted: hypersdk-mountd "
+						   "restarted while it ran"), NULL);
+			if (kind == CORE_KIND_OPERATION)
+				drop_clone_target(md, in.names[i]);
+		}
+		ops_publish(md, kind, in.names[i]);
+	}
+}
+
+int md_ops_load(struct mountd *md)
+{
+	struct { struct mountd *md; enum core_kind kind; } c = { md, 0 };
+
+	/* In a cluster the API server has them; the watch brings them. */
+	for (int k = 0; !md->sync && k < CORE_KIND_COUNT; k++) {
+		c.kind = (enum core_kind)k;
+		core_store_list(md->store, core_kind_dir(c.kind), load_obj, &c);
+	}
+	core_model_flush(md->m);
+	for (int k = 0; !md->sync && k < CORE_KIND_COUNT; k++)
+		settle(md, (enum core_kind)k);
+	ops_template_usage(md);
+	return 0;
+}
+
+/* ---- from the API server ------------------------------------------- */
+
+struct job {
+	struct mountd *md;
+	enum core_kind kind;
+	char name[CORE_NAME_MAX + 1];
+	struct md_run *run;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	char err[CORE_ERR_MAX] = "";
+	int rc;
+
+	if (j->kind == CORE_KIND_OPERATION)
+		rc = ops_run(j->md, j->name, j->run, err, sizeof(err));
+	else if (j->kind == CORE_KIND_SNAPSHOT)
+		rc = ops_snapshot_take(j->md, j->name, err, sizeof(err));
+	else
+		rc = ops_template_import(j->md, j->name, err, sizeof(err));
+	if (rc < 0)
+		md_log(LOG_WARN_, "%s %s: %s", core_kind_name(j->kind), j->name,
+		       err);
+	ops_run_end(j->md, j->run);
+	free(j);
+	return NULL;
+}
+
+static void spawn(struct mountd *md, enum core_kind kind, const char *name,
+		  const char *vm, int timeout_s)
+{
+	struct job *j;
+	pthread_attr_t a;
+	pthread_t t;
+
+	if (ops_run_exists(md, name))
+		return;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->md = md;
+	j->kind = kind;
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	j->run = ops_run_begin(md, name, vm ? vm : "", timeout_s);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (!j->run || pthread_create(&t, &a, job_main, j) != 0) {
+		ops_run_end(md, j->run);
+		free(j);
+	}
+	pthread_attr_destroy(&a);
+}
+
+/* Which new objects this node acts on: operations and snapshots of the
+ * VMs it owns, and every template (each node imports into its own pool). */
+static bool wants_run(struct mountd *md, enum core_kind kind,
+		      json_object *obj, const char *vm)
+{
+	json_object *ph = core_json_path(obj, "status.phase");
+	const char *p = ph ? json_object_get_string(ph) : NULL;
+
+	if (kind == CORE_KIND_TEMPLATE)
+		return !p || !strcmp(p, "Pending");
+	return (!p || !strcmp(p, "Pending")) && vm && md_owned(md, vm, NULL, 0);
+}
+
+/* Running here by another node's record, yet not in our runs: a restart
+ * cut it short. */
+static bool orphaned(struct mountd *md, enum core_kind kind, json_object *obj)
+{
+	json_object *ph = core_json_path(obj, "status.phase");
+	json_object *node = core_json_path(obj, "status.nodeName");
+	const char *name = json_object_get_string(
+		core_json_path(obj, "metadata.name"));
+
+	return kind == CORE_KIND_OPERATION && ph && node &&
+	       !strcmp(json_object_get_string(ph), "Running") &&
+	       !strcmp(json_object_get_string(node), md->node) &&
+	       !ops_run_exists(md, name);
+}
+
+void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj)
+{
+	char err[CORE_ERR_MAX], name[CORE_NAME_MAX + 1], vm[CORE_NAME_MAX + 1];
+	json_object *copy = NULL;
+	struct core_obj *o;
+	int rc, timeout;
+
+	if (json_object_deep_copy(obj, &copy, NULL) != 0)
+		return;
+	core_model_wrlock(md->m);
+	rc = core_model_obj_put(md->m, kind, copy, &o, err, sizeof(err));
+	if (rc == 0) {
+		snprintf(name, sizeof(name), "%s", o->name);
+		snprintf(vm, sizeof(vm), "%s", o->vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (rc < 0) {
+		json_object_put(copy);
+		md_log(LOG_WARN_, "%s: %s; not mirrored", core_kind_name(kind), err);
+		return;
+	}
+	if (orphaned(md, kind, obj)) {
+		ops_status(md, kind, name, "phase", jstr("Failed"), "message",
+			   jstr("interrupted: hypersdk-mountd restarted while "
+				"it ran"), NULL);
+		ops_publish(md, kind, name);
+		return;
+	}
+	if (!wants_run(md, kind, obj, vm[0] ? vm : NULL))
+		return;
+	timeout = ops_duration_s(json_object_get_string(
+		core_json_path(obj, "spec.timeout")));
+	spawn(md, kind, name, vm, timeout);
+}
+
+void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)
+{
+	char err[CORE_ERR_MAX], vm[CORE_NAME_MAX + 1] = "";
+	struct core_obj *o;
+
+	core_model_rdlock(md->m);
+	o = core_model_obj_find(md->m, kind, name);
+	if (o)
+		snprintf(vm, sizeof(vm), "%s", o->vm);
+	core_model_unlock(md->m);
+	/* kubectl delete vmsnapshot: the owner removes it from libvirt. */
+	if (kind == CORE_KIND_SNAPSHOT && vm[0] && md_owned(md, vm, NULL, 0) &&
+	    be_snapshot_delete(md->be, vm, name, err, sizeof(err)) < 0 &&
+	    !strstr(err, "not"))
+		md_log(LOG_WARN_, "snapshot %s: %s", name, err);
+	core_model_wrlock(md->m);
+	o = core_model_obj_find(md->m, kind, name);
+	if (o)
+		core_model_obj_remove(md->m, o);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	core_store_del(md->store, core_kind_dir(kind), name);
+}

@@ -1,0 +1,341 @@
+/* Running operations: from a ctl write, from kubectl, after a restart. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mountd/ops.h"
+
+static const char *const terminal[] = { "Succeeded", "Failed", "Cancelled",
+					NULL };
+
+static bool is_terminal(const char *phase)
+{
+	for (int i = 0; phase && terminal[i]; i++)
+		if (!strcmp(phase, terminal[i]))
+			return true;
+	return false;
+}
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+static void finish(struct mountd *md, const char *name, const char *vm,
+		   const char *type, int rc, int cancel, const char *err)
+{
+	char now[32], msg[CORE_ERR_MAX + 64];
+	const char *phase = rc == 0 ? "Succeeded" :
+		cancel == OPS_CANCEL_USER ? "Cancelled" : "Failed";
+
+	ops_now(now, sizeof(now));
+	if (rc == 0)
+		snprintf(msg, sizeof(msg), "%s done", type);
+	else if (cancel == OPS_CANCEL_TIMEOUT)
+		snprintf(msg, sizeof(msg), "%s timed out: %s", type, err);
+	else
+		snprintf(msg, sizeof(msg), "%s", err);
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr(phase),
+		   "completionTime", jstr(now), "message", jstr(msg), NULL);
+	if (rc == 0)
+		ops_status(md, CORE_KIND_OPERATION, name, "progress",
+			   json_object_new_int(100), NULL);
+	ops_publish(md, CORE_KIND_OPERATION, name);
+	md_event(md, vm, rc == 0 ? "OperationSucceeded" : "OperationFailed",
+		 msg);
+}
+
+static int dispatch(struct mountd *md, const char *name, const char *type,
+		    const char *vm, json_object *o, struct md_run *run,
+		    char *err, size_t errlen)
+{
+	struct core_ctl msg = { .running = -1, .keep_days = -1,
+				.keep_count = -1 };
+	const char *snap;
+
+	if (!strcmp(type, "clone"))
+		return ops_do_clone(md, name, o, run, err, errlen);
+	if (!strcmp(type, "migrate"))
+		return ops_do_migrate(md, name, o, run, err, errlen);
+	if (!strcmp(type, "resize"))
+		return ops_do_resize(md, name, o, err, errlen);
+	if (!strcmp(type, "revert"))
+		return ops_do_revert(md, name, o, err, errlen);
+	if (!strcmp(type, "snapshot")) {
+		snap = json_object_get_string(
+			core_json_path(o, "spec.snapshotSpec.snapshotName"));
+		if (!snap) {
+			snprintf(err, errlen, "snapshot: snapshotSpec."
+				 "snapshotName is missing");
+			return -EINVAL;
+		}
+		return ops_snapshot_take(md, snap, err, errlen);
+	}
+	msg.verb = !strcmp(type, "start") ? CORE_V_START :
+		   !strcmp(type, "stop") ? CORE_V_STOP : CORE_V_RESTART;
+	if (strcmp(type, "start") && strcmp(type, "stop") &&
+	    strcmp(type, "restart")) {
+		snprintf(err, errlen, "unknown operation \"%s\"", type);
+		return -EINVAL;
+	}
+	msg.force = json_object_get_boolean(core_json_path(o, "spec.force"));
+	return md_fs_ops.ctl(md, vm, &msg, err, errlen);
+}
+
+/* Verbs that change the domain take the VM's busy mark here; start, stop
+ * and restart take it in actions.c like ctl writes do. */
+static bool marks_vm(const char *type)
+{
+	return strcmp(type, "start") && strcmp(type, "stop") &&
+	       strcmp(type, "restart") && strcmp(type, "snapshot");
+}
+
+/* Run a VMOperation already in the model; run was registered by the
+ * caller (so a watch echo does not start it twice). */
+int ops_run(struct mountd *md, const char *name, struct md_run *run,
+	    char *err, size_t errlen)
+{
+	json_object *o = NULL;
+	const char *vm, *type;
+	char now[32];
+	struct core_obj *ob;
+	int rc = -ENOENT, cancel;
+
+	core_model_rdlock(md->m);
+	ob = core_model_obj_find(md->m, CORE_KIND_OPERATION, name);
+	if (ob && json_object_deep_copy(ob->obj, &o, NULL) == 0)
+		rc = 0;
+	core_model_unlock(md->m);
+	if (rc < 0) {
+		snprintf(err, errlen, "operation %s does not exist", name);
+		return rc;
+	}
+	vm = json_object_get_string(core_json_path(o, "spec.vmRef.name"));
+	type = json_object_get_string(core_json_path(o, "spec.operation"));
+	ops_run_timeout(run, ops_duration_s(json_object_get_string(
+				     core_json_path(o, "spec.timeout"))));
+	ops_now(now, sizeof(now));
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr("Running"),
+		   "startTime", jstr(now), "nodeName", jstr(md->node),
+		   "progress", json_object_new_int(0), "message",
+		   jstr(type), NULL);
+	ops_publish(md, CORE_KIND_OPERATION, name);
+	err[0] = '\0';
+	rc = type && marks_vm(type) ?
+		     md_begin_op(md, vm, type, NULL, err, errlen) : 0;
+	if (rc == 0) {
+		rc = dispatch(md, name, type ? type : "", vm, o, run, err,
+			      errlen);
+		if (type && marks_vm(type))
+			md_end_op(md, vm, type);
+	}
+	cancel = ops_cancelled(run);
+	if (rc == -ECANCELED && !err[0])
+		snprintf(err, errlen, "%s cancelled", type);
+	if (rc < 0 && !err[0])
+		snprintf(err, errlen, "%s: %s", type, strerror(-rc));
+	finish(md, name, vm, type ? type : "?", rc, rc < 0 ? cancel : 0, err);
+	if (rc < 0 && cancel == OPS_CANCEL_TIMEOUT)
+		rc = -ETIMEDOUT;
+	json_object_put(o);
+	return rc;
+}
+
+/* ---- from a VM's ctl ------------------------------------------------- */
+
+static void op_name(struct mountd *md, const char *vm, const char *verb,
+		    char *out, size_t len)
+{
+	char base[CORE_NAME_MAX - 3];
+	long t = (long)time(NULL);
+
+	snprintf(base, sizeof(base), "%.36s-%s-%ld", vm, verb, t);
+	snprintf(out, len, "%s", base);
+	core_model_rdlock(md->m);
+	for (int i = 2; core_model_obj_find(md->m, CORE_KIND_OPERATION, out) &&
+			i < 1000; i++)
+		snprintf(out, len, "%s-%d", base, i);
+	core_model_unlock(md->m);
+}
+
+static void add_bool(json_object *o, const char *k, bool v)
+{
+	json_object_object_add(o, k, json_object_new_boolean(v));
+}
+
+/* The VMOperation spec for a ctl message. */
+static void op_spec(json_object *spec, const struct core_ctl *msg)
+{
+	json_object *sub = json_object_new_object();
+	char q[32];
+
+	switch (msg->verb) {
+	case CORE_V_CLONE:
+		json_object_object_add(sub, "targetName", jstr(msg->arg));
+		add_bool(sub, "linkedClone", msg->linked);
+		add_bool(sub, "startAfterClone", msg->start);
+		json_object_object_add(spec, "cloneSpec", sub);
+		break;
+	case CORE_V_MIGRATE:
+		json_object_object_add(sub, "targetNode", jstr(msg->arg));
+		add_bool(sub, "live", !msg->offline);
+		add_bool(sub, "offline", msg->offline);
+		add_bool(sub, "autoConverge", msg->autoconverge);
+		add_bool(sub, "postCopy", msg->postcopy);
+		if (msg->bandwidth) {
+			snprintf(q, sizeof(q), "%llubps",
+				 (unsigned long long)msg->bandwidth);
+			json_object_object_add(sub, "bandwidth", jstr(q));
+		}
+		json_object_object_add(spec, "migrateSpec", sub);
+		break;
+	case CORE_V_RESIZE:
+		if (msg->cpus)
+			json_object_object_add(sub, "cpus",
+					       json_object_new_int(msg->cpus));
+		if (msg->memory) {
+			core_qty_format(msg->memory, q, sizeof(q));
+			json_object_object_add(sub, "memory", jstr(q));
+		}
+		json_object_object_add(spec, "resizeSpec", sub);
+		break;
+	default:        /* revert */
+		json_object_object_add(sub, "snapshotName", jstr(msg->arg));
+		json_object_object_add(spec, "revertSpec", sub);
+		break;
+	}
+}
+
+struct phase_wait {
+	enum core_kind kind;
+	const char *name;
+	char phase[16];
+	char msg[CORE_ERR_MAX];
+};
+
+static int phase_check(struct core_model *m, void *ctx)
+{
+	struct phase_wait *w = ctx;
+	struct core_obj *o;
+	const char *ph, *msg;
+	int r = 1;
+
+	core_model_rdlock(m);
+	o = core_model_obj_find(m, w->kind, w->name);
+	if (!o) {
+		r = -ENOENT;
+	} else {
+		ph = core_obj_str(o, "status.phase");
+		msg = core_obj_str(o, "status.message");
+		if (is_terminal(ph) || (ph && w->kind == CORE_KIND_SNAPSHOT &&
+					(!strcmp(ph, "Ready") ||
+					 !strcmp(ph, "Failed")))) {
+			snprintf(w->phase, sizeof(w->phase), "%s", ph);
+			snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+			r = 0;
+		}
+	}
+	core_model_unlock(m);
+	return r;
+}
+
+/* Another node owns the VM: its daemon runs what we made; wait for the
+ * outcome the watch brings back. */
+int ops_wait_remote(struct mountd *md, enum core_kind kind, const char *name,
+		    int timeout_s, char *err, size_t errlen)
+{
+	struct phase_wait w = { .kind = kind, .name = name };
+	int rc = core_model_wait_until(md->m, phase_check, &w, NULL,
+				       (timeout_s + 30) * 1000);
+
+	if (rc == -ETIMEDOUT) {
+		snprintf(err, errlen, "%s %s: no outcome from the VM's node in "
+			 "%d s", core_kind_name(kind), name, timeout_s + 30);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s %s was deleted", core_kind_name(kind),
+			 name);
+		return rc;
+	}
+	if (!strcmp(w.phase, "Succeeded") || !strcmp(w.phase, "Ready"))
+		return 0;
+	snprintf(err, errlen, "%s", w.msg[0] ? w.msg : w.phase);
+	return !strcmp(w.phase, "Cancelled") ? -ECANCELED : -EIO;
+}
+
+static int vm_check(struct mountd *md, const char *vm, bool *owned,
+		    char *err, size_t errlen)
+{
+	char owner[CORE_NAME_MAX + 1] = "";
+	bool exists;
+
+	core_model_rdlock(md->m);
+	exists = core_model_find(md->m, vm) != NULL;
+	core_model_unlock(md->m);
+	if (!exists) {
+		snprintf(err, errlen, "vm %s does not exist", vm);
+		return -ENOENT;
+	}
+	*owned = md_owned(md, vm, owner, sizeof(owner));
+	return 0;
+}
+
+/* A busy VM refuses at once, before any object is made. */
+static int vm_busy(struct mountd *md, const char *vm, const char *verb,
+		   char *err, size_t errlen)
+{
+	struct core_vm *v;
+	int rc = 0;
+
+	core_model_rdlock(md->m);
+	v = core_model_find(md->m, vm);
+	if (v && v->st.operation[0]) {
+		snprintf(err, errlen, "%s: vm %s is busy (%s in progress)", verb,
+			 vm, v->st.operation);
+		rc = -EBUSY;
+	}
+	core_model_unlock(md->m);
+	return rc;
+}
+
+int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
+	      char *err, size_t errlen)
+{
+	char name[CORE_NAME_MAX + 1];
+	const char *verb = core_verb_name(msg->verb);
+	struct md_run *run = NULL;
+	json_object *o, *spec;
+	bool owned;
+	int rc;
+
+	rc = vm_check(md, vm, &owned, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (msg->verb == CORE_V_CANCEL)
+		return ops_cancel(md, vm, err, errlen);
+	rc = vm_busy(md, vm, verb, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (msg->verb == CORE_V_SNAPSHOT)
+		return ops_snapshot_ctl(md, vm, msg, owned, err, errlen);
+	op_name(md, vm, verb, name, sizeof(name));
+	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
+	spec = core_json_path(o, "spec");
+	json_object_object_add(spec, "operation", jstr(verb));
+	op_spec(spec, msg);
+	if (owned && !(run = ops_run_begin(md, name, vm, 0))) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	rc = ops_create(md, CORE_KIND_OPERATION, o, err, errlen);
+	if (rc == 0 && owned)
+		rc = ops_run(md, name, run, err, errlen);
+	else if (rc == 0)
+		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name, 30 * 60,
+				     err, errlen);
+	ops_run_end(md, run);
+	return rc;
+}

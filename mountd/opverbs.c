@@ -1,0 +1,268 @@
+/* What clone, migrate, resize and revert do, for ops_run.  Each runs
+ * with the VM marked busy and leaves nothing half made: a failed clone
+ * drops its target, a failed migration leaves the VM running here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mountd/ops.h"
+
+static const char *get_str(json_object *o, const char *path)
+{
+	json_object *v = core_json_path(o, path);
+
+	return json_object_is_type(v, json_type_string) ?
+		       json_object_get_string(v) : NULL;
+}
+
+static bool get_bool(json_object *o, const char *path)
+{
+	return json_object_get_boolean(core_json_path(o, path));
+}
+
+/* The source's spec for its clone: stopped unless asked to start. */
+static json_object *clone_spec(struct mountd *md, const char *src,
+			       char *uid, size_t uidlen)
+{
+	struct core_vm *vm;
+	json_object *spec = NULL;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, src);
+	if (vm && json_object_deep_copy(vm->spec_json, &spec, NULL) != 0)
+		spec = NULL;
+	core_model_unlock(md->m);
+	if (spec)
+		core_spec_set_bool(spec, "running", false);
+	core_uuid(uid);
+	return spec;
+}
+
+static int target_uid(struct mountd *md, const char *name, char *uid,
+		      size_t len)
+{
+	struct core_vm *vm;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		snprintf(uid, len, "%s", vm->uid);
+	core_model_unlock(md->m);
+	return vm ? 0 : -ENOENT;
+}
+
+int ops_do_clone(struct mountd *md, const char *op, json_object *o,
+		 struct md_run *run, char *err, size_t errlen)
+{
+	const char *src = get_str(o, "spec.vmRef.name");
+	const char *dst = get_str(o, "spec.cloneSpec.targetName");
+	bool linked = get_bool(o, "spec.cloneSpec.linkedClone");
+	bool start = get_bool(o, "spec.cloneSpec.startAfterClone");
+	struct progress_ctx *pc = NULL;
+	struct be_progress bp;
+	json_object *spec, *copy = NULL;
+	char uid[40];
+	int rc;
+
+	if (!dst) {
+		snprintf(err, errlen, "clone: cloneSpec.targetName is missing");
+		return -EINVAL;
+	}
+	spec = clone_spec(md, src, uid, sizeof(uid));
+	if (!spec || json_object_deep_copy(spec, &copy, NULL) != 0) {
+		json_object_put(spec);
+		return -ENOMEM;
+	}
+	rc = md_add_vm(md, dst, spec, "clone", err, errlen);
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "clone: vm %s already exists", dst);
+	if (rc < 0)
+		goto out;
+	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
+	target_uid(md, dst, uid, sizeof(uid));
+	rc = be_clone(md->be, src, dst, md->ns[0] ? md->ns : "default", uid,
+		      copy, linked, &bp, err, errlen);
+	free(pc);
+	if (rc < 0) {
+		md_drop_vm(md, dst);
+		goto out;
+	}
+	md_end_op(md, dst, "clone");
+	md_refresh(md, dst);
+	md_event(md, dst, "Cloned", linked ? "linked clone" : "full clone");
+	if (start && (rc = md_begin_op(md, dst, "start", NULL, err, errlen)) == 0) {
+		rc = md_start_vm(md, dst, err, errlen);
+		md_end_op(md, dst, "start");
+	}
+out:
+	json_object_put(copy);
+	return rc;
+}
+
+/* --peer NODE=URI: where a node's libvirt listens for migrations. */
+static int peer_uri(struct mountd *md, const char *node, char *uri,
+		    size_t len, char *data, size_t dlen)
+{
+	const char *host, *end;
+
+	for (size_t i = 0; i < md->npeers; i++) {
+		if (strcmp(md->peers[i].node, node))
+			continue;
+		snprintf(uri, len, "%s", md->peers[i].uri);
+		/* The data channel goes to the same host as the control one. */
+		host = strstr(uri, "://");
+		data[0] = '\0';
+		if (host && host[3] && host[3] != '/') {
+			host += 3;
+			end = host + strcspn(host, ":/");
+			snprintf(data, dlen, "tcp://%.*s", (int)(end - host), host);
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
+		   struct md_run *run, char *err, size_t errlen)
+{
+	const char *vm = get_str(o, "spec.vmRef.name");
+	const char *node = get_str(o, "spec.migrateSpec.targetNode");
+	const char *bw = get_str(o, "spec.migrateSpec.bandwidth");
+	struct be_migrate_opts mo = { 0 };
+	struct progress_ctx *pc = NULL;
+	struct be_progress bp;
+	char uri[512], data[300];
+	int rc;
+
+	if (!node || !strcmp(node, md->node)) {
+		snprintf(err, errlen, "migrate: vm %s already runs on node %s",
+			 vm, md->node);
+		return -EINVAL;
+	}
+	if (peer_uri(md, node, uri, sizeof(uri), data, sizeof(data)) < 0) {
+		snprintf(err, errlen, "migrate: node %s does not exist (or has "
+			 "no migration URI: --peer %s=URI)", node, node);
+		return -ENOENT;
+	}
+	if (bw && core_rate_parse(bw, &mo.bandwidth, err, errlen) < 0)
+		return -EINVAL;
+	mo.dest_uri = uri;
+	mo.migrate_uri = data[0] ? data : NULL;
+	mo.dest_node = node;
+	mo.offline = get_bool(o, "spec.migrateSpec.offline");
+	mo.autoconverge = get_bool(o, "spec.migrateSpec.autoConverge");
+	mo.postcopy = get_bool(o, "spec.migrateSpec.postCopy");
+	mo.copy_storage = md->migrate_copy_storage;
+	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
+	md_event(md, vm, "Migrating", node);
+	rc = be_migrate(md->be, vm, &mo, &bp, err, errlen);
+	free(pc);
+	if (rc < 0) {
+		md_refresh(md, vm);
+		return rc;
+	}
+	/* The guest runs there now; the VM is that node's. */
+	md_event(md, vm, "Migrated", node);
+	md_migrated(md, vm, node);
+	return 0;
+}
+
+/* Put the new size into the spec (and the API), so the next define and
+ * every reader agree with the domain. */
+static int resize_spec(struct mountd *md, const char *vm, int cpus,
+		       uint64_t mem, char *err, size_t errlen)
+{
+	struct core_vm *v;
+	json_object *j = NULL, *old = NULL;
+	char q[32];
+	int rc = -ENOENT;
+
+	core_model_wrlock(md->m);
+	v = core_model_find(md->m, vm);
+	if (v && json_object_deep_copy(v->spec_json, &old, NULL) == 0 &&
+	    json_object_deep_copy(v->spec_json, &j, NULL) == 0) {
+		if (cpus)
+			core_spec_set_int(j, "cpus", cpus);
+		if (mem) {
+			core_qty_format(mem, q, sizeof(q));
+			core_spec_set_string(j, "memory", q);
+		}
+		rc = core_model_set_spec(md->m, v, json_object_get(j), err,
+					 errlen);
+		if (rc < 0)
+			json_object_put(j);
+		else
+			v->defined_gen = v->spec_gen;   /* be_resize did it */
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (rc == 0)
+		rc = md_cluster_spec(md, vm, old, j, err, errlen);
+	json_object_put(old);
+	json_object_put(j);
+	return rc < 0 ? rc : md_persist(md, vm);
+}
+
+static void restart_required(struct mountd *md, const char *vm, bool on)
+{
+	struct core_vm *v;
+
+	core_model_wrlock(md->m);
+	v = core_model_find(md->m, vm);
+	if (v) {
+		core_status_cond(&v->st, CORE_COND_RESTART_REQUIRED, on,
+				 on ? "ResizePending" : "Applied",
+				 on ? "the new size applies at the next start" :
+				      "", time(NULL));
+		core_model_status_changed(md->m, v);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+}
+
+int ops_do_resize(struct mountd *md, const char *op, json_object *o,
+		  char *err, size_t errlen)
+{
+	const char *vm = get_str(o, "spec.vmRef.name");
+	const char *mq = get_str(o, "spec.resizeSpec.memory");
+	int cpus = json_object_get_int(core_json_path(o, "spec.resizeSpec.cpus"));
+	uint64_t mem = 0;
+	bool live = false;
+	int rc;
+
+	if (mq && core_qty_parse(mq, &mem, err, errlen) < 0)
+		return -EINVAL;
+	if (!cpus && !mem) {
+		snprintf(err, errlen, "resize: give cpus=N and/or memory=Q");
+		return -EINVAL;
+	}
+	rc = be_resize(md->be, vm, cpus, mem, &live, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = resize_spec(md, vm, cpus, mem, err, errlen);
+	md_refresh(md, vm);
+	restart_required(md, vm, !live && md_vm_active(md, vm));
+	md_event(md, vm, "Resized", live ? "live" : "in the definition");
+	return rc;
+}
+
+int ops_do_revert(struct mountd *md, const char *op, json_object *o,
+		  char *err, size_t errlen)
+{
+	const char *vm = get_str(o, "spec.vmRef.name");
+	const char *snap = get_str(o, "spec.revertSpec.snapshotName");
+	int rc;
+
+	if (!snap) {
+		snprintf(err, errlen, "revert: revertSpec.snapshotName is missing");
+		return -EINVAL;
+	}
+	rc = be_snapshot_revert(md->be, vm, snap, err, errlen);
+	if (rc < 0)
+		return rc;
+	md_refresh(md, vm);
+	md_set_running(md, vm, md_vm_active(md, vm));
+	md_event(md, vm, "Reverted", snap);
+	return 0;
+}

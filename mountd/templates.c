@@ -1,0 +1,283 @@
+/* Templates: VMTemplate objects whose image is imported into this node's
+ * pool as the volume "tmpl.NAME.qcow2" (a dot cannot occur in a VM name,
+ * so it never meets a VM's "<vm>_<disk>.qcow2").  A VM made from a
+ * template gets its defaults and a first disk backed by that volume. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mountd/ops.h"
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+static void vol_name(const char *tmpl, char *out, size_t len)
+{
+	snprintf(out, len, "tmpl.%s.qcow2", tmpl);
+}
+
+struct tmpl_src {
+	char source[2048];
+	char checksum[300];
+	bool has_checksum;
+};
+
+static int read_src(struct mountd *md, const char *name, struct tmpl_src *t,
+		    char *err, size_t errlen)
+{
+	struct core_obj *o;
+	const char *src = NULL, *sum = NULL;
+	int rc = -ENOENT;
+
+	core_model_rdlock(md->m);
+	o = core_model_obj_find(md->m, CORE_KIND_TEMPLATE, name);
+	if (o) {
+		src = core_obj_str(o, "spec.image.source");
+		sum = core_obj_str(o, "spec.image.checksum");
+		snprintf(t->source, sizeof(t->source), "%s", src ? src : "");
+		snprintf(t->checksum, sizeof(t->checksum), "%s", sum ? sum : "");
+		t->has_checksum = sum && *sum;
+		rc = 0;
+	}
+	core_model_unlock(md->m);
+	if (rc < 0)
+		snprintf(err, errlen, "template %s does not exist", name);
+	else if (!t->source[0]) {
+		snprintf(err, errlen, "template %s: spec.image.source is missing",
+			 name);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+static void set_ready(struct mountd *md, const char *name, bool ok,
+		      const char *msg, uint64_t size)
+{
+	char q[32];
+
+	core_qty_format(size, q, sizeof(q));
+	ops_status(md, CORE_KIND_TEMPLATE, name, "phase",
+		   jstr(ok ? "Ready" : "Failed"), "message", jstr(msg), NULL);
+	if (ok)
+		ops_status(md, CORE_KIND_TEMPLATE, name, "size", jstr(q),
+			   "progress", json_object_new_int(100), NULL);
+	ops_condition(md, CORE_KIND_TEMPLATE, name, "Ready", ok,
+		      ok ? "Imported" : "ImportFailed", msg);
+	ops_publish(md, CORE_KIND_TEMPLATE, name);
+}
+
+int ops_template_import(struct mountd *md, const char *name, char *err,
+			size_t errlen)
+{
+	char vol[CORE_NAME_MAX + 16], msg[CORE_ERR_MAX + 2400];
+	struct progress_ctx *pc = NULL;
+	struct tmpl_src t;
+	struct be_progress bp;
+	uint64_t size = 0;
+	int rc = read_src(md, name, &t, err, errlen);
+
+	if (rc < 0) {
+		if (rc != -ENOENT)
+			set_ready(md, name, false, err, 0);
+		return rc;
+	}
+	vol_name(name, vol, sizeof(vol));
+	ops_status(md, CORE_KIND_TEMPLATE, name, "phase", jstr("Importing"),
+		   "progress", json_object_new_int(0), "message",
+		   jstr(t.source), NULL);
+	ops_publish(md, CORE_KIND_TEMPLATE, name);
+	/* A new import replaces the old image; VMs already made from it
+	 * keep it (be_image_delete refuses while they use it). */
+	if (be_image_delete(md->be, vol, err, errlen) == -EBUSY) {
+		set_ready(md, name, false, err, 0);
+		return -EBUSY;
+	}
+	ops_progress_init(&bp, &pc, md, CORE_KIND_TEMPLATE, name, NULL);
+	rc = be_image_import(md->be, t.source,
+			     t.has_checksum ? t.checksum : NULL, vol, &size,
+			     &bp, err, errlen);
+	free(pc);
+	if (rc < 0) {
+		set_ready(md, name, false, err, 0);
+		return rc;
+	}
+	snprintf(msg, sizeof(msg), "imported from %s%s", t.source,
+		 t.has_checksum ? " (checksum verified)" : "");
+	set_ready(md, name, true, msg, size);
+	md_log(LOG_INFO_, "template %s: %s", name, msg);
+	return 0;
+}
+
+struct users {
+	const char *tmpl;
+	char list[CORE_ERR_MAX / 2];
+	int n;
+};
+
+static int count_user(struct core_vm *vm, void *arg)
+{
+	struct users *u = arg;
+	size_t l = strlen(u->list);
+
+	if (!vm->spec.template_ref || strcmp(vm->spec.template_ref, u->tmpl))
+		return 0;
+	u->n++;
+	if (l + strlen(vm->name) + 2 < sizeof(u->list))
+		snprintf(u->list + l, sizeof(u->list) - l, "%s%s",
+			 l ? ", " : "", vm->name);
+	return 0;
+}
+
+static int users_of(struct mountd *md, const char *tmpl, struct users *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->tmpl = tmpl;
+	core_model_rdlock(md->m);
+	core_model_each(md->m, count_user, u);
+	core_model_unlock(md->m);
+	return u->n;
+}
+
+int ops_template_delete(struct mountd *md, const char *name, char *err,
+			size_t errlen)
+{
+	char vol[CORE_NAME_MAX + 16];
+	struct users u;
+	int rc;
+
+	if (users_of(md, name, &u) > 0) {
+		snprintf(err, errlen, "template %s is in use by %d vm%s: %s", name,
+			 u.n, u.n == 1 ? "" : "s", u.list);
+		return -EBUSY;
+	}
+	vol_name(name, vol, sizeof(vol));
+	rc = be_image_delete(md->be, vol, err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	ops_delete(md, CORE_KIND_TEMPLATE, name);
+	md_log(LOG_INFO_, "deleted template %s", name);
+	return 0;
+}
+
+struct usage {
+	struct mountd *md;
+	char (*names)[CORE_NAME_MAX + 1];
+	int *counts;
+	size_t n;
+};
+
+static int stale_usage(struct core_obj *o, void *arg)
+{
+	struct usage *us = arg;
+	struct users u;
+
+	users_of(us->md, o->name, &u);      /* read lock is recursive */
+	if (core_obj_int(o, "status.usageCount", -1) == u.n)
+		return 0;
+	snprintf(us->names[us->n], CORE_NAME_MAX + 1, "%s", o->name);
+	us->counts[us->n++] = u.n;
+	return us->n == 64;
+}
+
+/* usageCount follows the VMs that name a template. */
+void ops_template_usage(struct mountd *md)
+{
+	char names[64][CORE_NAME_MAX + 1];
+	int counts[64];
+	struct usage us = { md, names, counts, 0 };
+
+	core_model_rdlock(md->m);
+	core_model_obj_each(md->m, CORE_KIND_TEMPLATE, stale_usage, &us);
+	core_model_unlock(md->m);
+	for (size_t i = 0; i < us.n; i++) {
+		ops_status(md, CORE_KIND_TEMPLATE, names[i], "usageCount",
+			   json_object_new_int(counts[i]), NULL);
+		ops_publish(md, CORE_KIND_TEMPLATE, names[i]);
+	}
+}
+
+/* Fill what the VM's spec leaves out from the template's defaultSpec,
+ * and name the template in spec.image.templateRef. */
+int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
+		      char *err, size_t errlen)
+{
+	static const char *const keys[] = { "cpus", "memory", "disks",
+					    "networks", NULL };
+	struct core_obj *o;
+	json_object *def, *v, *img, *ref, *copy;
+	int rc = 0;
+
+	core_model_rdlock(md->m);
+	o = core_model_obj_find(md->m, CORE_KIND_TEMPLATE, tmpl);
+	if (!o) {
+		snprintf(err, errlen, "template %s does not exist", tmpl);
+		rc = -ENOENT;
+	} else if ((def = core_json_path(o->obj, "spec.defaultSpec"))) {
+		for (int i = 0; keys[i]; i++)
+			if (json_object_object_get_ex(def, keys[i], &v) &&
+			    !json_object_object_get_ex(spec, keys[i], NULL) &&
+			    json_object_deep_copy(v, &copy, NULL) == 0)
+				json_object_object_add(spec, keys[i], copy);
+	}
+	core_model_unlock(md->m);
+	if (rc < 0)
+		return rc;
+	if (!json_object_object_get_ex(spec, "image", &img)) {
+		img = json_object_new_object();
+		json_object_object_add(spec, "image", img);
+	}
+	ref = json_object_new_object();
+	json_object_object_add(ref, "name", jstr(tmpl));
+	json_object_object_add(img, "templateRef", ref);
+	return 0;
+}
+
+/* The first disk of a VM with a templateRef, from the template's image;
+ * 0 when it exists already.  A template not Ready yet is EAGAIN with its
+ * state in err (the reconciler tries again). */
+int md_template_disk(struct mountd *md, const char *vm, char *err,
+		     size_t errlen)
+{
+	char tmpl[CORE_NAME_MAX + 1] = "", disk[CORE_NAME_MAX + 1] = "root";
+	char vol[CORE_NAME_MAX + 16], phase[16] = "";
+	struct core_vm *v;
+	struct core_obj *o;
+	uint64_t size = 0;
+	int rc;
+
+	core_model_rdlock(md->m);
+	v = core_model_find(md->m, vm);
+	if (v && v->spec.template_ref) {
+		snprintf(tmpl, sizeof(tmpl), "%s", v->spec.template_ref);
+		if (v->spec.ndisks) {
+			snprintf(disk, sizeof(disk), "%s", v->spec.disks[0].name);
+			size = v->spec.disks[0].size;
+		}
+	}
+	o = tmpl[0] ? core_model_obj_find(md->m, CORE_KIND_TEMPLATE, tmpl) : NULL;
+	if (o)
+		snprintf(phase, sizeof(phase), "%s",
+			 core_obj_str(o, "status.phase") ?: "Pending");
+	core_model_unlock(md->m);
+	if (!tmpl[0])
+		return 0;
+	if (!o) {
+		snprintf(err, errlen, "template %s does not exist", tmpl);
+		return -ENOENT;
+	}
+	if (strcmp(phase, "Ready")) {
+		snprintf(err, errlen, "template %s is not Ready (%s)", tmpl, phase);
+		return -EAGAIN;
+	}
+	vol_name(tmpl, vol, sizeof(vol));
+	rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err, errlen);
+	return rc == -EEXIST ? 0 : rc;
+}
+
+void md_template_usage_tick(struct mountd *md)
+{
+	ops_template_usage(md);
+}
