@@ -110,6 +110,21 @@ static const char *pick_network(virConnectPtr vc)
 	return up ? "default" : NULL;
 }
 
+void be_xml_fill(const struct be_conn *c, virConnectPtr vc,
+		 struct be_xml_params *p)
+{
+	virNodeInfo ni;
+
+	p->node = c->node;
+	p->domain_type = c->kvm ? "kvm" : "qemu";
+	p->network = pick_network(vc);
+	if (virNodeGetInfo(vc, &ni) == 0) {
+		p->host_cpus = (int)ni.cpus;
+		p->host_memory = (uint64_t)ni.memory * 1024;
+	}
+	virResetLastError();
+}
+
 /* The UUID of an existing domain of that name, so redefining keeps it;
  * a domain we did not make is refused rather than taken over. */
 static int existing_uuid(struct be_conn *c, virConnectPtr vc,
@@ -167,14 +182,12 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	p.name = x->name;
 	p.ns = x->ns;
 	p.uid = x->uid;
-	p.node = c->node;
-	p.domain_type = c->kvm ? "kvm" : "qemu";
+	be_xml_fill(c, vc, &p);
 	p.spec = x->spec;
 	p.spec_json = x->spec_json ? json_object_to_json_string_ext(
 		x->spec_json, JSON_C_TO_STRING_PLAIN) : "{}";
 	p.disk_paths = (const char *const *)m.paths;
 	p.seed_iso = m.seed;
-	p.network = pick_network(vc);
 	p.uuid = *uuid ? uuid : NULL;
 	xml = be_domain_xml(&p);
 	if (!xml) {

@@ -17,6 +17,10 @@
 #define BE_NS_PREFIX "hypersdk"
 #define BE_AGENT_CHANNEL "org.qemu.guest_agent.0"
 
+/* Memory hotplug slots of a domain (each live memory increase takes
+ * one DIMM; QEMU's pc machines allow up to 256). */
+#define BE_DIMM_SLOTS 16
+
 /* A name that is safe as part of a file name in the pool directory. */
 #define BE_NAME_MAX 63
 
@@ -136,6 +140,9 @@ uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
  * BE_OTHER_NODE when it is hypersdk's but another node's, 0 when not
  * hypersdk's, -EIO when libvirt could not say (last error set). */
 #define BE_OTHER_NODE 2
+/* Node-side fields of p: node, domain type, network, host size. */
+void be_xml_fill(const struct be_conn *c, virConnectPtr vc,
+		 struct be_xml_params *p);
 int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
 		char **spec);
 
