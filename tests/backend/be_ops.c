@@ -266,6 +266,76 @@ static void resize_checks(struct be_conn *c)
 	ok(be_undefine(c, vm, E(err), sizeof(err)) == 0, "undefine (%s)", err);
 }
 
+/* ---- snapshots ---- */
+
+static void snap_list_checks(struct be_conn *c, const char *vm)
+{
+	struct be_snap_info *v = NULL;
+	char err[512];
+	size_t n = 0;
+	int rc;
+
+	rc = be_snapshot_list(c, vm, &v, &n, E(err), sizeof(err));
+	ok(rc == 0 && n == 3 && !strcmp(v[0].name, "s1") && !v[0].parent[0] &&
+	   !strcmp(v[1].name, "s2") && !strcmp(v[1].parent, "s1") &&
+	   !strcmp(v[2].name, "s3") && !strcmp(v[2].parent, "s2") &&
+	   v[0].memory && !v[1].memory && !v[2].memory &&
+	   v[0].vm_phase == CORE_PHASE_RUNNING &&
+	   v[2].vm_phase == CORE_PHASE_STOPPED && v[2].current,
+	   "list: s1 <- s2 <- s3, memory only in s1, s3 current (%zu, %s)", n,
+	   err);
+	free(v);
+}
+
+static void snapshot_checks(struct be_conn *c)
+{
+	struct be_snap_info si;
+	char vm[64], err[512], st[32];
+	bool q = true;
+	int rc;
+
+	name(vm, sizeof(vm), "sn");
+	rc = define64(c, vm, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, vm, E(err), sizeof(err));
+	ok(rc == 0, "snapshots: define and start (%s)", err);
+	rc = be_snapshot_create(c, vm, "s1", true, true, &q, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !q && si.memory && si.vm_phase == CORE_PHASE_RUNNING &&
+	   si.created > 0, "memory snapshot of a running VM; no agent, so "
+	   "quiesced=false and no hang (%s)", err);
+	rc = be_snapshot_create(c, vm, "s1", true, false, NULL, NULL, E(err),
+				sizeof(err));
+	ok(rc == -EEXIST, "same name again: EEXIST: %s", err);
+	rc = be_snapshot_create(c, vm, "s2", false, false, NULL, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !si.memory && !strcmp(si.parent, "s1"),
+	   "running VM without memory: disk-only semantics (%s)", err);
+	be_destroy(c, vm, E(err), sizeof(err));
+	rc = be_snapshot_create(c, vm, "s3", true, false, NULL, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !si.memory && si.vm_phase == CORE_PHASE_STOPPED,
+	   "disk snapshot of a stopped VM (%s)", err);
+	snap_list_checks(c, vm);
+	rc = be_snapshot_revert(c, vm, "s1", E(err), sizeof(err));
+	domstate(URI, vm, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "running"), "revert to the memory snapshot: "
+	   "%s (%s)", st, err);
+	rc = be_snapshot_revert(c, vm, "s2", E(err), sizeof(err));
+	domstate(URI, vm, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "shut off"), "revert to the disk-only one: "
+	   "%s (%s)", st, err);
+	rc = be_snapshot_delete(c, vm, "s2", E(err), sizeof(err));
+	ok(rc == 0 && be_snapshot_info(c, vm, "s3", &si, E(err),
+				       sizeof(err)) == 0 &&
+	   !strcmp(si.parent, "s1"), "delete s2: s3 re-parented to %s (%s)",
+	   si.parent, err);
+	rc = be_snapshot_info(c, vm, "s2", &si, E(err), sizeof(err));
+	ok(rc == -ENOENT, "deleted snapshot is ENOENT: %s", err);
+	ok(be_undefine(c, vm, E(err), sizeof(err)) == 0,
+	   "undefine with snapshots (%s)", err);
+}
+
 static void run_all(void)
 {
 	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
@@ -279,7 +349,10 @@ static void run_all(void)
 	ok(rc == 0, "be_open %s (%s)", rc == 0 ? be_accel_name(c) : "-", err);
 	if (rc < 0)
 		return;
-	resize_checks(c);
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "resize"))
+		resize_checks(c);
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "snap"))
+		snapshot_checks(c);
 	be_close(c);
 }
 
