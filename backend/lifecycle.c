@@ -58,7 +58,7 @@ int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
 }
 
 /* <disk device='disk'><source file='...'/> of a domain's XML. */
-static int disk_paths(const char *xml, char ***paths, size_t *n)
+int be_disk_paths(const char *xml, char ***paths, size_t *n)
 {
 	const char *end = xml + strlen(xml), *el = xml;
 	char dev[16], file[PATH_MAX];
@@ -84,7 +84,7 @@ static int disk_paths(const char *xml, char ***paths, size_t *n)
 	return 0;
 }
 
-static void strv_free(char **v, size_t n)
+void be_strv_free(char **v, size_t n)
 {
 	while (n > 0)
 		free(v[--n]);
@@ -308,7 +308,7 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 {
 	const char *name = arg;
 	virDomainPtr d = virDomainLookupByName(vc, name);
-	char **paths = NULL, *xml = NULL;
+	char **paths = NULL, *xml = NULL, deps[CORE_ERR_MAX / 2];
 	size_t npaths = 0;
 	int rc = 0;
 
@@ -332,16 +332,25 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		rc = be_err(err, errlen, "delete", name);
 		goto out;
 	}
-	rc = disk_paths(xml, &paths, &npaths);
+	rc = be_disk_paths(xml, &paths, &npaths);
 	if (rc < 0) {
 		be_errf(err, errlen, rc, "delete %s: out of memory", name);
 		goto out;
 	}
+	/* Deleting the volumes under linked clones would break them. */
+	rc = be_deps_of(c, vc, name, paths, npaths, deps, sizeof(deps));
+	if (rc == 0 && deps[0])
+		rc = be_errf(err, errlen, -EBUSY, "delete %s: linked clones "
+			     "depend on its disks: %s", name, deps);
+	else if (rc < 0)
+		rc = be_err(err, errlen, "delete", name);
+	if (rc < 0)
+		goto out;
 	rc = undefine_dom(d, name, err, errlen);
 	if (rc == 0)
 		rc = be_storage_remove(c, vc, name, paths, npaths, err, errlen);
 out:
-	strv_free(paths, npaths);
+	be_strv_free(paths, npaths);
 	free(xml);
 	virDomainFree(d);
 	return rc;
@@ -464,10 +473,10 @@ static int info_xml(virConnectPtr vc, virDomainPtr d, bool active,
 	if (!xml)
 		return -EIO;
 	info_devices(xml, active, o);
-	rc = disk_paths(xml, &paths, &npaths);
+	rc = be_disk_paths(xml, &paths, &npaths);
 	if (rc == 0)
 		o->disk_bytes = be_storage_capacity(vc, paths, npaths);
-	strv_free(paths, npaths);
+	be_strv_free(paths, npaths);
 	free(xml);
 	return rc;
 }

@@ -183,9 +183,13 @@ static void cleanup(void)
 static struct core_disk disk = { .name = "root", .size = 64ULL << 20,
 				 .boot_order = 1 };
 
+static struct core_net net = { .name = "default", .type = "pod-network" };
+
 static void spec64(struct core_spec *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->nets = &net;
+	s->nnets = 1;
 	s->cpus = 1;
 	s->max_cpus = 2;
 	s->memory = 64ULL << 20;
@@ -198,6 +202,7 @@ static void spec64(struct core_spec *s)
 static const char *spec_json =
 	"{\"cpus\":1,\"maxCpus\":2,\"memory\":\"64Mi\",\"maxMemory\":\"128Mi\","
 	"\"disks\":[{\"name\":\"root\",\"size\":\"64Mi\"}],"
+	"\"networks\":[{\"name\":\"default\",\"type\":\"pod-network\"}],"
 	"\"cloudInit\":{\"userData\":\"#cloud-config\\n\"}}";
 
 static int define64(struct be_conn *c, const char *vm, char *err, size_t len)
@@ -336,6 +341,128 @@ static void snapshot_checks(struct be_conn *c)
 	   "undefine with snapshots (%s)", err);
 }
 
+/* ---- clones ---- */
+
+static int max_pct;
+
+static void on_progress(void *arg, int pct, const char *msg)
+{
+	if (pct > max_pct)
+		max_pct = pct;
+}
+
+/* qemu-img's view of a volume: its backing file ("" when none). */
+static int backing_of(const char *vm, char *out, size_t len)
+{
+	char path[256], js[4096], *p, *q;
+	char *argv[] = { "qemu-img", "info", "-U", "--output=json", path,
+			 NULL };
+
+	snprintf(path, sizeof(path), "%s/%s_root.qcow2", pooldir, vm);
+	out[0] = '\0';
+	if (run(js, sizeof(js), argv) != 0)
+		return -1;
+	p = strstr(js, "\"backing-filename\": \"");
+	if (!p)
+		return 0;
+	p += strlen("\"backing-filename\": \"");
+	q = strchr(p, '"');
+	snprintf(out, len, "%.*s", q ? (int)(q - p) : 0, p);
+	return 0;
+}
+
+static void mac_of(const char *vm, char *out, size_t len)
+{
+	char buf[1024], *p;
+
+	out[0] = '\0';
+	virsh(buf, sizeof(buf), URI, "domiflist", vm);
+	p = strstr(buf, "52:54:00:");
+	if (p)
+		snprintf(out, len, "%.17s", p);
+}
+
+static void uuid_of(const char *vm, char *out, size_t len)
+{
+	out[0] = '\0';
+	virsh(out, len, URI, "domuuid", vm);
+}
+
+static void clone_full(struct be_conn *c, const char *src, const char *dst)
+{
+	struct be_progress pr = { on_progress, NULL, NULL };
+	char err[512], b[256], u1[64], u2[64], m1[32], m2[32], st[32];
+	char seed[256];
+	int rc;
+
+	max_pct = -1;
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, false, &pr, E(err),
+		      sizeof(err));
+	uuid_of(src, u1, sizeof(u1));
+	uuid_of(dst, u2, sizeof(u2));
+	mac_of(src, m1, sizeof(m1));
+	mac_of(dst, m2, sizeof(m2));
+	ok(rc == 0 && max_pct == 100, "full clone (progress to %d%%) (%s)",
+	   max_pct, err);
+	ok(backing_of(dst, b, sizeof(b)) == 0 && !b[0],
+	   "full clone volume has no backing file");
+	ok(u1[0] && u2[0] && strcmp(u1, u2) && m1[0] && m2[0] &&
+	   strcmp(m1, m2), "new UUID %s and MAC %s", u2, m2);
+	snprintf(seed, sizeof(seed), "%s/%s_cidata.iso", pooldir, dst);
+	ok(access(seed, F_OK) == 0, "clone has its own seed image");
+	domstate(URI, src, st, sizeof(st));
+	ok(!strcmp(st, "running"), "running source still runs: %s", st);
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, false, NULL, E(err),
+		      sizeof(err));
+	ok(rc == -EEXIST, "clone onto an existing VM: EEXIST: %s", err);
+}
+
+static void clone_linked(struct be_conn *c, const char *src, const char *dst)
+{
+	char err[512], b[256], want[256], deps[256], st[32];
+	int rc;
+
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, true, NULL, E(err),
+		      sizeof(err));
+	ok(rc == -EBUSY, "linked clone of a running VM: EBUSY: %s", err);
+	be_destroy(c, src, E(err), sizeof(err));
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, true, NULL, E(err),
+		      sizeof(err));
+	snprintf(want, sizeof(want), "%s/%s_root.qcow2", pooldir, src);
+	ok(rc == 0 && backing_of(dst, b, sizeof(b)) == 0 && !strcmp(b, want),
+	   "linked clone: qcow2 overlay backed by %s (%s)", b, err);
+	rc = be_linked_dependents(c, src, deps, sizeof(deps));
+	ok(rc == 0 && !strcmp(deps, dst), "be_linked_dependents: \"%s\"",
+	   deps);
+	rc = be_undefine(c, src, E(err), sizeof(err));
+	ok(rc == -EBUSY && strstr(err, dst), "undefine of the base: EBUSY: %s",
+	   err);
+	rc = be_start(c, dst, E(err), sizeof(err));
+	domstate(URI, dst, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "running"), "linked clone starts (%s)", err);
+	be_destroy(c, dst, E(err), sizeof(err));
+}
+
+static void clone_checks(struct be_conn *c)
+{
+	char src[64], full[64], lnk[64], err[512];
+	int rc;
+
+	name(src, sizeof(src), "cs");
+	name(full, sizeof(full), "cf");
+	name(lnk, sizeof(lnk), "cl");
+	rc = define64(c, src, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, src, E(err), sizeof(err));
+	ok(rc == 0, "clones: source defined and running (%s)", err);
+	clone_full(c, src, full);
+	clone_linked(c, src, lnk);
+	ok(be_undefine(c, lnk, E(err), sizeof(err)) == 0 &&
+	   be_undefine(c, src, E(err), sizeof(err)) == 0 &&
+	   be_undefine(c, full, E(err), sizeof(err)) == 0,
+	   "undefine clone, then base, then full copy (%s)", err);
+}
+
 static void run_all(void)
 {
 	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
@@ -353,6 +480,8 @@ static void run_all(void)
 		resize_checks(c);
 	if (!getenv("ONLY") || strstr(getenv("ONLY"), "snap"))
 		snapshot_checks(c);
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "clone"))
+		clone_checks(c);
 	be_close(c);
 }
 
