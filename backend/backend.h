@@ -235,6 +235,9 @@ struct be_xml_params {
 	const char *network;
 	const char *uuid;               /* domain UUID to keep on redefine;
 					 * NULL: uid when it is a UUID */
+	int host_cpus;                  /* for the default max_cpus: 0 = 1 */
+	uint64_t host_memory;           /* bytes, caps the default
+					 * max_memory; 0 = no cap */
 };
 char *be_domain_xml(const struct be_xml_params *p);
 

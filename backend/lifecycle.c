@@ -58,7 +58,7 @@ int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
 }
 
 /* <disk device='disk'><source file='...'/> of a domain's XML. */
-static int disk_paths(const char *xml, char ***paths, size_t *n)
+int be_disk_paths(const char *xml, char ***paths, size_t *n)
 {
 	const char *end = xml + strlen(xml), *el = xml;
 	char dev[16], file[PATH_MAX];
@@ -84,7 +84,7 @@ static int disk_paths(const char *xml, char ***paths, size_t *n)
 	return 0;
 }
 
-static void strv_free(char **v, size_t n)
+void be_strv_free(char **v, size_t n)
 {
 	while (n > 0)
 		free(v[--n]);
@@ -108,6 +108,21 @@ static const char *pick_network(virConnectPtr vc)
 		virNetworkFree(n);
 	virResetLastError();
 	return up ? "default" : NULL;
+}
+
+void be_xml_fill(const struct be_conn *c, virConnectPtr vc,
+		 struct be_xml_params *p)
+{
+	virNodeInfo ni;
+
+	p->node = c->node;
+	p->domain_type = c->kvm ? "kvm" : "qemu";
+	p->network = pick_network(vc);
+	if (virNodeGetInfo(vc, &ni) == 0) {
+		p->host_cpus = (int)ni.cpus;
+		p->host_memory = (uint64_t)ni.memory * 1024;
+	}
+	virResetLastError();
 }
 
 /* The UUID of an existing domain of that name, so redefining keeps it;
@@ -167,14 +182,12 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	p.name = x->name;
 	p.ns = x->ns;
 	p.uid = x->uid;
-	p.node = c->node;
-	p.domain_type = c->kvm ? "kvm" : "qemu";
+	be_xml_fill(c, vc, &p);
 	p.spec = x->spec;
 	p.spec_json = x->spec_json ? json_object_to_json_string_ext(
 		x->spec_json, JSON_C_TO_STRING_PLAIN) : "{}";
 	p.disk_paths = (const char *const *)m.paths;
 	p.seed_iso = m.seed;
-	p.network = pick_network(vc);
 	p.uuid = *uuid ? uuid : NULL;
 	xml = be_domain_xml(&p);
 	if (!xml) {
@@ -295,7 +308,7 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 {
 	const char *name = arg;
 	virDomainPtr d = virDomainLookupByName(vc, name);
-	char **paths = NULL, *xml = NULL;
+	char **paths = NULL, *xml = NULL, deps[CORE_ERR_MAX / 2];
 	size_t npaths = 0;
 	int rc = 0;
 
@@ -319,16 +332,25 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		rc = be_err(err, errlen, "delete", name);
 		goto out;
 	}
-	rc = disk_paths(xml, &paths, &npaths);
+	rc = be_disk_paths(xml, &paths, &npaths);
 	if (rc < 0) {
 		be_errf(err, errlen, rc, "delete %s: out of memory", name);
 		goto out;
 	}
+	/* Deleting the volumes under linked clones would break them. */
+	rc = be_deps_of(c, vc, name, paths, npaths, deps, sizeof(deps));
+	if (rc == 0 && deps[0])
+		rc = be_errf(err, errlen, -EBUSY, "delete %s: linked clones "
+			     "depend on its disks: %s", name, deps);
+	else if (rc < 0)
+		rc = be_err(err, errlen, "delete", name);
+	if (rc < 0)
+		goto out;
 	rc = undefine_dom(d, name, err, errlen);
 	if (rc == 0)
 		rc = be_storage_remove(c, vc, name, paths, npaths, err, errlen);
 out:
-	strv_free(paths, npaths);
+	be_strv_free(paths, npaths);
 	free(xml);
 	virDomainFree(d);
 	return rc;
@@ -451,10 +473,10 @@ static int info_xml(virConnectPtr vc, virDomainPtr d, bool active,
 	if (!xml)
 		return -EIO;
 	info_devices(xml, active, o);
-	rc = disk_paths(xml, &paths, &npaths);
+	rc = be_disk_paths(xml, &paths, &npaths);
 	if (rc == 0)
 		o->disk_bytes = be_storage_capacity(vc, paths, npaths);
-	strv_free(paths, npaths);
+	be_strv_free(paths, npaths);
 	free(xml);
 	return rc;
 }

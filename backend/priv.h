@@ -17,6 +17,10 @@
 #define BE_NS_PREFIX "hypersdk"
 #define BE_AGENT_CHANNEL "org.qemu.guest_agent.0"
 
+/* Memory hotplug slots of a domain (each live memory increase takes
+ * one DIMM; QEMU's pc machines allow up to 256). */
+#define BE_DIMM_SLOTS 16
+
 /* A name that is safe as part of a file name in the pool directory. */
 #define BE_NAME_MAX 63
 
@@ -136,6 +140,37 @@ uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
  * BE_OTHER_NODE when it is hypersdk's but another node's, 0 when not
  * hypersdk's, -EIO when libvirt could not say (last error set). */
 #define BE_OTHER_NODE 2
+/* Append the <disk device='disk'> source files of a domain XML. */
+int be_disk_paths(const char *xml, char ***paths, size_t *n);
+void be_strv_free(char **v, size_t n);
+
+/* ---- spawn.c ---- */
+
+/* Run argv (PATH lookup, no shell), its stdout (and stderr when
+ * merge_err) into out.  tick(arg) runs about every 250 ms; *cancel kills
+ * the child (-ECANCELED).  0 on exit status 0, -EIO otherwise, -errno
+ * when it cannot start. */
+int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
+	     const volatile int *cancel, void (*tick)(void *arg), void *arg);
+/* The last non-empty line of text (trailing newlines cut in place). */
+const char *be_last_line(char *text);
+
+/* ---- clone.c ---- */
+
+/* The domains (other than self, which may be NULL) with a disk whose
+ * volume is backed by one of paths, as "a b c" in out.  0 or -errno. */
+int be_deps_of(struct be_conn *c, virConnectPtr vc, const char *self,
+	       char *const *paths, size_t npaths, char *out, size_t outlen);
+/* Create volume name in our pool: a qcow2 overlay on base when linked,
+ * else a full copy of base (progress via p).  capacity 0 = base's. */
+int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
+		  virStorageVolPtr base, bool linked, uint64_t capacity,
+		  const struct be_progress *p, int done, int share,
+		  char *err, size_t errlen);
+
+/* Node-side fields of p: node, domain type, network, host size. */
+void be_xml_fill(const struct be_conn *c, virConnectPtr vc,
+		 struct be_xml_params *p);
 int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,
 		char **spec);
 

@@ -169,18 +169,53 @@ static void xml_metadata(struct be_sb *b, const struct be_xml_params *p)
 	be_sb_printf(b, "    </%s:vm>\n  </metadata>\n", BE_NS_PREFIX);
 }
 
-static void xml_sizing(struct be_sb *b, const struct core_spec *s)
-{
-	uint64_t cur = (s->memory + 1023) / 1024;
-	uint64_t max = (s->max_memory + 1023) / 1024;
-	int cpus = s->cpus > 0 ? s->cpus : 1;
-	int maxc = s->max_cpus > cpus ? s->max_cpus : cpus;
+/* The most a VM can grow to without a restart, when its spec does not
+ * say: vCPUs up to the host's CPUs, at most 8 (more hotplug slots cost
+ * QEMU memory and boot time for every VM); memory up to twice the
+ * start size, at most the host's memory.  Never below the current size. */
+#define BE_DEFAULT_MAX_CPUS 8
 
-	if (max < cur)
-		max = cur;
-	/* <maxMemory> would need a NUMA topology; a larger <memory> than
-	 * <currentMemory> gives balloon room up to max_memory instead. */
-	be_sb_printf(b, "  <memory unit='KiB'>%" PRIu64 "</memory>\n", max);
+static int max_cpus_of(const struct be_xml_params *p, int cpus)
+{
+	int host = p->host_cpus > 0 ? p->host_cpus : 1;
+	int dflt = host < BE_DEFAULT_MAX_CPUS ? host : BE_DEFAULT_MAX_CPUS;
+	int m = p->spec->max_cpus > 0 ? p->spec->max_cpus : dflt;
+
+	return m > cpus ? m : cpus;
+}
+
+static uint64_t max_mem_of(const struct be_xml_params *p, uint64_t cur)
+{
+	uint64_t m = p->spec->max_memory;
+
+	if (m == 0) {
+		m = cur * 2;
+		if (p->host_memory > 0 && m > p->host_memory)
+			m = p->host_memory;
+	}
+	return m > cur ? m : cur;
+}
+
+/* Memory grows live by hot-plugging DIMMs into the room between <memory>
+ * and <maxMemory>: unlike a balloon (which boots the guest with the
+ * maximum and relies on its driver to give memory back), the guest gets
+ * exactly <memory> at boot and QEMU adds real RAM on resize, with or
+ * without a guest driver.  <maxMemory> needs a NUMA topology: one cell
+ * holding every possible vCPU. */
+static void xml_sizing(struct be_sb *b, const struct be_xml_params *p)
+{
+	const struct core_spec *s = p->spec;
+	uint64_t cur = (s->memory + 1023) / 1024;
+	int cpus = s->cpus > 0 ? s->cpus : 1;
+	int maxc = max_cpus_of(p, cpus);
+	uint64_t max = (max_mem_of(p, s->memory) + 1023) / 1024;
+
+	/* DIMMs are whole MiB; the room must hold at least one. */
+	max -= max % 1024;
+	if (max >= cur + 1024)
+		be_sb_printf(b, "  <maxMemory slots='%d' unit='KiB'>%" PRIu64
+			     "</maxMemory>\n", BE_DIMM_SLOTS, max);
+	be_sb_printf(b, "  <memory unit='KiB'>%" PRIu64 "</memory>\n", cur);
 	be_sb_printf(b, "  <currentMemory unit='KiB'>%" PRIu64
 		     "</currentMemory>\n", cur);
 	if (maxc > cpus)
@@ -188,6 +223,28 @@ static void xml_sizing(struct be_sb *b, const struct core_spec *s)
 			     "</vcpu>\n", cpus, maxc);
 	else
 		be_sb_printf(b, "  <vcpu placement='static'>%d</vcpu>\n", cpus);
+}
+
+/* The NUMA cell that <maxMemory> needs, inside <cpu>. */
+static void xml_numa(struct be_sb *b, const struct be_xml_params *p)
+{
+	const struct core_spec *s = p->spec;
+	uint64_t cur = (s->memory + 1023) / 1024;
+	uint64_t max = (max_mem_of(p, s->memory) + 1023) / 1024;
+	int cpus = s->cpus > 0 ? s->cpus : 1;
+	int maxc = max_cpus_of(p, cpus);
+
+	max -= max % 1024;
+	if (max < cur + 1024)
+		return;
+	if (maxc > 1)
+		be_sb_printf(b, "    <numa>\n      <cell id='0' cpus='0-%d' "
+			     "memory='%" PRIu64 "' unit='KiB'/>\n    </numa>\n",
+			     maxc - 1, cur);
+	else
+		be_sb_printf(b, "    <numa>\n      <cell id='0' cpus='0' "
+			     "memory='%" PRIu64 "' unit='KiB'/>\n    </numa>\n",
+			     cur);
 }
 
 static void xml_os(struct be_sb *b, const struct be_xml_params *p)
@@ -225,11 +282,13 @@ static void xml_os(struct be_sb *b, const struct be_xml_params *p)
 	if (strcmp(p->domain_type, "kvm") == 0)
 		be_sb_printf(b, "  <cpu mode='host-passthrough' check='none'>\n"
 			     "    <feature policy='disable' "
-			     "name='arch-capabilities'/>\n  </cpu>\n");
+			     "name='arch-capabilities'/>\n");
 	else
 		be_sb_printf(b, "  <cpu mode='custom' match='exact' "
 			     "check='none'>\n    <model fallback='allow'>"
-			     "qemu64</model>\n  </cpu>\n");
+			     "qemu64</model>\n");
+	xml_numa(b, p);
+	be_sb_printf(b, "  </cpu>\n");
 	be_sb_printf(b, "  <clock offset='utc'/>\n"
 		     "  <on_poweroff>destroy</on_poweroff>\n"
 		     "  <on_reboot>restart</on_reboot>\n"
@@ -342,7 +401,7 @@ char *be_domain_xml(const struct be_xml_params *p)
 	if (is_uuid(uuid))
 		el_text(&b, "  ", "uuid", uuid);
 	xml_metadata(&b, p);
-	xml_sizing(&b, p->spec);
+	xml_sizing(&b, p);
 	xml_os(&b, p);
 	xml_devices(&b, p);
 	be_sb_printf(&b, "</domain>\n");

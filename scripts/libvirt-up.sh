@@ -31,6 +31,19 @@ fi
 
 mkdir -p /run/libvirt
 
+# Live migration between two libvirtd on one machine (scripts/libvirt-node2.sh)
+# needs distinct host UUIDs; without one libvirtd reads SMBIOS, which is the
+# same for both nodes, and refuses with "Attempt to migrate guest to the same
+# host".  Written once; a running libvirtd is restarted only when it changed.
+NODE1_UUID=00000000-0000-4000-8000-000000000001
+CONF=/etc/libvirt/libvirtd.conf
+uuid_changed=0
+if ! grep -Eq '^[[:space:]]*host_uuid[[:space:]]*=' "$CONF"; then
+	printf '\n# hypersdk: distinct from node 2 (scripts/libvirt-node2.sh)\nhost_uuid = "%s"\n' \
+		"$NODE1_UUID" >>"$CONF"
+	uuid_changed=1
+fi
+
 # By pid file, not by process name: a second node's daemons (own mount
 # namespace, see notes/libvirt-two-nodes.md) have the same names.
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
@@ -40,6 +53,12 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 if ! alive /run/virtlogd.pid; then
 	say "starting virtlogd"
 	virtlogd -d || die "virtlogd failed to start"
+fi
+
+if [ "$uuid_changed" = 1 ] && alive /run/libvirtd.pid; then
+	say "restarting libvirtd for host_uuid"
+	kill "$(cat /run/libvirtd.pid)"
+	for _ in $(seq 40); do alive /run/libvirtd.pid || break; sleep 0.25; done
 fi
 
 if ! answers; then

@@ -111,9 +111,11 @@ static void test_full_spec(void **state)
 	has(x, "<hypersdk:uid>7d4f1a52-3c6b-4e8e-9d2a-0a1b2c3d4e5f</hypersdk:uid>");
 	has(x, "<hypersdk:node>n1</hypersdk:node>");
 	has(x, "<hypersdk:spec>{&quot;cpus&quot;:2");
-	has(x, "<memory unit='KiB'>131072</memory>");
+	has(x, "<maxMemory slots='16' unit='KiB'>131072</maxMemory>");
+	has(x, "<memory unit='KiB'>65536</memory>");
 	has(x, "<currentMemory unit='KiB'>65536</currentMemory>");
 	has(x, "<vcpu placement='static' current='2'>4</vcpu>");
+	has(x, "<cell id='0' cpus='0-3' memory='65536' unit='KiB'/>");
 	has(x, "<os firmware='efi'>");
 	has(x, "<feature enabled='no' name='secure-boot'/>");
 	has(x, "<type machine='q35'>hvm</type>");
@@ -197,6 +199,48 @@ static void test_tcg_minimal(void **state)
 	assert_null(strstr(x, "cdrom"));
 	assert_null(strstr(x, "guest_agent"));
 	assert_null(strstr(x, "<boot order"));
+	free(x);
+}
+
+/* Without max_cpus/max_memory in the spec there is room to grow: vCPUs
+ * up to min(host CPUs, 8), memory up to 2x, capped at the host's. */
+static void test_default_max(void **state)
+{
+	struct core_spec s = { .cpus = 2, .memory = 64ULL << 20 };
+	struct be_xml_params p = { .name = "vm", .domain_type = "kvm",
+				   .spec = &s, .host_cpus = 32,
+				   .host_memory = 1ULL << 30 };
+	char *x = be_domain_xml(&p);
+
+	assert_non_null(x);
+	has(x, "<vcpu placement='static' current='2'>8</vcpu>");
+	has(x, "<maxMemory slots='16' unit='KiB'>131072</maxMemory>");
+	has(x, "<memory unit='KiB'>65536</memory>");
+	has(x, "<cell id='0' cpus='0-7' memory='65536' unit='KiB'/>");
+	free(x);
+	/* A small host caps both; max below current is raised to current. */
+	p.host_cpus = 1;
+	p.host_memory = 96ULL << 20;
+	x = be_domain_xml(&p);
+	assert_non_null(x);
+	has(x, "<vcpu placement='static'>2</vcpu>");
+	has(x, "<maxMemory slots='16' unit='KiB'>98304</maxMemory>");
+	free(x);
+	/* No room for one 1 MiB DIMM: no <maxMemory>, no NUMA cell. */
+	p.host_memory = 64ULL << 20;
+	x = be_domain_xml(&p);
+	assert_non_null(x);
+	assert_null(strstr(x, "<maxMemory"));
+	assert_null(strstr(x, "<numa>"));
+	free(x);
+	/* The spec's own maximum wins over the defaults. */
+	s.max_cpus = 3;
+	s.max_memory = 256ULL << 20;
+	x = be_domain_xml(&p);
+	assert_non_null(x);
+	has(x, "<vcpu placement='static' current='2'>3</vcpu>");
+	has(x, "<maxMemory slots='16' unit='KiB'>262144</maxMemory>");
+	has(x, "<cell id='0' cpus='0-2' memory='65536' unit='KiB'/>");
 	free(x);
 }
 
@@ -299,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_tcg_minimal),
 		cmocka_unit_test(test_bad_bytes),
+		cmocka_unit_test(test_default_max),
 		cmocka_unit_test(test_libvirt_accepts),
 		cmocka_unit_test(test_scanner),
 	};

@@ -1,0 +1,115 @@
+/* Running helper programs (qemu-img) with an argv, never a shell. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/priv.h"
+
+extern char **environ;
+
+/* Keep the first len-1 bytes of output (qemu-img info's JSON is short;
+ * an error message is the whole output). */
+static void take(int fd, char *out, size_t len, size_t *n)
+{
+	char sink[4096];
+	ssize_t r;
+
+	for (;;) {
+		bool room = out && *n + 1 < len;
+
+		r = read(fd, room ? out + *n : sink,
+			 room ? len - *n - 1 : sizeof(sink));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (room)
+			*n += (size_t)r;
+	}
+	if (out && len)
+		out[*n] = '\0';
+}
+
+static pid_t start(char *const argv[], int *rfd, bool merge_err)
+{
+	posix_spawn_file_actions_t fa;
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	if (merge_err)
+		posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+	else
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null",
+						 O_WRONLY, 0);
+	errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	if (errno) {
+		int e = errno;
+
+		close(pfd[0]);
+		return -e;
+	}
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	*rfd = pfd[0];
+	return pid;
+}
+
+int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
+	     const volatile int *cancel, void (*tick)(void *arg), void *arg)
+{
+	struct pollfd pf;
+	size_t n = 0;
+	int fd = -1, st = 0, rc = 0;
+	pid_t pid = start(argv, &fd, merge_err);
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (pid < 0)
+		return (int)pid;
+	pf.fd = fd;
+	pf.events = POLLIN;
+	for (;;) {
+		int r = poll(&pf, 1, 250);
+
+		if (r > 0)
+			take(fd, out, outlen, &n);
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		if (cancel && *cancel && rc == 0) {
+			kill(pid, SIGTERM);
+			rc = -ECANCELED;
+		}
+		if (tick)
+			tick(arg);
+	}
+	take(fd, out, outlen, &n);
+	close(fd);
+	if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		rc = -EIO;
+	return rc;
+}
+
+/* The last non-empty line of text, for an err line. */
+const char *be_last_line(char *text)
+{
+	char *e, *s;
+
+	e = text + strlen(text);
+	while (e > text && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' '))
+		*--e = '\0';
+	s = strrchr(text, '\n');
+	return s ? s + 1 : text;
+}

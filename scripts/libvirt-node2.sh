@@ -1,0 +1,155 @@
+#!/bin/bash
+# A second libvirt "node" on this machine, for migration tests
+# (notes/libvirt-two-nodes.md): its own libvirtd + virtlogd in a private
+# mount namespace with their own /etc/libvirt, /run/libvirt and
+# /var/lib/libvirt, their own host_uuid, and a TCP listener (auth none) on
+# 127.0.0.2:16510.  The network namespace is shared: node 2's "default"
+# network is a bridge network on node 1's virbr0, so guests keep their NIC
+# when they move.  Storage: any folder outside /var/lib/libvirt is seen by
+# both nodes (shared storage).
+#
+#   scripts/libvirt-node2.sh up     start (idempotent; recovers from a
+#                                    killed previous run)
+#   scripts/libvirt-node2.sh down   stop node 2's daemons (its guests die)
+#   scripts/libvirt-node2.sh uri    print node 2's libvirt URI
+#
+# Run as root, after scripts/libvirt-up.sh (node 1).
+set -euo pipefail
+
+ADDR=${NODE2_ADDR:-127.0.0.2}
+PORT=${NODE2_PORT:-16510}
+DIR=${NODE2_DIR:-/var/lib/hypersdk-node2}
+NODE2_UUID=00000000-0000-4000-8000-000000000002
+URI="qemu+tcp://$ADDR:$PORT/system"
+WAIT_S=${NODE2_WAIT:-20}
+
+die() { echo "libvirt-node2: $*" >&2; exit 1; }
+say() { echo "libvirt-node2: $*"; }
+
+answers() { virsh -c "$URI" version >/dev/null 2>&1; }
+# The pid files are written inside the namespace to /run/libvirt, which is
+# $DIR/run on the host.
+pid_of() { cat "$DIR/run/$1.pid" 2>/dev/null || true; }
+alive() {
+	local p
+	p=$(pid_of "$1")
+	[ -n "$p" ] && kill -0 "$p" 2>/dev/null &&
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "$1"
+}
+
+stop_one() { # NAME
+	local p i
+	alive "$1" || { rm -f "$DIR/run/$1.pid"; return 0; }
+	p=$(pid_of "$1")
+	kill "$p" 2>/dev/null || true
+	for i in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+	kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+	rm -f "$DIR/run/$1.pid"
+}
+
+down() {
+	stop_one libvirtd
+	stop_one virtlogd
+	say "stopped"
+}
+
+# node 2's /etc/libvirt: node 1's configuration without its domains, pools,
+# networks and secrets (those would be started twice), plus the listener.
+make_etc() {
+	local etc=$DIR/etc
+	mkdir -p "$etc"
+	if [ ! -f "$etc/.hypersdk-node2" ]; then
+		cp -a /etc/libvirt/. "$etc/"
+		rm -rf "$etc/qemu/networks" "$etc/storage" "$etc/secrets"
+		find "$etc/qemu" -maxdepth 1 -name '*.xml' -delete
+		rm -rf "$etc/qemu/autostart"
+		mkdir -p "$etc/qemu/networks/autostart" "$etc/storage/autostart"
+		touch "$etc/.hypersdk-node2"
+	fi
+	# Rewritten on every run: node 1's file may have changed meanwhile.
+	grep -Ev '^[[:space:]]*(host_uuid|listen_tcp|listen_tls|listen_addr|tcp_port|auth_tcp)[[:space:]]*=' \
+		/etc/libvirt/libvirtd.conf >"$etc/libvirtd.conf.new"
+	cat >>"$etc/libvirtd.conf.new" <<EOF
+
+# hypersdk node 2 (scripts/libvirt-node2.sh)
+host_uuid = "$NODE2_UUID"
+listen_tcp = 1
+listen_tls = 0
+listen_addr = "$ADDR"
+tcp_port = "$PORT"
+auth_tcp = "none"
+EOF
+	mv "$etc/libvirtd.conf.new" "$etc/libvirtd.conf"
+}
+
+start_daemons() {
+	mkdir -p "$DIR/run" "$DIR/lib"
+	# Node 1's folders (owners and modes matter: QEMU runs as
+	# libvirt-qemu), not its files: no images, no per-domain state.
+	(cd /var/lib/libvirt && find . -maxdepth 3 -type d ! -name 'domain-*') |
+		while read -r d; do
+			[ -d "$DIR/lib/$d" ] && continue
+			mkdir -p "$DIR/lib/$d"
+			chown --reference="/var/lib/libvirt/$d" "$DIR/lib/$d"
+			chmod --reference="/var/lib/libvirt/$d" "$DIR/lib/$d"
+		done
+	# Left by a killed run: the daemons refuse to start on a live-looking
+	# socket and the pid files would name someone else.
+	rm -f "$DIR/run/libvirt-sock" "$DIR/run/libvirt-sock-ro" \
+		"$DIR/run/libvirt-admin-sock" "$DIR/run/virtlogd-sock" \
+		"$DIR/run/virtlogd-admin-sock" "$DIR/run/libvirtd.pid" \
+		"$DIR/run/virtlogd.pid"
+	unshare -m --propagation private bash -euc '
+		mount --bind "$1/etc" /etc/libvirt
+		mount --bind "$1/run" /run/libvirt
+		mount --bind "$1/lib" /var/lib/libvirt
+		virtlogd -d -p /run/libvirt/virtlogd.pid
+		libvirtd -d --listen -p /run/libvirt/libvirtd.pid
+	' node2 "$DIR"
+}
+
+# A bridge network on node 1's virbr0, named like node 1's NAT network so a
+# guest's <interface type='network'><source network='default'/> works here.
+ensure_network() {
+	local x
+	ip link show virbr0 >/dev/null 2>&1 || return 0
+	if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then
+		x=$(mktemp)
+		printf '%s\n' "<network><name>default</name><forward mode='bridge'/><bridge name='virbr0'/></network>" >"$x"
+		virsh -c "$URI" net-define "$x" >/dev/null
+		rm -f "$x"
+	fi
+	virsh -c "$URI" net-start default >/dev/null 2>&1 || true
+	virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+}
+
+up() {
+	[ "$(id -u)" -eq 0 ] || die "must run as root"
+	command -v unshare >/dev/null || die "unshare not found (util-linux)"
+	if answers; then
+		ensure_network
+		say "answers at $URI"
+		return 0
+	fi
+	# Half-alive (killed run, hung daemon): start over.
+	stop_one libvirtd
+	stop_one virtlogd
+	make_etc
+	start_daemons
+	local i=0
+	while ! answers; do
+		i=$((i + 1))
+		[ "$i" -le $((WAIT_S * 4)) ] ||
+			die "node 2 does not answer at $URI after ${WAIT_S}s: $(virsh -c "$URI" version 2>&1 | tail -1)"
+		sleep 0.25
+	done
+	ensure_network
+	say "answers at $URI (host uuid $NODE2_UUID)"
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+uri) echo "$URI" ;;
+*) echo "usage: $0 up|down|uri" >&2; exit 2 ;;
+esac

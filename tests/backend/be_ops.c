@@ -1,0 +1,509 @@
+/* Integration check of backend/'s long operations against the real
+ * libvirtd (qemu:///system): resize (live vCPU and DIMM hotplug, limits),
+ * snapshots (memory, disk-only, tree, revert, delete), full and linked
+ * clones (backing chain, dependents block undefine), image import (file
+ * and HTTP, checksums) and live migration to node 2
+ * (scripts/libvirt-node2.sh) and back.  Everything it creates is named
+ * tb<pid>-* (pool hypersdk-tb<pid>) and removed at the end, also when a
+ * step fails.  TAP output.  Needs root and libvirtd; skips otherwise. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "backend/backend.h"
+
+extern char **environ;
+
+#define URI "qemu:///system"
+#define URI2 "qemu+tcp://127.0.0.2:16510/system"
+
+static int ntest, nfail;
+static char pfx[32], pool[64], tmpdir[] = "/var/tmp/be-ops-XXXXXX";
+static char pooldir[128], top[512];
+static pid_t http_pid;
+
+static void ok(bool cond, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!cond)
+		nfail++;
+}
+
+static void skip(const char *why, const char *what)
+{
+	printf("ok %d - %s # SKIP %s\n", ++ntest, what, why);
+	fflush(stdout);
+}
+
+static char *E(char *err)
+{
+	err[0] = '\0';
+	return err;
+}
+
+/* Run argv, stdout into out (trimmed, may be NULL); exit status or -1. */
+static int run(char *out, size_t len, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	int pfd[2], st = -1;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe(pfd) < 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0)
+		pid = -1;
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	while ((r = read(pfd[0], out ? out + n : (char[256]){0},
+			 out ? len - n - 1 : 256)) > 0)
+		if (out)
+			n += (size_t)r;
+	close(pfd[0]);
+	if (out) {
+		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+			n--;
+		out[n] = '\0';
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int virsh(char *out, size_t len, const char *uri, const char *a1,
+		 const char *a2)
+{
+	char *argv[] = { "virsh", "-q", "-c", (char *)uri, (char *)a1,
+			 (char *)a2, NULL };
+
+	return run(out, len, argv);
+}
+
+/* "Used memory:    131072 KiB" -> 131072 from virsh dominfo. */
+static long dominfo_num(const char *vm, const char *key)
+{
+	char out[2048], *p;
+
+	if (virsh(out, sizeof(out), URI, "dominfo", vm) != 0)
+		return -1;
+	p = strstr(out, key);
+	if (!p)
+		return -1;
+	p = strchr(p, ':');
+	return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+static void domstate(const char *uri, const char *vm, char *out, size_t len)
+{
+	out[0] = '\0';
+	virsh(out, len, uri, "domstate", vm);
+}
+
+/* ---- cleanup: only what this run made (prefix tb<pid>-) ---- */
+
+static void quiet(void *arg, virErrorPtr e)
+{
+}
+
+static void cleanup_uri(const char *uri)
+{
+	virConnectPtr vc = virConnectOpen(uri);
+	virDomainPtr *doms = NULL;
+	int i, n;
+
+	if (!vc)
+		return;
+	n = virConnectListAllDomains(vc, &doms, 0);
+	for (i = 0; i < n; i++) {
+		if (!strncmp(virDomainGetName(doms[i]), pfx, strlen(pfx))) {
+			virDomainDestroy(doms[i]);
+			virDomainUndefineFlags(doms[i],
+				VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+				VIR_DOMAIN_UNDEFINE_NVRAM);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(vc);
+}
+
+static void cleanup(void)
+{
+	virConnectPtr vc;
+	char *rm[] = { "rm", "-rf", "--one-file-system", tmpdir, NULL };
+
+	if (http_pid > 0) {
+		kill(http_pid, SIGTERM);
+		waitpid(http_pid, NULL, 0);
+	}
+	cleanup_uri(URI);
+	cleanup_uri(URI2);
+	vc = virConnectOpen(URI);
+	if (vc) {
+		virStoragePoolPtr p = virStoragePoolLookupByName(vc, pool);
+
+		if (p) {
+			virStoragePoolDestroy(p);
+			virStoragePoolUndefine(p);
+			virStoragePoolFree(p);
+		}
+		virConnectClose(vc);
+	}
+	run(NULL, 0, rm);
+}
+
+/* ---- specs ---- */
+
+static struct core_disk disk = { .name = "root", .size = 64ULL << 20,
+				 .boot_order = 1 };
+
+static struct core_net net = { .name = "default", .type = "pod-network" };
+
+static void spec64(struct core_spec *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->nets = &net;
+	s->nnets = 1;
+	s->cpus = 1;
+	s->max_cpus = 2;
+	s->memory = 64ULL << 20;
+	s->max_memory = 128ULL << 20;
+	s->disks = &disk;
+	s->ndisks = 1;
+	s->user_data = "#cloud-config\n";
+}
+
+static const char *spec_json =
+	"{\"cpus\":1,\"maxCpus\":2,\"memory\":\"64Mi\",\"maxMemory\":\"128Mi\","
+	"\"disks\":[{\"name\":\"root\",\"size\":\"64Mi\"}],"
+	"\"networks\":[{\"name\":\"default\",\"type\":\"pod-network\"}],"
+	"\"cloudInit\":{\"userData\":\"#cloud-config\\n\"}}";
+
+static int define64(struct be_conn *c, const char *vm, char *err, size_t len)
+{
+	struct core_spec s;
+	json_object *j = json_tokener_parse(spec_json);
+	int rc;
+
+	spec64(&s);
+	rc = be_define(c, vm, "ops", NULL, &s, j, err, len);
+	json_object_put(j);
+	return rc;
+}
+
+static void name(char *out, size_t len, const char *what)
+{
+	snprintf(out, len, "%s%s", pfx, what);
+}
+
+/* ---- resize ---- */
+
+static void resize_checks(struct be_conn *c)
+{
+	char vm[64], err[512], st[32];
+	uint64_t maxm = 0;
+	int maxc = 0, rc;
+	bool live = false;
+
+	name(vm, sizeof(vm), "rs");
+	rc = define64(c, vm, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, vm, E(err), sizeof(err));
+	ok(rc == 0, "resize: define and start a 64 MiB VM (%s)", err);
+	rc = be_limits(c, vm, &maxc, &maxm, E(err), sizeof(err));
+	ok(rc == 0 && maxc == 2 && maxm == 128ULL << 20,
+	   "be_limits: %d cpus, %llu bytes (%s)", maxc,
+	   (unsigned long long)maxm, err);
+	rc = be_resize(c, vm, 2, 0, &live, E(err), sizeof(err));
+	ok(rc == 0 && live && dominfo_num(vm, "CPU(s)") == 2,
+	   "vcpus 1 -> 2 live: dominfo says %ld (%s)",
+	   dominfo_num(vm, "CPU(s)"), err);
+	rc = be_resize(c, vm, 0, 96ULL << 20, &live, E(err), sizeof(err));
+	ok(rc == 0 && live && dominfo_num(vm, "Used memory") == 96 * 1024,
+	   "memory 64 -> 96 MiB live (DIMM): dominfo says %ld KiB (%s)",
+	   dominfo_num(vm, "Used memory"), err);
+	rc = be_resize(c, vm, 3, 0, &live, E(err), sizeof(err));
+	ok(rc == -EINVAL && strstr(err, "cpus=3: the maximum of this VM is 2"),
+	   "cpus over max: EINVAL: %s", err);
+	rc = be_resize(c, vm, 0, 256ULL << 20, &live, E(err), sizeof(err));
+	ok(rc == -EINVAL && strstr(err, "maximum of this VM is 128Mi"),
+	   "memory over max: EINVAL: %s", err);
+	rc = be_resize(c, vm, 0, 64ULL << 20, &live, E(err), sizeof(err));
+	ok(rc == 0 && !live, "memory down on a running VM: config only, "
+	   "live=%d (%s)", live, err);
+	be_destroy(c, vm, E(err), sizeof(err));
+	rc = be_start(c, vm, E(err), sizeof(err));
+	domstate(URI, vm, st, sizeof(st));
+	ok(rc == 0 && dominfo_num(vm, "Used memory") == 64 * 1024 &&
+	   dominfo_num(vm, "CPU(s)") == 2 && !strcmp(st, "running"),
+	   "after restart: 64 MiB, 2 vcpus, %s (%s)", st, err);
+	be_destroy(c, vm, E(err), sizeof(err));
+	rc = be_resize(c, vm, 1, 128ULL << 20, &live, E(err), sizeof(err));
+	ok(rc == 0 && !live && dominfo_num(vm, "Max memory") == 128 * 1024 &&
+	   dominfo_num(vm, "CPU(s)") == 1, "stopped VM: config resize (%s)",
+	   err);
+	ok(be_undefine(c, vm, E(err), sizeof(err)) == 0, "undefine (%s)", err);
+}
+
+/* ---- snapshots ---- */
+
+static void snap_list_checks(struct be_conn *c, const char *vm)
+{
+	struct be_snap_info *v = NULL;
+	char err[512];
+	size_t n = 0;
+	int rc;
+
+	rc = be_snapshot_list(c, vm, &v, &n, E(err), sizeof(err));
+	ok(rc == 0 && n == 3 && !strcmp(v[0].name, "s1") && !v[0].parent[0] &&
+	   !strcmp(v[1].name, "s2") && !strcmp(v[1].parent, "s1") &&
+	   !strcmp(v[2].name, "s3") && !strcmp(v[2].parent, "s2") &&
+	   v[0].memory && !v[1].memory && !v[2].memory &&
+	   v[0].vm_phase == CORE_PHASE_RUNNING &&
+	   v[2].vm_phase == CORE_PHASE_STOPPED && v[2].current,
+	   "list: s1 <- s2 <- s3, memory only in s1, s3 current (%zu, %s)", n,
+	   err);
+	free(v);
+}
+
+static void snapshot_checks(struct be_conn *c)
+{
+	struct be_snap_info si;
+	char vm[64], err[512], st[32];
+	bool q = true;
+	int rc;
+
+	name(vm, sizeof(vm), "sn");
+	rc = define64(c, vm, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, vm, E(err), sizeof(err));
+	ok(rc == 0, "snapshots: define and start (%s)", err);
+	rc = be_snapshot_create(c, vm, "s1", true, true, &q, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !q && si.memory && si.vm_phase == CORE_PHASE_RUNNING &&
+	   si.created > 0, "memory snapshot of a running VM; no agent, so "
+	   "quiesced=false and no hang (%s)", err);
+	rc = be_snapshot_create(c, vm, "s1", true, false, NULL, NULL, E(err),
+				sizeof(err));
+	ok(rc == -EEXIST, "same name again: EEXIST: %s", err);
+	rc = be_snapshot_create(c, vm, "s2", false, false, NULL, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !si.memory && !strcmp(si.parent, "s1"),
+	   "running VM without memory: disk-only semantics (%s)", err);
+	be_destroy(c, vm, E(err), sizeof(err));
+	rc = be_snapshot_create(c, vm, "s3", true, false, NULL, &si, E(err),
+				sizeof(err));
+	ok(rc == 0 && !si.memory && si.vm_phase == CORE_PHASE_STOPPED,
+	   "disk snapshot of a stopped VM (%s)", err);
+	snap_list_checks(c, vm);
+	rc = be_snapshot_revert(c, vm, "s1", E(err), sizeof(err));
+	domstate(URI, vm, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "running"), "revert to the memory snapshot: "
+	   "%s (%s)", st, err);
+	rc = be_snapshot_revert(c, vm, "s2", E(err), sizeof(err));
+	domstate(URI, vm, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "shut off"), "revert to the disk-only one: "
+	   "%s (%s)", st, err);
+	rc = be_snapshot_delete(c, vm, "s2", E(err), sizeof(err));
+	ok(rc == 0 && be_snapshot_info(c, vm, "s3", &si, E(err),
+				       sizeof(err)) == 0 &&
+	   !strcmp(si.parent, "s1"), "delete s2: s3 re-parented to %s (%s)",
+	   si.parent, err);
+	rc = be_snapshot_info(c, vm, "s2", &si, E(err), sizeof(err));
+	ok(rc == -ENOENT, "deleted snapshot is ENOENT: %s", err);
+	ok(be_undefine(c, vm, E(err), sizeof(err)) == 0,
+	   "undefine with snapshots (%s)", err);
+}
+
+/* ---- clones ---- */
+
+static int max_pct;
+
+static void on_progress(void *arg, int pct, const char *msg)
+{
+	if (pct > max_pct)
+		max_pct = pct;
+}
+
+/* qemu-img's view of a volume: its backing file ("" when none). */
+static int backing_of(const char *vm, char *out, size_t len)
+{
+	char path[256], js[4096], *p, *q;
+	char *argv[] = { "qemu-img", "info", "-U", "--output=json", path,
+			 NULL };
+
+	snprintf(path, sizeof(path), "%s/%s_root.qcow2", pooldir, vm);
+	out[0] = '\0';
+	if (run(js, sizeof(js), argv) != 0)
+		return -1;
+	p = strstr(js, "\"backing-filename\": \"");
+	if (!p)
+		return 0;
+	p += strlen("\"backing-filename\": \"");
+	q = strchr(p, '"');
+	snprintf(out, len, "%.*s", q ? (int)(q - p) : 0, p);
+	return 0;
+}
+
+static void mac_of(const char *vm, char *out, size_t len)
+{
+	char buf[1024], *p;
+
+	out[0] = '\0';
+	virsh(buf, sizeof(buf), URI, "domiflist", vm);
+	p = strstr(buf, "52:54:00:");
+	if (p)
+		snprintf(out, len, "%.17s", p);
+}
+
+static void uuid_of(const char *vm, char *out, size_t len)
+{
+	out[0] = '\0';
+	virsh(out, len, URI, "domuuid", vm);
+}
+
+static void clone_full(struct be_conn *c, const char *src, const char *dst)
+{
+	struct be_progress pr = { on_progress, NULL, NULL };
+	char err[512], b[256], u1[64], u2[64], m1[32], m2[32], st[32];
+	char seed[256];
+	int rc;
+
+	max_pct = -1;
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, false, &pr, E(err),
+		      sizeof(err));
+	uuid_of(src, u1, sizeof(u1));
+	uuid_of(dst, u2, sizeof(u2));
+	mac_of(src, m1, sizeof(m1));
+	mac_of(dst, m2, sizeof(m2));
+	ok(rc == 0 && max_pct == 100, "full clone (progress to %d%%) (%s)",
+	   max_pct, err);
+	ok(backing_of(dst, b, sizeof(b)) == 0 && !b[0],
+	   "full clone volume has no backing file");
+	ok(u1[0] && u2[0] && strcmp(u1, u2) && m1[0] && m2[0] &&
+	   strcmp(m1, m2), "new UUID %s and MAC %s", u2, m2);
+	snprintf(seed, sizeof(seed), "%s/%s_cidata.iso", pooldir, dst);
+	ok(access(seed, F_OK) == 0, "clone has its own seed image");
+	domstate(URI, src, st, sizeof(st));
+	ok(!strcmp(st, "running"), "running source still runs: %s", st);
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, false, NULL, E(err),
+		      sizeof(err));
+	ok(rc == -EEXIST, "clone onto an existing VM: EEXIST: %s", err);
+}
+
+static void clone_linked(struct be_conn *c, const char *src, const char *dst)
+{
+	char err[512], b[256], want[256], deps[256], st[32];
+	int rc;
+
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, true, NULL, E(err),
+		      sizeof(err));
+	ok(rc == -EBUSY, "linked clone of a running VM: EBUSY: %s", err);
+	be_destroy(c, src, E(err), sizeof(err));
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, true, NULL, E(err),
+		      sizeof(err));
+	snprintf(want, sizeof(want), "%s/%s_root.qcow2", pooldir, src);
+	ok(rc == 0 && backing_of(dst, b, sizeof(b)) == 0 && !strcmp(b, want),
+	   "linked clone: qcow2 overlay backed by %s (%s)", b, err);
+	rc = be_linked_dependents(c, src, deps, sizeof(deps));
+	ok(rc == 0 && !strcmp(deps, dst), "be_linked_dependents: \"%s\"",
+	   deps);
+	rc = be_undefine(c, src, E(err), sizeof(err));
+	ok(rc == -EBUSY && strstr(err, dst), "undefine of the base: EBUSY: %s",
+	   err);
+	rc = be_start(c, dst, E(err), sizeof(err));
+	domstate(URI, dst, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "running"), "linked clone starts (%s)", err);
+	be_destroy(c, dst, E(err), sizeof(err));
+}
+
+static void clone_checks(struct be_conn *c)
+{
+	char src[64], full[64], lnk[64], err[512];
+	int rc;
+
+	name(src, sizeof(src), "cs");
+	name(full, sizeof(full), "cf");
+	name(lnk, sizeof(lnk), "cl");
+	rc = define64(c, src, E(err), sizeof(err));
+	if (rc == 0)
+		rc = be_start(c, src, E(err), sizeof(err));
+	ok(rc == 0, "clones: source defined and running (%s)", err);
+	clone_full(c, src, full);
+	clone_linked(c, src, lnk);
+	ok(be_undefine(c, lnk, E(err), sizeof(err)) == 0 &&
+	   be_undefine(c, src, E(err), sizeof(err)) == 0 &&
+	   be_undefine(c, full, E(err), sizeof(err)) == 0,
+	   "undefine clone, then base, then full copy (%s)", err);
+}
+
+static void run_all(void)
+{
+	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
+				 .pool_name = pool, .node = "ops-node",
+				 .accel = BE_ACCEL_AUTO };
+	struct be_conn *c = NULL;
+	char err[512];
+	int rc;
+
+	rc = be_open(&cfg, &c, E(err), sizeof(err));
+	ok(rc == 0, "be_open %s (%s)", rc == 0 ? be_accel_name(c) : "-", err);
+	if (rc < 0)
+		return;
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "resize"))
+		resize_checks(c);
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "snap"))
+		snapshot_checks(c);
+	if (!getenv("ONLY") || strstr(getenv("ONLY"), "clone"))
+		clone_checks(c);
+	be_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	char out[256];
+
+	if (geteuid() != 0 || virsh(out, sizeof(out), URI, "version", NULL)) {
+		printf("1..0 # SKIP needs root and libvirtd (scripts/libvirt-up.sh)\n");
+		return 0;
+	}
+	virSetErrorFunc(NULL, quiet);
+	snprintf(pfx, sizeof(pfx), "tb%d-", (int)getpid());
+	snprintf(pool, sizeof(pool), "hypersdk-tb%d", (int)getpid());
+	if (!mkdtemp(tmpdir) || chmod(tmpdir, 0711) < 0) {
+		printf("1..0 # SKIP cannot make %s\n", tmpdir);
+		return 0;
+	}
+	snprintf(pooldir, sizeof(pooldir), "%s/pool", tmpdir);
+	snprintf(top, sizeof(top), "%s", getenv("TOP") ? getenv("TOP") : ".");
+	run_all();
+	cleanup();
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}
