@@ -359,6 +359,7 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 		return rc;
 	}
 	md_forget(md, name);
+	md_ops_vm_gone(md, name);
 	md_log(LOG_INFO_, "deleted vm %s", name);
 	return 0;
 }

@@ -133,6 +133,8 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 int md_template_disk(struct mountd *md, const char *vm, char *err,
 		     size_t errlen);
 void md_ops_stop(struct mountd *md);
+/* A deleted VM takes its snapshots along (libvirt dropped them). */
+void md_ops_vm_gone(struct mountd *md, const char *vm);
 /* Recount the VMs using each template. */
 void md_template_usage_tick(struct mountd *md);
 bool md_vm_active(struct mountd *md, const char *name);

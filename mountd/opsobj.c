@@ -364,3 +364,28 @@ void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)
 	core_model_flush(md->m);
 	core_store_del(md->store, core_kind_dir(kind), name);
 }
+
+static int snaps_of(struct core_obj *o, void *arg)
+{
+	struct { const char *vm; char (*names)[CORE_NAME_MAX + 1]; int n; } *c = arg;
+
+	if (!strcmp(o->vm, c->vm) && c->n < 256)
+		snprintf(c->names[c->n++], CORE_NAME_MAX + 1, "%s", o->name);
+	return 0;
+}
+
+void md_ops_vm_gone(struct mountd *md, const char *vm)
+{
+	static char names[256][CORE_NAME_MAX + 1];
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct { const char *vm; char (*names)[CORE_NAME_MAX + 1]; int n; } c =
+		{ vm, names, 0 };
+
+	pthread_mutex_lock(&lock);
+	core_model_rdlock(md->m);
+	core_model_obj_each(md->m, CORE_KIND_SNAPSHOT, snaps_of, &c);
+	core_model_unlock(md->m);
+	for (int i = 0; i < c.n; i++)
+		ops_delete(md, CORE_KIND_SNAPSHOT, names[i]);
+	pthread_mutex_unlock(&lock);
+}

@@ -61,7 +61,7 @@ static int dispatch(struct mountd *md, const char *name, const char *type,
 		return ops_do_migrate(md, name, o, run, err, errlen);
 	if (!strcmp(type, "resize"))
 		return ops_do_resize(md, name, o, err, errlen);
-	if (!strcmp(type, "revert"))
+	if (!strcmp(type, "restore"))
 		return ops_do_revert(md, name, o, err, errlen);
 	if (!strcmp(type, "snapshot")) {
 		snap = json_object_get_string(
@@ -201,9 +201,9 @@ static void op_spec(json_object *spec, const struct core_ctl *msg)
 		}
 		json_object_object_add(spec, "resizeSpec", sub);
 		break;
-	default:        /* revert */
+	default:        /* revert: the CRD calls it restore */
 		json_object_object_add(sub, "snapshotName", jstr(msg->arg));
-		json_object_object_add(spec, "revertSpec", sub);
+		json_object_object_add(spec, "snapshotSpec", sub);
 		break;
 	}
 }
@@ -324,7 +324,8 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	op_name(md, vm, verb, name, sizeof(name));
 	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
 	spec = core_json_path(o, "spec");
-	json_object_object_add(spec, "operation", jstr(verb));
+	json_object_object_add(spec, "operation", jstr(
+		msg->verb == CORE_V_REVERT ? "restore" : verb));
 	op_spec(spec, msg);
 	if (owned && !(run = ops_run_begin(md, name, vm, 0))) {
 		json_object_put(o);

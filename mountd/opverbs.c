@@ -251,11 +251,11 @@ int ops_do_revert(struct mountd *md, const char *op, json_object *o,
 		  char *err, size_t errlen)
 {
 	const char *vm = get_str(o, "spec.vmRef.name");
-	const char *snap = get_str(o, "spec.revertSpec.snapshotName");
+	const char *snap = get_str(o, "spec.snapshotSpec.snapshotName");
 	int rc;
 
 	if (!snap) {
-		snprintf(err, errlen, "revert: revertSpec.snapshotName is missing");
+		snprintf(err, errlen, "restore: snapshotSpec.snapshotName is missing");
 		return -EINVAL;
 	}
 	rc = be_snapshot_revert(md->be, vm, snap, err, errlen);
