@@ -176,8 +176,8 @@ static int check_op(const struct args *a)
 {
 	const char *n = a->op->name;
 
-	if (!strcmp(n, "vm-clone"))
-		return need(a, F_TARGET);
+	if (!strcmp(n, "vm-clone") && need(a, F_TARGET) < 0)
+		return -EINVAL;
 	if (!strcmp(n, "vm-migrate"))
 		return need(a, F_TARGET_NODE);
 	if (!strcmp(n, "vm-snapshot-restore") ||
