@@ -357,7 +357,7 @@ static int by_name(const void *a, const void *b)
 static int do_list(const struct ctx *c)
 {
 	char path[4096], **names = NULL, **nn, *st;
-	size_t n = 0, len;
+	size_t n = 0, len, w = 4;
 	struct dirent *de;
 	struct ctx vm = *c;
 	DIR *d;
@@ -383,14 +383,17 @@ static int do_list(const struct ctx *c)
 	}
 	closedir(d);
 	qsort(names, n, sizeof(*names), by_name);
-	printf("%-20s %s\n", "NAME", "PHASE");
+	for (size_t i = 0; i < n; i++)
+		if (strlen(names[i]) > w)
+			w = strlen(names[i]);
+	printf("%-*s   %s\n", (int)w, "NAME", "PHASE");
 	for (size_t i = 0; i < n; i++) {
 		vm.name = names[i];
 		vm_path(&vm, "status", path, sizeof(path));
 		st = NULL;
 		if (slurp(path, &st, &len) == 0)
 			st[strcspn(st, "\n")] = '\0';
-		printf("%-20s %s\n", names[i],
+		printf("%-*s   %s\n", (int)w, names[i],
 		       st && !strncmp(st, "phase ", 6) ? st + 6 : "?");
 		free(st);
 		free(names[i]);
