@@ -187,7 +187,8 @@ static int set_days(const char *tok, const char *val, int *out, char *err,
 			       "e.g. keep=30d");
 	memcpy(num, val, n - 1);
 	num[n - 1] = '\0';
-	return set_number(tok, num, 1, 36500, out, err, errlen);
+	/* keep=0d: expires at the next retention pass. */
+	return set_number(tok, num, 0, 36500, out, err, errlen);
 }
 
 static int set_value(const struct opt *o, const char *tok, const char *val,

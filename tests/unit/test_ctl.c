@@ -282,8 +282,8 @@ static void test_bad_arguments(void **state)
 		{ "snapshot s1 keep=30", false,
 		  "bad argument \"keep=30\": want a number of days, e.g. "
 		  "keep=30d" },
-		{ "snapshot s1 keep=0d", false,
-		  "bad argument \"keep=0d\": must be 1 to 36500" },
+		{ "snapshot s1 keep=-1d", false,
+		  "bad argument \"keep=-1d\": not a number" },
 		{ "snapshot s1 count=0", false,
 		  "bad argument \"count=0\": must be 1 to 10000" },
 		{ "snapshot s1 memory=1Gi", false,
