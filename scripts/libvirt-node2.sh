@@ -12,6 +12,10 @@
 #                                    killed previous run)
 #   scripts/libvirt-node2.sh down   stop node 2's daemons (its guests die)
 #   scripts/libvirt-node2.sh uri    print node 2's libvirt URI
+#   scripts/libvirt-node2.sh node1-uri
+#                                   node 1's URI as node 2 sees it (the
+#                                   target of a peer-to-peer migration
+#                                   back; use the data URI tcp://127.0.0.1)
 #
 # Run as root, after scripts/libvirt-up.sh (node 1).
 set -euo pipefail
@@ -99,7 +103,12 @@ start_daemons() {
 		"$DIR/run/libvirt-admin-sock" "$DIR/run/virtlogd-sock" \
 		"$DIR/run/virtlogd-admin-sock" "$DIR/run/libvirtd.pid" \
 		"$DIR/run/virtlogd.pid"
+	mkdir -p "$DIR/node1-run"
 	unshare -m --propagation private bash -euc '
+		# Node 1 stays reachable from here (migrating back is
+		# peer-to-peer from this libvirtd): its /run/libvirt, seen
+		# before ours covers it.
+		mount --bind /run/libvirt "$1/node1-run"
 		mount --bind "$1/etc" /etc/libvirt
 		mount --bind "$1/run" /run/libvirt
 		mount --bind "$1/lib" /var/lib/libvirt
@@ -151,5 +160,6 @@ case ${1:-} in
 up) up ;;
 down) down ;;
 uri) echo "$URI" ;;
-*) echo "usage: $0 up|down|uri" >&2; exit 2 ;;
+node1-uri) echo "qemu+unix:///system?socket=$DIR/node1-run/libvirt-sock" ;;
+*) echo "usage: $0 up|down|uri|node1-uri" >&2; exit 2 ;;
 esac

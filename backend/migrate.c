@@ -1,0 +1,293 @@
+/* Peer-to-peer migration: our libvirtd talks to the target's directly,
+ * so the daemon needs no connection (or credentials) to the target.  The
+ * domain's metadata names its node; the XML sent along already names
+ * the target, so the VM is the target node's from its first moment
+ * there (no second step that could fail after the move). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/priv.h"
+
+/* The XML with our metadata's <node> set to node. */
+static char *with_node(char *xml, const char *node)
+{
+	const char *end = xml + strlen(xml);
+	const char *vm = be_xml_next(xml, end, "vm");
+	const char *vend = vm ? be_xml_end(vm, end, "vm") : NULL;
+	const char *el = vm ? be_xml_next(vm, vend, "node") : NULL;
+	const char *gt, *close;
+	struct be_sb b = { 0 };
+
+	if (!el || !(gt = strchr(el, '>')))
+		return NULL;
+	if (gt[-1] == '/') {
+		/* <hypersdk:node/>: rewrite as an element with content. */
+		be_sb_printf(&b, "%.*s>", (int)(gt - 1 - xml), xml);
+		be_sb_esc(&b, node);
+		be_sb_printf(&b, "</%.*s>%s", (int)strcspn(el + 1, " /"),
+			     el + 1, gt + 1);
+		return be_sb_take(&b);
+	}
+	close = strstr(gt, "</");
+	if (!close)
+		return NULL;
+	be_sb_printf(&b, "%.*s", (int)(gt + 1 - xml), xml);
+	be_sb_esc(&b, node);
+	be_sb_printf(&b, "%s", close);
+	return be_sb_take(&b);
+}
+
+static char *xml_for(virDomainPtr d, unsigned flags, const char *node)
+{
+	char *xml = virDomainGetXMLDesc(d, flags | VIR_DOMAIN_XML_MIGRATABLE |
+					VIR_DOMAIN_XML_SECURE);
+	char *out;
+
+	if (!xml)
+		return NULL;
+	out = with_node(xml, node);
+	free(xml);
+	return out;
+}
+
+/* ---- progress ------------------------------------------------------- */
+
+struct mwatch {
+	pthread_t t;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, aborted, postcopy_started;
+	virDomainPtr d;
+	const struct be_progress *p;
+	bool postcopy;
+};
+
+static void mwatch_poll(struct mwatch *w)
+{
+	virTypedParameterPtr par = NULL;
+	unsigned long long done = 0, left = 0, iter = 0;
+	int type, n = 0;
+
+	if (virDomainGetJobStats(w->d, &type, &par, &n, 0) < 0) {
+		virResetLastError();
+		return;
+	}
+	virTypedParamsGetULLong(par, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &done);
+	virTypedParamsGetULLong(par, n, VIR_DOMAIN_JOB_DATA_REMAINING, &left);
+	virTypedParamsGetULLong(par, n, VIR_DOMAIN_JOB_MEMORY_ITERATION,
+				&iter);
+	virTypedParamsFree(par, n);
+	if (type != VIR_DOMAIN_JOB_NONE && done + left > 0 && w->p &&
+	    w->p->fn)
+		w->p->fn(w->p->arg, (int)(done * 99 / (done + left)),
+			 "migrating");
+	/* Until an abort is accepted: before the job starts there is
+	 * nothing to abort yet. */
+	if (w->p && w->p->cancel && *w->p->cancel && !w->aborted) {
+		w->aborted = virDomainAbortJob(w->d) == 0;
+		virResetLastError();
+	}
+	/* After one full pass of memory the rest is what the guest dirties;
+	 * post-copy then moves the guest and fetches pages on demand. */
+	if (w->postcopy && !w->postcopy_started && iter >= 2) {
+		w->postcopy_started = true;
+		if (virDomainMigrateStartPostCopy(w->d, 0) < 0)
+			virResetLastError();
+	}
+}
+
+static void *mwatch_run(void *arg)
+{
+	struct mwatch *w = arg;
+	struct timespec dl;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		pthread_mutex_unlock(&w->lock);
+		mwatch_poll(w);
+		pthread_mutex_lock(&w->lock);
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 200 * 1000 * 1000;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		if (!w->stop)
+			pthread_cond_timedwait(&w->cond, &w->lock, &dl);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static bool mwatch_start(struct mwatch *w)
+{
+	if (pthread_mutex_init(&w->lock, NULL) != 0)
+		return false;
+	pthread_cond_init(&w->cond, NULL);
+	if (pthread_create(&w->t, NULL, mwatch_run, w) == 0)
+		return true;
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	return false;
+}
+
+static void mwatch_stop(struct mwatch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->t, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* ---- the migration ------------------------------------------------- */
+
+struct mig_ctx {
+	const char *vm;
+	const struct be_migrate_opts *o;
+	const struct be_progress *p;
+};
+
+static unsigned mig_flags(const struct be_migrate_opts *o)
+{
+	unsigned f = VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+		     VIR_MIGRATE_UNDEFINE_SOURCE;
+
+	if (o->offline)
+		return f | VIR_MIGRATE_OFFLINE;
+	f |= VIR_MIGRATE_LIVE;
+	if (o->autoconverge)
+		f |= VIR_MIGRATE_AUTO_CONVERGE;
+	if (o->postcopy)
+		f |= VIR_MIGRATE_POSTCOPY;
+	/* Shared storage in a plain folder (not NFS, cache != none) makes
+	 * libvirt refuse as "unsafe"; both nodes see the same files here,
+	 * and QEMU hands the disks over with its own locking. */
+	f |= o->copy_storage ? VIR_MIGRATE_NON_SHARED_DISK : VIR_MIGRATE_UNSAFE;
+	return f;
+}
+
+static int mig_params(virDomainPtr d, const struct mig_ctx *x,
+		      virTypedParameterPtr *par, int *n, int *max)
+{
+	const struct be_migrate_opts *o = x->o;
+	char *dx = NULL, *px = NULL;
+	int rc = -ENOMEM;
+
+	/* Offline, libvirt defines the target from DEST_XML and ignores
+	 * PERSIST_XML; live, DEST_XML is the running guest's. */
+	px = xml_for(d, VIR_DOMAIN_XML_INACTIVE, o->dest_node);
+	dx = xml_for(d, o->offline ? VIR_DOMAIN_XML_INACTIVE : 0, o->dest_node);
+	if (!px || !dx)
+		goto out;
+	if (virTypedParamsAddString(par, n, max, VIR_MIGRATE_PARAM_PERSIST_XML,
+				    px) < 0 ||
+	    virTypedParamsAddString(par, n, max, VIR_MIGRATE_PARAM_DEST_XML,
+				    dx) < 0)
+		goto out;
+	if (o->migrate_uri && !o->offline &&
+	    virTypedParamsAddString(par, n, max, VIR_MIGRATE_PARAM_URI,
+				    o->migrate_uri) < 0)
+		goto out;
+	/* libvirt's unit is MiB/s; anything set is at least 1. */
+	if (o->bandwidth && virTypedParamsAddULLong(par, n, max,
+			VIR_MIGRATE_PARAM_BANDWIDTH,
+			o->bandwidth / 8 / 1048576 ? o->bandwidth / 8 / 1048576
+						   : 1) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(dx);
+	free(px);
+	return rc;
+}
+
+static int mig_run(virDomainPtr d, const struct mig_ctx *x,
+		   virTypedParameterPtr par, int n, char *err, size_t errlen)
+{
+	struct mwatch w = { .d = d, .p = x->p, .postcopy = x->o->postcopy };
+	bool watching = !x->o->offline && mwatch_start(&w);
+	int rc = 0;
+
+	if (virDomainMigrateToURI3(d, x->o->dest_uri, par, (unsigned)n,
+				   mig_flags(x->o)) < 0)
+		rc = be_err(err, errlen, "migrate", x->vm);
+	/* QEMU needs userfaultfd for post-copy; containers often lack it. */
+	if (rc < 0 && strstr(err, "Postcopy is not supported"))
+		rc = be_errf(err, errlen, -EOPNOTSUPP, "migrate %s: post-copy "
+			     "is not supported on this host (QEMU: no "
+			     "userfaultfd); migrate without postcopy", x->vm);
+	if (watching)
+		mwatch_stop(&w);
+	if (rc < 0 && (w.aborted || (x->p && x->p->cancel && *x->p->cancel)))
+		rc = be_errf(err, errlen, -ECANCELED, "migrate %s: cancelled; "
+			     "it keeps running here", x->vm);
+	return rc;
+}
+
+static int mig_op(struct be_conn *c, virConnectPtr vc, void *arg,
+		  char *err, size_t errlen)
+{
+	struct mig_ctx *x = arg;
+	virDomainPtr d = virDomainLookupByName(vc, x->vm);
+	virTypedParameterPtr par = NULL;
+	int n = 0, max = 0, rc;
+
+	if (!d)
+		return be_err(err, errlen, "migrate", x->vm);
+	rc = be_dom_ours(c, d, NULL, NULL, NULL);
+	if (rc != 1) {
+		rc = rc < 0 ? be_err(err, errlen, "migrate", x->vm)
+			    : be_errf(err, errlen, -ENOENT, "migrate %s: not a "
+				      "hypersdk VM of this node", x->vm);
+		goto out;
+	}
+	rc = mig_params(d, x, &par, &n, &max);
+	if (rc < 0) {
+		rc = be_err(err, errlen, "migrate", x->vm);
+		goto out;
+	}
+	if (x->p && x->p->fn)
+		x->p->fn(x->p->arg, 0, "starting migration");
+	if (x->p && x->p->cancel && *x->p->cancel)
+		rc = be_errf(err, errlen, -ECANCELED, "migrate %s: cancelled",
+			     x->vm);
+	else
+		rc = mig_run(d, x, par, n, err, errlen);
+	if (rc == 0 && x->p && x->p->fn)
+		x->p->fn(x->p->arg, 100, "migrated");
+out:
+	virTypedParamsFree(par, n);
+	virDomainFree(d);
+	return rc;
+}
+
+int be_migrate(struct be_conn *c, const char *vm,
+	       const struct be_migrate_opts *o, const struct be_progress *p,
+	       char *err, size_t errlen)
+{
+	struct mig_ctx x = { vm, o, p };
+	virConnectPtr vc;
+	int rc;
+
+	if (!o || !o->dest_uri || !*o->dest_uri)
+		return be_errf(err, errlen, -EINVAL, "migrate %s: no target",
+			       vm);
+	if (!o->dest_node || !*o->dest_node)
+		return be_errf(err, errlen, -EINVAL, "migrate %s: no target "
+			       "node name", vm);
+	/* Not be_run: a retry after a lost connection could start a second
+	 * migration of a guest that already moved. */
+	vc = be_conn_get(c, err, errlen);
+	if (!vc)
+		return -EIO;
+	rc = mig_op(c, vc, &x, err, errlen);
+	virConnectClose(vc);
+	return rc;
+}
