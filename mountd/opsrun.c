@@ -128,8 +128,10 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 	if (rc == 0) {
 		rc = dispatch(md, name, type ? type : "", vm, o, run, err,
 			      errlen);
-		if (type && marks_vm(type))
+		if (type && marks_vm(type)) {
 			md_end_op(md, vm, type);
+			md_refresh(md, vm);     /* Migrating is over */
+		}
 	}
 	cancel = ops_cancelled(run);
 	if (rc == -ECANCELED && !err[0])

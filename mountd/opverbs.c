@@ -117,6 +117,9 @@ static int peer_uri(struct mountd *md, const char *node, char *uri,
 			host += 3;
 			end = host + strcspn(host, ":/");
 			snprintf(data, dlen, "tcp://%.*s", (int)(end - host), host);
+		} else {
+			/* A local socket: the peer is on this machine. */
+			snprintf(data, dlen, "tcp://127.0.0.1");
 		}
 		return 0;
 	}
@@ -156,6 +159,7 @@ int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
 	mo.copy_storage = md->migrate_copy_storage;
 	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
 	md_event(md, vm, "Migrating", node);
+	md_refresh(md, vm);     /* phase Migrating */
 	rc = be_migrate(md->be, vm, &mo, &bp, err, errlen);
 	free(pc);
 	if (rc < 0) {

@@ -39,7 +39,10 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 		st->start_time = now;
 	if (!running)
 		st->start_time = 0;
-	if (strcmp(st->operation, "create") != 0)
+	/* A migration shows as Migrating while the guest still runs here. */
+	if (!strcmp(st->operation, "migrate") && running)
+		st->phase = CORE_PHASE_MIGRATING;
+	else if (strcmp(st->operation, "create") != 0)
 		st->phase = in->phase;
 	snprintf(st->uuid, sizeof(st->uuid), "%s", in->uuid);
 	snprintf(st->accel, sizeof(st->accel), "%s", be_accel_name(md->be));

@@ -18,6 +18,7 @@ static const char *errname(int e)
 		{ EOPNOTSUPP, "EOPNOTSUPP" }, { ETIMEDOUT, "ETIMEDOUT" },
 		{ EIO, "EIO" }, { EINTR, "EINTR" }, { ENOSPC, "ENOSPC" },
 		{ ERANGE, "ERANGE" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+		{ ECANCELED, "ECANCELED" }, { EBADMSG, "EBADMSG" },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
