@@ -60,6 +60,8 @@ static int curl_fail(CURLcode cc, const char *url, const char *why,
 		 cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
 		 cc == CURLE_WRITE_ERROR ? -ENOSPC : -EIO;
 
+	if (rc == -ECANCELED)
+		return be_errf(err, errlen, rc, "download %s: cancelled", url);
 	return be_errf(err, errlen, rc, "download %s: %s", url,
 		       *why ? why : curl_easy_strerror(cc));
 }

@@ -393,6 +393,22 @@ static void uuid_of(const char *vm, char *out, size_t len)
 	virsh(out, len, URI, "domuuid", vm);
 }
 
+static void clone_cancel(struct be_conn *c, const char *src,
+			 const char *dst)
+{
+	volatile int cancel = 1;
+	struct be_progress pr = { NULL, NULL, &cancel };
+	char err[512], path[256];
+	int rc;
+
+	rc = be_clone(c, src, dst, "ops", NULL, NULL, false, &pr, E(err),
+		      sizeof(err));
+	snprintf(path, sizeof(path), "%s/%s_root.qcow2", pooldir, dst);
+	ok(rc == -ECANCELED && access(path, F_OK) != 0 &&
+	   virsh(NULL, 0, URI, "dominfo", dst) != 0,
+	   "cancelled clone: ECANCELED, nothing left: %s", err);
+}
+
 static void clone_full(struct be_conn *c, const char *src, const char *dst)
 {
 	struct be_progress pr = { on_progress, NULL, NULL };
@@ -460,6 +476,7 @@ static void clone_checks(struct be_conn *c)
 	if (rc == 0)
 		rc = be_start(c, src, E(err), sizeof(err));
 	ok(rc == 0, "clones: source defined and running (%s)", err);
+	clone_cancel(c, src, full);
 	clone_full(c, src, full);
 	clone_linked(c, src, lnk);
 	ok(be_undefine(c, lnk, E(err), sizeof(err)) == 0 &&
@@ -786,6 +803,16 @@ static void import_http(struct be_conn *c, const char *srv,
 			     sizeof(err));
 	ok(rc == -EBADMSG && strstr(err, "checksum mismatch: expected sha512:"),
 	   "HTTP with a wrong sha512: %s", err);
+	{
+		volatile int cancel = 1;
+		struct be_progress pr = { NULL, NULL, &cancel };
+
+		snprintf(sum, sizeof(sum), "%s/img-k.qcow2", pooldir);
+		rc = be_image_import(c, url, NULL, "img-k.qcow2", &size, &pr,
+				     E(err), sizeof(err));
+		ok(rc == -ECANCELED && access(sum, F_OK) != 0,
+		   "cancelled download: ECANCELED, nothing left: %s", err);
+	}
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/nope.raw", port);
 	rc = be_image_import(c, url, NULL, "img-j.qcow2", &size, NULL, E(err),
 			     sizeof(err));
