@@ -118,7 +118,9 @@ struct be_progress {
 
 /* Clone the stopped-or-running domain src into a new persistent domain
  * dst (stopped): full copies every disk into <dst>_<disk>.qcow2 (progress
- * from bytes copied), linked makes qcow2 overlays backed by src's volumes.
+ * from bytes copied; a running src is paused for the copy), linked makes
+ * qcow2 overlays backed by src's volumes and needs src stopped (-EBUSY
+ * otherwise): src's disks are the clones' base from then on.
  * dst gets a new UUID (from uid when it is one), new MAC addresses, its
  * own seed image, metadata (ns, uid, node, spec_json).  -EEXIST when dst
  * exists (domain or any volume); on any failure nothing of dst is left. */
@@ -143,7 +145,8 @@ struct be_snap_info {
 					 * best effort (0 when unknown) */
 };
 /* Snapshot of the domain's disks, with memory when memory is true and the
- * domain runs.  quiesce asks the guest agent to freeze file systems; when
+ * domain runs (internal qcow2 snapshots; without memory on a running
+ * domain it is taken alike but reverts like a disk-only one).  quiesce asks the guest agent to freeze file systems; when
  * no agent answers within a few seconds the snapshot is taken crash-
  * consistent and *quiesced is false (never a hang).  -EEXIST when taken. */
 int be_snapshot_create(struct be_conn *c, const char *vm, const char *snap,
@@ -165,8 +168,9 @@ int be_snapshot_list(struct be_conn *c, const char *vm,
 		     size_t errlen);
 
 /* Set vCPUs and/or memory (0 = leave as is).  On a running domain the
- * change is made live when it fits the domain's maximum (hotplug /
- * balloon) and also in the persistent config; *live tells which.  When it
+ * change is made live when it fits the domain's maximum (vCPU hotplug,
+ * DIMM hotplug; memory only grows live) and also in the persistent
+ * config; *live tells which.  When it
  * cannot be made live, only the persistent config changes (*live false:
  * the caller reports RestartRequired).  Over the maximum: -EINVAL with
  * the limit in err ("cpus=9: the maximum of this VM is 8"). */
@@ -190,7 +194,9 @@ struct be_migrate_opts {
 /* Peer-to-peer migration; progress from the job (data processed and
  * remaining).  Returns when the guest runs on the target (or, offline,
  * is defined there) and is undefined here.  *cancel aborts the job
- * (-ECANCELED, the domain keeps running here). */
+ * (-ECANCELED, the domain keeps running here; 0 when it had already
+ * moved).  postcopy where QEMU cannot (no userfaultfd): -EOPNOTSUPP.
+ * Without copy_storage the target must see the same disk paths. */
 int be_migrate(struct be_conn *c, const char *vm,
 	       const struct be_migrate_opts *o, const struct be_progress *p,
 	       char *err, size_t errlen);

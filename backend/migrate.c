@@ -81,10 +81,9 @@ static void mwatch_poll(struct mwatch *w)
 	virTypedParamsGetULLong(par, n, VIR_DOMAIN_JOB_MEMORY_ITERATION,
 				&iter);
 	virTypedParamsFree(par, n);
-	if (type != VIR_DOMAIN_JOB_NONE && done + left > 0 && w->p &&
-	    w->p->fn)
-		w->p->fn(w->p->arg, (int)(done * 99 / (done + left)),
-			 "migrating");
+	if (type != VIR_DOMAIN_JOB_NONE && w->p && w->p->fn)
+		w->p->fn(w->p->arg, done + left > 0 ?
+			 (int)(done * 99 / (done + left)) : 0, "migrating");
 	/* Until an abort is accepted: before the job starts there is
 	 * nothing to abort yet. */
 	if (w->p && w->p->cancel && *w->p->cancel && !w->aborted) {
@@ -110,8 +109,10 @@ static void *mwatch_run(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		mwatch_poll(w);
 		pthread_mutex_lock(&w->lock);
+		/* Often: an idle guest moves in well under a second, and a
+		 * cancel must reach the job while it is there. */
 		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_nsec += 200 * 1000 * 1000;
+		dl.tv_nsec += 50 * 1000 * 1000;
 		if (dl.tv_nsec >= 1000000000L) {
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000L;

@@ -6,7 +6,8 @@ set -euo pipefail
 run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
   libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils dnsmasq-base iptables
-  libjson-c-dev libyaml-dev libcurl4-openssl-dev libmicrohttpd-dev xorriso)
+  libjson-c-dev libyaml-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
+  xorriso)
 test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
   libfuse3-dev)
 

@@ -136,6 +136,13 @@ up() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root"
 	command -v unshare >/dev/null || die "unshare not found (util-linux)"
 	if answers; then
+		# Without its virtlogd, node 2 answers but cannot start guests.
+		if ! alive virtlogd; then
+			say "restarting node 2's virtlogd"
+			rm -f "$DIR/run/virtlogd-sock" "$DIR/run/virtlogd-admin-sock"
+			nsenter --target "$(pid_of libvirtd)" --mount \
+				virtlogd -d -p /run/libvirt/virtlogd.pid
+		fi
 		ensure_network
 		say "answers at $URI"
 		return 0

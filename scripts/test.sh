@@ -67,7 +67,7 @@ build() { # DIR [meson options...]
 
 unit_suite() { # BUILD_DIR LABEL
 	local t
-	for t in "$1"/tests/unit/unit_* "$1"/tests/backend/be_smoke; do
+	for t in "$1"/tests/unit/unit_* "$1"/tests/backend/be_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		run_tap "$2/$(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
 	done
