@@ -88,10 +88,14 @@ static uint64_t disk_bytes(const struct core_vm *vm)
 	return sum ? sum : vm->st.disk_bytes;
 }
 
-/* Numbers the page adds up and draws, so it never parses quantities. */
+/* Numbers the page adds up and draws, so it never parses quantities.
+ * The stats thread clears a stopped VM's sample only on its next pass:
+ * usage counts only while the domain is active. */
 static json_object *usage_json(const struct core_vm *vm)
 {
 	json_object *u = json_object_new_object();
+	bool active = vm->st.phase == CORE_PHASE_RUNNING ||
+		      vm->st.phase == CORE_PHASE_PAUSED;
 
 	json_object_object_add(u, "cpus", json_object_new_int(vm->spec.cpus));
 	json_object_object_add(u, "memoryBytes",
@@ -99,9 +103,9 @@ static json_object *usage_json(const struct core_vm *vm)
 	json_object_object_add(u, "diskBytes",
 			       json_object_new_int64((int64_t)disk_bytes(vm)));
 	json_object_object_add(u, "cpuSeconds", json_object_new_double(
-		(double)stat_u64(vm, "cpu.time_ns") / 1e9));
+		active ? (double)stat_u64(vm, "cpu.time_ns") / 1e9 : 0));
 	json_object_object_add(u, "memoryRssBytes", json_object_new_int64(
-		(int64_t)stat_u64(vm, "memory.rss_bytes")));
+		active ? (int64_t)stat_u64(vm, "memory.rss_bytes") : 0));
 	json_object_object_add(u, "stats", stats_json(vm));
 	return u;
 }
@@ -235,8 +239,8 @@ static int add_metric(struct core_vm *vm, void *arg)
 	t->cpus += vm->spec.cpus;
 	t->mem += (int64_t)vm->spec.memory;
 	t->disk += (int64_t)disk_bytes(vm);
-	t->rss += (int64_t)stat_u64(vm, "memory.rss_bytes");
-	t->cpu_s += (double)stat_u64(vm, "cpu.time_ns") / 1e9;
+	t->rss += json_object_get_int64(json_object_object_get(o, "memoryRssBytes"));
+	t->cpu_s += json_object_get_double(json_object_object_get(o, "cpuSeconds"));
 	return 0;
 }
 

@@ -26,7 +26,7 @@ function el(tag, attrs, ...kids) {
 
 function fmtBytes(n) {
   if (!n) return '-';
-  const u = ['B', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi'];
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)) + ' ' + u[i];
@@ -125,7 +125,7 @@ function renderTotals() {
   $('t-running').textContent = running + ' running';
   $('t-cpus').textContent = String(cpus);
   $('t-cpu-use').textContent = cpuUse.toFixed(2) + ' in use';
-  $('t-mem').textContent = fmtBytes(mem) || '0';
+  $('t-mem').textContent = fmtBytes(mem);
   $('t-rss').textContent = fmtBytes(rss) + ' resident';
   $('t-disk').textContent = fmtBytes(disk);
 }
