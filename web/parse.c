@@ -112,8 +112,10 @@ static int parse_object(const char *body, size_t len, json_object **out,
 		end++;
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
 	    end != len)
-		snprintf(err, errlen, "bad JSON: %s", !o ? json_tokener_error_desc(
-			 json_tokener_get_error(tok)) : "trailing data");
+		snprintf(err, errlen, "bad JSON: %s", o ? "trailing data" :
+			 json_tokener_get_error(tok) == json_tokener_continue ?
+			 "unexpected end of data" :
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
 	else if (!json_object_is_type(o, json_type_object))
 		snprintf(err, errlen, "bad JSON: expected an object");
 	else
