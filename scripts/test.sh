@@ -2,8 +2,9 @@
 # The README's test command: installs what the tests need, builds, starts
 # libvirt, and runs every suite against the real parts:
 #   unit (cmocka), fs (shell over a real mount and libvirtd), web (the
-#   dashboard's API and headless Chromium), the same two again under ASan+UBSan, fuzz (short libFuzzer runs), k8s (a real API
-#   server), bench (ratios against peers; they fail only when broken).
+#   dashboard's API and headless Chromium), unit and fs again under
+#   ASan+UBSan, fuzz (short libFuzzer runs), k8s (a real API server),
+#   bench (ratios against peers; they fail only when broken).
 # Ends with the line "N passed, N failed".  Select suites with
 # SUITES="unit fs web asan fuzz k8s bench" (default: all).
 set -uo pipefail
