@@ -21,10 +21,12 @@ trap web_cleanup EXIT
 
 # start_web [ARGS...]: the daemon with a dashboard on a free loopback
 # port (port 0: the kernel picks; the log tells which).
+dashboards() { grep -c "dashboard on http://" "$T/mountd.log" 2>/dev/null; }
 start_web() {
-	: >"$T/mountd.log"
+	local n
+	n=$(dashboards)
 	start_mountd --http 127.0.0.1:0 "$@" || return 1
-	wait_for 10 grep -q "dashboard on http://" "$T/mountd.log" || return 1
+	wait_for 10 test "$(dashboards)" -gt "${n:-0}" || return 1
 	URL=$(grep -o "dashboard on http://[^ ]*" "$T/mountd.log" | tail -n 1 |
 		sed 's|dashboard on ||; s|/k8s/vms$||')
 	PORT=${URL##*:}
@@ -201,7 +203,7 @@ else
 fi
 
 # ---- the token ----------------------------------------------------------------------
-stop_mountd
+check "SIGTERM stops the daemon (clean exit, no leak report)" stop_mountd
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/token"
 start_web --http-token "$T/token" || not_ok "daemon starts with --http-token"
 r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"start"}')
@@ -217,6 +219,14 @@ r=$(post "/api/k8s/vms/default/$a/actions" '{"action":"delete","force":true}' -H
 is "delete force of running $a is 200" "$(code "$r")" 200
 check "$a is gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
 
+# An open event stream must not hold the daemon up at SIGTERM.
+curl -sS -N --max-time 30 "$URL/api/k8s/events" >"$T/sse2" 2>/dev/null &
+SSE_PID=$!
+wait_for 5 grep -q "event: hello" "$T/sse2"
+t0=$SECONDS
 check "SIGTERM stops the daemon and the dashboard" stop_mountd
+check "at once, with an event stream open ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -lt 5
+wait "$SSE_PID" 2>/dev/null
+SSE_PID=
 check "the port is free again" bash -c "! curl -s --max-time 2 '$URL/healthz' >/dev/null"
 done_testing
