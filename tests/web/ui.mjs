@@ -52,6 +52,17 @@ try {
     await page.isEnabled(stopped + ' button[data-action="start"]'));
   await page.screenshot({ path: shot, fullPage: true });
   check('no console errors', errors.length === 0, errors.join(' | '));
+
+  // Clone asks for the target in a dialog and sends a ctl message; the
+  // answer (done, or the daemon's error) shows in the toast.
+  await page.click(stopped + ' button[data-action="clone"]');
+  await page.waitForSelector('#ask[open]');
+  check('clone asks for the target name', await page.isVisible('#ask-input'));
+  await page.fill('#ask-input', vm + '-c');
+  await page.click('#ask-ok');
+  await page.waitForSelector('#toast:not([hidden])');
+  const said = await page.textContent('#toast');
+  check('and shows the outcome: ' + said, /^clone /.test(said));
 } catch (e) {
   check('browser session', false, String(e));
 } finally {
