@@ -186,6 +186,7 @@ if [ ! -x "$CHROMIUM" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || !
 else
 	echo start > "$M/vms/$b/ctl"
 	is "$b is Running before the click" "$(phase "$b")" Running
+	phase_is "$b" Running || tail -n 5 "$M/vms/$b/events" | sed 's/^/# /'
 	NODE_PATH=$NPM_DIR/node_modules CHROMIUM="$CHROMIUM" \
 		node "$TOP/tests/web/ui.mjs" "$URL" "$b" "$LOGDIR/web-dashboard.png" >"$T/ui.out" 2>&1
 	rc=$?

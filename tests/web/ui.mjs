@@ -60,7 +60,9 @@ try {
   check('clone asks for the target name', await page.isVisible('#ask-input'));
   await page.fill('#ask-input', vm + '-c');
   await page.click('#ask-ok');
-  await page.waitForSelector('#toast:not([hidden])');
+  // (The stop's own toast may still be up: wait for the clone's.)
+  await page.waitForFunction(() => /^clone /.test(document.getElementById('toast').textContent))
+    .catch(() => {});
   const said = await page.textContent('#toast');
   check('and shows the outcome: ' + said, /^clone /.test(said));
 } catch (e) {
