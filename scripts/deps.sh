@@ -10,7 +10,8 @@ run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
 test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
   libfuse3-dev chromium nodejs jq curl)
 # The dashboard's browser test drives Chromium with playwright-core from
-# npm, kept outside the repository, once per machine.
+# npm, kept outside the repository, once per machine (it needs Node >= 20,
+# the nodejs this machine image ships; Debian 12's own is 18).
 PLAYWRIGHT_VERSION=1.65.1
 NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 

@@ -228,6 +228,9 @@ static bool same_origin(struct MHD_Connection *c)
 		return false;
 	if (!origin)
 		return true;
+	/* https: behind a TLS proxy that keeps Host. */
+	if (!strncmp(origin, "https://", 8))
+		return host && !strcmp(origin + 8, host);
 	return host && !strncmp(origin, "http://", 7) && !strcmp(origin + 7, host);
 }
 
