@@ -143,14 +143,15 @@ is "create with a taken name is 409" "$(code "$r")" 409
 is "create with a bad name is 400" "$(code "$(post /api/k8s/vms '{"name":"Bad_Name"}')")" 400
 
 # ---- the event stream -------------------------------------------------------
+echo stop > "$M/vms/$b/ctl"
 curl -sS -N --max-time 30 "$URL/api/k8s/events" >"$T/sse" 2>/dev/null &
 SSE_PID=$!
 wait_for 5 grep -q "event: hello" "$T/sse"
 like "GET /api/k8s/events says hello" "$(head -n 3 "$T/sse")" "event: hello"
 like "as text/event-stream" "$(curl -sS --max-time 2 -D - -o /dev/null "$URL/api/k8s/events" 2>/dev/null | tr -d '\r' | grep -i '^content-type')" "text/event-stream"
-echo stop > "$M/vms/$b/ctl"
+echo start > "$M/vms/$b/ctl"
 wait_for 10 grep -q "\"vm\":\"$b\"" "$T/sse"
-like "echo stop > ctl pushes a change event for $b" "$(grep -A2 'event: change' "$T/sse" | tr '\n' ' ')" "data: \\{\"seq\":[0-9]+,\"vm\":\"$b\""
+like "echo start > ctl pushes a change event for $b" "$(grep -A2 'event: change' "$T/sse" | tr '\n' ' ')" "data: \\{\"seq\":[0-9]+,\"vm\":\"$b\""
 kill "$SSE_PID" 2>/dev/null
 wait "$SSE_PID" 2>/dev/null
 SSE_PID=
@@ -189,7 +190,6 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 if [ ! -x "$CHROMIUM" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ "$node_major" -lt 20 ]; then
 	ok "# SKIP browser test: needs $CHROMIUM, node >= 20 and playwright-core in $NPM_DIR (scripts/deps.sh test)"
 else
-	echo start > "$M/vms/$b/ctl"
 	is "$b is Running before the click" "$(phase "$b")" Running
 	phase_is "$b" Running || tail -n 5 "$M/vms/$b/events" | sed 's/^/# /'
 	NODE_PATH=$NPM_DIR/node_modules CHROMIUM="$CHROMIUM" \
