@@ -42,6 +42,12 @@ try {
   check('live updates are connected', (await page.textContent('#live')) === 'live');
 
   await page.click(row + ' button[data-action="stop"]');
+  // The guest ignores ACPI, so the stop takes --stop-timeout: long enough
+  // to see it in flight, from /api/k8s/operations and the row.
+  const op = await page.waitForSelector(`#ops-list li:has-text("stop ${vm}")`, { timeout: 5000 })
+    .then(() => true, () => false);
+  check('the stop shows under Operations while in flight', op);
+  if (op) await page.screenshot({ path: shot.replace(/\.png$/, '-in-flight.png') });
   const stopped = `#rows-stopped tr[data-vm="${vm}"]`;
   await page.waitForSelector(stopped, { state: 'attached', timeout: 60000 });
   check('a click on stop moves ' + vm + ' to Stopped VMs', true);
