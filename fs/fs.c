@@ -271,7 +271,8 @@ static int start_session(struct fs *fs, const struct fs_config *cfg,
 			 "allow_other", cfg->debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(cfg->debug ? 4 : 3, argv);
 
-	fs->se = fuse_session_new(&args, &fs_ll_ops, sizeof(fs_ll_ops), fs);
+	fs->se = fuse_session_new(&args, &fs_ll_timed_ops,
+				  sizeof(fs_ll_timed_ops), fs);
 	fuse_opt_free_args(&args);
 	if (!fs->se) {
 		snprintf(err, errlen, "cannot create the FUSE session");

@@ -53,4 +53,31 @@ int fs_run(struct fs *fs);
 /* Unmount and free. */
 void fs_free(struct fs *fs);
 
+/* ---- request statistics (for /metrics) ---------------------------- */
+
+/* Process-wide counters of FUSE requests by kind: lock-free (relaxed
+ * atomic adds), so the read fast path pays two vDSO clock reads and
+ * three adds.  The time is the handler's: for a write, mkdir or rmdir
+ * it is the dispatch to the action thread, not the action. */
+enum fs_op {
+	FS_OP_LOOKUP, FS_OP_GETATTR, FS_OP_SETATTR, FS_OP_READDIR,
+	FS_OP_OPEN, FS_OP_READ, FS_OP_WRITE, FS_OP_RELEASE, FS_OP_MKDIR,
+	FS_OP_RMDIR, FS_OP_STATFS, FS_OP_COUNT,
+};
+#define FS_STATS_BUCKETS 12
+/* Upper bounds in seconds of the histogram buckets (le), ascending. */
+extern const double fs_stats_le[FS_STATS_BUCKETS];
+
+struct fs_op_stats {
+	uint64_t count;
+	uint64_t sum_ns;
+	uint64_t bucket[FS_STATS_BUCKETS];  /* not cumulative; the rest
+					      * of count is above the last */
+};
+
+const char *fs_op_name(enum fs_op op);
+/* A snapshot of every op's counters (each read atomically; the set is
+ * not one instant, which a scrape does not need). */
+void fs_stats(struct fs_op_stats out[FS_OP_COUNT]);
+
 #endif

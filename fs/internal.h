@@ -101,6 +101,8 @@ struct fs {
 
 /* tree.c */
 extern const struct fuse_lowlevel_ops fs_ll_ops;
+/* stats.c: fs_ll_ops with each request counted and timed */
+extern const struct fuse_lowlevel_ops fs_ll_timed_ops;
 bool fs_ino_vm(fuse_ino_t ino, int *slot, enum vm_file *f);
 bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f);
 fuse_ino_t fs_node_ino(int slot, enum node_file f);

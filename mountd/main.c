@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mountd/mountd.h"
+#include "web/web.h"
 
 static int log_level = LOG_INFO_;
 
@@ -45,6 +46,9 @@ struct opts {
 	const char *log_file;
 	const char *kubeconfig;
 	const char *ns;
+	const char *http;       /* ADDR:PORT, or NULL for off */
+	const char *http_token_file;
+	char http_token[WEB_TOKEN_MAX];
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval;
@@ -63,8 +67,32 @@ static void usage(FILE *f)
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
+	      "         [--http ADDR:PORT|off] [--http-token FILE]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
-	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n", f);
+	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n"
+	      "The dashboard is at http://127.0.0.1:8080/k8s/vms by default\n"
+	      "($HYPERSDK_HTTP sets the default of --http).\n", f);
+}
+
+static const char *default_http(void)
+{
+	const char *e = getenv("HYPERSDK_HTTP");
+
+	if (!e || !*e)
+		return WEB_DEFAULT_LISTEN;
+	return strcmp(e, "off") ? e : NULL;
+}
+
+/* The address part of ADDR:PORT or [ADDR]:PORT, for the log line. */
+static const char *http_host(const char *listen)
+{
+	static char buf[64];
+	const char *s = listen[0] == '[' ? listen + 1 : listen;
+	const char *e = listen[0] == '[' ? strchr(s, ']') : strrchr(s, ':');
+	size_t n = e ? (size_t)(e - s) : strlen(s);
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), s);
+	return buf;
 }
 
 static int parse_level(const char *s)
@@ -152,8 +180,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "stop-timeout", 1, 0, 't' }, { "stats-interval", 1, 0, 'i' },
 		{ "fuse-debug", 0, 0, 'd' }, { "help", 0, 0, 'h' },
 		{ "log-file", 1, 0, 'L' },  { "kubeconfig", 1, 0, 'k' },
-		{ "namespace", 1, 0, 'N' },
 		{ "peer", 1, 0, 'P' },      { "migrate-copy-storage", 0, 0, 'C' },
+		{ "namespace", 1, 0, 'N' },  { "http", 1, 0, 'H' },
+		{ "http-token", 1, 0, 'T' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -173,6 +202,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'N': o->ns = optarg; break;
 		case 'P': bad |= add_peer(o, optarg); break;
 		case 'C': o->copy_storage = true; break;
+		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
+		case 'T': o->http_token_file = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -207,6 +238,13 @@ static int check_opts(struct opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", tmp);
 		return -EINVAL;
 	}
+	if (o->http_token_file &&
+	    web_read_token(o->http_token_file, o->http_token,
+			   sizeof(o->http_token), err, errlen) < 0)
+		return -EINVAL;
+	if (!o->http_token_file && getenv("HYPERSDK_HTTP_TOKEN"))
+		snprintf(o->http_token, sizeof(o->http_token), "%s",
+			 getenv("HYPERSDK_HTTP_TOKEN"));
 	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/') {
 		snprintf(err, errlen, "--mount, --state-dir and --pool-dir must "
 			 "be absolute paths");
@@ -319,6 +357,21 @@ static int make_dir(const char *dir, char *err, size_t errlen)
 	return -e;
 }
 
+/* The dashboard's socket is bound early, so a port in use fails the
+ * start before anything is mounted or defined. */
+static int open_web(struct mountd *md, const struct opts *o, struct web **web,
+		    char *err, size_t errlen)
+{
+	struct web_config wc = { .listen = o->http, .token = o->http_token,
+				 .ops = &md_fs_ops, .arg = md, .node = md->node };
+
+	if (!o->http)
+		return 0;
+	wc.model = md->m;
+	wc.cluster = md->sync != NULL;
+	return web_open(&wc, web, err, errlen);
+}
+
 static int setup(struct mountd *md, const struct opts *o, char *err,
 		 size_t errlen)
 {
@@ -394,10 +447,12 @@ static void init(struct mountd *md, const struct opts *o)
 }
 
 /* Queues stay allocated: libvirt's event thread may still post to them. */
-static void teardown(struct mountd *md, struct fs *fs)
+static void teardown(struct mountd *md, struct fs *fs, struct web *web)
 {
 	md_ops_stop(md);
 	fs_free(fs);
+	/* Before the threads and libvirt its actions use. */
+	web_free(web);
 	/* Our threads use sync; sync's threads only queue work for ours. */
 	md_stop_threads(md);
 	md_cluster_close(md);
@@ -415,15 +470,24 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 	struct fs_config fc = { .ops = &md_fs_ops, .arg = md,
 				.mountpoint = o->mount, .debug = o->fuse_debug };
 	struct fs *fs = NULL;
+	struct web *web = NULL;
 	int rc = setup(md, o, err, errlen);
 
 	fc.model = md->m;
+	if (rc == 0)
+		rc = open_web(md, o, &web, err, errlen);
 	if (rc == 0)
 		rc = fs_mount(&fc, &fs, err, errlen);
 	if (rc == 0)
 		rc = md_start_threads(md);
 	if (rc == 0)
 		rc = md_cluster_start(md);
+	if (rc == 0 && web)
+		rc = web_start(web, err, errlen);
+	if (rc == 0 && web)
+		md_log(LOG_INFO_, "dashboard on http://%s%s%s:%d/k8s/vms",
+		       strchr(o->http, ']') ? "[" : "", http_host(o->http),
+		       strchr(o->http, ']') ? "]" : "", web_port(web));
 	if (rc == 0) {
 		md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, "
 		       "%zu vms%s%s)", o->mount, o->node, o->uri,
@@ -434,7 +498,7 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		rc = fs_run(fs);
 		md_log(LOG_INFO_, "unmounting %s; VMs keep running", o->mount);
 	}
-	teardown(md, fs);
+	teardown(md, fs, web);
 	return rc;
 }
 
@@ -442,7 +506,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
 			  .uri = "qemu:///system", .stop_timeout = 30,
-			  .stats_interval = 2 };
+			  .stats_interval = 2, .http = default_http() };
 	struct mountd md = { .stop_timeout_ms = 0 };
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;

@@ -9,12 +9,30 @@ run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
   libjson-c-dev libyaml-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
   xorriso)
 test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
-  libfuse3-dev)
+  libfuse3-dev chromium nodejs jq curl)
+# The dashboard's browser test drives Chromium with playwright-core from
+# npm, kept outside the repository, once per machine (it needs Node >= 20,
+# the nodejs this machine image ships; Debian 12's own is 18).
+PLAYWRIGHT_VERSION=1.65.1
+NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 
 want=("${run_pkgs[@]}")
 if [ "${1:-run}" = test ]; then
   want+=("${test_pkgs[@]}")
+  # Some nodejs builds carry npm; Debian's is a package of its own.
+  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
+
+npm_deps() {
+  [ "${1:-run}" = test ] || return 0
+  [ -f "$NPM_DIR/node_modules/playwright-core/package.json" ] &&
+    grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" \
+      "$NPM_DIR/node_modules/playwright-core/package.json" && return 0
+  mkdir -p "$NPM_DIR"
+  echo "deps: npm install playwright-core@$PLAYWRIGHT_VERSION into $NPM_DIR" >&2
+  npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
+    "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+}
 
 missing=()
 for p in "${want[@]}"; do
@@ -22,6 +40,7 @@ for p in "${want[@]}"; do
     missing+=("$p")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
+  npm_deps "${1:-run}"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,3 +51,4 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${missing[@]}" >/dev/null
+npm_deps "${1:-run}"

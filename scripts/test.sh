@@ -2,15 +2,16 @@
 # The README's test command: installs what the tests need, builds, starts
 # libvirt, and runs every suite against the real parts:
 #   unit (cmocka), cli (hyperctl's manifests and refusals, no daemon),
-#   fs (shell over a real mount and libvirtd), the same two
-#   again under ASan+UBSan, fuzz (short libFuzzer runs), k8s (a real API
-#   server), bench (ratios against peers; they fail only when broken).
+#   fs (shell over a real mount and libvirtd), web (the dashboard's API
+#   and headless Chromium), unit and fs again under ASan+UBSan, fuzz
+#   (short libFuzzer runs), k8s (a real API server), bench (ratios
+#   against peers; they fail only when broken).
 # Ends with the line "N passed, N failed".  Select suites with
-# SUITES="unit cli fs asan fuzz k8s bench" (default: all).
+# SUITES="unit cli fs web asan fuzz k8s bench" (default: all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
-SUITES=${SUITES:-unit cli fs asan fuzz k8s bench}
+SUITES=${SUITES:-unit cli fs web asan fuzz k8s bench}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 LOGS=${TEST_LOGS:-/tmp/hypersdk-test-logs}
 rm -rf "$LOGS"
@@ -108,6 +109,11 @@ if want cli; then
 	done
 fi
 if want fs; then fs_suite build fs; fi
+if want web; then
+	for t in tests/web/*.sh; do
+		run_tap "web/$(basename "$t" .sh)" env BUILD="$TOP/build" TEST_LOGS="$LOGS" bash "$t"
+	done
+fi
 if want asan && step build-asan build build-asan -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dbuildtype=debug; then
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -21,6 +21,9 @@ POOL=$T/pool
 NODE=t$$
 P=t$$-
 MOUNTD_PID=
+# No dashboard unless a test asks for one: daemons of concurrent runs
+# would all want 127.0.0.1:8080.
+export HYPERSDK_HTTP=${HYPERSDK_HTTP:-off}
 
 tap_n=0
 tap_failed=0

@@ -26,6 +26,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 CLUSTER=$HERE/cluster.sh
 BUILD=${BUILD:-$REPO/build}
 MOUNTD=$BUILD/mountd/hypersdk-mountd
+export HYPERSDK_HTTP=${HYPERSDK_HTTP:-off} # no dashboard port to share
 VIRSH=(virsh -q -c qemu:///system)
 CHART=deploy/helm/hypersdk-operator
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hypersdk-deploy.XXXXXX")

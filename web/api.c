@@ -1,0 +1,380 @@
+/* The JSON API under /api/k8s/.  Reads copy from the model under its read
+ * lock and serialize after dropping it; actions call the daemon's fs_ops
+ * with a parsed core_ctl, exactly as a ctl write does, and record the
+ * outcome in err and events the way fs does. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "web/priv.h"
+
+static char *to_text(json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *r = strdup(s ? s : "null");
+
+	json_object_put(o);
+	return r;
+}
+
+char *web_json_error(const char *msg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return to_text(o);
+}
+
+static json_object *list(const char *kind, json_object *items)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "apiVersion",
+			       json_object_new_string("hypersdk.io/v1alpha1"));
+	json_object_object_add(o, "kind", json_object_new_string(kind));
+	json_object_object_add(o, "items", items);
+	return o;
+}
+
+/* The stats text as {"cpu.time_ns": 123, ...}. */
+static json_object *stats_json(const struct core_vm *vm)
+{
+	json_object *o = json_object_new_object();
+	const char *p = vm->txt_stats, *end = p ? p + vm->len_stats : NULL;
+	char key[128];
+	unsigned long long v;
+
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char line[256];
+
+		if (n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			if (sscanf(line, "%127s %llu", key, &v) == 2)
+				json_object_object_add(o, key,
+					json_object_new_int64((int64_t)v));
+		}
+		p += n + 1;
+	}
+	return o;
+}
+
+static uint64_t stat_u64(const struct core_vm *vm, const char *key)
+{
+	size_t kl = strlen(key);
+	const char *p = vm->txt_stats, *end = p ? p + vm->len_stats : NULL;
+
+	while (p && p + kl < end) {
+		if (!strncmp(p, key, kl) && p[kl] == ' ')
+			return strtoull(p + kl + 1, NULL, 10);
+		p = memchr(p, '\n', (size_t)(end - p));
+		p = p ? p + 1 : end;
+	}
+	return 0;
+}
+
+static uint64_t disk_bytes(const struct core_vm *vm)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < vm->spec.ndisks; i++)
+		sum += vm->spec.disks[i].size;
+	return sum ? sum : vm->st.disk_bytes;
+}
+
+/* Numbers the page adds up and draws, so it never parses quantities.
+ * The stats thread clears a stopped VM's sample only on its next pass:
+ * usage counts only while the domain is active. */
+static json_object *usage_json(const struct core_vm *vm)
+{
+	json_object *u = json_object_new_object();
+	bool active = vm->st.phase == CORE_PHASE_RUNNING ||
+		      vm->st.phase == CORE_PHASE_PAUSED;
+
+	json_object_object_add(u, "cpus", json_object_new_int(vm->spec.cpus));
+	json_object_object_add(u, "memoryBytes",
+			       json_object_new_int64((int64_t)vm->spec.memory));
+	json_object_object_add(u, "diskBytes",
+			       json_object_new_int64((int64_t)disk_bytes(vm)));
+	json_object_object_add(u, "cpuSeconds", json_object_new_double(
+		active ? (double)stat_u64(vm, "cpu.time_ns") / 1e9 : 0));
+	json_object_object_add(u, "memoryRssBytes", json_object_new_int64(
+		active ? (int64_t)stat_u64(vm, "memory.rss_bytes") : 0));
+	json_object_object_add(u, "stats", stats_json(vm));
+	return u;
+}
+
+/* Model lock held. */
+static json_object *vm_json(const struct core_vm *vm)
+{
+	json_object *o = core_vm_to_object(vm);
+
+	json_object_object_add(o, "usage", usage_json(vm));
+	json_object_object_add(o, "err", json_object_new_string(vm->err));
+	return o;
+}
+
+static int add_vm(struct core_vm *vm, void *arg)
+{
+	json_object_array_add(arg, vm_json(vm));
+	return 0;
+}
+
+static unsigned get_vms(struct web *w, char **body)
+{
+	json_object *items = json_object_new_array(), *o;
+
+	core_model_rdlock(w->cfg.model);
+	core_model_each(w->cfg.model, add_vm, items);
+	core_model_unlock(w->cfg.model);
+	o = list("VirtualMachineList", items);
+	json_object_object_add(o, "node", json_object_new_string(
+		w->cfg.node ? w->cfg.node : ""));
+	*body = to_text(o);
+	return 200;
+}
+
+/* Model lock held.  NULL when there is no such VM in that namespace. */
+static struct core_vm *find(struct web *w, const struct web_route *r)
+{
+	struct core_vm *vm = core_model_find(w->cfg.model, r->name);
+
+	return vm && !strcmp(vm->ns, r->ns) ? vm : NULL;
+}
+
+static unsigned not_found(const struct web_route *r, char **body)
+{
+	char msg[2 * CORE_NAME_MAX + 32];
+
+	snprintf(msg, sizeof(msg), "vm %s/%s does not exist", r->ns, r->name);
+	*body = web_json_error(msg);
+	return 404;
+}
+
+static unsigned get_vm(struct web *w, const struct web_route *r, char **body)
+{
+	json_object *o = NULL;
+	struct core_vm *vm;
+
+	core_model_rdlock(w->cfg.model);
+	vm = find(w, r);
+	if (vm)
+		o = vm_json(vm);
+	core_model_unlock(w->cfg.model);
+	if (!o)
+		return not_found(r, body);
+	*body = to_text(o);
+	return 200;
+}
+
+/* What the model knows of operations today: each VM's action in flight
+ * (status.operation).  VMOperation objects join here once the model
+ * keeps them. */
+static int add_op(struct core_vm *vm, void *arg)
+{
+	json_object *o, *md, *spec, *st, *ref;
+	char name[CORE_NAME_MAX + 40];
+
+	if (!vm->st.operation[0])
+		return 0;
+	o = json_object_new_object();
+	md = json_object_new_object();
+	spec = json_object_new_object();
+	st = json_object_new_object();
+	ref = json_object_new_object();
+	snprintf(name, sizeof(name), "%s-%s", vm->name, vm->st.operation);
+	for (char *p = name; *p; p++)
+		if (*p == ' ')
+			*p = '-';
+	json_object_object_add(md, "name", json_object_new_string(name));
+	json_object_object_add(md, "namespace", json_object_new_string(vm->ns));
+	json_object_object_add(ref, "name", json_object_new_string(vm->name));
+	json_object_object_add(spec, "vmRef", ref);
+	json_object_object_add(spec, "operation",
+			       json_object_new_string(vm->st.operation));
+	json_object_object_add(st, "phase", json_object_new_string("Running"));
+	json_object_object_add(o, "kind", json_object_new_string("VMOperation"));
+	json_object_object_add(o, "metadata", md);
+	json_object_object_add(o, "spec", spec);
+	json_object_object_add(o, "status", st);
+	json_object_array_add(arg, o);
+	return 0;
+}
+
+static unsigned get_operations(struct web *w, char **body)
+{
+	json_object *items = json_object_new_array();
+
+	core_model_rdlock(w->cfg.model);
+	core_model_each(w->cfg.model, add_op, items);
+	core_model_unlock(w->cfg.model);
+	*body = to_text(list("VMOperationList", items));
+	return 200;
+}
+
+struct totals {
+	json_object *items;
+	int64_t vms, running, cpus, mem, disk, rss;
+	double cpu_s;
+};
+
+static int add_metric(struct core_vm *vm, void *arg)
+{
+	struct totals *t = arg;
+	json_object *o = usage_json(vm);
+
+	json_object_object_add(o, "name", json_object_new_string(vm->name));
+	json_object_object_add(o, "namespace", json_object_new_string(vm->ns));
+	json_object_object_add(o, "phase", json_object_new_string(
+		core_phase_name(vm->st.phase)));
+	json_object_array_add(t->items, o);
+	t->vms++;
+	t->running += vm->st.phase == CORE_PHASE_RUNNING;
+	t->cpus += vm->spec.cpus;
+	t->mem += (int64_t)vm->spec.memory;
+	t->disk += (int64_t)disk_bytes(vm);
+	t->rss += json_object_get_int64(json_object_object_get(o, "memoryRssBytes"));
+	t->cpu_s += json_object_get_double(json_object_object_get(o, "cpuSeconds"));
+	return 0;
+}
+
+static unsigned get_vm_metrics(struct web *w, char **body)
+{
+	struct totals t = { .items = json_object_new_array() };
+	json_object *o = json_object_new_object(), *tot = json_object_new_object();
+
+	core_model_rdlock(w->cfg.model);
+	core_model_each(w->cfg.model, add_metric, &t);
+	core_model_unlock(w->cfg.model);
+	json_object_object_add(tot, "vms", json_object_new_int64(t.vms));
+	json_object_object_add(tot, "running", json_object_new_int64(t.running));
+	json_object_object_add(tot, "cpus", json_object_new_int64(t.cpus));
+	json_object_object_add(tot, "memoryBytes", json_object_new_int64(t.mem));
+	json_object_object_add(tot, "diskBytes", json_object_new_int64(t.disk));
+	json_object_object_add(tot, "memoryRssBytes", json_object_new_int64(t.rss));
+	json_object_object_add(tot, "cpuSeconds", json_object_new_double(t.cpu_s));
+	json_object_object_add(o, "timestamp", json_object_new_int64(time(NULL)));
+	json_object_object_add(o, "totals", tot);
+	json_object_object_add(o, "items", t.items);
+	*body = to_text(o);
+	return 200;
+}
+
+static unsigned get_config(struct web *w, char **body)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "node", json_object_new_string(
+		w->cfg.node ? w->cfg.node : ""));
+	json_object_object_add(o, "mode", json_object_new_string(
+		w->cfg.cluster ? "cluster" : "standalone"));
+	json_object_object_add(o, "authRequired", json_object_new_boolean(
+		w->cfg.token && w->cfg.token[0]));
+	*body = to_text(o);
+	return 200;
+}
+
+unsigned web_api_get(struct web *w, const struct web_route *r, char **body)
+{
+	switch (r->kind) {
+	case WEB_R_VMS: return get_vms(w, body);
+	case WEB_R_VM: return get_vm(w, r, body);
+	case WEB_R_OPERATIONS: return get_operations(w, body);
+	case WEB_R_VM_METRICS: return get_vm_metrics(w, body);
+	case WEB_R_CONFIG: return get_config(w, body);
+	case WEB_R_TEMPLATES:
+		/* The model has no templates or snapshots yet: empty lists
+		 * the page already knows how to show. */
+		*body = to_text(list("VMTemplateList", json_object_new_array()));
+		return 200;
+	case WEB_R_SNAPSHOTS:
+		*body = to_text(list("VMSnapshotList", json_object_new_array()));
+		return 200;
+	default:
+		*body = web_json_error("not found");
+		return 404;
+	}
+}
+
+/* As fs records a finished action: a failure goes to err and events,
+ * a success clears err. */
+static void record(struct web *w, const char *name, int rc, const char *err)
+{
+	struct core_model *m = w->cfg.model;
+	struct core_vm *vm = NULL;
+
+	core_model_wrlock(m);
+	if (name)
+		vm = core_model_find(m, name);
+	if (rc < 0)
+		core_model_fail(m, vm, err);
+	else if (vm && vm->err[0])
+		core_model_set_err(m, vm, "");
+	else if (!name && *core_model_err(m))
+		core_model_set_err(m, NULL, "");
+	core_model_unlock(m);
+	core_model_flush(m);
+}
+
+/* Run msg on vm (NULL: create) and answer with the VM as it is after. */
+static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
+		    unsigned ok, char **body)
+{
+	char err[CORE_ERR_MAX] = "";
+	const char *name = vm ? vm : msg->arg;
+	json_object *o = json_object_new_object();
+	struct core_vm *v;
+	int rc = w->cfg.ops->ctl(w->cfg.arg, vm, msg, err, sizeof(err));
+
+	if (rc < 0 && !err[0])
+		snprintf(err, sizeof(err), "%s", strerror(-rc));
+	record(w, vm, rc, err);
+	if (rc < 0) {
+		json_object_put(o);
+		*body = web_json_error(err);
+		return web_http_status(rc);
+	}
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	core_model_rdlock(w->cfg.model);
+	v = core_model_find(w->cfg.model, name);
+	if (v)
+		json_object_object_add(o, "vm", vm_json(v));
+	core_model_unlock(w->cfg.model);
+	*body = to_text(o);
+	return ok;
+}
+
+unsigned web_api_post(struct web *w, const struct web_route *r,
+		      const char *data, size_t len, char **body)
+{
+	char err[CORE_ERR_MAX] = "";
+	struct core_ctl msg;
+	bool found;
+	int rc;
+
+	if (r->kind == WEB_R_VMS) {
+		rc = web_parse_create(data, len, &msg, err, sizeof(err));
+		if (rc < 0) {
+			*body = web_json_error(err);
+			return 400;
+		}
+		return act(w, NULL, &msg, 201, body);
+	}
+	core_model_rdlock(w->cfg.model);
+	found = find(w, r) != NULL;
+	core_model_unlock(w->cfg.model);
+	if (!found)
+		return not_found(r, body);
+	rc = web_parse_action(data, len, &msg, err, sizeof(err));
+	if (rc < 0) {
+		*body = web_json_error(err);
+		return web_http_status(rc);
+	}
+	return act(w, r->name, &msg, 200, body);
+}

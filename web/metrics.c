@@ -1,0 +1,187 @@
+/* GET /metrics: the Prometheus text format (version 0.0.4).  Every
+ * metric is documented in docs/dashboard.md; the model is read under its
+ * read lock, the FUSE counters without any lock. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web/priv.h"
+
+void web_buf_put(struct web_buf *b, const char *s, size_t n)
+{
+	char *p;
+
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void web_buf_printf(struct web_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		web_buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n :
+			    sizeof(tmp) - 1);
+}
+
+static void help(struct web_buf *b, const char *name, const char *type,
+		 const char *text)
+{
+	web_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static uint64_t stat_u64(const struct core_vm *vm, const char *key, bool *found)
+{
+	size_t kl = strlen(key);
+	const char *p = vm->txt_stats, *end = p ? p + vm->len_stats : NULL;
+
+	while (p && p + kl < end) {
+		if (!strncmp(p, key, kl) && p[kl] == ' ') {
+			*found = true;
+			return strtoull(p + kl + 1, NULL, 10);
+		}
+		p = memchr(p, '\n', (size_t)(end - p));
+		p = p ? p + 1 : end;
+	}
+	*found = false;
+	return 0;
+}
+
+struct vm_pass {
+	struct web_buf *b;
+	unsigned phases[CORE_PHASE_UNKNOWN + 1];
+	int pass;               /* 0 count, 1 cpu, 2 memory */
+};
+
+/* VM and namespace names are DNS labels: nothing to escape in them. */
+static int vm_line(struct core_vm *vm, void *arg)
+{
+	struct vm_pass *p = arg;
+	bool found;
+	uint64_t v;
+
+	if (p->pass == 0) {
+		if ((unsigned)vm->st.phase <= CORE_PHASE_UNKNOWN)
+			p->phases[vm->st.phase]++;
+		return 0;
+	}
+	v = stat_u64(vm, p->pass == 1 ? "cpu.time_ns" : "memory.rss_bytes",
+		     &found);
+	if (!found)
+		return 0;
+	if (p->pass == 1)
+		web_buf_printf(p->b, "hypersdk_vm_cpu_seconds_total{vm=\"%s\","
+			       "namespace=\"%s\"} %" PRIu64 ".%09" PRIu64 "\n",
+			       vm->name, vm->ns, v / 1000000000u, v % 1000000000u);
+	else
+		web_buf_printf(p->b, "hypersdk_vm_memory_bytes{vm=\"%s\","
+			       "namespace=\"%s\"} %" PRIu64 "\n", vm->name,
+			       vm->ns, v);
+	return 0;
+}
+
+static void vm_metrics(struct web *w, struct web_buf *b)
+{
+	struct vm_pass p = { .b = b };
+
+	core_model_rdlock(w->cfg.model);
+	core_model_each(w->cfg.model, vm_line, &p);
+	help(b, "hypersdk_vms", "gauge", "VMs on this node's model by phase.");
+	for (int i = 0; i <= CORE_PHASE_UNKNOWN; i++)
+		web_buf_printf(b, "hypersdk_vms{phase=\"%s\"} %u\n",
+			       core_phase_name(i), p.phases[i]);
+	help(b, "hypersdk_vm_cpu_seconds_total", "counter",
+	     "CPU time used by the VM's QEMU (libvirt cpu.time).");
+	p.pass = 1;
+	core_model_each(w->cfg.model, vm_line, &p);
+	help(b, "hypersdk_vm_memory_bytes", "gauge",
+	     "Resident memory of the VM's QEMU (libvirt balloon.rss).");
+	p.pass = 2;
+	core_model_each(w->cfg.model, vm_line, &p);
+	core_model_unlock(w->cfg.model);
+}
+
+static void fuse_metrics(struct web_buf *b)
+{
+	struct fs_op_stats st[FS_OP_COUNT];
+
+	fs_stats(st);
+	help(b, "hypersdk_fuse_request_seconds", "histogram",
+	     "Time the daemon spent handling FUSE requests, by kind.");
+	for (int op = 0; op < FS_OP_COUNT; op++) {
+		const char *name = fs_op_name(op);
+		uint64_t cum = 0;
+
+		for (int i = 0; i < FS_STATS_BUCKETS; i++) {
+			cum += st[op].bucket[i];
+			web_buf_printf(b, "hypersdk_fuse_request_seconds_bucket{op=\"%s\","
+				       "le=\"%g\"} %" PRIu64 "\n", name,
+				       fs_stats_le[i], cum);
+		}
+		web_buf_printf(b, "hypersdk_fuse_request_seconds_bucket{op=\"%s\","
+			       "le=\"+Inf\"} %" PRIu64 "\n", name, st[op].count);
+		web_buf_printf(b, "hypersdk_fuse_request_seconds_sum{op=\"%s\"} "
+			       "%.9f\n", name, (double)st[op].sum_ns / 1e9);
+		web_buf_printf(b, "hypersdk_fuse_request_seconds_count{op=\"%s\"} "
+			       "%" PRIu64 "\n", name, st[op].count);
+	}
+}
+
+/* Neither sync nor operations expose numbers to the model yet: the
+ * series are there, at their empty values, so dashboards and alerts can
+ * be written now. */
+static void pending_metrics(struct web *w, struct web_buf *b)
+{
+	static const char *const le[] = { "1", "5", "15", "60", "300", "1800" };
+
+	help(b, "hypersdk_sync_lag_seconds", "gauge",
+	     "How far the model trails the Kubernetes API server (0 standalone).");
+	web_buf_printf(b, "hypersdk_sync_lag_seconds %d\n", 0);
+	help(b, "hypersdk_operation_duration_seconds", "histogram",
+	     "Duration of finished VM operations (clone, migrate, snapshot, ...).");
+	for (size_t i = 0; i < sizeof(le) / sizeof(le[0]); i++)
+		web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket"
+			       "{le=\"%s\"} 0\n", le[i]);
+	web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket{le=\"+Inf\"} 0\n"
+		       "hypersdk_operation_duration_seconds_sum 0\n"
+		       "hypersdk_operation_duration_seconds_count 0\n");
+	(void)w;
+}
+
+char *web_metrics(struct web *w, size_t *len)
+{
+	struct web_buf b = { 0 };
+
+	vm_metrics(w, &b);
+	fuse_metrics(&b);
+	pending_metrics(w, &b);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}

@@ -1,0 +1,65 @@
+/* Shared between the files of web/ only; the module's contract is web.h. */
+#ifndef HYPERSDK_WEB_PRIV_H
+#define HYPERSDK_WEB_PRIV_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "web/web.h"
+
+/* assets.c (generated from web/assets/ by gen_assets.py) */
+struct web_asset {
+	const char *name;
+	const char *type;
+	const char *etag;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct web_asset web_assets[];
+extern const size_t web_nassets;
+
+struct web {
+	struct web_config cfg;
+	int fd;                         /* the listening socket */
+	int port;
+	bool loopback, v6;
+	struct MHD_Daemon *d;
+	bool watching;
+
+	/* Change feed for the event streams (the model's watcher). */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t seq;                   /* last change seen */
+	unsigned what;                  /* CORE_CHG_* of the last change */
+	char last_vm[CORE_NAME_MAX + 1];/* "" for tree-level changes */
+	bool stopping;
+	int streams;                    /* open event streams */
+};
+
+/* A response body being built. */
+struct web_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+void web_buf_printf(struct web_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void web_buf_put(struct web_buf *b, const char *s, size_t n);
+
+/* api.c: JSON bodies.  Each returns an HTTP status and sets *body (a
+ * JSON document the caller frees). */
+unsigned web_api_get(struct web *w, const struct web_route *r, char **body);
+unsigned web_api_post(struct web *w, const struct web_route *r,
+		      const char *data, size_t len, char **body);
+/* {"error": msg} */
+char *web_json_error(const char *msg);
+
+/* metrics.c: the Prometheus text exposition. */
+char *web_metrics(struct web *w, size_t *len);
+
+/* events.c: the event stream. */
+void web_events_watch(struct web *w);
+void web_events_unwatch(struct web *w);
+struct MHD_Response *web_events_response(struct web *w);
+
+#endif
