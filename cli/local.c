@@ -101,7 +101,8 @@ static int fail(const struct ctx *c, const char *errdir_name, int e)
 	struct ctx ec = { c->mount, errdir_name };
 
 	vm_path(&ec, "err", path, sizeof(path));
-	if (e != ENOENT && slurp(path, &txt, &n) == 0) {
+	/* A missing VM has no err file: then strerror says it. */
+	if (slurp(path, &txt, &n) == 0) {
 		while (n > 0 && (txt[n - 1] == '\n' || txt[n - 1] == ' '))
 			txt[--n] = '\0';
 	}

@@ -460,6 +460,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	a->written = size;
+	ino = fs_ctl_real(ino);
 	if (fs_ino_obj(ino, &(int){ 0 }, &(enum obj_file){ 0 })) {
 		rc = obj_target(req_fs(req), ino, fi->fh, buf, size, a, err,
 				sizeof(err));

@@ -378,6 +378,7 @@ void fs_free(struct fs *fs)
 		if (fs->mounted)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
+		fs_ctl_free_all();
 	}
 	pthread_mutex_destroy(&fs->lock);
 	pthread_cond_destroy(&fs->cond);

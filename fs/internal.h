@@ -42,6 +42,8 @@ enum obj_file { OF_DIR, OF_STATUS, OF_SPEC, OF_CTL, OF_COUNT, OF_STRIDE = 4 };
 
 /* nodes/NODE/ and nodes/NODE/status, far above any VM inode. */
 #define INO_FIRST_NODE (1ULL << 48)
+/* Per-lookup inodes of ctl files (ctlino.c), above everything. */
+#define INO_FIRST_DYN (1ULL << 56)
 enum node_file { NF_DIR, NF_STATUS, NF_COUNT, NF_STRIDE = 4 };
 
 #define ATTR_TIMEOUT 1.0
@@ -116,6 +118,14 @@ uint64_t fs_vm_generation(const struct core_vm *vm);
 int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);
 int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	    char *tmp, size_t tmplen);
+
+/* ctlino.c: a fresh inode per lookup of a ctl file */
+fuse_ino_t fs_ctl_clone(fuse_ino_t real);
+/* The ctl file a per-lookup inode stands for; other inodes as they are;
+ * 0 when forgotten. */
+fuse_ino_t fs_ctl_real(fuse_ino_t ino);
+void fs_ctl_forget(fuse_ino_t ino, uint64_t n);
+void fs_ctl_free_all(void);
 
 /* ctlfile.c */
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

@@ -113,9 +113,23 @@ static void timed_init(void *userdata, struct fuse_conn_info *conn)
 	fs_ll_ops.init(userdata, conn);
 }
 
+/* Forgets have no reply: nothing to time. */
+static void untimed_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+	fs_ll_ops.forget(req, ino, n);
+}
+
+static void untimed_forget_multi(fuse_req_t req, size_t count,
+				 struct fuse_forget_data *f)
+{
+	fs_ll_ops.forget_multi(req, count, f);
+}
+
 const struct fuse_lowlevel_ops fs_ll_timed_ops = {
 	.init = timed_init,
 	.lookup = timed_lookup,
+	.forget = untimed_forget,
+	.forget_multi = untimed_forget_multi,
 	.getattr = timed_getattr,
 	.setattr = timed_setattr,
 	.opendir = timed_opendir,

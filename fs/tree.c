@@ -98,7 +98,7 @@ static mode_t obj_mode(enum core_kind kind, enum obj_file f)
 
 bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f)
 {
-	if (ino < INO_FIRST_NODE)
+	if (ino < INO_FIRST_NODE || ino >= INO_FIRST_DYN)
 		return false;
 	*slot = (int)((ino - INO_FIRST_NODE) / NF_STRIDE);
 	*f = (enum node_file)((ino - INO_FIRST_NODE) % NF_STRIDE);
@@ -390,6 +390,17 @@ static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 	return ino;
 }
 
+static bool is_ctl(fuse_ino_t ino)
+{
+	enum vm_file f;
+	enum obj_file of;
+	int slot;
+
+	return ino == INO_VMS_CTL ||
+	       (fs_ino_vm(ino, &slot, &f) && f == VF_CTL) ||
+	       (fs_ino_obj(ino, &slot, &of) && of == OF_CTL);
+}
+
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = req_fs(req);
@@ -400,19 +411,42 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	/* ctl: a new inode each time, looked up again next time. */
+	if (is_ctl(ino) && (e.ino = fs_ctl_clone(ino))) {
+		e.attr.st_ino = e.ino;
+		e.entry_timeout = 0;
+		e.attr_timeout = 0;
+	}
 	fuse_reply_entry(req, &e);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_ctl_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		fs_ctl_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e;
+	fuse_ino_t shown = ino;
 
+	ino = fs_ctl_real(ino);
 	if (fs_fill_entry(req_fs(req), ino, &e) < 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fuse_reply_attr(req, &e.attr, ATTR_TIMEOUT);
+	e.attr.st_ino = shown;
+	fuse_reply_attr(req, &e.attr, shown == ino ? ATTR_TIMEOUT : 0);
 }
 
 static bool e_writable_obj(struct fs *fs, fuse_ino_t ino)
@@ -426,9 +460,10 @@ static bool e_writable_obj(struct fs *fs, fuse_ino_t ino)
 
 /* O_TRUNC on ctl and spec arrives as a size change; there is nothing to
  * truncate, so accept it and change nothing. */
-static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+static void ll_setattr(fuse_req_t req, fuse_ino_t shown, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
+	fuse_ino_t ino = fs_ctl_real(shown);
 	struct fuse_entry_param e;
 	enum vm_file f;
 	int slot;
@@ -450,7 +485,8 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fuse_reply_attr(req, &e.attr, ATTR_TIMEOUT);
+	e.attr.st_ino = shown;
+	fuse_reply_attr(req, &e.attr, shown == ino ? ATTR_TIMEOUT : 0);
 }
 
 struct dirbuf {
@@ -477,6 +513,9 @@ static void dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino)
 			e.attr.st_ino = ino;
 			e.attr.st_mode = S_IFDIR;
 		}
+		/* A path walk must look ctl up for its own inode. */
+		if (is_ctl(ino))
+			e.entry_timeout = 0;
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e, d->index);
 	} else {
@@ -715,6 +754,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int slot = -1;
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 
+	ino = fs_ctl_real(ino);
+
 	if (fs_fill_entry(fs, ino, &e) < 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -763,6 +804,8 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	enum vm_file f;
 	int slot;
 
+	ino = fs_ctl_real(ino);
+
 	if (fs_ino_vm(ino, &slot, &f) && f == VF_WAIT) {
 		fs_wait_read(fs, req, slot, size, off, fi);
 		return;
@@ -786,6 +829,8 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 {
 	enum vm_file f;
 	int slot;
+
+	ino = fs_ctl_real(ino);
 
 	if (fs_ino_vm(ino, &slot, &f) && f == VF_WAIT && fi->fh)
 		fs_wait_release((struct waitfile *)(uintptr_t)fi->fh);
@@ -819,6 +864,8 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops fs_ll_ops = {
 	.init = ll_init,
 	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
 	.getattr = ll_getattr,
 	.setattr = ll_setattr,
 	.opendir = ll_opendir,

@@ -54,6 +54,8 @@ int ops_do_resize(struct mountd *md, const char *op, json_object *o,
 		  char *err, size_t errlen);
 int ops_do_revert(struct mountd *md, const char *op, json_object *o,
 		  char *err, size_t errlen);
+int ops_precheck(struct mountd *md, const char *vm,
+		 const struct core_ctl *msg, char *err, size_t errlen);
 /* snapshots (snapshots.c) */
 int ops_snapshot_take(struct mountd *md, const char *snap, char *err,
 		      size_t errlen);

@@ -323,6 +323,8 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 		return rc;
 	if (msg->verb == CORE_V_SNAPSHOT)
 		return ops_snapshot_ctl(md, vm, msg, owned, err, errlen);
+	if (owned && (rc = ops_precheck(md, vm, msg, err, errlen)) < 0)
+		return rc;
 	op_name(md, vm, verb, name, sizeof(name));
 	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
 	spec = core_json_path(o, "spec");

@@ -270,3 +270,61 @@ int ops_do_revert(struct mountd *md, const char *op, json_object *o,
 	md_event(md, vm, "Reverted", snap);
 	return 0;
 }
+
+/* Refusals a ctl write gets before any object is made, so that bad input
+ * changes nothing (kubectl's objects meet the same checks when they run,
+ * and end Failed). */
+int ops_precheck(struct mountd *md, const char *vm, const struct core_ctl *msg,
+		 char *err, size_t errlen)
+{
+	struct be_snap_info si;
+	char uri[512], data[300];
+	uint64_t maxmem = 0;
+	int maxcpus = 0, rc = 0;
+	bool taken;
+
+	switch (msg->verb) {
+	case CORE_V_CLONE:
+		core_model_rdlock(md->m);
+		taken = core_model_find(md->m, msg->arg) != NULL;
+		core_model_unlock(md->m);
+		if (taken) {
+			snprintf(err, errlen, "clone: vm %s already exists", msg->arg);
+			rc = -EEXIST;
+		}
+		break;
+	case CORE_V_MIGRATE:
+		if (!strcmp(msg->arg, md->node)) {
+			snprintf(err, errlen, "migrate: vm %s already runs on node %s",
+				 vm, md->node);
+			rc = -EINVAL;
+		} else if (peer_uri(md, msg->arg, uri, sizeof(uri), data,
+				    sizeof(data)) < 0) {
+			snprintf(err, errlen, "migrate: node %s does not exist (or has "
+				 "no migration URI: --peer %s=URI)", msg->arg, msg->arg);
+			rc = -ENOENT;
+		}
+		break;
+	case CORE_V_REVERT:
+		rc = be_snapshot_info(md->be, vm, msg->arg, &si, err, errlen);
+		break;
+	case CORE_V_RESIZE:
+		rc = be_limits(md->be, vm, &maxcpus, &maxmem, err, errlen);
+		if (rc == 0 && msg->cpus > maxcpus) {
+			snprintf(err, errlen, "resize: cpus=%d: the maximum of this VM "
+				 "is %d", msg->cpus, maxcpus);
+			rc = -EINVAL;
+		} else if (rc == 0 && msg->memory > maxmem) {
+			char q[32];
+
+			core_qty_format(maxmem, q, sizeof(q));
+			snprintf(err, errlen, "resize: memory: the maximum of this VM "
+				 "is %s", q);
+			rc = -EINVAL;
+		}
+		break;
+	default:
+		break;
+	}
+	return rc;
+}

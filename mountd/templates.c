@@ -216,11 +216,13 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 		snprintf(err, errlen, "template %s does not exist", tmpl);
 		rc = -ENOENT;
 	} else if ((def = core_json_path(o->obj, "spec.defaultSpec"))) {
-		for (int i = 0; keys[i]; i++)
+		for (int i = 0; keys[i]; i++) {
+			copy = NULL;    /* deep_copy wants an empty target */
 			if (json_object_object_get_ex(def, keys[i], &v) &&
 			    !json_object_object_get_ex(spec, keys[i], NULL) &&
 			    json_object_deep_copy(v, &copy, NULL) == 0)
 				json_object_object_add(spec, keys[i], copy);
+		}
 	}
 	core_model_unlock(md->m);
 	if (rc < 0)

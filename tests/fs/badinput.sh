@@ -8,7 +8,7 @@ v=${P}v
 "$ONEWRITE" "$M/vms/ctl" "create $v memory=64Mi disk=64Mi" >/dev/null
 is "a VM to abuse" "$(phase "$v")" Stopped
 
-snap() { cat "$M/vms/$v/status" "$M/vms/$v/spec"; "${VIRSH[@]}" dumpxml "$v" 2>/dev/null | md5sum; ls "$M/vms"; }
+snap() { cat "$M/vms/$v/status" "$M/vms/$v/spec"; "${VIRSH[@]}" dumpxml "$v" 2>/dev/null | md5sum; ls "$M/vms" "$M/operations"; }
 before=$(snap)
 
 # bad FILE MSG ERRNO ERR-REGEX DESC
@@ -32,7 +32,9 @@ bad "$ctl" $'stop\nstart' EINVAL "newline" "embedded newline"
 bad "$ctl" $'st\001art' EINVAL "control" "control bytes"
 bad "$ctl" "resize memory=lots" EINVAL "memory" "bad quantity in resize"
 bad "$ctl" "resize cpus=0" EINVAL "cpus" "resize to 0 cpus"
-bad "$ctl" "clone x" EOPNOTSUPP "not supported" "a verb of a later issue"
+bad "$ctl" "migrate nowhere-node" ENOENT "does not exist" "migration to a node nobody knows"
+bad "$ctl" "revert nosnap" ENOENT "" "revert to a snapshot that does not exist"
+bad "$ctl" "resize cpus=500" EINVAL "maximum" "resize over the maximum"
 big=$(head -c 307200 /dev/zero | tr '\0' 'a')
 is "300 KiB message: errno" "$(printf '%s' "$big" | "$ONEWRITE" "$ctl" -)" EINVAL
 like "300 KiB message: err line" "$(cat "$M/vms/$v/err")" "too long"

@@ -69,9 +69,9 @@ watch() {
 
 is "create on node 1" "$(w "$M/vms/ctl" "create $a cpus=1 memory=64Mi disk=64Mi running=true")" ok
 is "it runs" "$(phase "$a")" Running
-rm -f "$T/stop-watch"; watch "$a" >"$T/watch1" &
+rm -f "$T/stop-watch"; watch "$a" >"$T/watch1" & wpid=$!
 is "migrate to node 2" "$(w "$M/vms/$a/ctl" "migrate $NODE2")" ok
-touch "$T/stop-watch"; wait
+touch "$T/stop-watch"; wait "$wpid"
 check "it leaves node 1's tree" wait_for 5 test ! -e "$M/vms/$a"
 is "libvirt on node 1 has no such domain" "$(domstate "$a")" ""
 check "it appears in node 2's tree" wait_for 10 test -d "$M2/vms/$a"
@@ -83,9 +83,9 @@ like "node 2's status names node 2" "$(awk '$1 == "node" { print $2 }' "$M2/vms/
 op=$(ls "$M/operations" | grep -- "$a-migrate-" | head -n 1)
 is "the operation Succeeded" "$(head -n 1 "$M/operations/$op/status")" "phase Succeeded"
 
-rm -f "$T/stop-watch"; watch "$a" >"$T/watch2" &
+rm -f "$T/stop-watch"; watch "$a" >"$T/watch2" & wpid=$!
 is "and back to node 1" "$(w "$M2/vms/$a/ctl" "migrate $NODE")" ok
-touch "$T/stop-watch"; wait
+touch "$T/stop-watch"; wait "$wpid"
 check "it is in node 1's tree again" wait_for 10 test -d "$M/vms/$a"
 is "Running on node 1" "$(phase "$a")" Running
 is "node 1's libvirt runs it" "$(domstate "$a")" running
@@ -130,6 +130,7 @@ running_op() { op=$(ls "$M/operations" | grep -- "$g-migrate-" | while read -r o
 	head -n 1 "$M/operations/$o/status" | grep -q Running && echo "$o"; done | head -n 1)
 	[ -n "$op" ]; }
 check "a slow migration runs" wait_for 10 running_op
+wait_for 5 phase_is "$g" Migrating
 is "the VM's phase is Migrating meanwhile" "$(phase "$g")" Migrating
 is "its operation is migrate" "$(status_key "$g" operation)" migrate
 is "another operation on it is EBUSY" "$(w "$M/vms/$g/ctl" "snapshot x1")" EBUSY
