@@ -11,7 +11,7 @@
 
 #include "web/priv.h"
 
-static char *to_text(json_object *o)
+char *web_json_text(json_object *o)
 {
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 						       JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -26,10 +26,10 @@ char *web_json_error(const char *msg)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "error", json_object_new_string(msg));
-	return to_text(o);
+	return web_json_text(o);
 }
 
-static json_object *list(const char *kind, json_object *items)
+json_object *web_json_list(const char *kind, json_object *items)
 {
 	json_object *o = json_object_new_object();
 
@@ -133,10 +133,10 @@ static unsigned get_vms(struct web *w, char **body)
 	core_model_rdlock(w->cfg.model);
 	core_model_each(w->cfg.model, add_vm, items);
 	core_model_unlock(w->cfg.model);
-	o = list("VirtualMachineList", items);
+	o = web_json_list("VirtualMachineList", items);
 	json_object_object_add(o, "node", json_object_new_string(
 		w->cfg.node ? w->cfg.node : ""));
-	*body = to_text(o);
+	*body = web_json_text(o);
 	return 200;
 }
 
@@ -169,52 +169,7 @@ static unsigned get_vm(struct web *w, const struct web_route *r, char **body)
 	core_model_unlock(w->cfg.model);
 	if (!o)
 		return not_found(r, body);
-	*body = to_text(o);
-	return 200;
-}
-
-/* What the model knows of operations today: each VM's action in flight
- * (status.operation).  VMOperation objects join here once the model
- * keeps them. */
-static int add_op(struct core_vm *vm, void *arg)
-{
-	json_object *o, *md, *spec, *st, *ref;
-	char name[CORE_NAME_MAX + 40];
-
-	if (!vm->st.operation[0])
-		return 0;
-	o = json_object_new_object();
-	md = json_object_new_object();
-	spec = json_object_new_object();
-	st = json_object_new_object();
-	ref = json_object_new_object();
-	snprintf(name, sizeof(name), "%s-%s", vm->name, vm->st.operation);
-	for (char *p = name; *p; p++)
-		if (*p == ' ')
-			*p = '-';
-	json_object_object_add(md, "name", json_object_new_string(name));
-	json_object_object_add(md, "namespace", json_object_new_string(vm->ns));
-	json_object_object_add(ref, "name", json_object_new_string(vm->name));
-	json_object_object_add(spec, "vmRef", ref);
-	json_object_object_add(spec, "operation",
-			       json_object_new_string(vm->st.operation));
-	json_object_object_add(st, "phase", json_object_new_string("Running"));
-	json_object_object_add(o, "kind", json_object_new_string("VMOperation"));
-	json_object_object_add(o, "metadata", md);
-	json_object_object_add(o, "spec", spec);
-	json_object_object_add(o, "status", st);
-	json_object_array_add(arg, o);
-	return 0;
-}
-
-static unsigned get_operations(struct web *w, char **body)
-{
-	json_object *items = json_object_new_array();
-
-	core_model_rdlock(w->cfg.model);
-	core_model_each(w->cfg.model, add_op, items);
-	core_model_unlock(w->cfg.model);
-	*body = to_text(list("VMOperationList", items));
+	*body = web_json_text(o);
 	return 200;
 }
 
@@ -262,7 +217,7 @@ static unsigned get_vm_metrics(struct web *w, char **body)
 	json_object_object_add(o, "timestamp", json_object_new_int64(time(NULL)));
 	json_object_object_add(o, "totals", tot);
 	json_object_object_add(o, "items", t.items);
-	*body = to_text(o);
+	*body = web_json_text(o);
 	return 200;
 }
 
@@ -276,7 +231,7 @@ static unsigned get_config(struct web *w, char **body)
 		w->cfg.cluster ? "cluster" : "standalone"));
 	json_object_object_add(o, "authRequired", json_object_new_boolean(
 		w->cfg.token && w->cfg.token[0]));
-	*body = to_text(o);
+	*body = web_json_text(o);
 	return 200;
 }
 
@@ -285,17 +240,11 @@ unsigned web_api_get(struct web *w, const struct web_route *r, char **body)
 	switch (r->kind) {
 	case WEB_R_VMS: return get_vms(w, body);
 	case WEB_R_VM: return get_vm(w, r, body);
-	case WEB_R_OPERATIONS: return get_operations(w, body);
+	case WEB_R_OPERATIONS:
+	case WEB_R_SNAPSHOTS:
+	case WEB_R_TEMPLATES: return web_objects_get(w, r, body);
 	case WEB_R_VM_METRICS: return get_vm_metrics(w, body);
 	case WEB_R_CONFIG: return get_config(w, body);
-	case WEB_R_TEMPLATES:
-		/* The model has no templates or snapshots yet: empty lists
-		 * the page already knows how to show. */
-		*body = to_text(list("VMTemplateList", json_object_new_array()));
-		return 200;
-	case WEB_R_SNAPSHOTS:
-		*body = to_text(list("VMSnapshotList", json_object_new_array()));
-		return 200;
 	default:
 		*body = web_json_error("not found");
 		return 404;
@@ -304,7 +253,7 @@ unsigned web_api_get(struct web *w, const struct web_route *r, char **body)
 
 /* As fs records a finished action: a failure goes to err and events,
  * a success clears err. */
-static void record(struct web *w, const char *name, int rc, const char *err)
+void web_record(struct web *w, const char *name, int rc, const char *err)
 {
 	struct core_model *m = w->cfg.model;
 	struct core_vm *vm = NULL;
@@ -334,7 +283,7 @@ static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
 
 	if (rc < 0 && !err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
-	record(w, vm, rc, err);
+	web_record(w, vm, rc, err);
 	if (rc < 0) {
 		json_object_put(o);
 		*body = web_json_error(err);
@@ -346,7 +295,7 @@ static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
 	if (v)
 		json_object_object_add(o, "vm", vm_json(v));
 	core_model_unlock(w->cfg.model);
-	*body = to_text(o);
+	*body = web_json_text(o);
 	return ok;
 }
 
@@ -358,6 +307,8 @@ unsigned web_api_post(struct web *w, const struct web_route *r,
 	bool found;
 	int rc;
 
+	if (r->kind == WEB_R_SNAPSHOT_DELETE)
+		return web_snapshot_delete(w, r, body);
 	if (r->kind == WEB_R_VMS) {
 		rc = web_parse_create(data, len, &msg, err, sizeof(err));
 		if (rc < 0) {

@@ -33,6 +33,8 @@ static void changed(void *arg, const char *name, int slot, unsigned what,
 	pthread_mutex_lock(&w->lock);
 	w->seq = seq;
 	w->what = what;
+	w->recent[seq % WEB_RECENT].seq = seq;
+	w->recent[seq % WEB_RECENT].what = what;
 	snprintf(w->last_vm, sizeof(w->last_vm), "%s", name ? name : "");
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -58,6 +60,7 @@ static void what_names(unsigned what, char *buf, size_t len)
 		{ CORE_CHG_ERR, "err" }, { CORE_CHG_EVENTS, "events" },
 		{ CORE_CHG_ADDED, "added" }, { CORE_CHG_REMOVED, "removed" },
 		{ CORE_CHG_STATS, "stats" }, { CORE_CHG_NODES, "nodes" },
+		{ CORE_CHG_OBJECTS, "objects" },
 	};
 	size_t n = 0;
 
@@ -66,6 +69,22 @@ static void what_names(unsigned what, char *buf, size_t len)
 		if ((what & names[i].bit) && n + 12 < len)
 			n += (size_t)snprintf(buf + n, len - n, "%s\"%s\"",
 					      n ? "," : "", names[i].name);
+}
+
+/* What changed since seen (w->lock held): a burst merged into one event
+ * names every kind of change in it, not just the last (a snapshot ends
+ * with an event line on its VM after the object's change).  Beyond the
+ * ring, everything may have changed. */
+static unsigned what_since(struct web *w, uint64_t seen)
+{
+	unsigned what = 0;
+
+	if (w->seq - seen > WEB_RECENT)
+		return ~0u;
+	for (uint64_t q = seen + 1; q <= w->seq; q++)
+		if (w->recent[q % WEB_RECENT].seq == q)
+			what |= w->recent[q % WEB_RECENT].what;
+	return what | w->what;
 }
 
 /* Wait for a change (or the keep-alive) and put the next message in
@@ -89,8 +108,8 @@ static bool next_message(struct stream *s)
 	if (w->seq == s->seen) {
 		s->len = (size_t)snprintf(s->buf, sizeof(s->buf), ": keep-alive\n\n");
 	} else {
+		what_names(what_since(w, s->seen), what, sizeof(what));
 		s->seen = w->seq;
-		what_names(w->what, what, sizeof(what));
 		s->len = (size_t)snprintf(s->buf, sizeof(s->buf),
 			"event: change\nid: %" PRIu64 "\ndata: {\"seq\":%" PRIu64
 			",\"vm\":\"%s\",\"what\":[%s]}\n\n",

@@ -150,25 +150,13 @@ static void fuse_metrics(struct web_buf *b)
 	}
 }
 
-/* Neither sync nor operations expose numbers to the model yet: the
- * series are there, at their empty values, so dashboards and alerts can
- * be written now. */
-static void pending_metrics(struct web *w, struct web_buf *b)
+/* Sync does not expose its lag to the model yet: the series is there,
+ * at its standalone value, so dashboards and alerts can be written now. */
+static void sync_metrics(struct web_buf *b)
 {
-	static const char *const le[] = { "1", "5", "15", "60", "300", "1800" };
-
 	help(b, "hypersdk_sync_lag_seconds", "gauge",
 	     "How far the model trails the Kubernetes API server (0 standalone).");
 	web_buf_printf(b, "hypersdk_sync_lag_seconds %d\n", 0);
-	help(b, "hypersdk_operation_duration_seconds", "histogram",
-	     "Duration of finished VM operations (clone, migrate, snapshot, ...).");
-	for (size_t i = 0; i < sizeof(le) / sizeof(le[0]); i++)
-		web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket"
-			       "{le=\"%s\"} 0\n", le[i]);
-	web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket{le=\"+Inf\"} 0\n"
-		       "hypersdk_operation_duration_seconds_sum 0\n"
-		       "hypersdk_operation_duration_seconds_count 0\n");
-	(void)w;
 }
 
 char *web_metrics(struct web *w, size_t *len)
@@ -177,7 +165,8 @@ char *web_metrics(struct web *w, size_t *len)
 
 	vm_metrics(w, &b);
 	fuse_metrics(&b);
-	pending_metrics(w, &b);
+	sync_metrics(&b);
+	web_object_metrics(w, &b);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

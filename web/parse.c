@@ -342,8 +342,11 @@ static int segment(const char **p, char *buf, size_t max)
 	return e ? 1 : 0;       /* 1: more follows */
 }
 
-static int vm_route(const char *p, struct web_route *r, char *err,
-		    size_t errlen)
+/* NS/NAME[/VERB] below /api/k8s/vms/ or /api/k8s/snapshots/: whole is
+ * the route of NS/NAME (WEB_R_NONE: none), sub that of NS/NAME/VERB. */
+static int obj_route(const char *p, struct web_route *r,
+		     enum web_route_kind whole, const char *verb,
+		     enum web_route_kind sub, char *err, size_t errlen)
 {
 	char action[16];
 	int more;
@@ -355,14 +358,15 @@ static int vm_route(const char *p, struct web_route *r, char *err,
 		return 0;       /* /vms/NS: not a route */
 	more = segment(&p, r->name, sizeof(r->name));
 	if (more < 0 || core_name_check(r->name, err, errlen) < 0)
-		return bad(err, errlen, "bad vm name in the path");
-	r->kind = WEB_R_VM;
+		return bad(err, errlen, whole == WEB_R_VM ?
+			   "bad vm name in the path" :
+			   "bad snapshot name in the path");
+	r->kind = whole;
 	if (more == 0)
 		return 0;
 	r->kind = WEB_R_NONE;
-	if (segment(&p, action, sizeof(action)) == 0 &&
-	    !strcmp(action, "actions"))
-		r->kind = WEB_R_VM_ACTIONS;
+	if (segment(&p, action, sizeof(action)) == 0 && !strcmp(action, verb))
+		r->kind = sub;
 	return 0;
 }
 
@@ -396,7 +400,11 @@ int web_route(const char *path, struct web_route *r, char *err,
 		return 0;
 	}
 	if (!strncmp(path, "/api/k8s/vms/", 13))
-		return vm_route(path + 13, r, err, errlen);
+		return obj_route(path + 13, r, WEB_R_VM, "actions",
+				 WEB_R_VM_ACTIONS, err, errlen);
+	if (!strncmp(path, "/api/k8s/snapshots/", 19))
+		return obj_route(path + 19, r, WEB_R_NONE, "delete",
+				 WEB_R_SNAPSHOT_DELETE, err, errlen);
 	return 0;
 }
 
@@ -404,7 +412,7 @@ bool web_method_ok(enum web_route_kind k, const char *method)
 {
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 
-	if (k == WEB_R_VM_ACTIONS)
+	if (k == WEB_R_VM_ACTIONS || k == WEB_R_SNAPSHOT_DELETE)
 		return !strcmp(method, "POST");
 	if (k == WEB_R_VMS)
 		return get || !strcmp(method, "POST");

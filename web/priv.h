@@ -18,6 +18,16 @@ struct web_asset {
 extern const struct web_asset web_assets[];
 extern const size_t web_nassets;
 
+/* The operation duration histogram (opmetrics.c). */
+#define WEB_OP_TYPES 9                  /* clone ... restart, other */
+#define WEB_OP_LE 6                     /* buckets besides +Inf */
+#define WEB_OP_SEEN_MAX 4096
+struct web_op_hist {
+	uint64_t count, bucket[WEB_OP_LE];     /* bucket: cumulative */
+	double sum;
+};
+
+#define WEB_RECENT 64                   /* changes a stream's event merges */
 struct web {
 	struct web_config cfg;
 	int fd;                         /* the listening socket */
@@ -31,9 +41,17 @@ struct web {
 	pthread_cond_t cond;
 	uint64_t seq;                   /* last change seen */
 	unsigned what;                  /* CORE_CHG_* of the last change */
+	struct { uint64_t seq; unsigned what; } recent[WEB_RECENT];
+					/* the last changes, by seq % size */
 	char last_vm[CORE_NAME_MAX + 1];/* "" for tree-level changes */
 	bool stopping;
 	int streams;                    /* open event streams */
+
+	/* Finished operations counted into /metrics, under op_lock. */
+	pthread_mutex_t op_lock;
+	struct web_op_hist op_hist[WEB_OP_TYPES];
+	char (*op_seen)[CORE_NAME_MAX + 1];     /* sorted names */
+	size_t nseen;
 };
 
 /* A response body being built. */
@@ -53,9 +71,23 @@ unsigned web_api_post(struct web *w, const struct web_route *r,
 		      const char *data, size_t len, char **body);
 /* {"error": msg} */
 char *web_json_error(const char *msg);
+/* o as compact text (o is put); {apiVersion, kind, items}. */
+char *web_json_text(json_object *o);
+json_object *web_json_list(const char *kind, json_object *items);
+/* Record an action's outcome as fs does: a failure in err and events of
+ * the VM (name NULL: vms/err), a success clears err. */
+void web_record(struct web *w, const char *name, int rc, const char *err);
+
+/* objects.c: operations, snapshots and templates. */
+unsigned web_objects_get(struct web *w, const struct web_route *r,
+			 char **body);
+unsigned web_snapshot_delete(struct web *w, const struct web_route *r,
+			     char **body);
 
 /* metrics.c: the Prometheus text exposition. */
 char *web_metrics(struct web *w, size_t *len);
+/* opmetrics.c: operations, snapshots and templates for it. */
+void web_object_metrics(struct web *w, struct web_buf *b);
 
 /* events.c: the event stream. */
 void web_events_watch(struct web *w);

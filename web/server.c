@@ -288,6 +288,25 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 
 /* ---- the request callback --------------------------------------------- */
 
+/* GET /api/k8s/snapshots?vm=NAME: the filter, checked as a path name is. */
+static int query_vm(struct MHD_Connection *c, struct web_route *r, char *err,
+		    size_t errlen)
+{
+	const char *v;
+
+	if (r->kind != WEB_R_SNAPSHOTS)
+		return 0;
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm");
+	if (!v || !*v)
+		return 0;
+	if (core_name_check(v, err, errlen) < 0) {
+		snprintf(err, errlen, "bad vm name in ?vm=");
+		return -EINVAL;
+	}
+	snprintf(r->vm, sizeof(r->vm), "%s", v);
+	return 0;
+}
+
 static enum MHD_Result first_call(struct web *w, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  struct req *q)
@@ -296,7 +315,8 @@ static enum MHD_Result first_call(struct web *w, struct MHD_Connection *c,
 	const char *why, *allow;
 	unsigned status;
 
-	if (web_route(url, &q->route, err, sizeof(err)) < 0) {
+	if (web_route(url, &q->route, err, sizeof(err)) < 0 ||
+	    query_vm(c, &q->route, err, sizeof(err)) < 0) {
 		q->answered = true;
 		return error(c, 400, err);
 	}
@@ -308,7 +328,8 @@ static enum MHD_Result first_call(struct web *w, struct MHD_Connection *c,
 		return error_hdr(c, status, why, "WWW-Authenticate", "Bearer");
 	if (status != 405)
 		return error(c, status, why);
-	allow = q->route.kind == WEB_R_VM_ACTIONS ? "POST" :
+	allow = q->route.kind == WEB_R_VM_ACTIONS ||
+		q->route.kind == WEB_R_SNAPSHOT_DELETE ? "POST" :
 		q->route.kind == WEB_R_VMS ? "GET, HEAD, POST" : "GET, HEAD";
 	return error_hdr(c, status, why, "Allow", allow);
 }
@@ -412,6 +433,7 @@ static void init_sync(struct web *w)
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->op_lock, NULL);
 	/* The event streams wait with deadlines on the monotonic clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -491,6 +513,8 @@ void web_free(struct web *w)
 		close(w->fd);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->op_lock);
+	free(w->op_seen);
 	free(w);
 }
 

@@ -78,7 +78,8 @@ enum web_route_kind {
 	WEB_R_VM,               /* /api/k8s/vms/NS/NAME */
 	WEB_R_VM_ACTIONS,       /* /api/k8s/vms/NS/NAME/actions */
 	WEB_R_TEMPLATES,        /* /api/k8s/templates */
-	WEB_R_SNAPSHOTS,        /* /api/k8s/snapshots */
+	WEB_R_SNAPSHOTS,        /* /api/k8s/snapshots[?vm=NAME] */
+	WEB_R_SNAPSHOT_DELETE,  /* /api/k8s/snapshots/NS/NAME/delete */
 	WEB_R_VM_METRICS,       /* /api/k8s/vm-metrics */
 	WEB_R_OPERATIONS,       /* /api/k8s/operations */
 	WEB_R_EVENTS,           /* /api/k8s/events (text/event-stream) */
@@ -89,6 +90,8 @@ struct web_route {
 	char ns[CORE_NAME_MAX + 1];
 	char name[CORE_NAME_MAX + 1];
 	char asset[64];         /* WEB_R_ASSET: the file name */
+	char vm[CORE_NAME_MAX + 1]; /* WEB_R_SNAPSHOTS: ?vm= ("" for all);
+				     * set by the server, not web_route */
 };
 
 /* Map a request path (no query) to a route.  A malformed NS or NAME is

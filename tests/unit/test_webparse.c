@@ -122,6 +122,16 @@ static void test_route(void **state)
 	assert_false(web_method_ok(WEB_R_VM_ACTIONS, "GET"));
 	assert_false(web_method_ok(WEB_R_METRICS, "POST"));
 	assert_true(web_method_ok(WEB_R_VMS, "POST"));
+	assert_int_equal(web_route("/api/k8s/snapshots/default/s1/delete", &r,
+				   err, sizeof(err)), 0);
+	assert_int_equal(r.kind, WEB_R_SNAPSHOT_DELETE);
+	assert_string_equal(r.name, "s1");
+	web_route("/api/k8s/snapshots/default/s1", &r, err, sizeof(err));
+	assert_int_equal(r.kind, WEB_R_NONE);
+	assert_int_equal(web_route("/api/k8s/snapshots/default/S_1/delete", &r,
+				   err, sizeof(err)), -EINVAL);
+	assert_true(web_method_ok(WEB_R_SNAPSHOT_DELETE, "POST"));
+	assert_false(web_method_ok(WEB_R_SNAPSHOT_DELETE, "GET"));
 }
 
 static void test_listen_and_status(void **state)

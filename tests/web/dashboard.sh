@@ -136,11 +136,40 @@ r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"start"}')
 is "start again is 409" "$(code "$r")" 409
 like "the error is the ctl's" "$(jq -r .error "$T/body")" "is Running"
 like "and it is in err, as for a ctl write" "$(cat "$M/vms/$b/err")" "is Running"
-r=$(post "/api/k8s/vms/default/$b/actions" '{"ctl":"clone '"${P}c"' linked"}')
-like "clone through the ctl grammar answers as the ctl does (501 until operations land)" "$(code "$r")" "^(200|501)$"
 r=$(post /api/k8s/vms "{\"name\":\"$a\"}")
 is "create with a taken name is 409" "$(code "$r")" 409
 is "create with a bad name is 400" "$(code "$(post /api/k8s/vms '{"name":"Bad_Name"}')")" 400
+
+# ---- operations, snapshots ----------------------------------------------------
+# (objects of the model: the API lists them whole, as kubectl would see them)
+c=${P}c
+r=$(post "/api/k8s/vms/default/$b/actions" '{"ctl":"clone '"$c"'"}')
+is "POST {\"ctl\":\"clone $c\"} of running $b is 200" "$(code "$r")" 200
+is "$c is in the tree, Stopped" "$(phase "$c")" Stopped
+r=$(req GET /api/k8s/operations)
+is "GET /api/k8s/operations is 200" "$(code "$r")" 200
+opsel='.items[] | select(.spec.vmRef.name == "'"$b"'" and .spec.operation == "clone")'
+is "it lists a VMOperation clone of $b, Succeeded" "$(jq -r "$opsel | .kind + \" \" + .status.phase" "$T/body")" "VMOperation Succeeded"
+like "named VM-clone-UNIXTIME" "$(jq -r "$opsel | .metadata.name" "$T/body")" "^$b-clone-[0-9]+$"
+is "with progress 100 and both times" "$(jq -r "$opsel | [.status.progress, (.status.startTime | type), (.status.completionTime | type)] | join(\" \")" "$T/body")" "100 string string"
+is "the list is a VMOperationList" "$(jq -r .kind "$T/body")" VMOperationList
+r=$(post "/api/k8s/vms/default/$c/actions" '{"action":"delete"}')
+is "delete the clone $c (200)" "$(code "$r")" 200
+
+r=$(post "/api/k8s/vms/default/$b/actions" '{"ctl":"snapshot s1"}')
+is "POST {\"ctl\":\"snapshot s1\"} is 200" "$(code "$r")" 200
+r=$(req GET /api/k8s/snapshots)
+is "GET /api/k8s/snapshots is 200" "$(code "$r")" 200
+snapsel='.items[] | select(.metadata.name == "s1")'
+is "s1 is a VMSnapshot of $b, Ready" "$(jq -r "$snapsel | .kind + \" \" + .spec.vmRef.name + \" \" + .status.phase" "$T/body")" "VMSnapshot $b Ready"
+is "ready to restore, with a size" "$(jq -r "$snapsel | [.status.readyToRestore, (.status.size | type)] | join(\" \")" "$T/body")" "true string"
+req GET "/api/k8s/snapshots?vm=$b" >/dev/null
+is "?vm=$b lists it" "$(jq -r '[.items[].metadata.name] | join(" ")' "$T/body")" s1
+req GET "/api/k8s/snapshots?vm=${P}none" >/dev/null
+is "?vm= of another VM lists nothing" "$(jq -r '.items | length' "$T/body")" 0
+is "?vm= with a bad name is 400" "$(code "$(req GET '/api/k8s/snapshots?vm=Bad_Name')")" 400
+r=$(req GET /api/k8s/templates)
+is "GET /api/k8s/templates is a VMTemplateList" "$(jq -r .kind "$T/body")" VMTemplateList
 
 # ---- the event stream -------------------------------------------------------
 echo stop > "$M/vms/$b/ctl"
@@ -152,9 +181,25 @@ like "as text/event-stream" "$(curl -sS --max-time 2 -D - -o /dev/null "$URL/api
 echo start > "$M/vms/$b/ctl"
 wait_for 10 grep -q "\"vm\":\"$b\"" "$T/sse"
 like "echo start > ctl pushes a change event for $b" "$(grep -A2 'event: change' "$T/sse" | tr '\n' ' ')" "data: \\{\"seq\":[0-9]+,\"vm\":\"$b\""
+is "a snapshot by ctl while the stream is open" "$("$ONEWRITE" "$M/vms/$b/ctl" "snapshot s2")" ok
+wait_for 10 grep -q '"objects"' "$T/sse"
+like "object changes (VMSnapshot s2) push a change event too" "$(grep '^data: ' "$T/sse" | tr '\n' ' ')" '"what":\[[^]]*"objects"'
 kill "$SSE_PID" 2>/dev/null
 wait "$SSE_PID" 2>/dev/null
 SSE_PID=
+
+# ---- deleting a snapshot ------------------------------------------------------
+r=$(post /api/k8s/snapshots/default/s2/delete '{}')
+is "POST /api/k8s/snapshots/default/s2/delete is 200" "$(code "$r")" 200
+req GET /api/k8s/snapshots >/dev/null
+is "s2 is gone from the API" "$(jq -r '[.items[].metadata.name] | join(" ")' "$T/body")" s1
+check "and from the tree" test ! -e "$M/vms/$b/snapshots/s2"
+check "and from libvirt" bash -c "! ${VIRSH[*]} snapshot-list --name $b 2>/dev/null | grep -qx s2"
+is "deleting it again is 404" "$(code "$(post /api/k8s/snapshots/default/s2/delete '{}')")" 404
+is "a snapshot of another namespace is 404" "$(code "$(post /api/k8s/snapshots/other/s1/delete '{}')")" 404
+is "GET on delete is 405 (GET never acts)" "$(code "$(req GET /api/k8s/snapshots/default/s1/delete)")" 405
+is "a cross-site delete is 403" "$(code "$(post /api/k8s/snapshots/default/s1/delete '{}' -H 'Origin: http://evil.example')")" 403
+is "s1 is still there" "$(cat "$M/vms/$b/snapshots/s1/status" | awk '$1 == "phase" { print $2 }')" Ready
 
 # ---- /metrics ---------------------------------------------------------------
 curl -sS --max-time 10 "$URL/metrics" >"$T/metrics"
@@ -166,7 +211,12 @@ like "memory bytes of $a" "$(curl -sS "$URL/metrics" | grep "^hypersdk_vm_memory
 like "FUSE request histogram" "$(grep '^hypersdk_fuse_request_seconds_count{op="read"}' "$T/metrics")" ' [1-9][0-9]*$'
 check "histogram buckets end with +Inf" grep -q 'hypersdk_fuse_request_seconds_bucket{op="read",le="+Inf"}' "$T/metrics"
 check "sync lag and operation durations are exposed" grep -q '^hypersdk_sync_lag_seconds 0$' "$T/metrics"
-check "operation duration histogram (empty)" grep -q '^hypersdk_operation_duration_seconds_count 0$' "$T/metrics"
+like "the clone is in the operation duration histogram" "$(grep '^hypersdk_operation_duration_seconds_count{operation="clone"}' "$T/metrics")" ' [1-9][0-9]*$'
+check "its +Inf bucket equals its count" test "$(grep -c '^hypersdk_operation_duration_seconds_bucket{operation="clone",le="+Inf"} 1$' "$T/metrics")" = 1
+curl -sS --max-time 10 "$URL/metrics" >"$T/metrics2"
+is "counted once: a second scrape says the same" "$(grep '^hypersdk_operation_duration_seconds_count{operation="clone"}' "$T/metrics2")" "$(grep '^hypersdk_operation_duration_seconds_count{operation="clone"}' "$T/metrics")"
+is "hypersdk_snapshots counts s1 Ready" "$(grep '^hypersdk_snapshots{phase="Ready"}' "$T/metrics")" 'hypersdk_snapshots{phase="Ready"} 1'
+check "hypersdk_templates by phase" grep -q '^hypersdk_templates{phase="Ready"} 0$' "$T/metrics"
 bad=$(grep -vE '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eInf]+)$' "$T/metrics" | head -n 3)
 is "every line is a comment or a sample" "$bad" ""
 
@@ -193,7 +243,7 @@ else
 	is "$b is Running before the click" "$(phase "$b")" Running
 	phase_is "$b" Running || tail -n 5 "$M/vms/$b/events" | sed 's/^/# /'
 	NODE_PATH=$NPM_DIR/node_modules CHROMIUM="$CHROMIUM" \
-		node "$TOP/tests/web/ui.mjs" "$URL" "$b" "$LOGDIR/web-dashboard.png" >"$T/ui.out" 2>&1
+		node "$TOP/tests/web/ui.mjs" "$URL" "$b" "$LOGDIR/web-dashboard.png" s1 >"$T/ui.out" 2>&1
 	rc=$?
 	while IFS= read -r line; do
 		case $line in
@@ -206,6 +256,8 @@ else
 	is "the click stopped $b in the tree" "$(phase "$b")" Stopped
 	is "and in libvirt" "$(domstate "$b")" "shut off"
 	check "a screenshot was saved" test -s "$LOGDIR/web-dashboard.png"
+	# The page's clone made $b-c (a full clone): not ours to keep.
+	[ ! -e "$M/vms/$b-c" ] || "$ONEWRITE" "$M/vms/$b-c/ctl" "delete force" >/dev/null
 fi
 
 # ---- the token ----------------------------------------------------------------------
@@ -218,6 +270,11 @@ r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"start"}' -H "Authorizatio
 is "a wrong token is 401" "$(code "$r")" 401
 is "GETs still work without it" "$(code "$(req GET /api/k8s/vms)")" 200
 is "$b still Stopped" "$(phase "$b")" Stopped
+r=$(post /api/k8s/snapshots/default/s1/delete '{}')
+is "with --http-token a snapshot delete without it is 401" "$(code "$r")" 401
+r=$(post /api/k8s/snapshots/default/s1/delete '{}' -H "Authorization: Bearer $(cat "$T/token")")
+is "with the token it is 200" "$(code "$r")" 200
+check "s1 is gone from the tree" test ! -e "$M/vms/$b/snapshots/s1"
 r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"delete"}' -H "Authorization: Bearer $(cat "$T/token")")
 is "with the token, delete is 200" "$(code "$r")" 200
 check "$b is gone from the tree" test ! -e "$M/vms/$b"

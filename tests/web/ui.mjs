@@ -1,10 +1,11 @@
 // The dashboard in headless Chromium, driven by playwright-core:
-//   node ui.mjs URL VM SCREENSHOT
-// VM must be Running.  Prints "ok - ..." / "not ok - ..." lines (the
+//   node ui.mjs URL VM SCREENSHOT [SNAP]
+// VM must be Running; SNAP, a Ready disk-only snapshot of it, is listed
+// under Snapshots and reverted to from there.  Prints "ok - ..." / "not ok - ..." lines (the
 // shell test numbers them) and exits non-zero when any check failed.
 import { createRequire } from 'node:module';
 
-const [url, vm, shot] = process.argv.slice(2);
+const [url, vm, shot, snap] = process.argv.slice(2);
 const npmDir = process.env.HYPERSDK_NPM_CACHE || '/var/cache/hypersdk/npm';
 const require = createRequire(npmDir + '/node_modules/');
 const { chromium } = require('playwright-core');
@@ -71,6 +72,28 @@ try {
     .catch(() => {});
   const said = await page.textContent('#toast');
   check('and shows the outcome: ' + said, /^clone /.test(said));
+
+  if (snap) {
+    await page.click('button[data-tab="snapshots"]');
+    const srow = `#rows-snapshots tr[data-snapshot="${snap}"]`;
+    await page.waitForSelector(srow, { timeout: 10000 });
+    const cells = await page.$$eval(srow + ' td', (ts) => ts.map((t) => t.textContent));
+    check('the Snapshots tab lists ' + snap + ' of ' + vm + ' (' + cells.slice(0, 6).join(', ') + ')',
+      cells[1] === vm && cells[2] === 'Ready' && cells[5] === 'yes');
+    check('its count is in the tab', Number(await page.textContent('#c-snapshots')) >= 1);
+    await page.click(srow + ' button[data-action="revert"]');
+    await page.waitForSelector('#ask[open]');
+    await page.click('#ask-ok');
+    await page.waitForFunction((s) => document.getElementById('toast').textContent.startsWith('revert ' + s),
+      snap, { timeout: 60000 }).catch(() => {});
+    const rsaid = await page.textContent('#toast');
+    check('Revert reverts ' + vm + ' to ' + snap + ': ' + rsaid, rsaid === 'revert ' + snap + ': done');
+    const op = await page.waitForSelector('#ops-list li[data-phase="Succeeded"]:has-text("restore ' + vm + '")',
+      { timeout: 10000 }).then(() => true, () => false);
+    check('the finished restore operation shows under Operations', op);
+    await page.screenshot({ path: shot.replace(/\.png$/, '-snapshots.png'), fullPage: true });
+  }
+  check('still no console errors', errors.length === 0, errors.join(' | '));
 } catch (e) {
   check('browser session', false, String(e));
 } finally {

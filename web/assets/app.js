@@ -130,38 +130,84 @@ function renderTotals() {
   $('t-disk').textContent = fmtBytes(disk);
 }
 
+const ACTIVE = new Set(['Pending', 'Running']);
+const OPS_DONE_SHOWN = 5;
+
+function progressBar(pct) {
+  const bar = el('span', { class: 'bar' }, el('span'));
+  bar.firstChild.style.width = Math.max(0, Math.min(100, pct || 0)).toFixed(0) + '%';
+  return bar;
+}
+
+/* Operations in flight, then the last few finished (newest first). */
+function shownOps() {
+  const phase = (op) => (op.status || {}).phase || 'Pending';
+  const when = (op) => { const st = op.status || {}; return st.completionTime || st.startTime || ''; };
+  const active = state.operations.filter((op) => ACTIVE.has(phase(op)));
+  const done = state.operations.filter((op) => !ACTIVE.has(phase(op)))
+    .sort((x, y) => when(y).localeCompare(when(x))).slice(0, OPS_DONE_SHOWN);
+  return active.concat(done);
+}
+
 function renderOps() {
-  const ops = state.operations;
+  const ops = shownOps();
   $('ops').hidden = ops.length === 0;
   $('ops-list').replaceChildren(...ops.map((op) => {
     const spec = op.spec || {}, st = op.status || {};
     const vm = (spec.vmRef || {}).name || '';
-    const pct = st.progress != null ? ' ' + st.progress + '%' : '';
-    return el('li', { 'data-op': (op.metadata || {}).name || '' },
-      el('span', { class: 'spinner' }),
-      (spec.operation || 'operation') + ' ' + vm + ' — ' + (st.phase || 'Pending') + pct,
-      st.message ? ' (' + st.message + ')' : null);
+    const phase = st.phase || 'Pending';
+    const active = ACTIVE.has(phase);
+    return el('li', { 'data-op': (op.metadata || {}).name || '', 'data-phase': phase },
+      active ? el('span', { class: 'spinner' }) : null,
+      el('span', { class: 'op-what', text: (spec.operation || 'operation') + ' ' + vm }),
+      el('span', { class: 'phase ' + phase, text: phase }),
+      st.progress != null ? progressBar(st.progress) : null,
+      st.progress != null ? el('span', { class: 'pct', text: st.progress + '%' }) : null,
+      st.message ? el('span', { class: 'msg', text: st.message }) : null);
   }));
+}
+
+function templateRow(t) {
+  const s = t.spec || {}, st = t.status || {}, os = s.osInfo || {};
+  const phase = st.phase || 'Pending';
+  return el('tr', { 'data-template': t.metadata.name },
+    el('td', { text: t.metadata.name }), el('td', { text: s.displayName || '' }),
+    el('td', { text: [os.type, os.distribution, os.version].filter(Boolean).join(' ') }),
+    el('td', { text: s.version || '' }),
+    el('td', {}, el('span', { class: 'phase ' + phase, text: phase })),
+    el('td', { text: st.size || '-' }),
+    el('td', { text: String(st.usageCount || 0) }));
+}
+
+function snapshotButton(s, action, label, enabled, cls) {
+  const b = el('button', { text: label, class: cls || '', 'data-action': action,
+    title: action + ' ' + s.metadata.name });
+  b.disabled = !enabled || state.busy.has('snap/' + s.metadata.name);
+  b.addEventListener('click', () => onSnapshotAction(s, action));
+  return b;
+}
+
+function snapshotRow(s) {
+  const sp = s.spec || {}, st = s.status || {};
+  const phase = st.phase || 'Pending';
+  const ready = st.readyToRestore === true;
+  return el('tr', { 'data-snapshot': s.metadata.name, 'data-vm': (sp.vmRef || {}).name || '' },
+    el('td', { text: s.metadata.name }), el('td', { text: (sp.vmRef || {}).name || '' }),
+    el('td', {}, el('span', { class: 'phase ' + phase, text: phase })),
+    el('td', { text: st.size || '-' }),
+    el('td', { text: st.creationTime || s.metadata.creationTimestamp || '' }),
+    el('td', { class: 'ready', text: ready ? 'yes' : 'no' }),
+    el('td', { class: 'actions' },
+      snapshotButton(s, 'revert', 'Revert', ready),
+      snapshotButton(s, 'delete', 'Delete', true, 'danger')));
 }
 
 function render() {
   const vms = state.vms;
   fill('running', vms.filter((v) => RUNNING.has(v.status.phase)).map(vmRow));
   fill('stopped', vms.filter((v) => !RUNNING.has(v.status.phase)).map(vmRow));
-  fill('templates', state.templates.map((t) => {
-    const s = t.spec || {}, os = s.osInfo || {};
-    return el('tr', { 'data-template': t.metadata.name },
-      el('td', { text: t.metadata.name }), el('td', { text: s.displayName || '' }),
-      el('td', { text: [os.type, os.distribution, os.version].filter(Boolean).join(' ') }),
-      el('td', { text: s.version || '' }), el('td', { text: String((t.status || {}).usageCount || 0) }));
-  }));
-  fill('snapshots', state.snapshots.map((s) => {
-    const sp = s.spec || {}, st = s.status || {};
-    return el('tr', { 'data-snapshot': s.metadata.name },
-      el('td', { text: s.metadata.name }), el('td', { text: (sp.vmRef || {}).name || '' }),
-      el('td', { text: st.phase || '' }), el('td', { text: sp.includeMemory ? 'yes' : 'no' }),
-      el('td', { text: s.metadata.creationTimestamp || '' }));
-  }));
+  fill('templates', state.templates.map(templateRow));
+  fill('snapshots', state.snapshots.map(snapshotRow));
   renderTotals();
   renderOps();
   $('updated').textContent = new Date().toLocaleTimeString();
@@ -261,6 +307,33 @@ async function onAction(vm, action) {
     toast(action + ' ' + name + ': ' + e.message, true);
   } finally {
     state.busy.delete(name);
+    refresh();
+  }
+}
+
+/* Revert is the VM's ctl "revert SNAP"; delete has an endpoint of its
+ * own, the snapshot's rmdir. */
+async function onSnapshotAction(s, action) {
+  const name = s.metadata.name, ns = s.metadata.namespace || 'default';
+  const vm = (s.spec.vmRef || {}).name || '';
+  const a = await ask((action === 'revert' ? 'Revert ' + vm + ' to ' : 'Delete snapshot ') + name + '?',
+    action === 'revert' ? 'The VM\'s disks (and memory, if saved) go back to the snapshot.' :
+      'The snapshot is deleted from libvirt too.', { ok: action === 'revert' ? 'Revert' : 'Delete' });
+  if (!a) return;
+  state.busy.add('snap/' + name);
+  render();
+  try {
+    if (action === 'revert')
+      await post('/api/k8s/vms/' + encodeURIComponent(ns) + '/' + encodeURIComponent(vm) +
+        '/actions', { ctl: 'revert ' + name });
+    else
+      await post('/api/k8s/snapshots/' + encodeURIComponent(ns) + '/' + encodeURIComponent(name) +
+        '/delete', {});
+    toast(action + ' ' + name + ': done');
+  } catch (e) {
+    toast(action + ' ' + name + ': ' + e.message, true);
+  } finally {
+    state.busy.delete('snap/' + name);
     refresh();
   }
 }
