@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The tree and the VirtualMachine objects are two views of one state:
 # round trips in both directions against a real kube-apiserver, checked
-# in the tree, in kubectl and in libvirt; two nodes sharing one API
-# server (placement by nodeSelector, a claim race, a ctl write on one
-# node for a VM owned by the other); the API server away while the tree
-# is written to.
+# in the tree, in kubectl and in libvirt; two nodes, each with its own
+# libvirtd (scripts/libvirt-node2.sh), sharing one API server (placement
+# by nodeSelector, a claim race, a ctl write on one node for a VM owned by
+# the other); the API server away while the tree is written to.
 . "$(dirname "$0")/lib.sh"
 
 jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
@@ -16,11 +16,25 @@ stop2() {
 	kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=
 }
 trap 'stop2; cleanup2; cluster_down; cleanup' EXIT
+URI2=qemu:///system
 cleanup2() {
+	local d
 	fusermount3 -uz "$M2" 2>/dev/null
-	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
+	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
+		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
+		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
+	done
+	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
+	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
 }
+# Node 2 gets a libvirtd of its own; where none can start, it shares node
+# 1's (each daemon touches only the domains whose metadata names it).
+if "$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1; then
+	URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
+fi
+# domains NAME: how many libvirtds of the two run NAME
+domains() { { "${VIRSH[@]}" list --name; [ "$URI2" = qemu:///system ] ||
+	virsh -q -c "$URI2" list --name; } 2>/dev/null | grep -c "^$1\$"; }
 
 cluster_up
 
@@ -90,10 +104,11 @@ is "refused in the tree when kubectl has the name" "$("$ONEWRITE" "$M/vms/ctl" "
 # A second node on the same API server.
 mkdir -p "$M2"
 "$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
-	--node "$NODE2" --stop-timeout 3 --kubeconfig "$KC/kubeconfig" >>"$T/mountd2.log" 2>&1 &
+	--node "$NODE2" --libvirt "$URI2" --stop-timeout 3 --kubeconfig "$KC/kubeconfig" \
+	>>"$T/mountd2.log" 2>&1 &
 PID2=$!
 wait_for 30 test -e "$M2/vms/ctl"
-check "second node mounts" test -e "$M2/vms/ctl"
+check "second node mounts (libvirt $URI2)" test -e "$M2/vms/ctl"
 wait_for 5 test -d "$M2/vms/$a"
 check "it sees the VMs of the first" test -d "$M2/vms/$a"
 wait_for 10 test -e "$M/nodes/$NODE2/status"
@@ -108,6 +123,7 @@ is "node 1's tree shows it Running" "$(phase "$c")" Running
 echo stop > "$M/vms/$c/ctl"
 is "a ctl write on node 1 for node 2's VM works" "$(phase "$c")" Stopped
 is "node 2 did it" "$(head -n 1 "$M2/vms/$c/status")" "phase Stopped"
+is "in node 2's libvirt" "$(virsh -q -c "$URI2" domstate "$c" 2>/dev/null | head -n 1)" "shut off"
 
 # Claim race: no nodeSelector, both nodes see it at once.
 d=${P}d
@@ -117,7 +133,7 @@ owner=$(jp "$d" '{.status.nodeName}')
 like "one node claimed it" "$owner" "^($NODE|$NODE2)\$"
 n=$(cat "$M/vms/$d/events" "$M2/vms/$d/events" 2>/dev/null | grep -c "Scheduled")
 is "exactly one claim won" "$n" 1
-is "one domain in libvirt" "$("${VIRSH[@]}" list --name | grep -c "^$d\$")" 1
+is "one domain in the two libvirtds" "$(domains "$d")" 1
 
 # Capacity: a VM no node can hold is claimed by none.
 e=${P}e
@@ -159,5 +175,6 @@ is "and the watch is back too" "$(jp "$b" '{.status.phase}')" Stopped
 
 for v in "$b" "$c" "$d"; do k delete vm "$v" --wait=false >/dev/null 2>&1; done
 wait_for 20 bash -c "! ${VIRSH[*]} list --all --name | grep -q '^$P'"
+wait_for 20 bash -c "! virsh -q -c $URI2 list --all --name | grep -q '^$P'"
 stop2
 done_testing

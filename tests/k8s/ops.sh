@@ -58,9 +58,10 @@ spec:
   operation: clone
   cloneSpec:
     targetName: $c
-    linkedClone: true
 YAML
-check "a VMOperation clone from kubectl Succeeds" wait_for 60 is_op "${P}op-clone" Succeeded
+check "a VMOperation clone (full, of a running VM) from kubectl Succeeds" \
+	wait_for 60 is_op "${P}op-clone" Succeeded ||
+	echo "# $(k get vmoperation "${P}op-clone" -o jsonpath='{.status.message}')"
 is "progress 100" "$(k get vmoperation "${P}op-clone" -o jsonpath='{.status.progress}')" 100
 check "the clone is in the tree" test -d "$M/vms/$c"
 check "and in kubectl" k get vm "$c"

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Live migration in cluster mode: two daemons, each with its own libvirtd,
+# on one API server.  A VMOperation migrate made with kubectl moves a
+# running VM from node 1 to node 2; ownership (status.nodeName) moves only
+# once the guest runs there; node 2 then acts on it, and a ctl write on
+# node 1 reaches it there.  Then back through node 2's tree.
+. "$(dirname "$0")/lib.sh"
+
+NODE2=${NODE}b
+M2=$T/mnt2
+PID2=
+URI2=
+stop2() { [ -n "$PID2" ] || return 0; kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=; }
+cleanup2() {
+	local d
+	stop2
+	fusermount3 -uz "$M2" 2>/dev/null
+	[ -n "$URI2" ] || return 0
+	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
+		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
+		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
+	done
+	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
+	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
+}
+trap 'cleanup2; cluster_down; cleanup' EXIT
+
+if ! "$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1; then
+	echo "ok 1 # SKIP a second libvirtd cannot start here: $(tail -n 1 "$T/node2.log")"
+	echo "1..1"
+	exit 0
+fi
+URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
+BACK=$("$TOP/scripts/libvirt-node2.sh" node1-uri)
+cluster_up
+ACCEL=tcg start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
+	--peer "$NODE2=$URI2" || { not_ok "node 1's daemon starts"; done_testing; }
+mkdir -p "$M2"
+"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
+	--node "$NODE2" --libvirt "$URI2" --accel tcg --stop-timeout 3 \
+	--kubeconfig "$KC/kubeconfig" --namespace default --peer "$NODE=$BACK" \
+	>>"$T/mountd2.log" 2>&1 &
+PID2=$!
+wait_for 30 test -e "$M2/vms/ctl"
+check "node 2's daemon mounts on its own libvirtd" test -e "$M2/vms/ctl"
+
+a=${P}a
+jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
+opphase() { k get vmoperation "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
+is_op() { [ "$(opphase "$1")" = "$2" ]; }
+state2() { virsh -q -c "$URI2" domstate "$1" 2>/dev/null | head -n 1; }
+owner_is() { [ "$(jp "$a" '{.status.nodeName}')" = "$1" ]; }
+
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $a
+spec:
+  cpus: 1
+  memory: 64Mi
+  running: true
+  disks:
+  - name: root
+    size: 64Mi
+  nodeSelector:
+    hypersdk.io/node: $NODE
+YAML
+wait_for 30 phase_is "$a" Running
+is "a VM placed on node 1 runs there" "$(domstate "$a")" running
+
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VMOperation
+metadata:
+  name: ${P}mig
+spec:
+  vmRef:
+    name: $a
+  operation: migrate
+  migrateSpec:
+    targetNode: $NODE2
+YAML
+check "kubectl's VMOperation migrate Succeeds" wait_for 60 is_op "${P}mig" Succeeded
+is "node 2's libvirt runs the guest" "$(state2 "$a")" running
+is "node 1's libvirt has no such domain" "$(domstate "$a")" ""
+check "status.nodeName is node 2" wait_for 10 owner_is "$NODE2"
+check "node 2's tree shows it Running" wait_for 10 bash -c "head -n 1 '$M2/vms/$a/status' | grep -q 'phase Running'"
+like "and names node 2 in node 1's tree" "$(status_key "$a" node)" "^$NODE2\$"
+is "a ctl write on node 1 reaches the new owner" "$("$ONEWRITE" "$M/vms/$a/ctl" "stop force")" ok
+is "node 2's libvirt: shut off" "$(state2 "$a")" "shut off"
+is "start it again through node 1's tree" "$("$ONEWRITE" "$M/vms/$a/ctl" start)" ok
+is "running on node 2" "$(state2 "$a")" running
+is "migrate back through node 2's tree" "$("$ONEWRITE" "$M2/vms/$a/ctl" "migrate $NODE")" ok
+check "owned by node 1 again" wait_for 10 owner_is "$NODE"
+is "node 1's libvirt runs it" "$(domstate "$a")" running
+op=$(k get vmoperation -o name | grep -- "$a-migrate-" | head -n 1)
+check "kubectl sees the tree's migration as a VMOperation" test -n "$op"
+is "Succeeded" "$(opphase "${op#*/}")" Succeeded
+k delete vm "$a" --wait=false >/dev/null
+wait_for 30 bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
+check "kubectl delete removes the domain" bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
+done_testing
