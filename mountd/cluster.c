@@ -649,7 +649,9 @@ int md_cluster_forward(struct mountd *md, const char *name,
 			 "server is unreachable", verb, name, owner[0] ? owner : "(none)");
 		return -EIO;
 	}
-	/* "force" has no spec field to travel in. */
+	/* "force" has no spec field to travel in: a VMOperation carries it. */
+	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART)
+		return md_op_forward(md, name, msg, err, errlen);
 	switch (msg->force ? CORE_V_CANCEL : msg->verb) {
 	case CORE_V_START:
 	case CORE_V_STOP:

@@ -114,6 +114,9 @@ struct md_run;
  * returns with its outcome. */
 int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	      char *err, size_t errlen);
+/* stop force, restart for another node's VM, as a VMOperation. */
+int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
+		  char *err, size_t errlen);
 /* fs_ops.obj */
 int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
 	   const char *verb, json_object *spec, char *err, size_t errlen);

@@ -344,3 +344,26 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	ops_run_end(md, run);
 	return rc;
 }
+
+/* A verb for another node's VM that spec.running cannot carry (stop
+ * force, restart): a VMOperation its owner runs. */
+int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
+		  char *err, size_t errlen)
+{
+	const char *verb = core_verb_name(msg->verb);
+	char name[CORE_NAME_MAX + 1];
+	json_object *o, *spec;
+	int rc;
+
+	op_name(md, vm, verb, name, sizeof(name));
+	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
+	spec = core_json_path(o, "spec");
+	json_object_object_add(spec, "operation", jstr(verb));
+	if (msg->force)
+		json_object_object_add(spec, "force", json_object_new_boolean(true));
+	rc = ops_create(md, CORE_KIND_OPERATION, o, err, errlen);
+	if (rc == 0)
+		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name,
+				     md->stop_timeout_ms / 1000 + 120, err, errlen);
+	return rc;
+}

@@ -13,7 +13,13 @@ test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
 # The dashboard's browser test drives Chromium with playwright-core from
 # npm, kept outside the repository, once per machine (it needs Node >= 20,
 # the nodejs this machine image ships; Debian 12's own is 18).
-PLAYWRIGHT_VERSION=1.65.1
+# Debian 12's Node 18 gets the last playwright-core that supports it.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -ge 20 ] 2>/dev/null; then
+  PLAYWRIGHT_VERSION=1.65.1
+else
+  PLAYWRIGHT_VERSION=1.49.1
+fi
 NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 
 want=("${run_pkgs[@]}")

@@ -237,8 +237,8 @@ like "a non-loopback address needs a token" "$out" "not a loopback address: give
 
 # ---- the browser ------------------------------------------------------------------
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ ! -x "$CHROMIUM" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ "$node_major" -lt 20 ]; then
-	ok "# SKIP browser test: needs $CHROMIUM, node >= 20 and playwright-core in $NPM_DIR (scripts/deps.sh test)"
+if [ ! -x "$CHROMIUM" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ "$node_major" -lt 18 ]; then
+	ok "# SKIP browser test: needs $CHROMIUM, node >= 18 and playwright-core in $NPM_DIR (scripts/deps.sh test)"
 else
 	is "$b is Running before the click" "$(phase "$b")" Running
 	phase_is "$b" Running || tail -n 5 "$M/vms/$b/events" | sed 's/^/# /'
