@@ -57,7 +57,8 @@ struct be_info {
  * persistent domain with a <hypersdk:vm> metadata element (namespace,
  * uid, node and the spec JSON).  Redefines the domain when it exists (the
  * new XML applies at next start).  Idempotent; on failure removes what
- * this call created. */
+ * this call created.  A disk whose file is an overlay made by a linked
+ * clone of the running VM (<name>_<disk>.<unixtime>.qcow2) keeps it. */
 int be_define(struct be_conn *c, const char *name, const char *ns,
 	      const char *uid, const struct core_spec *spec,
 	      json_object *spec_json, char *err, size_t errlen);
@@ -119,8 +120,11 @@ struct be_progress {
 /* Clone the stopped-or-running domain src into a new persistent domain
  * dst (stopped): full copies every disk into <dst>_<disk>.qcow2 (progress
  * from bytes copied; a running src is paused for the copy), linked makes
- * qcow2 overlays backed by src's volumes and needs src stopped (-EBUSY
- * otherwise): src's disks are the clones' base from then on.
+ * qcow2 overlays backed by src's disk files: a stopped src's files are the
+ * clones' base from then on; a running src keeps running, its current
+ * files are frozen as the base by an external disk-only snapshot and it
+ * goes on writing new overlays <src>_<disk>.<unixtime>.qcow2 (-EBUSY when
+ * a running src has snapshots).
  * dst gets a new UUID (from uid when it is one), new MAC addresses, its
  * own seed image, metadata (ns, uid, node, spec_json).  -EEXIST when dst
  * exists (domain or any volume); on any failure nothing of dst is left. */
@@ -128,8 +132,9 @@ int be_clone(struct be_conn *c, const char *src, const char *dst,
 	     const char *ns, const char *uid, json_object *spec_json,
 	     bool linked, const struct be_progress *p, char *err,
 	     size_t errlen);
-/* The domains whose volumes have a backing file among name's volumes, as
- * "a b c" in out ("" when none).  be_undefine refuses (-EBUSY, naming
+/* The domains whose disks' backing chains reach one of name's files (its
+ * disks and the frozen bases under them), as "a b c" in out ("" when
+ * none).  be_undefine refuses (-EBUSY, naming
  * them) while there are any. */
 int be_linked_dependents(struct be_conn *c, const char *name, char *out,
 			 size_t outlen);

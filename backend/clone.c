@@ -169,36 +169,8 @@ out:
 
 /* ---- dependents ----------------------------------------------------- */
 
-static bool backed_by(virConnectPtr vc, const char *path,
-		      char *const *targets, size_t nt)
-{
-	virStorageVolPtr v = virStorageVolLookupByPath(vc, path);
-	const char *end, *bs, *pe;
-	char *xml, *bp = NULL;
-	bool hit = false;
-	size_t i;
-
-	if (!v) {
-		virResetLastError();
-		return false;
-	}
-	xml = virStorageVolGetXMLDesc(v, 0);
-	virStorageVolFree(v);
-	if (!xml)
-		return false;
-	end = xml + strlen(xml);
-	bs = be_xml_next(xml, end, "backingStore");
-	pe = bs ? be_xml_next(bs, be_xml_end(bs, end, "backingStore"), "path")
-		: NULL;
-	if (pe)
-		bp = be_xml_text(pe, end, "path");
-	for (i = 0; bp && i < nt && !hit; i++)
-		hit = strcmp(bp, targets[i]) == 0;
-	free(bp);
-	free(xml);
-	return hit;
-}
-
+/* The whole chain of each disk is searched: a clone of a clone, or a VM
+ * whose disk got an overlay from a freeze, still depends on the base. */
 static bool dom_depends(virConnectPtr vc, virDomainPtr d,
 			char *const *targets, size_t nt)
 {
@@ -213,7 +185,7 @@ static bool dom_depends(virConnectPtr vc, virDomainPtr d,
 	}
 	if (be_disk_paths(xml, &paths, &n) == 0)
 		for (i = 0; i < n && !hit; i++)
-			hit = backed_by(vc, paths[i], targets, nt);
+			hit = be_chain_hits(vc, paths[i], targets, nt);
 	be_strv_free(paths, n);
 	free(xml);
 	return hit;
@@ -269,6 +241,8 @@ static int deps_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		goto out;
 	}
 	rc = be_disk_paths(xml, &paths, &n);
+	if (rc == 0)
+		rc = be_chain_expand(c, vc, x->name, &paths, &n);
 	if (rc == 0)
 		rc = be_deps_of(c, vc, x->name, paths, n, x->out, x->outlen);
 	if (rc == -EIO)
@@ -363,12 +337,14 @@ static int dst_free(struct be_conn *c, virConnectPtr vc, struct clone_ctx *x,
 	return 0;
 }
 
+/* bases[i] is the file dst's disk i is derived from: src's current top,
+ * or for a linked clone of a running src the base be_freeze made. */
 static int clone_disks(struct be_conn *c, virConnectPtr vc,
-		       struct clone_ctx *x, virStoragePoolPtr pool,
-		       char *err, size_t errlen)
+		       struct clone_ctx *x, char *const *bases, char *err,
+		       size_t errlen)
 {
 	size_t i, n = x->spec.ndisks;
-	char sv[256], dv[256];
+	char dv[256];
 	int rc = 0;
 
 	for (i = 0; i < n && rc == 0; i++) {
@@ -378,9 +354,8 @@ static int clone_disks(struct be_conn *c, virConnectPtr vc,
 		if (cancelled(x->p))
 			return be_errf(err, errlen, -ECANCELED, "clone %s: "
 				       "cancelled", x->src);
-		be_vol_name(sv, sizeof(sv), x->src, x->spec.disks[i].name);
 		be_vol_name(dv, sizeof(dv), x->dst, x->spec.disks[i].name);
-		base = virStorageVolLookupByName(pool, sv);
+		base = virStorageVolLookupByPath(vc, bases[i]);
 		if (!base)
 			return be_err(err, errlen, "clone", x->src);
 		rc = be_vol_derive(c, vc, dv, base, x->linked, 0, x->p,
@@ -426,26 +401,52 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 	return 0;
 }
 
+/* A linked clone of a running source cannot share the file the source
+ * writes, so that file is frozen first and the source goes on in an
+ * overlay.  Not with snapshots: reverting one would put the source back
+ * on the frozen file (the definition saved in it) and write into it. */
+static int clone_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
+			struct clone_ctx *x, char ***bases, char *err,
+			size_t errlen)
+{
+	int ns = virDomainSnapshotNum(d, 0);
+
+	if (ns < 0)
+		return be_err(err, errlen, "clone", x->src);
+	if (ns > 0)
+		return be_errf(err, errlen, -EBUSY, "clone %s: a linked clone "
+			       "of a running VM needs it without snapshots "
+			       "(delete them or stop the VM)", x->src);
+	report(x->p, 0, "freezing the source's disks");
+	return be_freeze(c, vc, d, x->src, &x->spec, bases, err, errlen);
+}
+
 /* A running source is paused while its disks are copied, so the copy is
  * of one moment (crash-consistent) and not torn by the guest's writes. */
 static int clone_make(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
-		      struct clone_ctx *x, virStoragePoolPtr pool,
-		      struct be_made *m, char *err, size_t errlen)
+		      struct clone_ctx *x, struct be_made *m, char *err,
+		      size_t errlen)
 {
 	int state = VIR_DOMAIN_NOSTATE, rc;
 	bool paused = false;
+	char **bases = NULL;
 
 	virDomainGetState(d, &state, NULL, 0);
-	if (state != VIR_DOMAIN_SHUTOFF && x->linked)
-		return be_errf(err, errlen, -EBUSY, "clone %s: a linked clone "
-			       "needs the source stopped (its disks become the "
-			       "clone's read-only base)", x->src);
-	if (state == VIR_DOMAIN_RUNNING) {
-		if (virDomainSuspend(d) < 0)
-			return be_err(err, errlen, "clone", x->src);
-		paused = true;
+	if (state != VIR_DOMAIN_SHUTOFF && x->linked) {
+		rc = clone_freeze(c, vc, d, x, &bases, err, errlen);
+	} else {
+		rc = be_spec_tops(c, d, 0, x->src, &x->spec, &bases);
+		if (rc < 0)
+			be_errf(err, errlen, rc, "clone %s: out of memory",
+				x->src);
 	}
-	rc = clone_disks(c, vc, x, pool, err, errlen);
+	if (rc == 0 && state == VIR_DOMAIN_RUNNING && !x->linked) {
+		if (virDomainSuspend(d) < 0)
+			rc = be_err(err, errlen, "clone", x->src);
+		paused = rc == 0;
+	}
+	if (rc == 0)
+		rc = clone_disks(c, vc, x, bases, err, errlen);
 	if (paused && virDomainResume(d) < 0 && rc == 0)
 		rc = be_err(err, errlen, "clone", x->src);
 	if (rc == 0)
@@ -457,6 +458,7 @@ static int clone_make(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 	report(x->p, 95, "defining");
 	if (rc == 0)
 		rc = clone_define(c, vc, x, m, err, errlen);
+	be_strv_free(bases, bases ? x->spec.ndisks : 0);
 	return rc;
 }
 
@@ -499,7 +501,7 @@ static int clone_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (rc < 0)
 		goto out;
 	report(x->p, 0, x->linked ? "making overlays" : "copying disks");
-	rc = clone_make(c, vc, d, x, pool, &m, err, errlen);
+	rc = clone_make(c, vc, d, x, &m, err, errlen);
 	if (rc < 0)
 		clone_undo(c, vc, x, pool, &m);
 	else

@@ -177,6 +177,9 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		goto out;
 	rc = be_storage_prepare(c, vc, x->name, x->uid, x->spec, &m, err,
 				errlen);
+	if (rc == 0 && be_keep_tops(c, vc, x->name, x->spec, &m) < 0)
+		rc = be_errf(err, errlen, -ENOMEM, "define %s: out of memory",
+			     x->name);
 	if (rc < 0)
 		goto out;
 	p.name = x->name;
@@ -332,7 +335,10 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		rc = be_err(err, errlen, "delete", name);
 		goto out;
 	}
+	/* With the frozen bases under its overlays: all are its files. */
 	rc = be_disk_paths(xml, &paths, &npaths);
+	if (rc == 0)
+		rc = be_chain_expand(c, vc, name, &paths, &npaths);
 	if (rc < 0) {
 		be_errf(err, errlen, rc, "delete %s: out of memory", name);
 		goto out;

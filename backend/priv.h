@@ -129,6 +129,8 @@ void be_made_free(struct be_made *m);
 int be_storage_remove(struct be_conn *c, virConnectPtr vc, const char *vm,
 		      char *const *paths, size_t npaths, char *err,
 		      size_t errlen);
+/* True when path is <pool_dir>/<vm>_*, a file of vm's to delete. */
+bool be_owned_path(const struct be_conn *c, const char *vm, const char *path);
 /* Sum of capacities of the volumes at paths. */
 uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
 			     size_t npaths);
@@ -167,6 +169,37 @@ int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
 		  virStorageVolPtr base, bool linked, uint64_t capacity,
 		  const struct be_progress *p, int done, int share,
 		  char *err, size_t errlen);
+
+/* ---- chain.c ---- */
+
+/* The backing file of the pool volume at path (malloc'd), NULL when it has
+ * none or libvirt does not know the file. */
+char *be_vol_backing(virConnectPtr vc, const char *path);
+/* The current file of each of spec's disks in d's XML (flags: 0 live,
+ * VIR_DOMAIN_XML_INACTIVE): <pool>/<vm>_<disk>.qcow2 or an overlay
+ * <pool>/<vm>_<disk>.<digits>.qcow2 made by be_freeze; the former when
+ * the XML has neither (or d is NULL).  *out has spec->ndisks strings. */
+int be_spec_tops(struct be_conn *c, virDomainPtr d, unsigned flags,
+		 const char *vm, const struct core_spec *spec, char ***out);
+/* When domain vm exists, replace m->paths by its current disk files, so a
+ * redefine from the spec keeps writing the top overlay, never a frozen
+ * base under linked clones. */
+int be_keep_tops(struct be_conn *c, virConnectPtr vc, const char *vm,
+		 const struct core_spec *spec, struct be_made *m);
+/* Append to paths the backing files of them that are vm's own
+ * (be_owned_path): the frozen bases under its overlays. */
+int be_chain_expand(struct be_conn *c, virConnectPtr vc, const char *vm,
+		    char ***paths, size_t *n);
+/* True when a file anywhere in path's backing chain is one of targets. */
+bool be_chain_hits(virConnectPtr vc, const char *path, char *const *targets,
+		   size_t nt);
+/* External disk-only snapshot of the running domain d: each spec disk's
+ * current file becomes a read-only base under a new overlay
+ * <vm>_<disk>.<unixtime>.qcow2 that d writes from now on.  *bases gets
+ * the frozen files (spec->ndisks strings). */
+int be_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
+	      const char *vm, const struct core_spec *spec, char ***bases,
+	      char *err, size_t errlen);
 
 /* Node-side fields of p: node, domain type, network, host size. */
 void be_xml_fill(const struct be_conn *c, virConnectPtr vc,

@@ -526,8 +526,8 @@ void be_made_free(struct be_made *m)
 /* Only <pool_dir>/<vm>_*: a disk attached from elsewhere (a template
  * image, a shared volume) is never ours to delete.  '_' is in no DNS
  * label, so VM "web" never claims "web-x_root.qcow2". */
-static bool owned_path(const struct be_conn *c, const char *vm,
-		       const char *path)
+bool be_owned_path(const struct be_conn *c, const char *vm,
+		   const char *path)
 {
 	size_t dl = strlen(c->pool_dir), vl = strlen(vm);
 
@@ -563,7 +563,7 @@ int be_storage_remove(struct be_conn *c, virConnectPtr vc, const char *vm,
 	int rc = 0;
 
 	for (i = 0; i < npaths; i++) {
-		if (!owned_path(c, vm, paths[i]))
+		if (!be_owned_path(c, vm, paths[i]))
 			continue;
 		if (vol_delete_path(vc, paths[i]) < 0 && rc == 0)
 			rc = be_err(err, errlen, "delete", vm);
