@@ -403,20 +403,13 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 
 /* A linked clone of a running source cannot share the file the source
  * writes, so that file is frozen first and the source goes on in an
- * overlay.  Not with snapshots: reverting one would put the source back
- * on the frozen file (the definition saved in it) and write into it. */
+ * overlay.  Snapshots taken before stay in the frozen file and can no
+ * longer be reverted to (be_snapshot_revert refuses: it would write into
+ * the clone's base). */
 static int clone_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 			struct clone_ctx *x, char ***bases, char *err,
 			size_t errlen)
 {
-	int ns = virDomainSnapshotNum(d, 0);
-
-	if (ns < 0)
-		return be_err(err, errlen, "clone", x->src);
-	if (ns > 0)
-		return be_errf(err, errlen, -EBUSY, "clone %s: a linked clone "
-			       "of a running VM needs it without snapshots "
-			       "(delete them or stop the VM)", x->src);
 	report(x->p, 0, "freezing the source's disks");
 	return be_freeze(c, vc, d, x->src, &x->spec, bases, err, errlen);
 }

@@ -277,6 +277,28 @@ static int do_info(virDomainPtr d, virDomainSnapshotPtr s,
 	return snap_info(s, o);
 }
 
+/* A snapshot from before the domain's disks were frozen for a linked
+ * clone (backend/chain.c) names the frozen files: reverting it would put
+ * the guest back on them and write into the clone's base. */
+static bool predates_freeze(virDomainPtr d, virDomainSnapshotPtr s)
+{
+	char *sx = virDomainSnapshotGetXMLDesc(s, 0);
+	char *dx = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+	char **sp = NULL, **dp = NULL;
+	size_t sn = 0, dn = 0;
+	bool r = false;
+
+	if (sx && dx && be_disk_paths(sx, &sp, &sn) == 0 &&
+	    be_disk_paths(dx, &dp, &dn) == 0)
+		for (size_t i = 0; i < sn && i < dn && !r; i++)
+			r = strcmp(sp[i], dp[i]) != 0;
+	be_strv_free(sp, sn);
+	be_strv_free(dp, dn);
+	free(sx);
+	free(dx);
+	return r;
+}
+
 static int one_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		  char *err, size_t errlen)
 {
@@ -298,7 +320,12 @@ static int one_op(struct be_conn *c, virConnectPtr vc, void *arg,
 			be_err(err, errlen, x->verb, x->vm);
 		goto out;
 	}
-	if (x->fn(d, s, x->out ? x->out : &tmp) < 0)
+	if (x->fn == do_revert && predates_freeze(d, s))
+		rc = be_errf(err, errlen, -EBUSY, "revert %s: snapshot %s was "
+			     "taken before the disks were frozen for a linked "
+			     "clone; reverting it would write into the clone's "
+			     "base", x->vm, x->snap);
+	else if (x->fn(d, s, x->out ? x->out : &tmp) < 0)
 		rc = be_err(err, errlen, x->verb, x->vm);
 	virDomainSnapshotFree(s);
 out:

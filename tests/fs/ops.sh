@@ -92,6 +92,22 @@ is "the source cannot be deleted under it" "$(w "$M/vms/$a/ctl" delete)" EBUSY
 like "err names the linked clone" "$(cat "$M/vms/$a/err")" "$l"
 check "the source is still there" test -d "$M/vms/$a"
 
+# A linked clone of a running VM freezes its disk; snapshots from before
+# can then no longer be reverted to.
+b=${P}b
+is "a running VM" "$(w "$M/vms/ctl" "create $b cpus=1 memory=64Mi disk=64Mi running=true")" ok
+is "with a snapshot" "$(w "$M/vms/$b/ctl" "snapshot bs1 memory")" ok
+is "linked clone of the running VM" "$(w "$M/vms/$b/ctl" "clone ${P}bl linked")" ok
+is "the source ran on" "$(domstate "$b")" running
+like "it writes into an overlay now, on the frozen base" "$(backing "$(basename "$("${VIRSH[@]}" domblklist "$b" | awk '$1 == "vda" { print $2 }')")")" "${b}_root.qcow2"
+like "and so does the clone" "$(backing "${P}bl_root.qcow2")" "${b}_root.qcow2"
+is "reverting the older snapshot is refused" "$(w "$M/vms/$b/ctl" "revert bs1")" EBUSY
+like "err says why" "$(cat "$M/vms/$b/err")" "frozen for a linked clone"
+is "the clone starts" "$(w "$M/vms/${P}bl/ctl" start)" ok
+is "delete the clone" "$(w "$M/vms/${P}bl/ctl" "delete force")" ok
+is "delete the source" "$(w "$M/vms/$b/ctl" "delete force")" ok
+check "none of its files are left" bash -c "! ls '$POOL' | grep -q '^${b}_'"
+
 # ---- operations/ ------------------------------------------------------------
 ops=$(ls "$M/operations" | tr '\n' ' ')
 like "operations/ lists the clones" "$ops" "$a-clone-"
