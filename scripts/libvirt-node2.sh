@@ -84,6 +84,24 @@ tcp_port = "$PORT"
 auth_tcp = "none"
 EOF
 	mv "$etc/libvirtd.conf.new" "$etc/libvirtd.conf"
+	# Both nodes share one network stack: node 2 takes its VNC and
+	# incoming-migration ports from ranges of its own, or a guest moved
+	# here may find its port taken by one of node 1's ("Address already
+	# in use").
+	grep -Ev '^[[:space:]]*(remote_display_port_min|remote_display_port_max|remote_websocket_port_min|remote_websocket_port_max|migration_port_min|migration_port_max)[[:space:]]*=' \
+		/etc/libvirt/qemu.conf >"$etc/qemu.conf.new"
+	cat >>"$etc/qemu.conf.new" <<EOF
+
+# hypersdk node 2 (scripts/libvirt-node2.sh)
+remote_display_port_min = 25900
+remote_display_port_max = 26899
+remote_websocket_port_min = 26900
+remote_websocket_port_max = 27899
+migration_port_min = 49400
+migration_port_max = 49463
+EOF
+	mv "$etc/qemu.conf.new" "$etc/qemu.conf"
+	touch "$etc/.ports-v1"
 }
 
 start_daemons() {
@@ -135,6 +153,12 @@ ensure_network() {
 up() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root"
 	command -v unshare >/dev/null || die "unshare not found (util-linux)"
+	# A node 2 started before its own port ranges existed: start over.
+	if answers && [ ! -f "$DIR/etc/.ports-v1" ]; then
+		say "restarting node 2 for its own port ranges"
+		stop_one libvirtd
+		stop_one virtlogd
+	fi
 	if answers; then
 		# Without its virtlogd, node 2 answers but cannot start guests.
 		if ! alive virtlogd; then
