@@ -325,6 +325,11 @@ static int one_op(struct be_conn *c, virConnectPtr vc, void *arg,
 			     "taken before the disks were frozen for a linked "
 			     "clone; reverting it would write into the clone's "
 			     "base", x->vm, x->snap);
+	/* Its data lives in the frozen base, which libvirt will not touch:
+	 * only the record goes (the base goes with the VM's files). */
+	else if (x->fn == do_delete && predates_freeze(d, s))
+		rc = virDomainSnapshotDelete(s, VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY) < 0 ?
+			be_err(err, errlen, x->verb, x->vm) : 0;
 	else if (x->fn(d, s, x->out ? x->out : &tmp) < 0)
 		rc = be_err(err, errlen, x->verb, x->vm);
 	virDomainSnapshotFree(s);

@@ -558,10 +558,17 @@ static void running_snap(struct be_conn *c, const char *src,
 	name(other, sizeof(other), "crx");
 	rc = be_clone(c, src, other, "ops", NULL, NULL, true, NULL, E(err),
 		      sizeof(err));
-	ok(rc == -EBUSY, "linked clone of a running VM with snapshots: "
-	   "EBUSY: %s", err);
+	domstate(URI, src, st, sizeof(st));
+	ok(rc == 0 && !strcmp(st, "running"), "linked clone of a running VM "
+	   "with a snapshot: source %s (%s)", st, err);
+	rc = be_snapshot_revert(c, src, "s1", E(err), sizeof(err));
+	ok(rc == -EBUSY && strstr(err, "frozen"), "the older snapshot cannot "
+	   "be reverted to: %s", err);
 	rc = be_snapshot_delete(c, src, "s1", E(err), sizeof(err));
-	ok(rc == 0, "snapshot deleted (%s)", err);
+	ok(rc == 0, "but can be deleted (%s)", err);
+	be_destroy(c, other, E(err), sizeof(err));
+	rc = be_undefine(c, other, E(err), sizeof(err));
+	ok(rc == 0 && files_of(other) == 0, "second clone deleted (%s)", err);
 }
 
 static void running_linked_checks(struct be_conn *c)
