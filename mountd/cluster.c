@@ -650,7 +650,8 @@ int md_cluster_forward(struct mountd *md, const char *name,
 		return -EIO;
 	}
 	/* "force" has no spec field to travel in: a VMOperation carries it. */
-	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART)
+	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART ||
+	    msg->verb == CORE_V_PAUSE || msg->verb == CORE_V_RESUME)
 		return md_op_forward(md, name, msg, err, errlen);
 	switch (msg->force ? CORE_V_CANCEL : msg->verb) {
 	case CORE_V_START:

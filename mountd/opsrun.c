@@ -74,9 +74,12 @@ static int dispatch(struct mountd *md, const char *name, const char *type,
 		return ops_snapshot_take(md, snap, err, errlen);
 	}
 	msg.verb = !strcmp(type, "start") ? CORE_V_START :
-		   !strcmp(type, "stop") ? CORE_V_STOP : CORE_V_RESTART;
+		   !strcmp(type, "stop") ? CORE_V_STOP :
+		   !strcmp(type, "pause") ? CORE_V_PAUSE :
+		   !strcmp(type, "resume") ? CORE_V_RESUME : CORE_V_RESTART;
 	if (strcmp(type, "start") && strcmp(type, "stop") &&
-	    strcmp(type, "restart")) {
+	    strcmp(type, "restart") && strcmp(type, "pause") &&
+	    strcmp(type, "resume")) {
 		snprintf(err, errlen, "unknown operation \"%s\"", type);
 		return -EINVAL;
 	}
@@ -89,7 +92,8 @@ static int dispatch(struct mountd *md, const char *name, const char *type,
 static bool marks_vm(const char *type)
 {
 	return strcmp(type, "start") && strcmp(type, "stop") &&
-	       strcmp(type, "restart") && strcmp(type, "snapshot");
+	       strcmp(type, "restart") && strcmp(type, "snapshot") &&
+	       strcmp(type, "pause") && strcmp(type, "resume");
 }
 
 /* Run a VMOperation already in the model; run was registered by the
@@ -346,7 +350,7 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 }
 
 /* A verb for another node's VM that spec.running cannot carry (stop
- * force, restart): a VMOperation its owner runs. */
+ * force, restart, pause, resume): a VMOperation its owner runs. */
 int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
 		  char *err, size_t errlen)
 {

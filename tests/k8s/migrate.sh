@@ -2,8 +2,9 @@
 # Live migration in cluster mode: two daemons, each with its own libvirtd,
 # on one API server.  A VMOperation migrate made with kubectl moves a
 # running VM from node 1 to node 2; ownership (status.nodeName) moves only
-# once the guest runs there; node 2 then acts on it, and a ctl write on
-# node 1 reaches it there.  Then back through node 2's tree.
+# once the guest runs there; node 2 then acts on it, and ctl writes on
+# node 1 (stop force, start, pause, resume) reach it there.  Then back
+# through node 2's tree.
 . "$(dirname "$0")/lib.sh"
 
 NODE2=${NODE}b
@@ -91,6 +92,10 @@ is "a ctl write on node 1 reaches the new owner" "$("$ONEWRITE" "$M/vms/$a/ctl" 
 is "node 2's libvirt: shut off" "$(state2 "$a")" "shut off"
 is "start it again through node 1's tree" "$("$ONEWRITE" "$M/vms/$a/ctl" start)" ok
 is "running on node 2" "$(state2 "$a")" running
+is "pause through node 1's tree" "$("$ONEWRITE" "$M/vms/$a/ctl" pause)" ok
+is "node 2's libvirt: paused" "$(state2 "$a")" paused
+is "resume through node 1's tree" "$("$ONEWRITE" "$M/vms/$a/ctl" resume)" ok
+is "node 2's libvirt: running" "$(state2 "$a")" running
 is "migrate back through node 2's tree" "$("$ONEWRITE" "$M2/vms/$a/ctl" "migrate $NODE")" ok
 check "owned by node 1 again" wait_for 10 owner_is "$NODE"
 is "node 1's libvirt runs it" "$(domstate "$a")" running
