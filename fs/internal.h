@@ -113,6 +113,25 @@ bool fs_ino_obj(fuse_ino_t ino, int *slot, enum obj_file *f);
 fuse_ino_t fs_obj_ino(int slot, enum obj_file f);
 /* Which files an object of a kind has (OF_CTL: snapshots, templates). */
 bool fs_obj_has(enum core_kind kind, enum obj_file f);
+
+struct dirbuf {
+	fuse_req_t req;
+	struct fs *fs;
+	char *buf;
+	size_t size, used;
+	off_t index, off;
+	bool plus, full;
+};
+/* Append one entry when its index is at or past the requested offset. */
+void fs_dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino);
+
+/* objtree.c (model read lock held for fs_obj_at) */
+struct core_obj *fs_obj_at(struct fs *fs, fuse_ino_t ino, enum obj_file *f);
+mode_t fs_obj_mode(enum core_kind kind, enum obj_file f);
+fuse_ino_t fs_obj_child(struct fs *fs, fuse_ino_t parent, const char *name);
+/* vm_slot >= 0: the snapshots of that VM. */
+void fs_list_objs(struct dirbuf *d, enum core_kind kind, int vm_slot);
+void fs_list_obj_dir(struct dirbuf *d, int slot);
 /* Tells VM incarnations apart (a slot is reused after a delete). */
 uint64_t fs_vm_generation(const struct core_vm *vm);
 int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e);

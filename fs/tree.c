@@ -45,56 +45,6 @@ fuse_ino_t fs_vm_ino(int slot, enum vm_file f)
 	return INO_FIRST_VM + (fuse_ino_t)slot * VF_STRIDE + f;
 }
 
-bool fs_ino_obj(fuse_ino_t ino, int *slot, enum obj_file *f)
-{
-	if (ino < INO_FIRST_OBJ || ino >= INO_FIRST_NODE)
-		return false;
-	*slot = (int)((ino - INO_FIRST_OBJ) / OF_STRIDE);
-	*f = (enum obj_file)((ino - INO_FIRST_OBJ) % OF_STRIDE);
-	return *f < OF_COUNT;
-}
-
-fuse_ino_t fs_obj_ino(int slot, enum obj_file f)
-{
-	return INO_FIRST_OBJ + (fuse_ino_t)slot * OF_STRIDE + f;
-}
-
-bool fs_obj_has(enum core_kind kind, enum obj_file f)
-{
-	return f != OF_CTL || kind != CORE_KIND_OPERATION;
-}
-
-static const char *const obj_file_names[OF_COUNT] = {
-	[OF_DIR] = ".", [OF_STATUS] = "status", [OF_SPEC] = "spec",
-	[OF_CTL] = "ctl",
-};
-
-/* An object is found by slot and checked to still be there. */
-static struct core_obj *obj_at(struct fs *fs, fuse_ino_t ino,
-			       enum obj_file *f)
-{
-	struct core_obj *o;
-	int slot;
-
-	if (!fs_ino_obj(ino, &slot, f))
-		return NULL;
-	o = core_model_obj_slot(fs->m, slot);
-	return o && fs_obj_has(o->kind, *f) ? o : NULL;
-}
-
-static mode_t obj_mode(enum core_kind kind, enum obj_file f)
-{
-	switch (f) {
-	case OF_DIR:
-		return S_IFDIR | 0755;
-	case OF_CTL:
-		return S_IFREG | 0200;
-	case OF_SPEC:
-		return S_IFREG | (kind == CORE_KIND_TEMPLATE ? 0644 : 0444);
-	default:
-		return S_IFREG | 0444;
-	}
-}
 
 bool fs_ino_node(fuse_ino_t ino, int *slot, enum node_file *f)
 {
@@ -172,7 +122,7 @@ int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	*txt = "";
 	*len = 0;
 	if (fs_ino_obj(ino, &slot, &of)) {
-		o = obj_at(fs, ino, &of);
+		o = fs_obj_at(fs, ino, &of);
 		if (!o)
 			return -ENOENT;
 		if (of == OF_STATUS && o->txt_status)
@@ -260,12 +210,12 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 
 	*gen = 0;
 	if (fs_ino_obj(ino, &slot, &of)) {
-		o = obj_at(fs, ino, &of);
+		o = fs_obj_at(fs, ino, &of);
 		if (!o)
 			return -ENOENT;
 		*gen = uid_generation(o->name) + o->kind;
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(ino, obj_mode(o->kind, of), (off_t)len, st);
+		fill_stat(ino, fs_obj_mode(o->kind, of), (off_t)len, st);
 		return 0;
 	}
 	if (fs_ino_vm(ino, &slot, &f)) {
@@ -308,44 +258,6 @@ int fs_fill_entry(struct fs *fs, fuse_ino_t ino, struct fuse_entry_param *e)
 	return rc;
 }
 
-static enum core_kind dir_kind(fuse_ino_t ino)
-{
-	return ino == INO_OPERATIONS ? CORE_KIND_OPERATION :
-	       ino == INO_TEMPLATES ? CORE_KIND_TEMPLATE : CORE_KIND_SNAPSHOT;
-}
-
-/* operations/X, templates/X, vms/VM/snapshots/X and their files. */
-static fuse_ino_t obj_child(struct fs *fs, fuse_ino_t parent, const char *name)
-{
-	struct core_obj *o = NULL;
-	struct core_vm *vm;
-	enum obj_file of;
-	fuse_ino_t ino = 0;
-	int slot;
-
-	core_model_rdlock(fs->m);
-	if (parent == INO_OPERATIONS || parent == INO_TEMPLATES) {
-		o = core_model_obj_find(fs->m, dir_kind(parent), name);
-	} else if (fs_ino_obj(parent, &slot, &of) && of == OF_DIR) {
-		o = core_model_obj_slot(fs->m, slot);
-		for (int i = OF_STATUS; o && i < OF_COUNT; i++)
-			if (!strcmp(name, obj_file_names[i]) &&
-			    fs_obj_has(o->kind, (enum obj_file)i))
-				ino = fs_obj_ino(slot, (enum obj_file)i);
-		o = NULL;
-	} else {
-		vm = core_model_slot(fs->m, (int)((parent - INO_FIRST_VM) /
-						  VF_STRIDE));
-		o = core_model_obj_find(fs->m, CORE_KIND_SNAPSHOT, name);
-		if (o && (!vm || strcmp(o->vm, vm->name)))
-			o = NULL;
-	}
-	if (o)
-		ino = fs_obj_ino(o->slot, OF_DIR);
-	core_model_unlock(fs->m);
-	return ino;
-}
-
 static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 {
 	struct core_node *node;
@@ -362,7 +274,7 @@ static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 	} else if (parent == INO_OPERATIONS || parent == INO_TEMPLATES ||
 		   fs_ino_obj(parent, &slot, &(enum obj_file){ 0 }) ||
 		   (fs_ino_vm(parent, &slot, &f) && f == VF_SNAPSHOTS)) {
-		return obj_child(fs, parent, name);
+		return fs_obj_child(fs, parent, name);
 	} else if (parent == INO_VMS) {
 		if (!strcmp(name, "ctl"))
 			return INO_VMS_CTL;
@@ -489,17 +401,9 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t shown, struct stat *attr,
 	fuse_reply_attr(req, &e.attr, shown == ino ? ATTR_TIMEOUT : 0);
 }
 
-struct dirbuf {
-	fuse_req_t req;
-	struct fs *fs;
-	char *buf;
-	size_t size, used;
-	off_t index, off;
-	bool plus, full;
-};
 
 /* Append one entry when its index is at or past the requested offset. */
-static void dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino)
+void fs_dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino)
 {
 	struct fuse_entry_param e;
 	size_t n;
@@ -562,7 +466,7 @@ static void list_vms(struct dirbuf *d)
 	if (!names)
 		return;
 	for (struct vm_name *q = names; q < p; q++)
-		dir_add(d, q->name, fs_vm_ino(q->slot, VF_DIR));
+		fs_dir_add(d, q->name, fs_vm_ino(q->slot, VF_DIR));
 	free(names);
 }
 
@@ -593,65 +497,7 @@ static void list_nodes(struct dirbuf *d)
 		core_model_each_node(d->fs->m, collect_node, &p);
 	core_model_unlock(d->fs->m);
 	for (struct vm_name *q = names; q < p; q++)
-		dir_add(d, q->name, fs_node_ino(q->slot, NF_DIR));
-}
-
-struct obj_list {
-	struct vm_name *v;
-	size_t n, cap;
-	const char *vm;         /* snapshots of this VM only */
-};
-
-static int collect_obj(struct core_obj *o, void *arg)
-{
-	struct obj_list *l = arg;
-	struct vm_name *nv;
-
-	if (l->vm && strcmp(o->vm, l->vm))
-		return 0;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 32;
-		nv = realloc(l->v, l->cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-	}
-	snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", o->name);
-	l->v[l->n++].slot = o->slot;
-	return 0;
-}
-
-/* vm_slot >= 0: the snapshots of that VM. */
-static void list_objs(struct dirbuf *d, enum core_kind kind, int vm_slot)
-{
-	struct obj_list l = { 0 };
-	struct core_vm *vm = NULL;
-
-	core_model_rdlock(d->fs->m);
-	if (vm_slot >= 0) {
-		vm = core_model_slot(d->fs->m, vm_slot);
-		l.vm = vm ? vm->name : "";
-	}
-	core_model_obj_each(d->fs->m, kind, collect_obj, &l);
-	core_model_unlock(d->fs->m);
-	for (size_t i = 0; i < l.n; i++)
-		dir_add(d, l.v[i].name, fs_obj_ino(l.v[i].slot, OF_DIR));
-	free(l.v);
-}
-
-static void list_obj_dir(struct dirbuf *d, int slot)
-{
-	struct core_obj *o;
-	enum core_kind kind = CORE_KIND_COUNT;
-
-	core_model_rdlock(d->fs->m);
-	o = core_model_obj_slot(d->fs->m, slot);
-	if (o)
-		kind = o->kind;
-	core_model_unlock(d->fs->m);
-	for (int i = OF_STATUS; kind != CORE_KIND_COUNT && i < OF_COUNT; i++)
-		if (fs_obj_has(kind, (enum obj_file)i))
-			dir_add(d, obj_file_names[i], fs_obj_ino(slot, (enum obj_file)i));
+		fs_dir_add(d, q->name, fs_node_ino(q->slot, NF_DIR));
 }
 
 static void list_dir(struct dirbuf *d, fuse_ino_t ino)
@@ -661,29 +507,30 @@ static void list_dir(struct dirbuf *d, fuse_ino_t ino)
 	enum vm_file f;
 	int slot;
 
-	dir_add(d, ".", ino);
-	dir_add(d, "..", fs_ino_vm(ino, &slot, &f) ?
+	fs_dir_add(d, ".", ino);
+	fs_dir_add(d, "..", fs_ino_vm(ino, &slot, &f) ?
 		(f == VF_DIR ? INO_VMS : fs_vm_ino(slot, VF_DIR)) : INO_ROOT);
 	if (ino == INO_ROOT) {
 		for (size_t i = 0; i < sizeof(top_dirs) / sizeof(top_dirs[0]); i++)
-			dir_add(d, top_dirs[i].name, top_dirs[i].ino);
+			fs_dir_add(d, top_dirs[i].name, top_dirs[i].ino);
 	} else if (ino == INO_VMS) {
-		dir_add(d, "ctl", INO_VMS_CTL);
-		dir_add(d, "err", INO_VMS_ERR);
+		fs_dir_add(d, "ctl", INO_VMS_CTL);
+		fs_dir_add(d, "err", INO_VMS_ERR);
 		list_vms(d);
 	} else if (fs_ino_vm(ino, &slot, &f) && f == VF_DIR) {
 		for (int i = VF_CTL; i < VF_COUNT; i++)
-			dir_add(d, vm_file_names[i], fs_vm_ino(slot, (enum vm_file)i));
+			fs_dir_add(d, vm_file_names[i], fs_vm_ino(slot, (enum vm_file)i));
 	} else if (fs_ino_vm(ino, &slot, &f) && f == VF_SNAPSHOTS) {
-		list_objs(d, CORE_KIND_SNAPSHOT, slot);
+		fs_list_objs(d, CORE_KIND_SNAPSHOT, slot);
 	} else if (ino == INO_OPERATIONS || ino == INO_TEMPLATES) {
-		list_objs(d, dir_kind(ino), -1);
+		fs_list_objs(d, ino == INO_OPERATIONS ? CORE_KIND_OPERATION :
+				 CORE_KIND_TEMPLATE, -1);
 	} else if (fs_ino_obj(ino, &slot, &of) && of == OF_DIR) {
-		list_obj_dir(d, slot);
+		fs_list_obj_dir(d, slot);
 	} else if (ino == INO_NODES) {
 		list_nodes(d);
 	} else if (fs_ino_node(ino, &slot, &nf) && nf == NF_DIR) {
-		dir_add(d, "status", fs_node_ino(slot, NF_STATUS));
+		fs_dir_add(d, "status", fs_node_ino(slot, NF_STATUS));
 	}
 }
 
