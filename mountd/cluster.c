@@ -757,6 +757,7 @@ void md_migrated(struct mountd *md, const char *name, const char *node)
 	st = json_object_new_object();
 	json_object_object_add(st, "nodeName", json_object_new_string(node));
 	rc = sync_patch_status(md->sync, SYNC_VM, name, st, err, sizeof(err));
+	json_object_put(st);
 	if (rc < 0)
 		md_log(LOG_WARN_, "vm %s moved to %s but the API was not told: %s",
 		       name, node, err);

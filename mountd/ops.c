@@ -99,8 +99,8 @@ void ops_publish(struct mountd *md, enum core_kind kind, const char *name)
 		md_log(LOG_WARN_, "cannot store %s %s: %s", core_kind_name(kind),
 		       name, strerror(-rc));
 	if (md->sync && json_object_object_get_ex(obj, "status", &st)) {
-		rc = sync_patch_status(md->sync, to_sync[kind], name,
-				       json_object_get(st), err, sizeof(err));
+		rc = sync_patch_status(md->sync, to_sync[kind], name, st, err,
+				       sizeof(err));
 		if (rc < 0 && rc != -EHOSTUNREACH)
 			md_log(LOG_WARN_, "%s %s: status not published: %s",
 			       core_kind_name(kind), name, err);
@@ -113,11 +113,13 @@ void ops_publish(struct mountd *md, enum core_kind kind, const char *name)
 int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
 	       char *err, size_t errlen)
 {
-	const char *name = json_object_get_string(
-		core_json_path(obj, "metadata.name"));
+	char name[CORE_NAME_MAX + 1];
 	json_object *created = NULL;
 	int rc;
 
+	/* A copy: obj may be replaced by what the server returns. */
+	snprintf(name, sizeof(name), "%s", json_object_get_string(
+			 core_json_path(obj, "metadata.name")));
 	core_model_rdlock(md->m);
 	rc = core_model_obj_find(md->m, kind, name) ? -EEXIST : 0;
 	core_model_unlock(md->m);
@@ -177,6 +179,8 @@ void ops_status(struct mountd *md, enum core_kind kind, const char *name, ...)
 	va_start(ap, name);
 	core_model_wrlock(md->m);
 	o = core_model_obj_find(md->m, kind, name);
+	if (o)
+		o->mine = true;         /* its status is ours from now on */
 	while ((key = va_arg(ap, const char *))) {
 		v = va_arg(ap, json_object *);
 		if (o)
@@ -422,4 +426,16 @@ bool md_vm_active(struct mountd *md, const char *name)
 		   vm->st.phase == CORE_PHASE_PAUSED);
 	core_model_unlock(md->m);
 	return r;
+}
+
+/* spec.cancel on a VMOperation this node runs (kubectl patch, or a cancel
+ * written on another node's tree). */
+void ops_cancel_op(struct mountd *md, const char *op)
+{
+	pthread_mutex_lock(&md->runs_lock);
+	for (struct md_run *r = md->runs; r; r = r->next)
+		if (!strcmp(r->op, op))
+			__atomic_store_n(&r->cancel, OPS_CANCEL_USER,
+					 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&md->runs_lock);
 }

@@ -30,6 +30,7 @@ void ops_run_end(struct mountd *md, struct md_run *run);
 int ops_cancelled(struct md_run *run);
 const int *ops_cancel_flag(struct md_run *run);
 int ops_cancel(struct mountd *md, const char *vm, char *err, size_t errlen);
+void ops_cancel_op(struct mountd *md, const char *op);
 void ops_progress_init(struct be_progress *bp, struct progress_ctx **ctx,
 		       struct mountd *md, enum core_kind kind,
 		       const char *name, struct md_run *run);

@@ -70,7 +70,8 @@ static int template_spec(struct mountd *md, const char *name,
 
 		json_object_object_add(patch, "spec", json_object_get(spec));
 		rc = sync_patch(md->sync, SYNC_TEMPLATE, name, patch, err, errlen);
-		if (rc < 0 && rc != -EHOSTUNREACH)
+		json_object_put(patch);
+		if (rc < 0 && rc != -EHOSTUNREACH && rc != -EAGAIN)
 			goto out;
 	}
 	ops_publish(md, CORE_KIND_TEMPLATE, name);
@@ -305,40 +306,69 @@ static bool orphaned(struct mountd *md, enum core_kind kind, json_object *obj)
 	       !ops_run_exists(md, name);
 }
 
-void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj)
+/* Objects this node runs or made ("mine") keep the status it wrote: the
+ * watch brings older states of it late (an ADDED without status after the
+ * run ended), and taking one for news would run it again or call it
+ * interrupted. */
+static int merge_put(struct mountd *md, enum core_kind kind, json_object *copy,
+		     char *name, char *vm, json_object **state, bool *mine,
+		     char *err, size_t errlen)
 {
-	char err[CORE_ERR_MAX], name[CORE_NAME_MAX + 1], vm[CORE_NAME_MAX + 1];
-	json_object *copy = NULL;
 	struct core_obj *o;
-	int rc, timeout;
+	json_object *st;
+	const char *n = json_object_get_string(core_json_path(copy, "metadata.name"));
+	int rc;
 
-	if (json_object_deep_copy(obj, &copy, NULL) != 0)
-		return;
 	core_model_wrlock(md->m);
-	rc = core_model_obj_put(md->m, kind, copy, &o, err, sizeof(err));
+	o = n ? core_model_obj_find(md->m, kind, n) : NULL;
+	*mine = o && o->mine;
+	/* A template whose image changed is news: import it again. */
+	if (*mine && kind == CORE_KIND_TEMPLATE &&
+	    !json_object_equal(core_json_path(o->obj, "spec.image"),
+			       core_json_path(copy, "spec.image")))
+		*mine = false, json_object_object_del(copy, "status");
+	if (*mine && (st = core_json_path(o->obj, "status")))
+		json_object_object_add(copy, "status", json_object_get(st));
+	rc = core_model_obj_put(md->m, kind, copy, &o, err, errlen);
 	if (rc == 0) {
-		snprintf(name, sizeof(name), "%s", o->name);
-		snprintf(vm, sizeof(vm), "%s", o->vm);
+		o->mine = *mine;
+		snprintf(name, CORE_NAME_MAX + 1, "%s", o->name);
+		snprintf(vm, CORE_NAME_MAX + 1, "%s", o->vm);
+		json_object_deep_copy(o->obj, state, NULL);
 	}
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
+	return rc;
+}
+
+void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj)
+{
+	char err[CORE_ERR_MAX], name[CORE_NAME_MAX + 1], vm[CORE_NAME_MAX + 1];
+	json_object *copy = NULL, *state = NULL;
+	bool mine = false;
+	int rc;
+
+	if (json_object_deep_copy(obj, &copy, NULL) != 0)
+		return;
+	rc = merge_put(md, kind, copy, name, vm, &state, &mine, err, sizeof(err));
 	if (rc < 0) {
 		json_object_put(copy);
 		md_log(LOG_WARN_, "%s: %s; not mirrored", core_kind_name(kind), err);
 		return;
 	}
-	if (orphaned(md, kind, obj)) {
+	if (kind == CORE_KIND_OPERATION &&
+	    json_object_get_boolean(core_json_path(state, "spec.cancel")))
+		ops_cancel_op(md, name);
+	else if (!mine && orphaned(md, kind, state)) {
 		ops_status(md, kind, name, "phase", jstr("Failed"), "message",
 			   jstr("interrupted: hypersdk-mountd restarted while "
 				"it ran"), NULL);
 		ops_publish(md, kind, name);
-		return;
+	} else if (!mine && wants_run(md, kind, state, vm[0] ? vm : NULL)) {
+		spawn(md, kind, name, vm, ops_duration_s(json_object_get_string(
+			core_json_path(state, "spec.timeout"))));
 	}
-	if (!wants_run(md, kind, obj, vm[0] ? vm : NULL))
-		return;
-	timeout = ops_duration_s(json_object_get_string(
-		core_json_path(obj, "spec.timeout")));
-	spawn(md, kind, name, vm, timeout);
+	json_object_put(state);
 }
 
 void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)

@@ -307,6 +307,53 @@ static int vm_busy(struct mountd *md, const char *vm, const char *verb,
 	return rc;
 }
 
+struct running {
+	const char *vm;
+	char name[CORE_NAME_MAX + 1];
+};
+
+static int find_running(struct core_obj *o, void *arg)
+{
+	struct running *r = arg;
+	const char *ph = core_obj_str(o, "status.phase");
+
+	if (strcmp(o->vm, r->vm) || (ph && strcmp(ph, "Running") &&
+				     strcmp(ph, "Pending")))
+		return 0;
+	snprintf(r->name, sizeof(r->name), "%s", o->name);
+	return 0;
+}
+
+/* cancel for another node's VM: spec.cancel on the operation it runs,
+ * then the outcome as the watch brings it. */
+static int cancel_remote(struct mountd *md, const char *vm, char *err,
+			 size_t errlen)
+{
+	struct running r = { .vm = vm };
+	json_object *patch;
+	int rc;
+
+	core_model_rdlock(md->m);
+	core_model_obj_each(md->m, CORE_KIND_OPERATION, find_running, &r);
+	core_model_unlock(md->m);
+	if (!r.name[0] || !md->sync) {
+		snprintf(err, errlen, "cancel: no operation in progress on vm %s",
+			 vm);
+		return -ENOENT;
+	}
+	patch = json_object_new_object();
+	json_object_object_add(patch, "spec", json_object_new_object());
+	json_object_object_add(core_json_path(patch, "spec"), "cancel",
+			       json_object_new_boolean(true));
+	rc = sync_patch(md->sync, SYNC_OPERATION, r.name, patch, err, errlen);
+	json_object_put(patch);
+	if (rc < 0)
+		return rc;
+	rc = ops_wait_remote(md, CORE_KIND_OPERATION, r.name, 60, err, errlen);
+	/* The operation ending is what cancel asked for. */
+	return rc == -ECANCELED || rc == -EIO ? 0 : rc;
+}
+
 int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	      char *err, size_t errlen)
 {
@@ -321,7 +368,8 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	if (rc < 0)
 		return rc;
 	if (msg->verb == CORE_V_CANCEL)
-		return ops_cancel(md, vm, err, errlen);
+		return owned ? ops_cancel(md, vm, err, errlen) :
+			       cancel_remote(md, vm, err, errlen);
 	rc = vm_busy(md, vm, verb, err, errlen);
 	if (rc < 0)
 		return rc;

@@ -102,6 +102,65 @@ is "node 1's libvirt runs it" "$(domstate "$a")" running
 op=$(k get vmoperation -o name | grep -- "$a-migrate-" | head -n 1)
 check "kubectl sees the tree's migration as a VMOperation" test -n "$op"
 is "Succeeded" "$(opphase "${op#*/}")" Succeeded
+# Cancel, from kubectl and from the other node's tree, of migrations slowed
+# to 1 MiB/s (a kernel-booted guest: its RAM is not all zero pages).
+GUEST=$T/guest
+if "$TOP/tests/guest/build.sh" "$GUEST" >"$T/build.log" 2>&1; then
+	ok "guest kernel and initramfs ready"
+else
+	not_ok "tests/guest/build.sh builds the guest" "$(tail -n 5 "$T/build.log")"
+	done_testing
+fi
+g=${P}g
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $g
+spec:
+  cpus: 1
+  memory: 128Mi
+  running: true
+  disks:
+  - name: root
+    size: 64Mi
+  kernelBoot:
+    kernel: $GUEST/vmlinuz
+    initrd: $GUEST/initrd.img
+    cmdline: console=ttyS0
+  nodeSelector:
+    hypersdk.io/node: $NODE
+YAML
+wait_for 60 phase_is "$g" Running
+is "a kernel-booted guest runs on node 1" "$(domstate "$g")" running
+slow() { # NAME
+	k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VMOperation
+metadata:
+  name: $1
+spec:
+  vmRef:
+    name: $g
+  operation: migrate
+  migrateSpec:
+    targetNode: $NODE2
+    bandwidth: 8Mbps
+YAML
+}
+slow "${P}slow1"
+check "a slow migration runs" wait_for 20 is_op "${P}slow1" Running
+k patch vmoperation "${P}slow1" --type merge -p '{"spec":{"cancel":true}}' >/dev/null
+check "kubectl patch spec.cancel=true: Cancelled" wait_for 30 is_op "${P}slow1" Cancelled
+is "the guest still runs on node 1" "$(domstate "$g")" running
+is "and owns it" "$(jp "$g" '{.status.nodeName}')" "$NODE"
+slow "${P}slow2"
+check "another slow migration runs" wait_for 20 is_op "${P}slow2" Running
+is "cancel written in node 2's tree" "$("$ONEWRITE" "$M2/vms/$g/ctl" cancel)" ok
+is "reaches node 1's operation: Cancelled" "$(opphase "${P}slow2")" Cancelled
+is "the guest runs on node 1" "$(domstate "$g")" running
+k delete vm "$g" --wait=false >/dev/null
+
 k delete vm "$a" --wait=false >/dev/null
 wait_for 30 bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
 check "kubectl delete removes the domain" bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
