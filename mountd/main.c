@@ -462,6 +462,7 @@ static void teardown(struct mountd *md, struct fs *fs, struct web *web)
 		core_model_free(md->m);
 	if (md->store)
 		core_store_close(md->store);
+	free(md->peers);
 }
 
 static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
