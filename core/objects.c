@@ -133,18 +133,22 @@ static void conditions(struct buf *b, json_object *arr)
 
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		c = json_object_array_get_idx(arr, i);
-		if (!json_object_object_get_ex(c, "type", &t))
+		if (!json_object_object_get_ex(c, "type", &t) ||
+		    !json_object_is_type(t, json_type_string))
 			continue;
 		snprintf(key, sizeof(key), "condition.%s",
 			 json_object_get_string(t));
-		line(b, key, json_object_object_get_ex(c, "status", &f) ?
-			     (strcmp(json_object_get_string(f), "True") ?
-				      "false" : "true") : "-");
+		f = NULL;
+		json_object_object_get_ex(c, "status", &f);
+		line(b, key, !json_object_is_type(f, json_type_string) ? "-" :
+			     strcmp(json_object_get_string(f), "True") ? "false" :
+			     "true");
 		for (size_t k = 0; k < 3; k++) {
 			snprintf(key, sizeof(key), "condition.%s.%s",
 				 json_object_get_string(t), out[k]);
-			line(b, key, json_object_object_get_ex(c, sub[k], &f) ?
-				     json_object_get_string(f) : NULL);
+			f = NULL;
+			json_object_object_get_ex(c, sub[k], &f);
+			line(b, key, f ? json_object_get_string(f) : NULL);
 		}
 	}
 }

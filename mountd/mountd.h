@@ -135,6 +135,8 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 		      char *err, size_t errlen);
 int md_template_disk(struct mountd *md, const char *vm, char *err,
 		     size_t errlen);
+/* The template is gone from the API: drop this node's copy of its image. */
+void md_template_forget(struct mountd *md, const char *name);
 void md_ops_stop(struct mountd *md);
 /* A deleted VM takes its snapshots along (libvirt dropped them). */
 void md_ops_vm_gone(struct mountd *md, const char *vm);

@@ -111,8 +111,9 @@ void ops_publish(struct mountd *md, enum core_kind kind, const char *name)
 /* Put a new object in the model and the store, and in a cluster create it
  * in the API first (an existing name there is EEXIST). */
 int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
-	       char *err, size_t errlen)
+	       bool run_here, char *err, size_t errlen)
 {
+	struct core_obj *o;
 	char name[CORE_NAME_MAX + 1];
 	json_object *created = NULL;
 	int rc;
@@ -137,9 +138,17 @@ int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
 	if (rc < 0)
 		goto out;
 	core_model_wrlock(md->m);
-	rc = core_model_obj_put(md->m, kind, obj, NULL, err, errlen);
+	/* Standalone nothing else guards the name: check and put as one. */
+	if (!md->sync && core_model_obj_find(md->m, kind, name)) {
+		snprintf(err, errlen, "%s %s already exists",
+			 core_kind_name(kind), name);
+		rc = -EEXIST;
+	} else {
+		rc = core_model_obj_put(md->m, kind, obj, &o, err, errlen);
+	}
 	if (rc == 0) {
-		core_model_obj_find(md->m, kind, name)->mine = true;
+		/* Only a runner's status beats the watch's (merge_put). */
+		o->mine = run_here;
 		obj = NULL;
 	}
 	core_model_unlock(md->m);
@@ -273,6 +282,13 @@ int ops_cancelled(struct md_run *run)
 	return __atomic_load_n(&run->cancel, __ATOMIC_ACQUIRE);
 }
 
+/* What stopped a run, without looking at the clock: a failure after the
+ * deadline is not a timeout. */
+int ops_cancel_reason(struct md_run *run)
+{
+	return run ? __atomic_load_n(&run->cancel, __ATOMIC_ACQUIRE) : 0;
+}
+
 const int *ops_cancel_flag(struct md_run *run)
 {
 	return run ? &run->cancel : NULL;
@@ -310,6 +326,7 @@ struct progress_ctx {
 	struct mountd *md;
 	enum core_kind kind;
 	const char *name;
+	struct md_run *run;
 	int last;
 	time_t last_push;
 };
@@ -319,6 +336,8 @@ static void on_progress(void *arg, int percent, const char *msg)
 	struct progress_ctx *p = arg;
 	time_t now = time(NULL);
 
+	/* The backend polls while it works: the deadline is checked here. */
+	ops_cancelled(p->run);
 	if (percent == p->last)
 		return;
 	p->last = percent;
@@ -343,6 +362,7 @@ void ops_progress_init(struct be_progress *bp, struct progress_ctx **ctx,
 		p->md = md;
 		p->kind = kind;
 		p->name = name;
+		p->run = run;
 		p->last = -1;
 		bp->fn = on_progress;
 		bp->arg = p;

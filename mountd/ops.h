@@ -15,8 +15,9 @@ enum sync_kind ops_sync_kind(enum core_kind k);
 void ops_now(char *buf, size_t len);
 json_object *ops_new_object(struct mountd *md, enum core_kind kind,
 			    const char *name, const char *vm);
+/* run_here: this node runs it, so its status here is the news. */
 int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
-	       char *err, size_t errlen);
+	       bool run_here, char *err, size_t errlen);
 void ops_delete(struct mountd *md, enum core_kind kind, const char *name);
 void ops_publish(struct mountd *md, enum core_kind kind, const char *name);
 void ops_status(struct mountd *md, enum core_kind kind, const char *name, ...);
@@ -28,6 +29,7 @@ struct md_run *ops_run_begin(struct mountd *md, const char *op,
 			     const char *vm, int timeout_s);
 void ops_run_end(struct mountd *md, struct md_run *run);
 int ops_cancelled(struct md_run *run);
+int ops_cancel_reason(struct md_run *run);
 const int *ops_cancel_flag(struct md_run *run);
 int ops_cancel(struct mountd *md, const char *vm, char *err, size_t errlen);
 void ops_cancel_op(struct mountd *md, const char *op);

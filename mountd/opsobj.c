@@ -25,14 +25,15 @@ static int template_create(struct mountd *md, const char *name, char *err,
 			       jstr("write a spec with image.source to import"));
 	json_object_object_add(st, "usageCount", json_object_new_int(0));
 	json_object_object_add(o, "status", st);
-	return ops_create(md, CORE_KIND_TEMPLATE, o, err, errlen);
+	return ops_create(md, CORE_KIND_TEMPLATE, o, true, err, errlen);
 }
 
 /* A template's spec write: a whole VMTemplate or just its spec. */
 static int template_spec(struct mountd *md, const char *name,
 			 json_object *doc, char *err, size_t errlen)
 {
-	json_object *spec = doc, *src;
+	json_object *spec = doc, *src, *mine = NULL;
+	struct md_run *run = NULL;
 	struct core_obj *o;
 	int rc = 0;
 
@@ -49,12 +50,20 @@ static int template_spec(struct mountd *md, const char *name,
 			 "missing", name);
 		rc = -EINVAL;
 	}
-	if (rc < 0)
+	/* The model gets a copy of its own: reference counts of shared
+	 * json are not to be touched outside the model lock.  The run,
+	 * registered first, keeps the watch's echo from importing too. */
+	if (rc < 0 || json_object_deep_copy(spec, &mine, NULL) != 0 ||
+	    !(run = ops_run_begin(md, name, "", 0))) {
+		rc = rc < 0 ? rc : -ENOMEM;
 		goto out;
+	}
 	core_model_wrlock(md->m);
 	o = core_model_obj_find(md->m, CORE_KIND_TEMPLATE, name);
 	if (o) {
-		json_object_object_add(o->obj, "spec", json_object_get(spec));
+		json_object_object_add(o->obj, "spec", mine);
+		mine = NULL;
+		o->mine = true;
 		core_model_obj_status_set(md->m, o, "phase", jstr("Pending"));
 	} else {
 		rc = -ENOENT;
@@ -77,6 +86,8 @@ static int template_spec(struct mountd *md, const char *name,
 	ops_publish(md, CORE_KIND_TEMPLATE, name);
 	rc = ops_template_import(md, name, err, errlen);
 out:
+	ops_run_end(md, run);
+	json_object_put(mine);
 	json_object_put(doc);
 	return rc;
 }
@@ -300,10 +311,47 @@ static bool orphaned(struct mountd *md, enum core_kind kind, json_object *obj)
 	const char *name = json_object_get_string(
 		core_json_path(obj, "metadata.name"));
 
-	return kind == CORE_KIND_OPERATION && ph && node &&
-	       !strcmp(json_object_get_string(ph), "Running") &&
-	       !strcmp(json_object_get_string(node), md->node) &&
-	       !ops_run_exists(md, name);
+	const char *p = ph ? json_object_get_string(ph) : "";
+
+	if (kind == CORE_KIND_TEMPLATE || !node ||
+	    strcmp(json_object_get_string(node), md->node) ||
+	    ops_run_exists(md, name))
+		return false;
+	return kind == CORE_KIND_OPERATION ? !strcmp(p, "Running") :
+					     !strcmp(p, "Creating");
+}
+
+/* A snapshot a restart caught while taking it: libvirt has it or not. */
+static void settle_one(struct mountd *md, enum core_kind kind,
+		       const char *name, const char *vm)
+{
+	struct be_snap_info si;
+	char err[CORE_ERR_MAX];
+
+	if (kind == CORE_KIND_SNAPSHOT &&
+	    be_snapshot_info(md->be, vm, name, &si, err, sizeof(err)) == 0)
+		ops_status(md, kind, name, "phase", jstr("Ready"),
+			   "readyToRestore", json_object_new_boolean(true), NULL);
+	else
+		ops_status(md, kind, name, "phase", jstr("Failed"), "message",
+			   jstr("interrupted: hypersdk-mountd restarted while "
+				"it ran"), NULL);
+	ops_publish(md, kind, name);
+}
+
+/* spec.cancel on an operation that is not running here: if it is this
+ * node's to run and has not started, it ends before it begins. */
+static void cancel_pending(struct mountd *md, const char *name,
+			   json_object *state, const char *vm)
+{
+	json_object *ph = core_json_path(state, "status.phase");
+	const char *p = ph ? json_object_get_string(ph) : "Pending";
+
+	if (strcmp(p, "Pending") || !vm[0] || !md_owned(md, vm, NULL, 0))
+		return;
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr("Cancelled"),
+		   "message", jstr("cancelled before it started"), NULL);
+	ops_publish(md, CORE_KIND_OPERATION, name);
 }
 
 /* Objects this node runs or made ("mine") keep the status it wrote: the
@@ -357,13 +405,13 @@ void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj)
 		return;
 	}
 	if (kind == CORE_KIND_OPERATION &&
-	    json_object_get_boolean(core_json_path(state, "spec.cancel")))
-		ops_cancel_op(md, name);
-	else if (!mine && orphaned(md, kind, state)) {
-		ops_status(md, kind, name, "phase", jstr("Failed"), "message",
-			   jstr("interrupted: hypersdk-mountd restarted while "
-				"it ran"), NULL);
-		ops_publish(md, kind, name);
+	    json_object_get_boolean(core_json_path(state, "spec.cancel"))) {
+		if (ops_run_exists(md, name))
+			ops_cancel_op(md, name);
+		else
+			cancel_pending(md, name, state, vm);
+	} else if (!mine && orphaned(md, kind, state)) {
+		settle_one(md, kind, name, vm);
 	} else if (!mine && wants_run(md, kind, state, vm[0] ? vm : NULL)) {
 		spawn(md, kind, name, vm, ops_duration_s(json_object_get_string(
 			core_json_path(state, "spec.timeout"))));
@@ -386,6 +434,10 @@ void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)
 	    be_snapshot_delete(md->be, vm, name, err, sizeof(err)) < 0 &&
 	    !strstr(err, "not"))
 		md_log(LOG_WARN_, "snapshot %s: %s", name, err);
+	/* kubectl delete vmtemplate: every node drops its own copy (a VM
+	 * still built on it keeps it: EBUSY). */
+	if (kind == CORE_KIND_TEMPLATE)
+		md_template_forget(md, name);
 	core_model_wrlock(md->m);
 	o = core_model_obj_find(md->m, kind, name);
 	if (o)

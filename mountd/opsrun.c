@@ -137,7 +137,7 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 			md_refresh(md, vm);     /* Migrating is over */
 		}
 	}
-	cancel = ops_cancelled(run);
+	cancel = ops_cancel_reason(run);
 	if (rc == -ECANCELED && !err[0])
 		snprintf(err, errlen, "%s cancelled", type);
 	if (rc < 0 && !err[0])
@@ -387,7 +387,7 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 		json_object_put(o);
 		return -ENOMEM;
 	}
-	rc = ops_create(md, CORE_KIND_OPERATION, o, err, errlen);
+	rc = ops_create(md, CORE_KIND_OPERATION, o, owned, err, errlen);
 	if (rc == 0 && owned)
 		rc = ops_run(md, name, run, err, errlen);
 	else if (rc == 0)
@@ -413,7 +413,7 @@ int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	json_object_object_add(spec, "operation", jstr(verb));
 	if (msg->force)
 		json_object_object_add(spec, "force", json_object_new_boolean(true));
-	rc = ops_create(md, CORE_KIND_OPERATION, o, err, errlen);
+	rc = ops_create(md, CORE_KIND_OPERATION, o, false, err, errlen);
 	if (rc == 0)
 		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name,
 				     md->stop_timeout_ms / 1000 + 120, err, errlen);

@@ -70,7 +70,11 @@ int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		return -EINVAL;
 	}
 	spec = clone_spec(md, src, uid, sizeof(uid));
-	if (!spec || json_object_deep_copy(spec, &copy, NULL) != 0) {
+	if (!spec) {
+		snprintf(err, errlen, "clone: vm %s does not exist", src);
+		return -ENOENT;
+	}
+	if (json_object_deep_copy(spec, &copy, NULL) != 0) {
 		json_object_put(spec);
 		return -ENOMEM;
 	}

@@ -169,7 +169,7 @@ int ops_snapshot_ctl(struct mountd *md, const char *vm,
 		json_object_put(o);
 		return -ENOMEM;
 	}
-	rc = ops_create(md, CORE_KIND_SNAPSHOT, o, err, errlen);
+	rc = ops_create(md, CORE_KIND_SNAPSHOT, o, owned, err, errlen);
 	if (rc == 0 && owned)
 		rc = ops_snapshot_take(md, msg->arg, err, errlen);
 	else if (rc == 0)
@@ -268,7 +268,9 @@ static int collect_expired(struct core_obj *o, void *arg)
 	struct expiry *e = arg;
 	const char *ph = core_obj_str(o, "status.phase");
 
-	if (!ph || (strcmp(ph, "Ready") && strcmp(ph, "Expired")) ||
+	/* Expired ones come back only to retry their delete. */
+	if (!ph || (strcmp(ph, "Ready") && (strcmp(ph, "Expired") ||
+		    !core_obj_bool(o, "spec.retention.autoDelete", false))) ||
 	    !md_owned(e->md, o->vm, NULL, 0))
 		return 0;
 	if (strcmp(ph, "Expired") && !expired(e->md->m, o, e->now))

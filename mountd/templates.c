@@ -276,7 +276,23 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 	}
 	vol_name(tmpl, vol, sizeof(vol));
 	rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err, errlen);
+	/* Ready on another node (the status is shared) but never imported
+	 * into this node's pool: import it now. */
+	if (rc == -ENOENT && ops_template_import(md, tmpl, err, errlen) == 0)
+		rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err,
+					  errlen);
 	return rc == -EEXIST ? 0 : rc;
+}
+
+void md_template_forget(struct mountd *md, const char *name)
+{
+	char vol[CORE_NAME_MAX + 16], err[CORE_ERR_MAX];
+	int rc;
+
+	vol_name(name, vol, sizeof(vol));
+	rc = be_image_delete(md->be, vol, err, sizeof(err));
+	if (rc < 0 && rc != -ENOENT)
+		md_log(LOG_WARN_, "template %s: image kept: %s", name, err);
 }
 
 void md_template_usage_tick(struct mountd *md)

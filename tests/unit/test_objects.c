@@ -44,6 +44,13 @@ static void test_render(void **state)
 	assert_string_equal(txt, want);
 	assert_int_equal(len, strlen(want));
 	free(txt);
+	/* Anyone who may patch status may send nulls: no crash, "-". */
+	json_object *bad = obj("{\"conditions\":[{\"type\":\"A\",\"status\":null},"
+			       "{\"type\":null},{\"type\":7}]}");
+	txt = core_obj_render_status(bad, &len);
+	assert_non_null(strstr(txt, "condition.A -\n"));
+	free(txt);
+	json_object_put(bad);
 	txt = core_obj_render_status(NULL, &len);
 	assert_string_equal(txt, "phase Pending\n");
 	free(txt);
