@@ -583,6 +583,8 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 	}
 	end_op(md, name, "create");
 	md_refresh(md, name);
+	if (msg->template_name[0])
+		md_template_usage_tick(md);
 	md_log(LOG_INFO_, "created vm %s", name);
 	if (msg->running != 1)
 		return 0;

@@ -470,4 +470,6 @@ void md_ops_vm_gone(struct mountd *md, const char *vm)
 	for (int i = 0; i < c.n; i++)
 		ops_delete(md, CORE_KIND_SNAPSHOT, names[i]);
 	pthread_mutex_unlock(&lock);
+	/* Not on the stats clock: a template may be deleted right after. */
+	ops_template_usage(md);
 }

@@ -87,12 +87,12 @@ like "and names the template" "$(cat "$M/vms/$v/spec")" "name: $tp"
 like "its disk is an overlay on the template's image" "$(backing "${v}_root.qcow2")" "tmpl.$tp.qcow2"
 is "it starts" "$(w "$M/vms/$v/ctl" start)" ok
 usage() { [ "$(tkey "$tp" usageCount)" = "$1" ]; }
-check "usageCount counts it" wait_for 5 usage 1
+check "usageCount counts it" wait_for 15 usage 1
 check "a template in use cannot be deleted" bash -c "! rmdir '$M/templates/$tp' 2>/dev/null"
 like "err names the VM" "$(cat "$M/vms/err")" "$v"
 is "create from a template that does not exist" "$(w "$M/vms/ctl" "create ${P}x template=${P}nope")" ENOENT
 is "delete the VM" "$(w "$M/vms/$v/ctl" "delete force")" ok
-check "usageCount drops" wait_for 5 usage 0
+check "usageCount drops" wait_for 15 usage 0
 check "now the template can go" rmdir "$M/templates/$tp"
 check "with its image" test ! -e "$POOL/tmpl.$tp.qcow2"
 check "rmdir the raw one" rmdir "$M/templates/$raw"
