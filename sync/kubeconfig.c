@@ -490,40 +490,60 @@ static int pick_context(struct kc *c, const char *want, json_object **ctx,
 	return r;
 }
 
-int sync_kubeconfig_parse(const char *text, size_t len, const char *dir,
-			  const char *context, struct sync_creds *out,
-			  char *err, size_t errlen)
+/* The credentials of a context of a parsed kubeconfig. */
+static int resolve(struct kc *c, const char *context, struct sync_creds *out)
 {
-	struct kc c = { .dir = dir, .err = err, .errlen = errlen };
 	const char *name, *cluster, *user, *ns;
 	json_object *ctx = NULL;
 	char where[300];
 	int r;
 
-	memset(out, 0, sizeof(*out));
-	r = core_yaml_parse(text, len, &c.root, err, errlen);
+	if (!json_object_is_type(c->root, json_type_object))
+		return kerr(c, "not a YAML mapping");
+	r = pick_context(c, context, &ctx, &name);
 	if (r < 0)
-		goto out;
-	if (!json_object_is_type(c.root, json_type_object)) {
-		r = kerr(&c, "not a YAML mapping");
-		goto out;
-	}
-	r = pick_context(&c, context, &ctx, &name);
-	if (r < 0)
-		goto out;
+		return r;
 	snprintf(where, sizeof(where), "context \"%s\"", name);
-	r = get_str(&c, ctx, where, "cluster", &cluster);
-	r = r ? r : get_str(&c, ctx, where, "user", &user);
-	r = r ? r : get_str(&c, ctx, where, "namespace", &ns);
+	r = get_str(c, ctx, where, "cluster", &cluster);
+	r = r ? r : get_str(c, ctx, where, "user", &user);
+	r = r ? r : get_str(c, ctx, where, "namespace", &ns);
 	if (r == 0 && (!cluster || !*cluster))
-		r = kerr(&c, "%s has no cluster", where);
-	r = r ? r : load_cluster(&c, cluster, out);
+		r = kerr(c, "%s has no cluster", where);
+	r = r ? r : load_cluster(c, cluster, out);
 	/* No user is allowed: anonymous access, as with kubectl. */
 	if (r == 0 && user && *user)
-		r = load_user(&c, user, out);
+		r = load_user(c, user, out);
 	if (r == 0 && ns && *ns && !(out->ns = strdup(ns)))
 		r = -ENOMEM;
-out:
+	return r;
+}
+
+int sync_kubeconfig_resolve(json_object *root, const char *context,
+			    struct sync_creds *out, char *err, size_t errlen)
+{
+	struct kc c = { .root = root, .err = err, .errlen = errlen };
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = resolve(&c, context, out);
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	if (r < 0)
+		sync_creds_free(out);
+	return r;
+}
+
+int sync_kubeconfig_parse(const char *text, size_t len, const char *dir,
+			  const char *context, struct sync_creds *out,
+			  char *err, size_t errlen)
+{
+	struct kc c = { .dir = dir, .err = err, .errlen = errlen };
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = core_yaml_parse(text, len, &c.root, err, errlen);
+	if (r == 0)
+		r = resolve(&c, context, out);
 	if (r == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
 	json_object_put(c.root);
@@ -578,6 +598,23 @@ static int pick_file(const char *path, char **out, char *err, size_t errlen)
 	return 0;
 }
 
+/* KUBECONFIG=a:b: the files merged as kubectl merges them. */
+static int load_merged(const char *list, const char *context,
+		       struct sync_creds *out, char *err, size_t errlen)
+{
+	char e[CORE_ERR_MAX] = "";
+	json_object *root = NULL;
+	int r = sync_kubeconfig_merge(list, &root, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = sync_kubeconfig_resolve(root, context, out, e, sizeof(e));
+	if (r < 0)
+		snprintf(err, errlen, "KUBECONFIG=%s: %s", list, e);
+	json_object_put(root);
+	return r;
+}
+
 int sync_kubeconfig_load(const char *path, const char *context,
 			 struct sync_creds *out, char *err, size_t errlen)
 {
@@ -587,6 +624,10 @@ int sync_kubeconfig_load(const char *path, const char *context,
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if ((!path || !*path) && getenv("KUBECONFIG") &&
+	    strchr(getenv("KUBECONFIG"), ':'))
+		return load_merged(getenv("KUBECONFIG"), context, out, err,
+				   errlen);
 	r = pick_file(path, &file, err, errlen);
 	if (r < 0)
 		goto out;

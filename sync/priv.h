@@ -27,6 +27,16 @@
 int sync_read_file(const char *path, size_t max, char **out, size_t *len);
 /* The same as a string with trailing white space removed (tokens). */
 int sync_read_token(const char *path, char **out);
+/* The credentials of a context of a parsed kubeconfig whose paths are
+ * absolute (borrowed root). */
+int sync_kubeconfig_resolve(json_object *root, const char *context,
+			    struct sync_creds *out, char *err, size_t errlen);
+/* kcmerge.c: the files of a KUBECONFIG list merged as kubectl does: the
+ * first file to name a cluster, user or context wins, current-context
+ * comes from the first file that sets it; relative paths are made
+ * absolute against their own file's folder; missing files are skipped. */
+int sync_kubeconfig_merge(const char *list, json_object **root, char *err,
+			  size_t errlen);
 /* Deep copy of credentials. */
 int sync_creds_copy(const struct sync_creds *in, struct sync_creds *out);
 

@@ -48,11 +48,11 @@ struct sync_creds {
 };
 
 /* Parse a kubeconfig (YAML) as kubectl does: the given file, else the
- * first file of $KUBECONFIG that exists, else ~/.kube/config; the context
- * given or current-context; relative paths resolved against the file's
- * folder.  Pure except for reading files.  Unlike kubectl, the files of a
- * $KUBECONFIG list are not merged: the first one that exists must hold
- * everything.  Credential plugins (exec, auth-provider), basic auth,
+ * files of $KUBECONFIG merged (the first to name a cluster, user or
+ * context wins; the first current-context; missing files skipped), else
+ * ~/.kube/config; the context given or current-context; relative paths
+ * resolved against their own file's folder.  Pure except for reading
+ * files.  Credential plugins (exec, auth-provider), basic auth,
  * impersonation, proxy-url and tls-server-name are refused (-EOPNOTSUPP)
  * rather than ignored. */
 int sync_kubeconfig_load(const char *path, const char *context,

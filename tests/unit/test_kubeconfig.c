@@ -315,6 +315,35 @@ static void test_load_files(void **state)
 					      sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "none of its files exists"));
 
+	/* $KUBECONFIG with several files: merged as kubectl does.  The
+	 * first file names the context, the second has the cluster and a
+	 * user with a relative token file (against its own folder), and a
+	 * second "c" that must not replace the first file's. */
+	assert_int_equal(mkdir(strcat(strcpy(home, dir), "/two"), 0700), 0);
+	put("one", "current-context: m\n"
+		   "contexts:\n- name: m\n  context: {cluster: c, user: u2}\n"
+		   "clusters:\n- name: c\n  cluster: {server: 'https://first:1'}\n");
+	put("two/kc", "current-context: other\n"
+		      "clusters:\n- name: c\n  cluster: {server: 'https://second:2'}\n"
+		      "users:\n- name: u2\n  user: {tokenFile: tok}\n");
+	put("two/tok", "merged-token\n");
+	snprintf(env, sizeof(env), "%s/one:%s/missing:%s/two/kc", dir, dir, dir);
+	setenv("KUBECONFIG", env, 1);
+	assert_int_equal(sync_kubeconfig_load(NULL, NULL, &c, err,
+					      sizeof(err)), 0);
+	assert_string_equal(c.server, "https://first:1");
+	assert_string_equal(c.token, "merged-token");
+	snprintf(env, sizeof(env), "%s/two/tok", dir);
+	assert_string_equal(c.token_file, env);
+	sync_creds_free(&c);
+	/* a broken file in the list is an error that names it */
+	put("bad", "clusters: [\n");
+	snprintf(env, sizeof(env), "%s/one:%s/bad", dir, dir);
+	setenv("KUBECONFIG", env, 1);
+	assert_int_equal(sync_kubeconfig_load(NULL, NULL, &c, err,
+					      sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/bad:"));
+
 	/* then ~/.kube/config */
 	unsetenv("KUBECONFIG");
 	snprintf(home, sizeof(home), "%s/.kube", dir);
