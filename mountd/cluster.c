@@ -704,7 +704,10 @@ int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
 	cfg.ns = md->ns;
 	rc = sync_open(&cfg, &handler, md, &md->sync, err, errlen);
 	if (rc == 0)
-		md->online = true;
+		md->online = sync_online(md->sync);
+	if (rc == 0 && !md->online)
+		md_log(LOG_WARN_, "API server unreachable at start-up; serving "
+		       "this node's VMs from the state directory");
 	return rc;
 }
 

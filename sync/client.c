@@ -113,6 +113,11 @@ static void deliver_online(struct sync *s)
 	}
 }
 
+bool sync_online(struct sync *s)
+{
+	return __atomic_load_n(&s->online, __ATOMIC_ACQUIRE) != 0;
+}
+
 void sync_note(struct sync *s, bool up)
 {
 	int was = __atomic_exchange_n(&s->online, up ? 1 : 0,
@@ -404,7 +409,16 @@ int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
 	s->arg = arg;
 	r = fill(s, cfg, err, errlen);
 	r = r ? r : check_server(s, err, errlen);
-	r = r ? r : check_crds(s, err, errlen);
+	/* A node must come back after a reboot even while the API server is
+	 * away: it starts offline and the watches reconnect.  Credentials
+	 * refused or CRDs missing are still refused at once. */
+	if (r == SYNC_UNREACHABLE) {
+		sync_log("%s; starting offline", err);
+		s->online = s->told = 0;
+		r = 0;
+	} else {
+		r = r ? r : check_crds(s, err, errlen);
+	}
 	if (r < 0) {
 		sync_close(s);
 		return r;

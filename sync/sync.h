@@ -114,11 +114,12 @@ struct sync_config {
 struct sync;
 
 /* Check that the API server answers and the CRDs are installed; a clear
- * error otherwise ("the API server at ... does not answer: ...", "CRD
- * virtualmachines.hypersdk.io is not installed").  The outbox left by an
- * earlier run is loaded and pushed once started.  upsert, remove and
- * synced come once sync_start ran; online may come from any call (the
- * server counts as online until an exchange fails).
+ * error otherwise ("... credentials refused ...", "CRD
+ * virtualmachines.hypersdk.io is not installed").  A server that does not
+ * answer at all is not an error: sync starts offline (sync_online false)
+ * and its watches connect when it comes.  The outbox left by an earlier
+ * run is loaded and pushed once started.  upsert, remove and synced come
+ * once sync_start ran; online may come from any call.
  * cfg->ns NULL: the credentials' namespace, else "default". */
 int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
 	      void *arg, struct sync **out, char *err, size_t errlen);
@@ -168,5 +169,8 @@ int sync_nodes(struct sync *s,
 
 /* Entries waiting in the outbox (for status and tests). */
 size_t sync_outbox_len(struct sync *s);
+/* Whether the API server answered last time (false after an offline
+ * start: sync_open succeeds when the server does not answer). */
+bool sync_online(struct sync *s);
 
 #endif

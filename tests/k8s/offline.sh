@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A node that starts while the API server is away (a host reboot during a
+# control-plane outage): the daemon mounts from its state directory, acts
+# on its own VMs, keeps what it wrote in the outbox, and converges once
+# the server is back.
+. "$(dirname "$0")/lib.sh"
+trap 'cluster_down; cleanup' EXIT
+jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
+
+cluster_up
+start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
+	{ not_ok "daemon starts in cluster mode"; done_testing; }
+a=${P}a
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $a
+spec:
+  cpus: 1
+  memory: 64Mi
+  running: true
+  disks:
+  - name: root
+    size: 64Mi
+  nodeSelector:
+    hypersdk.io/node: $NODE
+YAML
+wait_for 30 phase_is "$a" Running
+is "a VM of this node runs" "$(phase "$a")" Running
+
+stop_mountd
+"$TOP/tests/k8s/cluster.sh" stop-apiserver "$KC" >/dev/null 2>&1
+start_mountd --kubeconfig "$KC/kubeconfig" --namespace default
+check "with the API server down, the daemon still starts" test -e "$M/vms/ctl"
+like "and says why it is offline" "$(cat "$T/mountd.log")" "unreachable at start-up"
+check "its VM is in the tree" test -d "$M/vms/$a"
+wait_for 10 phase_is "$a" Running
+is "Running, read from libvirt" "$(phase "$a")" Running
+is "it acts on its own VM" "$("$ONEWRITE" "$M/vms/$a/ctl" stop)" ok
+is "libvirt: shut off" "$(domstate "$a")" "shut off"
+like "nodes/ says the server is unreachable" "$(cat "$M/nodes/$NODE/status")" "unreachable"
+
+"$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
+check "the API server comes back" test $? -eq 0
+converged() { [ "$(jp "$a" '{.spec.running}/{.status.phase}')" = false/Stopped ]; }
+check "kubectl converges: running=false, Stopped" wait_for 60 converged
+k patch vm "$a" --type merge -p '{"spec":{"running":true}}' >/dev/null
+wait_for 30 phase_is "$a" Running
+is "and the watch works: a patch starts it" "$(phase "$a")" Running
+k delete vm "$a" --wait=false >/dev/null
+wait_for 30 bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
+check "kubectl delete removes the domain" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
+done_testing
