@@ -313,9 +313,15 @@ int ops_cancel(struct mountd *md, const char *vm, char *err, size_t errlen)
 	__atomic_store_n(&r->cancel, OPS_CANCEL_USER, __ATOMIC_RELEASE);
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 60;
-	while (run_find(md, vm) &&
+	while (run_find(md, vm) == r &&
 	       pthread_cond_timedwait(&md->runs_cond, &md->runs_lock, &dl) == 0)
 		;
+	if (run_find(md, vm) == r) {
+		pthread_mutex_unlock(&md->runs_lock);
+		snprintf(err, errlen, "cancel: %s on vm %s has not stopped "
+			 "after 60 s", op, vm);
+		return -ETIMEDOUT;
+	}
 	pthread_mutex_unlock(&md->runs_lock);
 	md_log(LOG_INFO_, "cancelled operation %s on vm %s", op, vm);
 	return 0;
