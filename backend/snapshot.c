@@ -189,6 +189,53 @@ static int take(virDomainPtr d, const struct create_ctx *x, bool active,
 	return rc;
 }
 
+/* One image's share of a snapshot: its data now (the snapshot was just
+ * taken) and the memory state saved in it (qemu-img's vm-state-size). */
+static uint64_t image_snap_size(const char *path, const char *snap)
+{
+	char *argv[] = { "qemu-img", "info", "-U", "--output=json",
+			 (char *)path, NULL };
+	const size_t cap = 256 * 1024;
+	char *out = malloc(cap);
+	json_object *j = NULL, *arr, *e, *v;
+	uint64_t sz = 0;
+
+	if (!out || be_spawn(argv, out, cap, false, NULL, NULL, NULL) < 0 ||
+	    !(j = json_tokener_parse(out)))
+		goto out;
+	if (json_object_object_get_ex(j, "actual-size", &v))
+		sz += (uint64_t)json_object_get_int64(v);
+	if (!json_object_object_get_ex(j, "snapshots", &arr))
+		goto out;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		e = json_object_array_get_idx(arr, i);
+		if (json_object_object_get_ex(e, "name", &v) &&
+		    !strcmp(json_object_get_string(v), snap) &&
+		    json_object_object_get_ex(e, "vm-state-size", &v))
+			sz += (uint64_t)json_object_get_int64(v);
+	}
+out:
+	json_object_put(j);
+	free(out);
+	return sz;
+}
+
+/* What restoring the snapshot brings back, best effort: the disks' data
+ * and the saved memory (0 when qemu-img cannot tell). */
+static uint64_t snap_size(virDomainPtr d, const char *snap)
+{
+	char *xml = virDomainGetXMLDesc(d, 0), **paths = NULL;
+	uint64_t total = 0;
+	size_t n = 0;
+
+	if (xml && be_disk_paths(xml, &paths, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			total += image_snap_size(paths[i], snap);
+	be_strv_free(paths, n);
+	free(xml);
+	return total;
+}
+
 static int create_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		     char *err, size_t errlen)
 {
@@ -208,6 +255,8 @@ static int create_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	}
 	virResetLastError();
 	rc = take(d, x, virDomainIsActive(d) == 1, err, errlen);
+	if (rc == 0 && x->out)
+		x->out->size_bytes = snap_size(d, x->snap);
 out:
 	virDomainFree(d);
 	return rc;

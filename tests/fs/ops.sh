@@ -28,6 +28,7 @@ check "snapshots/s1 appears in the tree" test -d "$M/vms/$a/snapshots/s1"
 is "its status is Ready" "$(snap_phase "$a" s1)" Ready
 is "taken while Running" "$(skey "$a" s1 vmState)" Running
 is "ready to restore" "$(skey "$a" s1 readyToRestore)" true
+like "its size counts the saved memory and the disk" "$(skey "$a" s1 size)" "^[1-9][0-9]*(Ki|Mi|Gi)?$"
 like "libvirt lists it" "$(virsh_snaps "$a")" "s1"
 is "the VM still runs" "$(phase "$a")" Running
 is "the same name again is EEXIST" "$(w "$M/vms/$a/ctl" "snapshot s1")" EEXIST
