@@ -317,14 +317,16 @@ static int redirect_logs(const struct opts *o, char *err, size_t errlen)
 	return orig;
 }
 
-static void report_error(int notify_fd, int orig_err, const char *err)
+/* logged: stderr goes to a log file, which gets the line too. */
+static void report_error(int notify_fd, int orig_err, bool logged,
+			 const char *err)
 {
 	if (notify_fd >= 0)
 		notify_parent(notify_fd, err);
 	else
 		dprintf(orig_err >= 0 ? orig_err : STDERR_FILENO,
 			"hypersdk-mountd: %s\n", err);
-	if (orig_err >= 0)
+	if (logged)
 		md_log(LOG_ERR_, "%s", err);
 }
 
@@ -511,6 +513,7 @@ int main(int argc, char **argv)
 	struct mountd md = { .stop_timeout_ms = 0 };
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;
+	bool logged = false;
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
@@ -521,6 +524,14 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		orig_err = redirect_logs(&o, err, sizeof(err));
 		rc = orig_err == -2 ? -EIO : 0;
+		logged = orig_err >= 0;
+	}
+	/* A forked daemon reports through the pipe to its parent: the
+	 * caller's stderr must not stay open here (a `| tail` would wait for
+	 * the daemon to exit). */
+	if (notify_fd >= 0 && orig_err >= 0) {
+		close(orig_err);
+		orig_err = -1;
 	}
 	if (rc == 0) {
 		init(&md, &o);
@@ -529,7 +540,7 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s", strerror(-rc));
-		report_error(notify_fd, orig_err, err);
+		report_error(notify_fd, orig_err, logged, err);
 	}
 	if (orig_err >= 0)
 		close(orig_err);
