@@ -16,38 +16,7 @@ STOP_TIMEOUT=3
 . "$(dirname "$0")/../fs/lib.sh"
 ROUNDS=${BENCH_ROUNDS:-5}
 
-NODE2=${NODE}b
-M2=$T/mnt2
-PID2=
-URI2=
-stop2() {
-	[ -n "$PID2" ] || return 0
-	kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=
-}
-cleanup2() {
-	local d
-	stop2
-	fusermount3 -uz "$M2" 2>/dev/null
-	[ -n "$URI2" ] || return 0
-	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
-		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
-		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
-	done
-	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
-	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
-	if [ "$tap_failed" -gt 0 ]; then
-		echo "# node 2's daemon log:"; tail -n 20 "$T/mountd2.log" 2>/dev/null | sed 's/^/#   /'
-	fi
-}
-trap 'cleanup2; cleanup' EXIT
-
-if ! "$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1; then
-	echo "ok 1 # SKIP a second libvirtd cannot start here: $(tail -n 1 "$T/node2.log")"
-	echo "1..1"
-	exit 0
-fi
-URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
-BACK=$("$TOP/scripts/libvirt-node2.sh" node1-uri)
+node2_require
 # The data connections, as in docs/backend-operations.md.
 DATA2=tcp://127.0.0.2
 DATA1=tcp://127.0.0.1
@@ -56,12 +25,8 @@ ok "node 2's libvirtd answers at $URI2"
 # TCG as tests/fs/migrate.sh (what runs on both nodes here).
 ACCEL=${BENCH_ACCEL:-tcg} start_mountd --peer "$NODE2=$URI2" ||
 	{ not_ok "node 1's daemon starts"; done_testing; }
-mkdir -p "$M2"
-"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
-	--node "$NODE2" --libvirt "$URI2" --accel "${BENCH_ACCEL:-tcg}" --stop-timeout 3 \
-	--peer "$NODE=$BACK" >>"$T/mountd2.log" 2>&1 &
-PID2=$!
-if wait_for 30 test -e "$M2/vms/ctl"; then ok "node 2's daemon mounts"; else
+if start_mountd2 --accel "${BENCH_ACCEL:-tcg}" --peer "$NODE=$BACK"; then
+	ok "node 2's daemon mounts"; else
 	not_ok "node 2's daemon mounts"; done_testing; fi
 
 v=${P}mig

@@ -101,8 +101,64 @@ status_key() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$M/vms
 domstate() { "${VIRSH[@]}" domstate "$1" 2>/dev/null | head -n 1; }
 phase_is() { [ "$(phase "$1")" = "$2" ]; }
 
+# ---- node 2, for the two-node tests (migration, cluster placement) ----
+NODE2=${NODE}b
+M2=$T/mnt2
+PID2=
+URI2=           # node 2's libvirt, once node2_libvirt has run
+BACK=           # node 1's libvirt as node 2 reaches it
+
+# node2_libvirt: start node 2's own libvirtd (scripts/libvirt-node2.sh).
+node2_libvirt() {
+	"$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1 || return 1
+	URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
+	BACK=$("$TOP/scripts/libvirt-node2.sh" node1-uri)
+}
+
+# node2_require: node2_libvirt, or the whole test is one SKIP.
+node2_require() {
+	node2_libvirt && return 0
+	echo "ok 1 # SKIP a second libvirtd cannot start here: $(tail -n 1 "$T/node2.log")"
+	echo "1..1"
+	exit 0
+}
+
+# start_mountd2 [ARGS...]: node 2's daemon on $URI2; true once mounted.
+start_mountd2() {
+	mkdir -p "$M2"
+	"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" \
+		--pool-dir "$T/pool2" --node "$NODE2" --libvirt "$URI2" \
+		--stop-timeout 3 "$@" >>"$T/mountd2.log" 2>&1 &
+	PID2=$!
+	wait_for 30 test -e "$M2/vms/ctl"
+}
+
+stop2() {
+	[ -n "$PID2" ] || return 0
+	kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=
+}
+
+# What node 2 holds: its daemon, its mount, this run's domains and pool.
+cleanup2() {
+	local d
+	stop2
+	fusermount3 -uz "$M2" 2>/dev/null
+	[ -n "$URI2" ] || return 0
+	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
+		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
+		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
+	done
+	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
+	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
+	if [ "$tap_failed" -gt 0 ] && [ -s "$T/mountd2.log" ]; then
+		echo "# node 2's daemon log:"
+		tail -n 20 "$T/mountd2.log" | sed 's/^/#   /'
+	fi
+}
+
 cleanup() {
 	local d
+	cleanup2
 	if [ -n "$MOUNTD_PID" ]; then
 		kill -TERM "$MOUNTD_PID" 2>/dev/null
 		sleep 0.5

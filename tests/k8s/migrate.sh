@@ -6,43 +6,14 @@
 # node 1 (stop force, start, pause, resume) reach it there.  Then back
 # through node 2's tree.
 . "$(dirname "$0")/lib.sh"
+trap 'cluster_down; cleanup' EXIT
 
-NODE2=${NODE}b
-M2=$T/mnt2
-PID2=
-URI2=
-stop2() { [ -n "$PID2" ] || return 0; kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=; }
-cleanup2() {
-	local d
-	stop2
-	fusermount3 -uz "$M2" 2>/dev/null
-	[ -n "$URI2" ] || return 0
-	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
-		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
-		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
-	done
-	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
-	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
-}
-trap 'cleanup2; cluster_down; cleanup' EXIT
-
-if ! "$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1; then
-	echo "ok 1 # SKIP a second libvirtd cannot start here: $(tail -n 1 "$T/node2.log")"
-	echo "1..1"
-	exit 0
-fi
-URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
-BACK=$("$TOP/scripts/libvirt-node2.sh" node1-uri)
+node2_require
 cluster_up
 ACCEL=tcg start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
 	--peer "$NODE2=$URI2" || { not_ok "node 1's daemon starts"; done_testing; }
-mkdir -p "$M2"
-"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
-	--node "$NODE2" --libvirt "$URI2" --accel tcg --stop-timeout 3 \
-	--kubeconfig "$KC/kubeconfig" --namespace default --peer "$NODE=$BACK" \
-	>>"$T/mountd2.log" 2>&1 &
-PID2=$!
-wait_for 30 test -e "$M2/vms/ctl"
+start_mountd2 --accel tcg --kubeconfig "$KC/kubeconfig" --namespace default \
+	--peer "$NODE=$BACK"
 check "node 2's daemon mounts on its own libvirtd" test -e "$M2/vms/ctl"
 
 a=${P}a

@@ -8,30 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 
 jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
-M2=$T/mnt2
-PID2=
-NODE2=${NODE}b
-stop2() {
-	[ -n "$PID2" ] || return 0
-	kill -TERM "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null; PID2=
-}
-trap 'stop2; cleanup2; cluster_down; cleanup' EXIT
-URI2=qemu:///system
-cleanup2() {
-	local d
-	fusermount3 -uz "$M2" 2>/dev/null
-	for d in $(virsh -q -c "$URI2" list --all --name 2>/dev/null | grep "^$P"); do
-		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
-		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
-	done
-	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
-	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
-}
+trap 'cluster_down; cleanup' EXIT
 # Node 2 gets a libvirtd of its own; where none can start, it shares node
 # 1's (each daemon touches only the domains whose metadata names it).
-if "$TOP/scripts/libvirt-node2.sh" up >"$T/node2.log" 2>&1; then
-	URI2=$("$TOP/scripts/libvirt-node2.sh" uri)
-fi
+node2_libvirt || URI2=qemu:///system
 # domains NAME: how many libvirtds of the two run NAME
 domains() { { "${VIRSH[@]}" list --name; [ "$URI2" = qemu:///system ] ||
 	virsh -q -c "$URI2" list --name; } 2>/dev/null | grep -c "^$1\$"; }
@@ -102,12 +82,7 @@ is "owned by this node" "$(jp "$b" '{.status.nodeName}')" "$NODE"
 is "refused in the tree when kubectl has the name" "$("$ONEWRITE" "$M/vms/ctl" "create $a")" EEXIST
 
 # A second node on the same API server.
-mkdir -p "$M2"
-"$MOUNTD" --foreground --mount "$M2" --state-dir "$T/state2" --pool-dir "$T/pool2" \
-	--node "$NODE2" --libvirt "$URI2" --stop-timeout 3 --kubeconfig "$KC/kubeconfig" \
-	>>"$T/mountd2.log" 2>&1 &
-PID2=$!
-wait_for 30 test -e "$M2/vms/ctl"
+start_mountd2 --kubeconfig "$KC/kubeconfig"
 check "second node mounts (libvirt $URI2)" test -e "$M2/vms/ctl"
 wait_for 5 test -d "$M2/vms/$a"
 check "it sees the VMs of the first" test -d "$M2/vms/$a"
