@@ -37,6 +37,11 @@ enum sync_kind ops_sync_kind(enum core_kind k)
 	return to_sync[k];
 }
 
+json_object *ops_jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
 void ops_now(char *buf, size_t len)
 {
 	core_rfc3339(time(NULL), buf, len);

@@ -13,6 +13,8 @@ struct progress_ctx;
 
 enum sync_kind ops_sync_kind(enum core_kind k);
 void ops_now(char *buf, size_t len);
+/* A JSON string, "" for NULL (status values). */
+json_object *ops_jstr(const char *s);
 json_object *ops_new_object(struct mountd *md, enum core_kind kind,
 			    const char *name, const char *vm);
 /* run_here: this node runs it, so its status here is the news. */

@@ -8,11 +8,6 @@
 #include "mountd/ops.h"
 
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s ? s : "");
-}
-
 /* mkdir templates/NAME: an empty template waiting for its spec. */
 static int template_create(struct mountd *md, const char *name, char *err,
 			   size_t errlen)
@@ -20,9 +15,9 @@ static int template_create(struct mountd *md, const char *name, char *err,
 	json_object *o = ops_new_object(md, CORE_KIND_TEMPLATE, name, NULL);
 	json_object *st = json_object_new_object();
 
-	json_object_object_add(st, "phase", jstr("Pending"));
+	json_object_object_add(st, "phase", ops_jstr("Pending"));
 	json_object_object_add(st, "message",
-			       jstr("write a spec with image.source to import"));
+			       ops_jstr("write a spec with image.source to import"));
 	json_object_object_add(st, "usageCount", json_object_new_int(0));
 	json_object_object_add(o, "status", st);
 	return ops_create(md, CORE_KIND_TEMPLATE, o, true, err, errlen);
@@ -64,7 +59,7 @@ static int template_spec(struct mountd *md, const char *name,
 		json_object_object_add(o->obj, "spec", mine);
 		mine = NULL;
 		o->mine = true;
-		core_model_obj_status_set(md->m, o, "phase", jstr("Pending"));
+		core_model_obj_status_set(md->m, o, "phase", ops_jstr("Pending"));
 	} else {
 		rc = -ENOENT;
 	}
@@ -184,13 +179,31 @@ static void drop_clone_target(struct mountd *md, const char *op)
 		md_log(LOG_INFO_, "removed half-made clone %s", target);
 }
 
-/* Nothing runs at start-up: an object caught mid-way gets a clear end.
- * A snapshot libvirt finished is Ready after all. */
+/* An object a restart caught mid-way: a snapshot libvirt finished is
+ * Ready after all; anything else failed. */
+static void settle_one(struct mountd *md, enum core_kind kind,
+		       const char *name, const char *vm)
+{
+	struct be_snap_info si;
+	char err[CORE_ERR_MAX];
+
+	if (kind == CORE_KIND_SNAPSHOT &&
+	    be_snapshot_info(md->be, vm, name, &si, err, sizeof(err)) == 0)
+		ops_status(md, kind, name, "phase", ops_jstr("Ready"),
+			   "readyToRestore", json_object_new_boolean(true), NULL);
+	else
+		ops_status(md, kind, name, "phase", ops_jstr("Failed"), "message",
+			   ops_jstr("interrupted: hypersdk-mountd restarted while "
+				"it ran"), NULL);
+	ops_publish(md, kind, name);
+}
+
+/* Nothing runs at start-up: an object caught mid-way gets a clear end,
+ * and a clone cut short loses its half-made target. */
 static void settle(struct mountd *md, enum core_kind kind)
 {
 	static struct interrupted in;
-	char err[CORE_ERR_MAX], vm[CORE_NAME_MAX + 1] = "";
-	struct be_snap_info si;
+	char vm[CORE_NAME_MAX + 1] = "";
 	struct core_obj *o;
 
 	in.n = 0;
@@ -202,20 +215,9 @@ static void settle(struct mountd *md, enum core_kind kind)
 		o = core_model_obj_find(md->m, kind, in.names[i]);
 		snprintf(vm, sizeof(vm), "%s", o ? o->vm : "");
 		core_model_unlock(md->m);
-		if (kind == CORE_KIND_SNAPSHOT &&
-		    be_snapshot_info(md->be, vm, in.names[i], &si, err,
-				     sizeof(err)) == 0) {
-			ops_status(md, kind, in.names[i], "phase", jstr("Ready"),
-				   "readyToRestore", json_object_new_boolean(true),
-				   NULL);
-		} else {
-			ops_status(md, kind, in.names[i], "phase", jstr("Failed"),
-				   "message", jstr("interrupted: hypersdk-mountd "
-						   "restarted while it ran"), NULL);
-			if (kind == CORE_KIND_OPERATION)
-				drop_clone_target(md, in.names[i]);
-		}
-		ops_publish(md, kind, in.names[i]);
+		settle_one(md, kind, in.names[i], vm);
+		if (kind == CORE_KIND_OPERATION)
+			drop_clone_target(md, in.names[i]);
 	}
 }
 
@@ -321,24 +323,6 @@ static bool orphaned(struct mountd *md, enum core_kind kind, json_object *obj)
 					     !strcmp(p, "Creating");
 }
 
-/* A snapshot a restart caught while taking it: libvirt has it or not. */
-static void settle_one(struct mountd *md, enum core_kind kind,
-		       const char *name, const char *vm)
-{
-	struct be_snap_info si;
-	char err[CORE_ERR_MAX];
-
-	if (kind == CORE_KIND_SNAPSHOT &&
-	    be_snapshot_info(md->be, vm, name, &si, err, sizeof(err)) == 0)
-		ops_status(md, kind, name, "phase", jstr("Ready"),
-			   "readyToRestore", json_object_new_boolean(true), NULL);
-	else
-		ops_status(md, kind, name, "phase", jstr("Failed"), "message",
-			   jstr("interrupted: hypersdk-mountd restarted while "
-				"it ran"), NULL);
-	ops_publish(md, kind, name);
-}
-
 /* spec.cancel on an operation that is not running here: if it is this
  * node's to run and has not started, it ends before it begins. */
 static void cancel_pending(struct mountd *md, const char *name,
@@ -349,8 +333,8 @@ static void cancel_pending(struct mountd *md, const char *name,
 
 	if (strcmp(p, "Pending") || !vm[0] || !md_owned(md, vm, NULL, 0))
 		return;
-	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr("Cancelled"),
-		   "message", jstr("cancelled before it started"), NULL);
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", ops_jstr("Cancelled"),
+		   "message", ops_jstr("cancelled before it started"), NULL);
 	ops_publish(md, CORE_KIND_OPERATION, name);
 }
 

@@ -18,11 +18,6 @@ static bool is_terminal(const char *phase)
 	return false;
 }
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s ? s : "");
-}
-
 static void finish(struct mountd *md, const char *name, const char *vm,
 		   const char *type, int rc, int cancel, const char *err)
 {
@@ -37,8 +32,8 @@ static void finish(struct mountd *md, const char *name, const char *vm,
 		snprintf(msg, sizeof(msg), "%s timed out: %s", type, err);
 	else
 		snprintf(msg, sizeof(msg), "%s", err);
-	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr(phase),
-		   "completionTime", jstr(now), "message", jstr(msg), NULL);
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", ops_jstr(phase),
+		   "completionTime", ops_jstr(now), "message", ops_jstr(msg), NULL);
 	if (rc == 0)
 		ops_status(md, CORE_KIND_OPERATION, name, "progress",
 			   json_object_new_int(100), NULL);
@@ -121,10 +116,10 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 	ops_run_timeout(run, ops_duration_s(json_object_get_string(
 				     core_json_path(o, "spec.timeout"))));
 	ops_now(now, sizeof(now));
-	ops_status(md, CORE_KIND_OPERATION, name, "phase", jstr("Running"),
-		   "startTime", jstr(now), "nodeName", jstr(md->node),
+	ops_status(md, CORE_KIND_OPERATION, name, "phase", ops_jstr("Running"),
+		   "startTime", ops_jstr(now), "nodeName", ops_jstr(md->node),
 		   "progress", json_object_new_int(0), "message",
-		   jstr(type), NULL);
+		   ops_jstr(type), NULL);
 	ops_publish(md, CORE_KIND_OPERATION, name);
 	err[0] = '\0';
 	rc = type && marks_vm(type) ?
@@ -179,13 +174,13 @@ static void op_spec(json_object *spec, const struct core_ctl *msg)
 
 	switch (msg->verb) {
 	case CORE_V_CLONE:
-		json_object_object_add(sub, "targetName", jstr(msg->arg));
+		json_object_object_add(sub, "targetName", ops_jstr(msg->arg));
 		add_bool(sub, "linkedClone", msg->linked);
 		add_bool(sub, "startAfterClone", msg->start);
 		json_object_object_add(spec, "cloneSpec", sub);
 		break;
 	case CORE_V_MIGRATE:
-		json_object_object_add(sub, "targetNode", jstr(msg->arg));
+		json_object_object_add(sub, "targetNode", ops_jstr(msg->arg));
 		add_bool(sub, "live", !msg->offline);
 		add_bool(sub, "offline", msg->offline);
 		add_bool(sub, "autoConverge", msg->autoconverge);
@@ -193,7 +188,7 @@ static void op_spec(json_object *spec, const struct core_ctl *msg)
 		if (msg->bandwidth) {
 			snprintf(q, sizeof(q), "%llubps",
 				 (unsigned long long)msg->bandwidth);
-			json_object_object_add(sub, "bandwidth", jstr(q));
+			json_object_object_add(sub, "bandwidth", ops_jstr(q));
 		}
 		json_object_object_add(spec, "migrateSpec", sub);
 		break;
@@ -203,12 +198,12 @@ static void op_spec(json_object *spec, const struct core_ctl *msg)
 					       json_object_new_int(msg->cpus));
 		if (msg->memory) {
 			core_qty_format(msg->memory, q, sizeof(q));
-			json_object_object_add(sub, "memory", jstr(q));
+			json_object_object_add(sub, "memory", ops_jstr(q));
 		}
 		json_object_object_add(spec, "resizeSpec", sub);
 		break;
 	default:        /* revert: the CRD calls it restore */
-		json_object_object_add(sub, "snapshotName", jstr(msg->arg));
+		json_object_object_add(sub, "snapshotName", ops_jstr(msg->arg));
 		json_object_object_add(spec, "snapshotSpec", sub);
 		break;
 	}
@@ -380,7 +375,7 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	op_name(md, vm, verb, name, sizeof(name));
 	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
 	spec = core_json_path(o, "spec");
-	json_object_object_add(spec, "operation", jstr(
+	json_object_object_add(spec, "operation", ops_jstr(
 		msg->verb == CORE_V_REVERT ? "restore" : verb));
 	op_spec(spec, msg);
 	if (owned && !(run = ops_run_begin(md, name, vm, 0))) {
@@ -410,7 +405,7 @@ int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	op_name(md, vm, verb, name, sizeof(name));
 	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
 	spec = core_json_path(o, "spec");
-	json_object_object_add(spec, "operation", jstr(verb));
+	json_object_object_add(spec, "operation", ops_jstr(verb));
 	if (msg->force)
 		json_object_object_add(spec, "force", json_object_new_boolean(true));
 	rc = ops_create(md, CORE_KIND_OPERATION, o, false, err, errlen);

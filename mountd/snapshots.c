@@ -9,20 +9,12 @@
 
 #include "mountd/ops.h"
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s ? s : "");
-}
-
+/* 0 when missing or unreadable: no time, no expiry by it. */
 static time_t parse_time(const char *s)
 {
-	struct tm tm = { 0 };
-	const char *end;
+	time_t t = 0;
 
-	if (!s)
-		return 0;
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	return end ? timegm(&tm) : 0;
+	return core_rfc3339_parse(s, &t) == 0 ? t : 0;
 }
 
 static int snap_obj(struct mountd *md, const char *snap, char *vm,
@@ -65,7 +57,7 @@ static json_object *chain_of(struct mountd *md, const char *vm,
 		cur = all[i].parent;
 	}
 	while (path && depth > 0)
-		json_object_array_add(arr, jstr(path[--depth]));
+		json_object_array_add(arr, ops_jstr(path[--depth]));
 	free(path);
 	free(all);
 	return arr;
@@ -79,13 +71,13 @@ static void ready(struct mountd *md, const char *snap, const char *vm,
 
 	core_rfc3339(in->created ? in->created : time(NULL), when, sizeof(when));
 	core_qty_format(in->size_bytes, size, sizeof(size));
-	ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase", jstr("Ready"),
+	ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase", ops_jstr("Ready"),
 		   "readyToRestore", json_object_new_boolean(true),
-		   "size", jstr(size), "parentSnapshot", jstr(in->parent),
+		   "size", ops_jstr(size), "parentSnapshot", ops_jstr(in->parent),
 		   "snapshotChain", chain_of(md, vm, in->parent),
-		   "vmState", jstr(core_phase_name(in->vm_phase)),
-		   "creationTime", jstr(when), "nodeName", jstr(md->node),
-		   "message", jstr(in->memory ? "disks and memory" : "disks"),
+		   "vmState", ops_jstr(core_phase_name(in->vm_phase)),
+		   "creationTime", ops_jstr(when), "nodeName", ops_jstr(md->node),
+		   "message", ops_jstr(in->memory ? "disks and memory" : "disks"),
 		   NULL);
 	if (asked_quiesce)
 		ops_condition(md, CORE_KIND_SNAPSHOT, snap, "Quiesced", quiesced,
@@ -96,9 +88,9 @@ static void ready(struct mountd *md, const char *snap, const char *vm,
 
 static void failed(struct mountd *md, const char *snap, const char *err)
 {
-	ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase", jstr("Failed"),
+	ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase", ops_jstr("Failed"),
 		   "readyToRestore", json_object_new_boolean(false),
-		   "message", jstr(err), "nodeName", jstr(md->node), NULL);
+		   "message", ops_jstr(err), "nodeName", ops_jstr(md->node), NULL);
 }
 
 int ops_snapshot_take(struct mountd *md, const char *snap, char *err,
@@ -116,7 +108,7 @@ int ops_snapshot_take(struct mountd *md, const char *snap, char *err,
 	rc = md_begin_op(md, vm, "snapshot", NULL, err, errlen);
 	if (rc == 0) {
 		ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase",
-			   jstr("Creating"), NULL);
+			   ops_jstr("Creating"), NULL);
 		ops_publish(md, CORE_KIND_SNAPSHOT, snap);
 		rc = be_snapshot_create(md->be, vm, snap, memory, quiesce,
 					&quiesced, &in, err, errlen);
@@ -304,9 +296,9 @@ void md_ops_sweep(struct mountd *md)
 	core_model_unlock(md->m);
 	for (size_t i = 0; i < e.n; i++) {
 		ops_status(md, CORE_KIND_SNAPSHOT, e.names[i], "phase",
-			   jstr("Expired"), "readyToRestore",
+			   ops_jstr("Expired"), "readyToRestore",
 			   json_object_new_boolean(!e.del[i]), "message",
-			   jstr("retention expired"), NULL);
+			   ops_jstr("retention expired"), NULL);
 		ops_publish(md, CORE_KIND_SNAPSHOT, e.names[i]);
 		if (e.del[i] && ops_snapshot_delete(md, e.names[i], err,
 						    sizeof(err)) < 0)

@@ -9,11 +9,6 @@
 
 #include "mountd/ops.h"
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s ? s : "");
-}
-
 static void vol_name(const char *tmpl, char *out, size_t len)
 {
 	snprintf(out, len, "tmpl.%s.qcow2", tmpl);
@@ -60,9 +55,9 @@ static void set_ready(struct mountd *md, const char *name, bool ok,
 
 	core_qty_format(size, q, sizeof(q));
 	ops_status(md, CORE_KIND_TEMPLATE, name, "phase",
-		   jstr(ok ? "Ready" : "Failed"), "message", jstr(msg), NULL);
+		   ops_jstr(ok ? "Ready" : "Failed"), "message", ops_jstr(msg), NULL);
 	if (ok)
-		ops_status(md, CORE_KIND_TEMPLATE, name, "size", jstr(q),
+		ops_status(md, CORE_KIND_TEMPLATE, name, "size", ops_jstr(q),
 			   "progress", json_object_new_int(100), NULL);
 	ops_condition(md, CORE_KIND_TEMPLATE, name, "Ready", ok,
 		      ok ? "Imported" : "ImportFailed", msg);
@@ -85,9 +80,9 @@ int ops_template_import(struct mountd *md, const char *name, char *err,
 		return rc;
 	}
 	vol_name(name, vol, sizeof(vol));
-	ops_status(md, CORE_KIND_TEMPLATE, name, "phase", jstr("Importing"),
+	ops_status(md, CORE_KIND_TEMPLATE, name, "phase", ops_jstr("Importing"),
 		   "progress", json_object_new_int(0), "message",
-		   jstr(t.source), NULL);
+		   ops_jstr(t.source), NULL);
 	ops_publish(md, CORE_KIND_TEMPLATE, name);
 	/* A new import replaces the old image; VMs already made from it
 	 * keep it (be_image_delete refuses while they use it). */
@@ -232,7 +227,7 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 		json_object_object_add(spec, "image", img);
 	}
 	ref = json_object_new_object();
-	json_object_object_add(ref, "name", jstr(tmpl));
+	json_object_object_add(ref, "name", ops_jstr(tmpl));
 	json_object_object_add(img, "templateRef", ref);
 	return 0;
 }
