@@ -512,6 +512,9 @@ enum core_action core_on_unexpected_stop(const struct core_spec *spec,
 /* ---- time --------------------------------------------------------- */
 
 void core_rfc3339(time_t t, char *buf, size_t len);
+/* The date and time at the start of an RFC 3339 string, read as UTC
+ * (what follows the seconds is not looked at); -EINVAL otherwise. */
+int core_rfc3339_parse(const char *s, time_t *out);
 /* Generate a random RFC 4122 version 4 UUID. */
 void core_uuid(char out[40]);
 

@@ -70,6 +70,16 @@ int core_name_check(const char *name, char *err, size_t errlen)
 	return 0;
 }
 
+int core_rfc3339_parse(const char *s, time_t *out)
+{
+	struct tm tm = { 0 };
+
+	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
+		return -EINVAL;
+	*out = timegm(&tm);
+	return 0;
+}
+
 void core_rfc3339(time_t t, char *buf, size_t len)
 {
 	struct tm tm;

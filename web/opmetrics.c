@@ -38,16 +38,6 @@ static int op_type(const char *s)
 	return WEB_OP_TYPES - 1;
 }
 
-static int rfc3339(const char *s, time_t *t)
-{
-	struct tm tm = { 0 };
-
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-		return -1;
-	*t = timegm(&tm);
-	return 0;
-}
-
 /* Model lock held: the finished operations with both times. */
 static int scan_op(struct core_obj *o, void *arg)
 {
@@ -59,8 +49,8 @@ static int scan_op(struct core_obj *o, void *arg)
 	if (!ph || (strcmp(ph, "Succeeded") && strcmp(ph, "Failed") &&
 		    strcmp(ph, "Cancelled")))
 		return 0;
-	if (rfc3339(core_obj_str(o, "status.startTime"), &t0) < 0 ||
-	    rfc3339(core_obj_str(o, "status.completionTime"), &t1) < 0)
+	if (core_rfc3339_parse(core_obj_str(o, "status.startTime"), &t0) < 0 ||
+	    core_rfc3339_parse(core_obj_str(o, "status.completionTime"), &t1) < 0)
 		return 0;
 	if (s->n == s->cap) {
 		p = realloc(s->f, (s->cap ? s->cap * 2 : 32) * sizeof(*s->f));
