@@ -26,6 +26,7 @@ DIR=${NODE2_DIR:-/var/lib/hypersdk-node2}
 NODE2_UUID=00000000-0000-4000-8000-000000000002
 URI="qemu+tcp://$ADDR:$PORT/system"
 WAIT_S=${NODE2_WAIT:-20}
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "libvirt-node2: $*" >&2; exit 1; }
 say() { echo "libvirt-node2: $*"; }
@@ -122,7 +123,7 @@ start_daemons() {
 		"$DIR/run/virtlogd-admin-sock" "$DIR/run/libvirtd.pid" \
 		"$DIR/run/virtlogd.pid"
 	mkdir -p "$DIR/node1-run"
-	unshare -m --propagation private bash -euc '
+	"$HERE/detached" unshare -m --propagation private bash -euc '
 		# Node 1 stays reachable from here (migrating back is
 		# peer-to-peer from this libvirtd): its /run/libvirt, seen
 		# before ours covers it.
@@ -164,7 +165,7 @@ up() {
 		if ! alive virtlogd; then
 			say "restarting node 2's virtlogd"
 			rm -f "$DIR/run/virtlogd-sock" "$DIR/run/virtlogd-admin-sock"
-			nsenter --target "$(pid_of libvirtd)" --mount \
+			"$HERE/detached" nsenter --target "$(pid_of libvirtd)" --mount \
 				virtlogd -d -p /run/libvirt/virtlogd.pid
 		fi
 		ensure_network

@@ -4,6 +4,7 @@
 set -euo pipefail
 
 URI=qemu:///system
+HERE=$(cd "$(dirname "$0")" && pwd)
 WAIT_S=${LIBVIRT_UP_WAIT:-20}
 
 die() { echo "libvirt-up: $*" >&2; exit 1; }
@@ -52,7 +53,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 # .../virtlogd-sock".
 if ! alive /run/virtlogd.pid; then
 	say "starting virtlogd"
-	virtlogd -d || die "virtlogd failed to start"
+	"$HERE/detached" virtlogd -d || die "virtlogd failed to start"
 fi
 
 if [ "$uuid_changed" = 1 ] && alive /run/libvirtd.pid; then
@@ -64,7 +65,7 @@ fi
 if ! answers; then
 	if ! alive /run/libvirtd.pid; then
 		say "starting libvirtd"
-		libvirtd -d || die "libvirtd failed to start"
+		"$HERE/detached" libvirtd -d || die "libvirtd failed to start"
 	fi
 	i=0
 	while ! answers; do

@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 TOP=$PWD
 SUITES=${SUITES:-unit cli fs web asan fuzz k8s bench}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+# Per test script or program; the slowest take about 4 minutes.
+TEST_TIMEOUT=${TEST_TIMEOUT:-900}
 LOGS=${TEST_LOGS:-/tmp/hypersdk-test-logs}
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
@@ -25,11 +27,17 @@ want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 # run_tap NAME CMD...: run a TAP producer, echo its lines, count results.
 run_tap() {
-	local name=$1 log="$LOGS/${1//\//_}.log" rc ok nok skip
+	local name=$1 log="$LOGS/${1//\//_}.log" rc ok nok skip t0
 	shift
 	say "### $name"
-	"$@" </dev/null >"$log" 2>&1
+	t0=$SECONDS
+	# A hung test fails alone instead of stopping the whole run at CI's
+	# limit; timeout signals the test's process group, whose EXIT traps
+	# clean up.
+	timeout -k 30 "$TEST_TIMEOUT" "$@" </dev/null >"$log" 2>&1
 	rc=$?
+	[ "$rc" -ne 124 ] || echo "not ok - timed out after ${TEST_TIMEOUT}s" >>"$log"
+	say "$name: # $((SECONDS - t0))s"
 	grep -E '^(not )?ok |^#|^1\.\.' "$log" | sed "s|^|$name: |"
 	ok=$(grep -E '^ok ' "$log" | grep -cvE '# SKIP')
 	skip=$(grep -E '^ok ' "$log" | grep -cE '# SKIP')

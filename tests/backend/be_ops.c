@@ -75,7 +75,7 @@ static int run(char *out, size_t len, char *const argv[])
 	ssize_t r;
 	pid_t pid;
 
-	if (pipe(pfd) < 0)
+	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -1;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
