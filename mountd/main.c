@@ -359,6 +359,15 @@ static int make_dir(const char *dir, char *err, size_t errlen)
 	return -e;
 }
 
+static void sync_state(void *arg, struct web_sync_state *st)
+{
+	struct mountd *md = arg;
+
+	st->online = sync_online(md->sync);
+	st->queued = sync_outbox_len(md->sync);
+	st->oldest = sync_outbox_oldest(md->sync);
+}
+
 /* The dashboard's socket is bound early, so a port in use fails the
  * start before anything is mounted or defined. */
 static int open_web(struct mountd *md, const struct opts *o, struct web **web,
@@ -371,6 +380,8 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 		return 0;
 	wc.model = md->m;
 	wc.cluster = md->sync != NULL;
+	if (md->sync)
+		wc.sync_state = sync_state;
 	return web_open(&wc, web, err, errlen);
 }
 

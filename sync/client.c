@@ -694,3 +694,8 @@ size_t sync_outbox_len(struct sync *s)
 {
 	return sync_outbox_count(s->ob);
 }
+
+time_t sync_outbox_oldest(struct sync *s)
+{
+	return sync_outbox_since(s->ob);
+}

@@ -52,6 +52,7 @@ struct ob_entry {
 	uint64_t seq;
 	enum sync_kind k;
 	bool status;
+	time_t queued;  /* the oldest change it carries */
 	char *name;
 };
 
@@ -119,6 +120,10 @@ static int read_entry(struct sync_outbox *ob, uint64_t seq,
 	}
 	e->seq = seq;
 	e->status = sub != NULL;
+	/* An entry of an older version without the field counts from now. */
+	if (core_rfc3339_parse(json_object_get_string(
+			json_object_object_get(o, "queued")), &e->queued) < 0)
+		e->queued = time(NULL);
 	e->name = strdup(name);
 	if (body)
 		*body = json_object_get(b);
@@ -258,6 +263,18 @@ size_t sync_outbox_count(struct sync_outbox *ob)
 	return n;
 }
 
+time_t sync_outbox_since(struct sync_outbox *ob)
+{
+	time_t t = 0;
+
+	pthread_mutex_lock(&ob->mu);
+	for (size_t i = 0; i < ob->n; i++)
+		if (t == 0 || ob->v[i].queued < t)
+			t = ob->v[i].queued;
+	pthread_mutex_unlock(&ob->mu);
+	return t;
+}
+
 /* temp, fsync, rename, fsync of the directory. */
 static int write_file(struct sync_outbox *ob, uint64_t seq, const char *txt)
 {
@@ -296,12 +313,12 @@ static long find_status(struct sync_outbox *ob, enum sync_kind k,
 }
 
 static json_object *entry_doc(enum sync_kind k, const char *name,
-			      bool status, json_object *body)
+			      bool status, json_object *body, time_t queued)
 {
 	json_object *o = json_object_new_object();
 	char now[40];
 
-	core_rfc3339(time(NULL), now, sizeof(now));
+	core_rfc3339(queued, now, sizeof(now));
 	json_object_object_add(o, "kind",
 			       json_object_new_string(sync_kind_name(k)));
 	json_object_object_add(o, "name", json_object_new_string(name));
@@ -332,7 +349,7 @@ int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 		    const char *name, bool status, json_object *body,
 		    char *err, size_t errlen)
 {
-	struct ob_entry e = { .k = k, .status = status };
+	struct ob_entry e = { .k = k, .status = status, .queued = time(NULL) };
 	json_object *b = NULL, *doc = NULL;
 	long old = -1;
 	int r;
@@ -345,8 +362,12 @@ int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 	if (status)
 		old = find_status(ob, k, name);
 	r = ob->n >= OUTBOX_MAX && old < 0 ? -ENOSPC : 0;
+	/* A coalesced entry is as old as the change it first carried: the
+	 * server has been missing that one since then. */
+	if (old >= 0)
+		e.queued = ob->v[old].queued;
 	if (r == 0 && (!(b = coalesce(ob, old, body)) ||
-		       !(doc = entry_doc(k, name, status, b)) ||
+		       !(doc = entry_doc(k, name, status, b, e.queued)) ||
 		       !(e.name = strdup(name))))
 		r = -ENOMEM;
 	if (r < 0)

@@ -206,6 +206,8 @@ int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 		    const char *name, bool status, json_object *body,
 		    char *err, size_t errlen);
 size_t sync_outbox_count(struct sync_outbox *ob);
+/* When the oldest change still waiting was queued; 0 when none is. */
+time_t sync_outbox_since(struct sync_outbox *ob);
 
 struct sync_outbox_entry {
 	uint64_t seq;

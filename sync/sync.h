@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* Kinds of group hypersdk.io, version v1alpha1. */
 enum sync_kind {
@@ -169,6 +170,9 @@ int sync_nodes(struct sync *s,
 
 /* Entries waiting in the outbox (for status and tests). */
 size_t sync_outbox_len(struct sync *s);
+/* When the oldest change waiting in the outbox was queued (0: none), so
+ * now minus it is how long the server has been missing our changes. */
+time_t sync_outbox_oldest(struct sync *s);
 /* Whether the API server answered last time (false after an offline
  * start: sync_open succeeds when the server does not answer). */
 bool sync_online(struct sync *s);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "web/priv.h"
 
@@ -150,13 +151,29 @@ static void fuse_metrics(struct web_buf *b)
 	}
 }
 
-/* Sync does not expose its lag to the model yet: the series is there,
- * at its standalone value, so dashboards and alerts can be written now. */
-static void sync_metrics(struct web_buf *b)
+/* Changes reach the API server synchronously while it answers; only
+ * the outbox holds them back, so its oldest entry is the lag. */
+static void sync_metrics(struct web *w, struct web_buf *b)
 {
+	struct web_sync_state st = { .online = true };
+	time_t now = time(NULL);
+
+	if (w->cfg.sync_state)
+		w->cfg.sync_state(w->cfg.arg, &st);
 	help(b, "hypersdk_sync_lag_seconds", "gauge",
-	     "How far the model trails the Kubernetes API server (0 standalone).");
-	web_buf_printf(b, "hypersdk_sync_lag_seconds %d\n", 0);
+	     "How long the API server has been missing the oldest change "
+	     "waiting in the outbox (0 when none waits, or standalone).");
+	web_buf_printf(b, "hypersdk_sync_lag_seconds %lld\n",
+		       st.oldest && now > st.oldest ?
+		       (long long)(now - st.oldest) : 0LL);
+	if (!w->cfg.sync_state)
+		return;
+	help(b, "hypersdk_sync_online", "gauge",
+	     "1 when the API server answered last time, 0 when it is away.");
+	web_buf_printf(b, "hypersdk_sync_online %d\n", st.online ? 1 : 0);
+	help(b, "hypersdk_sync_outbox_entries", "gauge",
+	     "Changes waiting in the outbox for the API server.");
+	web_buf_printf(b, "hypersdk_sync_outbox_entries %zu\n", st.queued);
 }
 
 char *web_metrics(struct web *w, size_t *len)
@@ -165,7 +182,7 @@ char *web_metrics(struct web *w, size_t *len)
 
 	vm_metrics(w, &b);
 	fuse_metrics(&b);
-	sync_metrics(&b);
+	sync_metrics(w, &b);
 	web_object_metrics(w, &b);
 	if (b.oom) {
 		free(b.p);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "fs/fs.h"
@@ -17,6 +18,12 @@
 #define WEB_DEFAULT_LISTEN "127.0.0.1:8080"
 #define WEB_BODY_MAX (64 * 1024)       /* a request body, at most */
 #define WEB_TOKEN_MAX 256
+
+struct web_sync_state {
+	bool online;            /* the API server answered last time */
+	size_t queued;          /* changes waiting in the outbox */
+	time_t oldest;          /* when the oldest of them was queued; 0 */
+};
 
 struct web_config {
 	const char *listen;             /* "ADDR:PORT", "[V6]:PORT" */
@@ -26,6 +33,8 @@ struct web_config {
 	void *arg;
 	const char *node;               /* this node's name, for the page */
 	bool cluster;                   /* synced with Kubernetes */
+	/* Cluster mode: the sync state for /metrics, called with arg. */
+	void (*sync_state)(void *arg, struct web_sync_state *st);
 };
 
 struct web;

@@ -31,7 +31,9 @@ is "a VM of this node runs" "$(phase "$a")" Running
 
 stop_mountd
 "$TOP/tests/k8s/cluster.sh" stop-apiserver "$KC" >/dev/null 2>&1
-start_mountd --kubeconfig "$KC/kubeconfig" --namespace default
+start_mountd --kubeconfig "$KC/kubeconfig" --namespace default --http 127.0.0.1:0
+URL=$(grep -o "dashboard on http://[^ ]*" "$T/mountd.log" | tail -n 1 | cut -d' ' -f3)
+metric() { curl -sS --max-time 10 "$URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 check "with the API server down, the daemon still starts" test -e "$M/vms/ctl"
 like "and says why it is offline" "$(cat "$T/mountd.log")" "unreachable at start-up"
 check "its VM is in the tree" test -d "$M/vms/$a"
@@ -40,11 +42,18 @@ is "Running, read from libvirt" "$(phase "$a")" Running
 is "it acts on its own VM" "$("$ONEWRITE" "$M/vms/$a/ctl" stop)" ok
 is "libvirt: shut off" "$(domstate "$a")" "shut off"
 like "nodes/ says the server is unreachable" "$(cat "$M/nodes/$NODE/status")" "unreachable"
+is "/metrics: hypersdk_sync_online 0" "$(metric hypersdk_sync_online)" 0
+like "/metrics: the stop waits in the outbox" "$(metric hypersdk_sync_outbox_entries)" '^[1-9][0-9]*$'
+sleep 2
+like "/metrics: hypersdk_sync_lag_seconds counts its age" "$(metric hypersdk_sync_lag_seconds)" '^([2-9]|[1-9][0-9]+)$'
 
 "$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
 check "the API server comes back" test $? -eq 0
 converged() { [ "$(jp "$a" '{.spec.running}/{.status.phase}')" = false/Stopped ]; }
 check "kubectl converges: running=false, Stopped" wait_for 60 converged
+drained() { [ "$(metric hypersdk_sync_outbox_entries)" = 0 ]; }
+check "/metrics: the outbox drains" wait_for 30 drained
+is "/metrics: lag 0, online 1" "$(metric hypersdk_sync_lag_seconds) $(metric hypersdk_sync_online)" "0 1"
 k patch vm "$a" --type merge -p '{"spec":{"running":true}}' >/dev/null
 wait_for 30 phase_is "$a" Running
 is "and the watch works: a patch starts it" "$(phase "$a")" Running

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sync/priv.h"
@@ -174,6 +175,47 @@ static void test_damaged(void **state)
 	sync_outbox_close(ob);
 }
 
+/* The lag metric: how long the oldest waiting change has waited. */
+static void test_age(void **state)
+{
+	struct sync_outbox *ob;
+	struct sync_outbox_entry e;
+	char err[256];
+	time_t jan1 = 1767225600, t0 = time(NULL); /* 2026-01-01T00:00:00Z */
+
+	put("00000000000000000001.json", "{\"kind\":\"VirtualMachine\","
+	    "\"name\":\"web\",\"subresource\":\"status\",\"body\":"
+	    "{\"status\":{\"phase\":\"Running\"}},"
+	    "\"queued\":\"2026-01-01T00:00:00Z\"}");
+	put("00000000000000000002.json", "{\"kind\":\"VirtualMachine\","
+	    "\"name\":\"db\",\"body\":{\"spec\":{}}}");
+	assert_int_equal(sync_outbox_open(dir, &ob, err, sizeof(err)), 0);
+	assert_int_equal(sync_outbox_since(ob), jan1);
+	/* coalesced over the old status: still waiting since January */
+	add(ob, SYNC_VM, "web", true, "{\"status\":{\"phase\":\"Stopped\"}}");
+	assert_int_equal(sync_outbox_count(ob), 2);
+	assert_int_equal(sync_outbox_since(ob), jan1);
+	sync_outbox_close(ob);
+	assert_int_equal(sync_outbox_open(dir, &ob, err, sizeof(err)), 0);
+	assert_int_equal(sync_outbox_since(ob), jan1);
+	/* the head is db, from a file without "queued": it counts from now */
+	assert_int_equal(sync_outbox_peek(ob, &e), 0);
+	json_object_put(e.body);
+	sync_outbox_done(ob, e.seq);
+	assert_int_equal(sync_outbox_since(ob), jan1);
+	assert_int_equal(sync_outbox_peek(ob, &e), 0);
+	json_object_put(e.body);
+	sync_outbox_done(ob, e.seq);
+	assert_int_equal(sync_outbox_since(ob), 0);
+	add(ob, SYNC_VM, "db", false, "{\"spec\":{\"cpus\":2}}");
+	assert_true(sync_outbox_since(ob) >= t0);
+	assert_true(sync_outbox_since(ob) <= time(NULL));
+	assert_int_equal(sync_outbox_peek(ob, &e), 0);
+	json_object_put(e.body);
+	sync_outbox_done(ob, e.seq);
+	sync_outbox_close(ob);
+}
+
 static void test_bad_input(void **state)
 {
 	struct sync_outbox *ob;
@@ -197,6 +239,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_coalescing),
 		cmocka_unit_test(test_damaged),
+		cmocka_unit_test(test_age),
 		cmocka_unit_test(test_bad_input),
 	};
 
