@@ -32,7 +32,8 @@ is "a VM of this node runs" "$(phase "$a")" Running
 stop_mountd
 "$TOP/tests/k8s/cluster.sh" stop-apiserver "$KC" >/dev/null 2>&1
 start_mountd --kubeconfig "$KC/kubeconfig" --namespace default --http 127.0.0.1:0
-URL=$(grep -o "dashboard on http://[^ ]*" "$T/mountd.log" | tail -n 1 | cut -d' ' -f3)
+URL=$(grep -o "dashboard on http://[^ ]*" "$T/mountd.log" | tail -n 1 |
+	sed 's|dashboard on ||; s|/k8s/vms$||')
 metric() { curl -sS --max-time 10 "$URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 check "with the API server down, the daemon still starts" test -e "$M/vms/ctl"
 like "and says why it is offline" "$(cat "$T/mountd.log")" "unreachable at start-up"
