@@ -7,45 +7,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
-#include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 
-#include "backend/backend.h"
+#include "be_test.h"
 
-extern char **environ;
-
-#define URI "qemu:///system"
 #define UID "8a1c7f3e-2b4d-4c6e-9f10-112233445566"
 
-static int ntest, nfail;
-static char vm[64], vm2[64], pool[64], tmpdir[] = "/var/tmp/be-smoke-XXXXXX";
-static char pooldir[128];
-
-static void ok(bool cond, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		nfail++;
-}
+static char vm[64], vm2[64];
 
 static double now(void)
 {
@@ -53,40 +29,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Run virsh with argv, stdout into out (trimmed); returns exit status. */
-static int virsh(char *out, size_t len, const char *a1, const char *a2)
-{
-	char *argv[] = { "virsh", "-q", "-c", URI, (char *)a1, (char *)a2,
-			 NULL };
-	posix_spawn_file_actions_t fa;
-	int pfd[2], st = -1;
-	size_t n = 0;
-	ssize_t r;
-	pid_t pid;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	posix_spawn_file_actions_addclose(&fa, pfd[0]);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (posix_spawnp(&pid, "virsh", &fa, NULL, argv, environ) != 0)
-		pid = -1;
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	while (out && n + 1 < len && (r = read(pfd[0], out + n, len - n - 1)) > 0)
-		n += (size_t)r;
-	close(pfd[0]);
-	if (out) {
-		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-			n--;
-		out[n] = '\0';
-	}
-	if (pid > 0)
-		waitpid(pid, &st, 0);
-	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ---- events ---- */
@@ -149,7 +91,6 @@ static void cleanup(void)
 {
 	virConnectPtr vc = virConnectOpen(URI);
 	const char *names[] = { vm, vm2 };
-	char cmd[64];
 	size_t i;
 
 	for (i = 0; vc && i < 2; i++) {
@@ -162,36 +103,9 @@ static void cleanup(void)
 		virDomainFree(d);
 	}
 	if (vc) {
-		virStoragePoolPtr p = virStoragePoolLookupByName(vc, pool);
-
-		if (p) {
-			virStoragePoolDestroy(p);
-			virStoragePoolUndefine(p);
-			virStoragePoolFree(p);
-		}
+		drop_pool(vc);
 		virConnectClose(vc);
 	}
-	/* Whatever is left in the pool directory is ours alone. */
-	snprintf(cmd, sizeof(cmd), "%s", tmpdir);
-	{
-		char *argv[] = { "rm", "-rf", "--one-file-system", cmd, NULL };
-		pid_t pid;
-		int st;
-
-		if (posix_spawnp(&pid, "rm", NULL, NULL, argv, environ) == 0)
-			waitpid(pid, &st, 0);
-	}
-}
-
-static void quiet(void *arg, virErrorPtr e)
-{
-}
-
-/* A cleared err buffer, so a line shows only this call's reason. */
-static char *E(char *err)
-{
-	err[0] = '\0';
-	return err;
 }
 
 /* ---- the spec ---- */
@@ -238,21 +152,6 @@ static void stats_cb(const char *name, const char *txt, size_t len, void *arg)
 		*found = 1;
 }
 
-static int spawn_wait(char **argv)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int st = -1;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) == 0)
-		waitpid(pid, &st, 0);
-	posix_spawn_file_actions_destroy(&fa);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The seed as cloud-init sees it: volume id cidata, and meta-data and
  * user-data files with our content (extracted with xorriso). */
 static bool seed_ok(const char *iso, const char *want_user)
@@ -270,7 +169,7 @@ static bool seed_ok(const char *iso, const char *want_user)
 		close(fd);
 	snprintf(out, sizeof(out), "%s/meta-data", tmpdir);
 	unlink(out);
-	if (spawn_wait(argv) == 0 && (fd = open(out, O_RDONLY)) >= 0) {
+	if (run(NULL, 0, argv) == 0 && (fd = open(out, O_RDONLY)) >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
 	}
@@ -284,7 +183,7 @@ static bool seed_ok(const char *iso, const char *want_user)
 	argv[6] = "/user-data";
 	snprintf(out, sizeof(out), "%s/user-data", tmpdir);
 	unlink(out);
-	if (spawn_wait(argv) != 0 || (fd = open(out, O_RDONLY)) < 0)
+	if (run(NULL, 0, argv) != 0 || (fd = open(out, O_RDONLY)) < 0)
 		return false;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
@@ -333,7 +232,7 @@ static void lifecycle(struct be_conn *c)
 	   in.pid, in.vnc_address, in.vnc_port, in.console,
 	   (unsigned long long)in.disk_bytes);
 	ok(kill(in.pid, 0) == 0, "qemu pid %d exists", in.pid);
-	virsh(out, sizeof(out), "domstate", vm);
+	domstate(URI, vm, out, sizeof(out));
 	ok(!strcmp(out, "running"), "virsh domstate agrees: %s", out);
 	ok(be_stats_all(c, stats_cb, &found) == 0 && found,
 	   "be_stats_all renders cpu, memory and block.vda");
@@ -342,7 +241,7 @@ static void lifecycle(struct be_conn *c)
 	 * the event must be there within 1 s of that. */
 	seen = events_seen();
 	t0 = now();
-	rc = virsh(NULL, 0, "destroy", vm);
+	rc = virsh(NULL, 0, URI, "destroy", vm);
 	t1 = now();
 	ok(rc == 0, "outside virsh destroy (%.3f s)", t1 - t0);
 	dt = wait_event(seen, t1 + 1.0);
@@ -358,7 +257,7 @@ static void lifecycle(struct be_conn *c)
 	ok(be_start(c, vm, E(err), sizeof(err)) == 0, "start again (%s)", err);
 	ok(be_suspend(c, vm, E(err), sizeof(err)) == 0, "be_suspend (%s)", err);
 	check_info(c, CORE_PHASE_PAUSED, "user", "suspended");
-	virsh(out, sizeof(out), "domstate", vm);
+	domstate(URI, vm, out, sizeof(out));
 	ok(!strcmp(out, "paused"), "virsh domstate agrees: %s", out);
 	ok(be_resume(c, vm, E(err), sizeof(err)) == 0, "be_resume (%s)", err);
 	check_info(c, CORE_PHASE_RUNNING, "unpaused", "resumed");
@@ -503,8 +402,7 @@ static void tcg_checks(const struct be_config *cfg)
 		rc = be_start(c, vm2, E(err), sizeof(err));
 	if (rc == 0)
 		rc = be_info(c, vm2, &in, E(err), sizeof(err));
-	out[0] = '\0';
-	virsh(out, sizeof(out), "domstate", vm2);
+	domstate(URI, vm2, out, sizeof(out));
 	ok(rc == 0 && in.phase == CORE_PHASE_RUNNING && !strcmp(out, "running"),
 	   "tcg uefi q35 domain runs: %s (%s)", out, err);
 	be_destroy(c, vm2, E(err), sizeof(err));
@@ -548,12 +446,12 @@ static void undo_checks(struct be_conn *c)
 	ok(rc == -EIO && strstr(err, "fake failure") &&
 	   !exists(pooldir, vm2, "_root.qcow2") &&
 	   !exists(pooldir, vm2, "_cidata.iso") &&
-	   virsh(NULL, 0, "dominfo", vm2) != 0,
+	   virsh(NULL, 0, URI, "dominfo", vm2) != 0,
 	   "failed define removes what it made: %s", err);
 	json_object_put(j);
 }
 
-static void run(void)
+static void run_all(void)
 {
 	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
 				 .pool_name = pool, .node = "smoke-node",
@@ -580,23 +478,12 @@ static void run(void)
 
 int main(void)
 {
-	char out[256];
-
-	if (geteuid() != 0 || virsh(out, sizeof(out), "version", NULL) != 0) {
-		printf("1..0 # SKIP needs root and libvirtd (scripts/libvirt-up.sh)\n");
+	if (!setup("/var/tmp/be-smoke-XXXXXX"))
 		return 0;
-	}
-	virSetErrorFunc(NULL, quiet);
 	snprintf(vm, sizeof(vm), "be-smoke-%d", (int)getpid());
 	snprintf(vm2, sizeof(vm2), "be-smoke-full-%d", (int)getpid());
 	snprintf(pool, sizeof(pool), "be-smoke-%d", (int)getpid());
-	if (!mkdtemp(tmpdir) || chmod(tmpdir, 0711) < 0) {
-		printf("1..0 # SKIP cannot make %s\n", tmpdir);
-		return 0;
-	}
-	snprintf(pooldir, sizeof(pooldir), "%s/pool", tmpdir);
-	run();
+	run_all();
 	cleanup();
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	return finish();
 }
