@@ -138,14 +138,34 @@ static int load_obj(const char *name, json_object *obj, void *arg)
 	return 0;
 }
 
-struct interrupted {
-	char names[256][CORE_NAME_MAX + 1];
-	int n;
+/* Names collected under the model's lock, acted on after it: any number
+ * of them (a VM may have thousands of snapshots). */
+struct names {
+	char (*v)[CORE_NAME_MAX + 1];
+	size_t n, cap;
 };
+
+static void names_add(struct names *l, const char *name)
+{
+	char (*nv)[CORE_NAME_MAX + 1];
+	size_t cap;
+
+	if (l->n == l->cap) {
+		cap = l->cap ? l->cap * 2 : 16;
+		nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv) {
+			md_log(LOG_WARN_, "out of memory; %s skipped", name);
+			return;
+		}
+		l->v = nv;
+		l->cap = cap;
+	}
+	snprintf(l->v[l->n++], CORE_NAME_MAX + 1, "%s", name);
+}
 
 static int find_interrupted(struct core_obj *o, void *arg)
 {
-	struct interrupted *in = arg;
+	struct names *in = arg;
 	const char *ph = core_obj_str(o, "status.phase");
 	bool busy = o->kind == CORE_KIND_OPERATION ?
 		(!ph || !strcmp(ph, "Pending") || !strcmp(ph, "Running")) :
@@ -153,8 +173,8 @@ static int find_interrupted(struct core_obj *o, void *arg)
 		(!ph || !strcmp(ph, "Pending") || !strcmp(ph, "Creating")) :
 		(ph && !strcmp(ph, "Importing"));
 
-	if (busy && in->n < 256)
-		snprintf(in->names[in->n++], CORE_NAME_MAX + 1, "%s", o->name);
+	if (busy)
+		names_add(in, o->name);
 	return 0;
 }
 
@@ -202,23 +222,23 @@ static void settle_one(struct mountd *md, enum core_kind kind,
  * and a clone cut short loses its half-made target. */
 static void settle(struct mountd *md, enum core_kind kind)
 {
-	static struct interrupted in;
+	struct names in = { 0 };
 	char vm[CORE_NAME_MAX + 1] = "";
 	struct core_obj *o;
 
-	in.n = 0;
 	core_model_rdlock(md->m);
 	core_model_obj_each(md->m, kind, find_interrupted, &in);
 	core_model_unlock(md->m);
-	for (int i = 0; i < in.n; i++) {
+	for (size_t i = 0; i < in.n; i++) {
 		core_model_rdlock(md->m);
-		o = core_model_obj_find(md->m, kind, in.names[i]);
+		o = core_model_obj_find(md->m, kind, in.v[i]);
 		snprintf(vm, sizeof(vm), "%s", o ? o->vm : "");
 		core_model_unlock(md->m);
-		settle_one(md, kind, in.names[i], vm);
+		settle_one(md, kind, in.v[i], vm);
 		if (kind == CORE_KIND_OPERATION)
-			drop_clone_target(md, in.names[i]);
+			drop_clone_target(md, in.v[i]);
 	}
+	free(in.v);
 }
 
 int md_ops_load(struct mountd *md)
@@ -431,29 +451,30 @@ void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)
 	core_store_del(md->store, core_kind_dir(kind), name);
 }
 
+struct snaps_of {
+	const char *vm;
+	struct names l;
+};
+
 static int snaps_of(struct core_obj *o, void *arg)
 {
-	struct { const char *vm; char (*names)[CORE_NAME_MAX + 1]; int n; } *c = arg;
+	struct snaps_of *c = arg;
 
-	if (!strcmp(o->vm, c->vm) && c->n < 256)
-		snprintf(c->names[c->n++], CORE_NAME_MAX + 1, "%s", o->name);
+	if (!strcmp(o->vm, c->vm))
+		names_add(&c->l, o->name);
 	return 0;
 }
 
 void md_ops_vm_gone(struct mountd *md, const char *vm)
 {
-	static char names[256][CORE_NAME_MAX + 1];
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	struct { const char *vm; char (*names)[CORE_NAME_MAX + 1]; int n; } c =
-		{ vm, names, 0 };
+	struct snaps_of c = { .vm = vm };
 
-	pthread_mutex_lock(&lock);
 	core_model_rdlock(md->m);
 	core_model_obj_each(md->m, CORE_KIND_SNAPSHOT, snaps_of, &c);
 	core_model_unlock(md->m);
-	for (int i = 0; i < c.n; i++)
-		ops_delete(md, CORE_KIND_SNAPSHOT, names[i]);
-	pthread_mutex_unlock(&lock);
+	for (size_t i = 0; i < c.l.n; i++)
+		ops_delete(md, CORE_KIND_SNAPSHOT, c.l.v[i]);
+	free(c.l.v);
 	/* Not on the stats clock: a template may be deleted right after. */
 	ops_template_usage(md);
 }

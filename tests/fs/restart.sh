@@ -44,6 +44,45 @@ like "and its spec still says running: true" "$(cat "$M/vms/$r/spec")" "running:
 "$ONEWRITE" "$M/vms/$r/ctl" "stop force" >/dev/null
 stop_mountd
 
+# Objects a crash caught mid-way (their files say so, as a kill -9 leaves
+# them): the restart gives each a clear end instead of leaving it running.
+h=${P}h
+start_mountd || not_ok "start for the interrupted objects"
+is "a snapshot of the stopped VM" "$("$ONEWRITE" "$M/vms/$s/ctl" "snapshot ${P}s1")" ok
+is "a full clone of it" "$("$ONEWRITE" "$M/vms/$s/ctl" "clone $h")" ok
+op=$(ls "$M/operations" | grep -- "-clone-")
+stop_mountd
+python3 - "$STATE" "${P}s1" "${P}s9" "$op" <<'PY'
+import json, sys
+state, s1, s9, op = sys.argv[1:]
+def edit(path, fn, out=None):
+    with open(path) as f:
+        o = json.load(f)
+    fn(o)
+    with open(out or path, "w") as f:
+        json.dump(o, f)
+def creating(o):
+    o["status"] = {"phase": "Creating"}
+def gone(o):
+    creating(o)
+    o["metadata"]["name"] = s9
+def running(o):
+    o["status"] = {"phase": "Running", "progress": 40}
+edit(f"{state}/snapshots/{s1}.json", creating)
+edit(f"{state}/snapshots/{s1}.json", gone, f"{state}/snapshots/{s9}.json")
+edit(f"{state}/operations/{op}.json", running)
+PY
+start_mountd || not_ok "restart with interrupted objects"
+okey() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$M/$1/status" 2>/dev/null; }
+is "the operation caught Running ends Failed" "$(okey "operations/$op" phase)" Failed
+like "and says why" "$(okey "operations/$op" message)" "interrupted: hypersdk-mountd restarted"
+check "its half-made clone target is removed" bash -c "! test -e '$M/vms/$h'"
+check "from libvirt too" bash -c "! ${VIRSH[*]} dominfo $h >/dev/null 2>&1"
+is "a snapshot libvirt finished is Ready after all" "$(okey "vms/$s/snapshots/${P}s1" phase)" Ready
+is "one libvirt does not have is Failed" "$(okey "vms/$s/snapshots/${P}s9" phase)" Failed
+is "the source VM is untouched" "$(phase "$s")" Stopped
+stop_mountd
+
 # Refusals, each with a one-line reason.
 out=$("$MOUNTD" --foreground --mount "$M" --state-dir "$STATE" --pool-dir "$POOL" \
 	--node "$NODE" --libvirt "qemu+unix:///system?socket=$T/nope.sock" 2>&1)
