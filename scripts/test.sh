@@ -22,6 +22,14 @@ mkdir -p "$LOGS"
 passed=0
 failed=0
 skipped=0
+CURRENT=
+# Ctrl-C or a TERM stops the test that runs and lets its cleanup run.
+stop_current() {
+	[ -n "$CURRENT" ] || return 0
+	kill -TERM -- "-$CURRENT" 2>/dev/null || kill -TERM "$CURRENT" 2>/dev/null
+	wait "$CURRENT" 2>/dev/null
+}
+trap 'stop_current; echo "interrupted"; exit 130' INT TERM
 say() { printf '%s\n' "$*"; }
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
@@ -33,9 +41,13 @@ run_tap() {
 	t0=$SECONDS
 	# A hung test fails alone instead of stopping the whole run at CI's
 	# limit; timeout signals the test's process group, whose EXIT traps
-	# clean up.
-	timeout -k 30 "$TEST_TIMEOUT" "$@" </dev/null >"$log" 2>&1
+	# clean up.  That group is not ours, so our INT and TERM are passed
+	# on (see the trap below).
+	timeout -k 30 "$TEST_TIMEOUT" "$@" </dev/null >"$log" 2>&1 &
+	CURRENT=$!
+	wait "$CURRENT"
 	rc=$?
+	CURRENT=
 	[ "$rc" -ne 124 ] || echo "not ok - timed out after ${TEST_TIMEOUT}s" >>"$log"
 	say "$name: # $((SECONDS - t0))s"
 	grep -E '^(not )?ok |^#|^1\.\.' "$log" | sed "s|^|$name: |"
@@ -109,6 +121,7 @@ fuzz_suite() {
 step deps scripts/deps.sh test || { say "$passed passed, $failed failed"; exit 1; }
 step libvirt scripts/libvirt-up.sh
 step build build build
+step sweep tests/sweep.sh
 
 if want unit; then unit_suite build unit; fi
 if want cli; then

@@ -112,6 +112,21 @@ static void quiet(void *arg, virErrorPtr e)
 {
 }
 
+/* tests/sweep.sh removes the folder of a run killed with SIGKILL: it
+ * knows the run is gone when this pid is. */
+static void write_owner(void)
+{
+	char path[96];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/owner", tmpdir);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+}
+
 bool setup(const char *tmpl)
 {
 	char out[256];
@@ -127,6 +142,7 @@ bool setup(const char *tmpl)
 		return false;
 	}
 	snprintf(pooldir, sizeof(pooldir), "%s/pool", tmpdir);
+	write_owner();
 	return true;
 }
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Before a run: remove what earlier runs killed with SIGKILL (CI's time
+# limit, a lost terminal) left behind, since their EXIT traps never ran:
+#   - FUSE mounts under /tmp/hsdk-fs.* whose daemon is gone;
+#   - domains and pools on node 1 (and on node 2 when it answers) named
+#     after a test's pid (t<pid>-*, tb<pid>-*, hypersdk-t<pid>[b],
+#     hypersdk-tb<pid>, be-smoke-[full-]<pid>) when that process no
+#     longer exists; a domain only when it carries hypersdk's metadata, a
+#     pool only when its folder is a test's temporary one, so nobody
+#     else's is touched;
+#   - a test's folder (/tmp/hsdk-fs.*, /var/tmp/be-*) when its owner
+#     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone.
+# Everything of a test that still runs is left alone, so two runs can
+# share the machine.  Prints what it removed.
+set -uo pipefail
+
+URIS=(qemu:///system)
+virsh -q -c qemu+tcp://127.0.0.2:16510/system version >/dev/null 2>&1 &&
+	URIS+=(qemu+tcp://127.0.0.2:16510/system)
+
+# The pid in a test's name, if that test is gone.
+dead_owner() { # NAME
+	local pid
+	if [[ $1 =~ ^(hypersdk-)?tb?([0-9]+)b?(-|$) ]]; then
+		pid=${BASH_REMATCH[2]}
+	elif [[ $1 =~ ^be-smoke-(full-)?([0-9]+)$ ]]; then
+		pid=${BASH_REMATCH[2]}
+	else
+		return 1
+	fi
+	! kill -0 "$pid" 2>/dev/null
+}
+
+sweep_libvirt() { # URI
+	local uri=$1 d p
+	for d in $(virsh -q -c "$uri" list --all --name 2>/dev/null); do
+		dead_owner "$d" || continue
+		virsh -q -c "$uri" metadata "$d" https://hypersdk.io/xmlns/vm/1 \
+			>/dev/null 2>&1 || continue
+		virsh -q -c "$uri" destroy "$d" >/dev/null 2>&1
+		virsh -q -c "$uri" undefine "$d" --nvram --snapshots-metadata \
+			--checkpoints-metadata >/dev/null 2>&1 ||
+			virsh -q -c "$uri" undefine "$d" >/dev/null 2>&1
+		echo "sweep: domain $d ($uri)"
+	done
+	for p in $(virsh -q -c "$uri" pool-list --all --name 2>/dev/null); do
+		dead_owner "$p" || continue
+		virsh -q -c "$uri" pool-dumpxml "$p" 2>/dev/null |
+			grep -Eq '<path>(/tmp/hsdk-fs\.|/var/tmp/be-)' || continue
+		virsh -q -c "$uri" pool-destroy "$p" >/dev/null 2>&1
+		virsh -q -c "$uri" pool-undefine "$p" >/dev/null 2>&1
+		echo "sweep: pool $p ($uri)"
+	done
+}
+
+while read -r _ mnt type _; do
+	case $mnt in /tmp/hsdk-fs.*) ;; *) continue ;; esac
+	[[ $type == fuse* ]] || continue
+	# A live daemon answers; a dead one's mount says ENOTCONN.
+	stat "$mnt" >/dev/null 2>&1 && continue
+	umount -l "$mnt" 2>/dev/null && echo "sweep: unmounted $mnt"
+done </proc/mounts
+
+for uri in "${URIS[@]}"; do
+	sweep_libvirt "$uri"
+done
+
+# A test's folder (disk images included) once its owner is gone and
+# nothing is mounted in it any more.
+for d in /tmp/hsdk-fs.* /var/tmp/be-ops-* /var/tmp/be-smoke-*; do
+	[ -f "$d/owner" ] || continue
+	kill -0 "$(cat "$d/owner")" 2>/dev/null && continue
+	grep -q " $d/" /proc/mounts && continue
+	rm -rf "$d" && echo "sweep: removed $d"
+done
+exit 0
