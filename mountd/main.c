@@ -242,9 +242,13 @@ static int check_opts(struct opts *o, char *err, size_t errlen)
 	    web_read_token(o->http_token_file, o->http_token,
 			   sizeof(o->http_token), err, errlen) < 0)
 		return -EINVAL;
-	if (!o->http_token_file && getenv("HYPERSDK_HTTP_TOKEN"))
-		snprintf(o->http_token, sizeof(o->http_token), "%s",
-			 getenv("HYPERSDK_HTTP_TOKEN"));
+	/* Set but empty (an unset Helm value) means none. */
+	if (!o->http_token_file && getenv("HYPERSDK_HTTP_TOKEN") &&
+	    getenv("HYPERSDK_HTTP_TOKEN")[0] &&
+	    web_parse_token(getenv("HYPERSDK_HTTP_TOKEN"), "HYPERSDK_HTTP_TOKEN",
+			    o->http_token, sizeof(o->http_token), err,
+			    errlen) < 0)
+		return -EINVAL;
 	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/') {
 		snprintf(err, errlen, "--mount, --state-dir and --pool-dir must "
 			 "be absolute paths");
@@ -375,9 +379,18 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 {
 	struct web_config wc = { .listen = o->http, .token = o->http_token,
 				 .ops = &md_fs_ops, .arg = md, .node = md->node };
+	const char *idle = getenv("HYPERSDK_HTTP_IDLE_TIMEOUT");
 
 	if (!o->http)
 		return 0;
+	if (idle && *idle) {
+		wc.idle_timeout = (unsigned)strtoul(idle, NULL, 10);
+		if (wc.idle_timeout < 1 || wc.idle_timeout > 3600) {
+			snprintf(err, errlen, "HYPERSDK_HTTP_IDLE_TIMEOUT: "
+				 "expected seconds, 1 to 3600");
+			return -EINVAL;
+		}
+	}
 	wc.model = md->m;
 	wc.cluster = md->sync != NULL;
 	if (md->sync)
@@ -462,6 +475,7 @@ static void init(struct mountd *md, const struct opts *o)
 /* Queues stay allocated: libvirt's event thread may still post to them. */
 static void teardown(struct mountd *md, struct fs *fs, struct web *web)
 {
+	web_quiesce(web);
 	md_ops_stop(md);
 	fs_free(fs);
 	/* Before the threads and libvirt its actions use. */

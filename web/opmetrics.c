@@ -84,12 +84,12 @@ static void observe(struct web_op_hist *h, double secs)
  * model still holds, plus the newly counted. */
 static void count_new(struct web *w, const struct scan *s)
 {
-	size_t cap = s->n < WEB_OP_SEEN_MAX ? s->n : WEB_OP_SEEN_MAX, n = 0;
-	char (*seen)[CORE_NAME_MAX + 1] = calloc(cap ? cap : 1, sizeof(*seen));
+	size_t n = 0;
+	char (*seen)[CORE_NAME_MAX + 1] = calloc(s->n ? s->n : 1, sizeof(*seen));
 
 	if (!seen)
 		return;         /* counted on a later scrape */
-	for (size_t i = 0; i < s->n && n < cap; i++) {
+	for (size_t i = 0; i < s->n; i++) {
 		if (!w->op_seen || !bsearch(s->f[i].name, w->op_seen, w->nseen,
 					    sizeof(*seen), by_name))
 			observe(&w->op_hist[s->f[i].type], s->f[i].secs);
@@ -105,10 +105,12 @@ static void op_histogram(struct web *w, struct web_buf *b)
 {
 	struct scan s = { 0 };
 
+	/* One scrape at a time from the scan on: two overlapping ones would
+	 * each replace the seen set with their own view and count twice. */
+	pthread_mutex_lock(&w->op_lock);
 	core_model_rdlock(w->cfg.model);
 	core_model_obj_each(w->cfg.model, CORE_KIND_OPERATION, scan_op, &s);
 	core_model_unlock(w->cfg.model);
-	pthread_mutex_lock(&w->op_lock);
 	count_new(w, &s);
 	web_buf_printf(b, "# HELP hypersdk_operation_duration_seconds Duration of "
 		       "finished VMOperations (completionTime - startTime), by "

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "web/web.h"
 
@@ -85,6 +86,68 @@ bad:
 	snprintf(err, errlen, "--http: expected ADDR:PORT with a numeric "
 		 "address (127.0.0.1:8080, [::1]:8080) or off");
 	return -EINVAL;
+}
+
+/* The whole host of a Host header, not a prefix of it: a page of another
+ * site rebinds a name like "localhost.attacker.example" to 127.0.0.1,
+ * and its requests then carry that name. */
+bool web_host_loopback(const char *h)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *end, *rest;
+	struct in6_addr a6;
+	struct in_addr a4;
+	int port;
+	size_t n;
+
+	if (!h)
+		return false;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end)
+			return false;
+		h++;
+		rest = end + 1;
+	} else {
+		end = strchr(h, ':');
+		rest = end ? end : h + strlen(h);
+		end = rest;
+	}
+	n = (size_t)(end - h);
+	if (n == 0 || n >= sizeof(host) || (*rest && (*rest != ':' ||
+	    parse_port(rest + 1, &port) < 0)))
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (!strcasecmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* ---- tokens ---------------------------------------------------------- */
+
+int web_parse_token(const char *s, const char *what, char *buf, size_t len,
+		    char *err, size_t errlen)
+{
+	size_t b = 0, e = s ? strlen(s) : 0;
+	int rc;
+
+	while (b < e && (s[b] == ' ' || s[b] == '\t'))
+		b++;
+	while (e > b && strchr(" \t\r\n", s[e - 1]))
+		e--;
+	rc = e - b >= 16 && e - b < WEB_TOKEN_MAX && e - b < len ? 0 : -EINVAL;
+	for (size_t i = b; rc == 0 && i < e; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			rc = -EINVAL;
+	if (rc == 0)
+		snprintf(buf, len, "%.*s", (int)(e - b), s + b);
+	else
+		snprintf(err, errlen, "%s: expected one line of 16 to %d "
+			 "printable characters", what, WEB_TOKEN_MAX - 1);
+	return rc;
 }
 
 /* ---- JSON bodies ---------------------------------------------------- */

@@ -4,6 +4,8 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "web/web.h"
 
@@ -21,7 +23,6 @@ extern const size_t web_nassets;
 /* The operation duration histogram (opmetrics.c). */
 #define WEB_OP_TYPES 9                  /* clone ... restart, other */
 #define WEB_OP_LE 6                     /* buckets besides +Inf */
-#define WEB_OP_SEEN_MAX 4096
 struct web_op_hist {
 	uint64_t count, bucket[WEB_OP_LE];     /* bucket: cumulative */
 	double sum;
@@ -53,6 +54,10 @@ struct web {
 	char (*op_seen)[CORE_NAME_MAX + 1];     /* sorted names */
 	size_t nseen;
 };
+
+/* The owner of the client's end of a TCP connection to our port, from
+ * /proc/net/tcp{,6} (peer.c); -ENOENT when it is not listed. */
+int web_peer_uid(const struct sockaddr *peer, int port, uid_t *uid);
 
 /* A response body being built. */
 struct web_buf {

@@ -57,8 +57,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status,
 }
 
 /* Takes body (malloc'ed JSON). */
-static enum MHD_Result json(struct MHD_Connection *c, unsigned status,
-			    char *body)
+static enum MHD_Result json_close(struct MHD_Connection *c, unsigned status,
+				  char *body, bool close)
 {
 	struct MHD_Response *r;
 
@@ -68,7 +68,15 @@ static enum MHD_Result json(struct MHD_Connection *c, unsigned status,
 					    MHD_RESPMEM_MUST_FREE);
 	if (!r)
 		free(body);
+	else if (close)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	return queue(c, status, r, "application/json", "no-store");
+}
+
+static enum MHD_Result json(struct MHD_Connection *c, unsigned status,
+			    char *body)
+{
+	return json_close(c, status, body, false);
 }
 
 /* An error answer {"error": msg}, with one more header when hname. */
@@ -182,6 +190,16 @@ static enum MHD_Result serve_get(struct web *w, struct MHD_Connection *c,
 
 /* ---- the checks ------------------------------------------------------ */
 
+static bool stopping(struct web *w)
+{
+	bool s;
+
+	pthread_mutex_lock(&w->lock);
+	s = w->stopping;
+	pthread_mutex_unlock(&w->lock);
+	return s;
+}
+
 static const char *header(struct MHD_Connection *c, const char *name)
 {
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
@@ -191,15 +209,7 @@ static const char *header(struct MHD_Connection *c, const char *name)
  * another site that rebinds its name to 127.0.0.1 is refused. */
 static bool host_ok(struct MHD_Connection *c)
 {
-	static const char *const ok[] = { "127.", "localhost", "[::1]" };
-	const char *h = header(c, "Host");
-
-	if (!h)
-		return false;
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (!strncasecmp(h, ok[i], strlen(ok[i])))
-			return true;
-	return false;
+	return web_host_loopback(header(c, "Host"));
 }
 
 static bool token_ok(struct web *w, struct MHD_Connection *c)
@@ -245,6 +255,20 @@ static bool is_json(struct MHD_Connection *c)
 	       (t[n] == '\0' || t[n] == ';' || t[n] == ' ');
 }
 
+/* Without a token, the users the tree lets write ctl files: the daemon's
+ * own and root.  Anyone else on this host reaches 127.0.0.1 too. */
+static bool peer_may_act(struct web *w, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	uid_t uid;
+
+	if (!ci || !ci->client_addr ||
+	    web_peer_uid(ci->client_addr, w->port, &uid) < 0)
+		return false;
+	return uid == 0 || uid == geteuid();
+}
+
 static bool too_long(struct MHD_Connection *c)
 {
 	const char *l = header(c, "Content-Length");
@@ -275,8 +299,14 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 			  "only GET here, and POST for actions", 405);
 	if (!post)
 		return 0;
+	/* An action begun now would hold the shutdown up until it ended. */
+	if (stopping(w))
+		return no(why, "the daemon is stopping", 503);
 	if (w->cfg.token && w->cfg.token[0] && !token_ok(w, c))
 		return no(why, "missing or wrong bearer token", 401);
+	if (!(w->cfg.token && w->cfg.token[0]) && !peer_may_act(w, c))
+		return no(why, "without --http-token only the daemon's user and "
+			  "root may act, as in the tree", 403);
 	if (!same_origin(c))
 		return no(why, "cross-site request refused", 403);
 	if (!is_json(c))
@@ -381,9 +411,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return serve_get(w, c, &q->route);
 	if (q->too_big)
 		return error(c, 413, "request body too long (at most 64 KiB)");
+	/* An action answers when it has ended, which for a clone or a
+	 * migration can be minutes: past the idle timeout, which would drop
+	 * the connection before the answer.  None for this one, which then
+	 * closes, so it cannot idle forever either. */
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	status = web_api_post(w, &q->route, q->body ? q->body : "", q->len,
 			      &body);
-	return json(c, status, body);
+	return json_close(c, status, body, true);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -480,7 +515,8 @@ int web_start(struct web *w, char *err, size_t errlen)
 		MHD_OPTION_LISTEN_SOCKET, w->fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_MAX,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(CONN_MAX - 8),
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		w->cfg.idle_timeout ? w->cfg.idle_timeout : 60u,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, w,
 		MHD_OPTION_END);
 	if (!w->d) {
@@ -498,7 +534,7 @@ int web_port(const struct web *w)
 	return w ? w->port : 0;
 }
 
-void web_free(struct web *w)
+void web_quiesce(struct web *w)
 {
 	if (!w)
 		return;
@@ -506,6 +542,13 @@ void web_free(struct web *w)
 	w->stopping = true;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+}
+
+void web_free(struct web *w)
+{
+	if (!w)
+		return;
+	web_quiesce(w);
 	if (w->d)
 		MHD_stop_daemon(w->d);
 	web_events_unwatch(w);
@@ -522,31 +565,17 @@ int web_read_token(const char *path, char *buf, size_t len, char *err,
 		   size_t errlen)
 {
 	FILE *f = fopen(path, "re");
-	char line[WEB_TOKEN_MAX + 2] = "";
-	size_t s = 0, e;
-	int rc = -EINVAL;
+	char line[WEB_TOKEN_MAX + 2] = "", what[300];
+	int rc;
 
 	if (!f) {
 		rc = -errno;
 		snprintf(err, errlen, "--http-token %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	if (fgets(line, sizeof(line), f)) {
-		while (line[s] == ' ' || line[s] == '\t')
-			s++;
-		e = strlen(line);
-		while (e > s && strchr(" \t\r\n", line[e - 1]))
-			line[--e] = '\0';
-		rc = e - s >= 16 && e - s < WEB_TOKEN_MAX && e - s < len ? 0 : -EINVAL;
-		for (size_t i = s; rc == 0 && i < e; i++)
-			if ((unsigned char)line[i] <= ' ' || line[i] == 0x7f)
-				rc = -EINVAL;
-	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
 	fclose(f);
-	if (rc == 0)
-		snprintf(buf, len, "%s", line + s);
-	else
-		snprintf(err, errlen, "--http-token %s: expected one line of "
-			 "16 to %d printable characters", path, WEB_TOKEN_MAX - 1);
-	return rc;
+	snprintf(what, sizeof(what), "--http-token %s", path);
+	return web_parse_token(line, what, buf, len, err, errlen);
 }

@@ -33,6 +33,7 @@ struct web_config {
 	void *arg;
 	const char *node;               /* this node's name, for the page */
 	bool cluster;                   /* synced with Kubernetes */
+	unsigned idle_timeout;          /* seconds a connection may idle; 0: 60 */
 	/* Cluster mode: the sync state for /metrics, called with arg. */
 	void (*sync_state)(void *arg, struct web_sync_state *st);
 };
@@ -48,6 +49,9 @@ int web_open(const struct web_config *cfg, struct web **out, char *err,
 int web_start(struct web *w, char *err, size_t errlen);
 /* The port bound (useful with port 0). */
 int web_port(const struct web *w);
+/* Refuse new actions (503) and end the event streams, before the daemon
+ * stops what actions use.  NULL is fine. */
+void web_quiesce(struct web *w);
 /* Stop serving, end the event streams, free.  NULL is fine. */
 void web_free(struct web *w);
 
@@ -63,6 +67,16 @@ int web_read_token(const char *path, char *buf, size_t len, char *err,
 int web_parse_listen(const char *s, struct sockaddr_storage *sa,
 		     socklen_t *salen, bool *loopback, char *err,
 		     size_t errlen);
+
+/* A bearer token as given (a file's first line, an environment
+ * variable): surrounding blanks dropped, then 16..WEB_TOKEN_MAX-1
+ * printable bytes; what names the source in err. */
+int web_parse_token(const char *s, const char *what, char *buf, size_t len,
+		    char *err, size_t errlen);
+
+/* A Host header naming the loopback address: 127.x.x.x, localhost or
+ * [::1], with an optional port, and nothing else. */
+bool web_host_loopback(const char *host);
 
 /* The body of POST /api/k8s/vms/NS/NAME/actions: {"action":"start"}
  * (one verb, optionally "force":true) or {"ctl":"clone web2 linked"},

@@ -1,7 +1,8 @@
 /* libFuzzer: the dashboard's request parsers (web/parse.c).  The first
  * byte picks one: an action body, a create body, a request path or a
- * listen address.  Whatever they accept must be a valid ctl message
- * (the same checks as fuzz_ctl); whatever they refuse, one err line. */
+ * listen address (also read as a Host header).  Whatever they accept
+ * must be a valid ctl message (the same checks as fuzz_ctl); whatever
+ * they refuse, one err line. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		rc = web_parse_listen(s, &sa, &salen, &lo, err, sizeof(err));
 		if (rc == 0 && salen > sizeof(sa))
+			abort();
+		/* A Host it accepts names no other site. */
+		if (web_host_loopback(s) && strpbrk(s, "/@ _"))
 			abort();
 	}
 	if (rc < 0)

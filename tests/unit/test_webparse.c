@@ -134,6 +134,53 @@ static void test_route(void **state)
 	assert_false(web_method_ok(WEB_R_SNAPSHOT_DELETE, "GET"));
 }
 
+/* DNS rebinding: the whole host must be a loopback one. */
+static void test_host(void **state)
+{
+	static const char *const yes[] = {
+		"127.0.0.1:8080", "127.0.0.1", "127.1.2.3:80", "localhost",
+		"LocalHost:8080", "[::1]:8080", "[::1]",
+	};
+	static const char *const no[] = {
+		"localhost.attacker.example:8080", "127.0.0.1.attacker.example",
+		"127.0.0.1:8080x", "127.0.0.1:", "localhost:99999",
+		"[::1].evil:80", "[::1", "[::2]:80", "10.0.0.1:8080", "",
+		"127.0.0.1:80:80", "example.com", "[]:80", ":8080",
+	};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (!web_host_loopback(yes[i]))
+			fail_msg("refused %s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (web_host_loopback(no[i]))
+			fail_msg("accepted %s", no[i]);
+	assert_false(web_host_loopback(NULL));
+}
+
+static void test_token(void **state)
+{
+	char buf[WEB_TOKEN_MAX];
+	char longt[WEB_TOKEN_MAX + 2];
+
+	assert_int_equal(web_parse_token("  0123456789abcdef\r\n", "T", buf,
+					 sizeof(buf), err, sizeof(err)), 0);
+	assert_string_equal(buf, "0123456789abcdef");
+	assert_int_equal(web_parse_token("short", "T", buf, sizeof(buf), err,
+					 sizeof(err)), -EINVAL);
+	assert_string_equal(err, "T: expected one line of 16 to 255 "
+			    "printable characters");
+	assert_int_equal(web_parse_token("0123456789 abcdef", "T", buf,
+					 sizeof(buf), err, sizeof(err)), -EINVAL);
+	assert_int_equal(web_parse_token("0123456789abcdef\nmore", "T", buf,
+					 sizeof(buf), err, sizeof(err)), -EINVAL);
+	memset(longt, 'x', sizeof(longt) - 1);
+	longt[sizeof(longt) - 1] = '\0';
+	assert_int_equal(web_parse_token(longt, "T", buf, sizeof(buf), err,
+					 sizeof(err)), -EINVAL);
+	assert_int_equal(web_parse_token(NULL, "T", buf, sizeof(buf), err,
+					 sizeof(err)), -EINVAL);
+}
+
 static void test_listen_and_status(void **state)
 {
 	struct sockaddr_storage sa;
@@ -168,6 +215,8 @@ int main(void)
 		cmocka_unit_test(test_action_refused),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_host),
+		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_listen_and_status),
 	};
 

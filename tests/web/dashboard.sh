@@ -118,6 +118,15 @@ r=$(req GET "/api/k8s/vms/default/$a/actions")
 is "GET on actions is 405 (GET never acts)" "$(code "$r")" 405
 r=$(req GET /api/k8s/vms -H 'Host: evil.example:80')
 is "a foreign Host (DNS rebinding) is refused" "$(code "$r")" 421
+r=$(req GET /api/k8s/vms -H "Host: localhost.evil.example:$PORT")
+is "so is a name that only starts like a loopback one" "$(code "$r")" 421
+r=$(req GET /api/k8s/vms -H "Host: 127.0.0.1.evil.example")
+is "or an address followed by a domain" "$(code "$r")" 421
+# Any local user reaches 127.0.0.1; the tree lets only root write ctl.
+nobody() { runuser -u nobody -- curl -sS --max-time 60 -o /dev/null -w '%{http_code}' "$@"; }
+is "another local user may read" "$(nobody "$URL/api/k8s/vms")" 200
+is "but not act without a token (403)" "$(nobody -X POST -H 'Content-Type: application/json' \
+	--data-binary '{"action":"stop"}' "$URL/api/k8s/vms/default/$a/actions")" 403
 is "a POST for an unknown VM is 404" "$(code "$(post "/api/k8s/vms/default/${P}none/actions" '{"action":"start"}')")" 404
 is "after all that, $a is unchanged (phase, spec, err)" "$(snapshot_vm "$a")" "$before"
 is "and still running in libvirt" "$(domstate "$a")" running
@@ -263,12 +272,18 @@ fi
 # ---- the token ----------------------------------------------------------------------
 check "SIGTERM stops the daemon (clean exit, no leak report)" stop_mountd
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/token"
-start_web --http-token "$T/token" || not_ok "daemon starts with --http-token"
+# A 1 s idle timeout, and stops that wait 4 s for a guest that ignores
+# ACPI: an action outlasting the timeout must still get its answer.
+HYPERSDK_HTTP_IDLE_TIMEOUT=1 STOP_TIMEOUT=4 start_web --http-token "$T/token" ||
+	not_ok "daemon starts with --http-token"
 r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"start"}')
 is "with --http-token a POST without it is 401" "$(code "$r")" 401
 r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"start"}' -H "Authorization: Bearer wrong-token-wrong-token")
 is "a wrong token is 401" "$(code "$r")" 401
 is "GETs still work without it" "$(code "$(req GET /api/k8s/vms)")" 200
+is "with the token another local user may act (start of running $a: 409)" \
+	"$(nobody -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $(cat "$T/token")" \
+		--data-binary '{"action":"start"}' "$URL/api/k8s/vms/default/$a/actions")" 409
 is "$b still Stopped" "$(phase "$b")" Stopped
 r=$(post /api/k8s/snapshots/default/s1/delete '{}')
 is "with --http-token a snapshot delete without it is 401" "$(code "$r")" 401
@@ -278,6 +293,14 @@ check "s1 is gone from the tree" test ! -e "$M/vms/$b/snapshots/s1"
 r=$(post "/api/k8s/vms/default/$b/actions" '{"action":"delete"}' -H "Authorization: Bearer $(cat "$T/token")")
 is "with the token, delete is 200" "$(code "$r")" 200
 check "$b is gone from the tree" test ! -e "$M/vms/$b"
+t0=$SECONDS
+r=$(post "/api/k8s/vms/default/$a/actions" '{"action":"stop"}' -H "Authorization: Bearer $(cat "$T/token")")
+el=$((SECONDS - t0))
+is "a stop that outlasts the idle timeout (${el} s > 1 s) gets its answer" "$(code "$r")" 200
+check "it did wait for the stop timeout" test "$el" -ge 3
+is "$a is Stopped" "$(phase "$a")" Stopped
+r=$(post "/api/k8s/vms/default/$a/actions" '{"action":"start"}' -H "Authorization: Bearer $(cat "$T/token")")
+is "and starts again" "$(code "$r")" 200
 r=$(post "/api/k8s/vms/default/$a/actions" '{"action":"delete","force":true}' -H "Authorization: Bearer $(cat "$T/token")")
 is "delete force of running $a is 200" "$(code "$r")" 200
 check "$a is gone from libvirt" bash -c "! ${VIRSH[*]} dominfo $a >/dev/null 2>&1"
