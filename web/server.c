@@ -57,8 +57,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status,
 }
 
 /* Takes body (malloc'ed JSON). */
-static enum MHD_Result json_close(struct MHD_Connection *c, unsigned status,
-				  char *body, bool close)
+static enum MHD_Result json(struct MHD_Connection *c, unsigned status,
+			    char *body)
 {
 	struct MHD_Response *r;
 
@@ -68,15 +68,7 @@ static enum MHD_Result json_close(struct MHD_Connection *c, unsigned status,
 					    MHD_RESPMEM_MUST_FREE);
 	if (!r)
 		free(body);
-	else if (close)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	return queue(c, status, r, "application/json", "no-store");
-}
-
-static enum MHD_Result json(struct MHD_Connection *c, unsigned status,
-			    char *body)
-{
-	return json_close(c, status, body, false);
 }
 
 /* An error answer {"error": msg}, with one more header when hname. */
@@ -411,14 +403,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return serve_get(w, c, &q->route);
 	if (q->too_big)
 		return error(c, 413, "request body too long (at most 64 KiB)");
-	/* An action answers when it has ended, which for a clone or a
-	 * migration can be minutes: past the idle timeout, which would drop
-	 * the connection before the answer.  None for this one, which then
-	 * closes, so it cannot idle forever either. */
-	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	status = web_api_post(w, &q->route, q->body ? q->body : "", q->len,
 			      &body);
-	return json_close(c, status, body, true);
+	return json(c, status, body);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
