@@ -192,7 +192,10 @@ struct be_migrate_opts {
 					 * NULL: libvirt's default */
 	const char *dest_node;          /* written into the metadata there */
 	bool offline;                   /* move the definition only */
-	bool autoconverge, postcopy;
+	bool nonlive;                   /* the guest is paused while its
+					 * memory moves (no VIR_MIGRATE_LIVE):
+					 * shorter and sure to converge */
+	bool autoconverge, postcopy;    /* live only */
 	bool copy_storage;              /* target does not see our pool */
 	uint64_t bandwidth;             /* bits/s, 0 unlimited */
 };

@@ -162,7 +162,10 @@ static unsigned mig_flags(const struct be_migrate_opts *o)
 
 	if (o->offline)
 		return f | VIR_MIGRATE_OFFLINE;
-	f |= VIR_MIGRATE_LIVE;
+	/* Without LIVE, QEMU pauses the guest first and resumes it on the
+	 * target: one pass over memory, nothing dirtied meanwhile. */
+	if (!o->nonlive)
+		f |= VIR_MIGRATE_LIVE;
 	if (o->autoconverge)
 		f |= VIR_MIGRATE_AUTO_CONVERGE;
 	if (o->postcopy)
@@ -283,6 +286,10 @@ int be_migrate(struct be_conn *c, const char *vm,
 	if (!o->dest_node || !*o->dest_node)
 		return be_errf(err, errlen, -EINVAL, "migrate %s: no target "
 			       "node name", vm);
+	if (o->nonlive && !o->offline && (o->postcopy || o->autoconverge))
+		return be_errf(err, errlen, -EINVAL, "migrate %s: %s needs a "
+			       "live migration", vm, o->postcopy ?
+			       "post-copy" : "auto-converge");
 	/* Not be_run: a retry after a lost connection could start a second
 	 * migration of a guest that already moved. */
 	vc = be_conn_get(c, err, errlen);

@@ -10,8 +10,8 @@
 #include "mountd/mountd.h"
 
 #define PHASE_BIT(p) (1u << (p))
-#define ACTIVE (PHASE_BIT(CORE_PHASE_RUNNING) | PHASE_BIT(CORE_PHASE_PAUSED))
-#define INACTIVE (PHASE_BIT(CORE_PHASE_STOPPED) | PHASE_BIT(CORE_PHASE_FAILED))
+#define ACTIVE MD_ACTIVE
+#define INACTIVE MD_INACTIVE
 
 static void flush(struct mountd *md)
 {
@@ -338,13 +338,9 @@ static int delete_vm(struct mountd *md, const char *name, bool force,
 {
 	int rc;
 
-	if ((PHASE_BIT(phase) & ACTIVE) && !force) {
-		snprintf(err, errlen, "delete: vm %s is %s (stop it first, or "
-			 "delete force)", name, core_phase_name(phase));
-		return -EBUSY;
-	}
-	/* In a cluster the object goes first: if the API server refuses,
-	 * the domain and its disks are still there. */
+	/* md_verb_check refused a running guest without force.  In a
+	 * cluster the object goes first: if the API server refuses, the
+	 * domain and its disks are still there. */
 	rc = md_cluster_delete(md, name, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -379,9 +375,26 @@ static bool verb_allowed(const struct core_ctl *msg, enum core_phase ph)
 		return ph == CORE_PHASE_RUNNING;
 	case CORE_V_RESUME:
 		return ph == CORE_PHASE_PAUSED;
+	case CORE_V_DELETE:
+		/* A migrating guest runs too. */
+		return msg->force || !(bit & (ACTIVE |
+					      PHASE_BIT(CORE_PHASE_MIGRATING)));
 	default:
-		return true;    /* delete decides with force */
+		return true;
 	}
+}
+
+int md_verb_check(const char *name, const struct core_ctl *msg,
+		  enum core_phase ph, char *err, size_t errlen)
+{
+	if (verb_allowed(msg, ph))
+		return 0;
+	if (msg->verb == CORE_V_DELETE) {
+		snprintf(err, errlen, "delete: vm %s is %s (stop it first, or "
+			 "delete force)", name, core_phase_name(ph));
+		return -EBUSY;
+	}
+	return state_error(core_verb_name(msg->verb), name, ph, err, errlen);
 }
 
 static int run_verb(struct mountd *md, const char *name,
@@ -432,17 +445,16 @@ static int vm_verb(struct mountd *md, const char *name,
 	if (vm)
 		ph = vm->st.phase;
 	core_model_unlock(md->m);
-	if (vm && !verb_allowed(msg, ph))
-		return state_error(verb, name, ph, err, errlen);
+	if (vm && (rc = md_verb_check(name, msg, ph, err, errlen)) < 0)
+		return rc;
 	snprintf(op, sizeof(op), "%s%s", verb, msg->force ? " force" : "");
 	rc = begin_op(md, name, op, &ph, err, errlen);
 	if (rc < 0)
 		return rc;
 	/* The phase may have moved between the look and the mark. */
-	if (verb_allowed(msg, ph))
+	rc = md_verb_check(name, msg, ph, err, errlen);
+	if (rc == 0)
 		rc = run_verb(md, name, msg, ph, err, errlen);
-	else
-		rc = state_error(verb, name, ph, err, errlen);
 	end_op(md, name, op);
 	return rc;
 }
@@ -596,7 +608,6 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 	return rc;
 }
 
-/* Put back the spec that was there before a failed spec write. */
 /* Put back the spec that was there before a failed spec write: in the
  * model, the domain, the store and (when it was published) the cluster.
  * Takes its own reference to old. */
@@ -703,10 +714,16 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		   size_t errlen)
 {
 	struct mountd *md = arg;
-	json_object *old = NULL, *new = json_object_get(spec);
+	char owner[CORE_NAME_MAX + 1];
+	json_object *old = NULL, *new;
 	struct core_vm *vm;
 	int rc;
 
+	/* Only the owner defines, starts or stops the domain. */
+	if (!md_owned(md, name, owner, sizeof(owner)))
+		return md_cluster_spec_forward(md, name, spec, owner, err,
+					       errlen);
+	new = json_object_get(spec);
 	rc = begin_op(md, name, "spec", NULL, err, errlen);
 	if (rc < 0)
 		goto out;

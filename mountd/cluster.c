@@ -2,8 +2,8 @@
  * namespace.  Objects arrive through sync's watch; a VM without an owner
  * is claimed (resourceVersion-guarded) when its nodeSelector allows this
  * node; the owner's reconciler acts and publishes status; writes through
- * the tree become merge patches, or are forwarded to the owner through
- * the spec when another node owns the VM. */
+ * the tree become merge patches; forward.c turns writes for a VM another
+ * node owns into changes of its object. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -593,89 +593,6 @@ int md_cluster_delete(struct mountd *md, const char *name, char *err,
 	if (rc == -EHOSTUNREACH)
 		rc = -EIO;
 	return rc == -ENOENT ? 0 : rc;
-}
-
-/* ---- a VM another node owns ------------------------------------------ */
-
-static int patch_running(struct mountd *md, const char *name, bool running,
-			 char *err, size_t errlen)
-{
-	json_object *patch = json_object_new_object();
-	json_object *spec = json_object_new_object();
-	int rc;
-
-	json_object_object_add(spec, "running", json_object_new_boolean(running));
-	json_object_object_add(patch, "spec", spec);
-	rc = sync_patch(md->sync, SYNC_VM, name, patch, err, errlen);
-	json_object_put(patch);
-	return rc;
-}
-
-static int wait_gone(struct mountd *md, const char *name, int timeout_ms)
-{
-	struct core_vm *vm;
-	uint64_t ver = 0;
-	int rc;
-
-	for (;;) {
-		core_model_rdlock(md->m);
-		vm = core_model_find(md->m, name);
-		if (vm)
-			ver = vm->version;
-		core_model_unlock(md->m);
-		if (!vm)
-			return 0;
-		rc = core_model_wait(md->m, name, ver, NULL, timeout_ms);
-		if (rc == -ENOENT)
-			return 0;
-		if (rc < 0)
-			return rc;
-	}
-}
-
-/* The owner does the work; the writer changes the spec and waits for the
- * owner's status.  Verbs with no spec field to express them run on the
- * owner's tree only. */
-int md_cluster_forward(struct mountd *md, const char *name,
-		       const struct core_ctl *msg, const char *owner,
-		       char *err, size_t errlen)
-{
-	const char *verb = core_verb_name(msg->verb);
-	int wait_ms = md->stop_timeout_ms + 120000, rc;
-	unsigned want;
-
-	if (!md->online) {
-		snprintf(err, errlen, "%s: vm %s belongs to node %s and the API "
-			 "server is unreachable", verb, name, owner[0] ? owner : "(none)");
-		return -EIO;
-	}
-	/* "force" has no spec field to travel in: a VMOperation carries it. */
-	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART ||
-	    msg->verb == CORE_V_PAUSE || msg->verb == CORE_V_RESUME)
-		return md_op_forward(md, name, msg, err, errlen);
-	switch (msg->force ? CORE_V_CANCEL : msg->verb) {
-	case CORE_V_START:
-	case CORE_V_STOP:
-		rc = patch_running(md, name, msg->verb == CORE_V_START, err, errlen);
-		want = msg->verb == CORE_V_START ? 1u << CORE_PHASE_RUNNING :
-			(1u << CORE_PHASE_STOPPED) | (1u << CORE_PHASE_FAILED);
-		if (rc == 0)
-			rc = md_wait_phase(md, name, want, wait_ms);
-		break;
-	case CORE_V_DELETE:
-		rc = sync_delete(md->sync, SYNC_VM, name, err, errlen);
-		if (rc == 0)
-			rc = wait_gone(md, name, wait_ms);
-		break;
-	default:
-		snprintf(err, errlen, "%s: vm %s runs on node %s; use that "
-			 "node's tree", verb, name, owner[0] ? owner : "(none yet)");
-		return -EOPNOTSUPP;
-	}
-	if (rc == -ETIMEDOUT)
-		snprintf(err, errlen, "%s: node %s did not act on vm %s in time",
-			 verb, owner[0] ? owner : "(none)", name);
-	return rc;
 }
 
 /* ---- life of the connection ------------------------------------------ */

@@ -79,6 +79,14 @@ void md_set_log_level(int level);
 /* actions.c: the fs_ops behind every ctl and spec write */
 extern const struct fs_ops md_fs_ops;
 
+/* Phases as masks of 1 << phase: the guest exists, or it does not run. */
+#define MD_ACTIVE ((1u << CORE_PHASE_RUNNING) | (1u << CORE_PHASE_PAUSED))
+#define MD_INACTIVE ((1u << CORE_PHASE_STOPPED) | (1u << CORE_PHASE_FAILED))
+/* 0 when msg may run on a VM in phase ph; else -EBUSY with the owner's
+ * text (delete without force refuses a running guest). */
+int md_verb_check(const char *name, const struct core_ctl *msg,
+		  enum core_phase ph, char *err, size_t errlen);
+
 /* Record the desired power state in the spec and the store. */
 int md_set_running(struct mountd *md, const char *name, bool running);
 /* Drop a VM from the store and the model (its domain is already gone or
@@ -161,9 +169,17 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		      char *err, size_t errlen);
 int md_cluster_delete(struct mountd *md, const char *name, char *err,
 		      size_t errlen);
+
+/* forward.c: writes for a VM another node owns (owner "" when none has
+ * claimed it yet) become changes of its object; the owner acts. */
 int md_cluster_forward(struct mountd *md, const char *name,
 		       const struct core_ctl *msg, const char *owner,
 		       char *err, size_t errlen);
+/* A spec write: only the merge patch, then a wait for the power state
+ * it asks for.  Consumes spec. */
+int md_cluster_spec_forward(struct mountd *md, const char *name,
+			    json_object *spec, const char *owner, char *err,
+			    size_t errlen);
 
 /* nodes.c: refresh nodes/: this node, and with peers the nodes holding
  * a lease (a request to the API server: the stats thread does that). */

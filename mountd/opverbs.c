@@ -158,10 +158,16 @@ int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
 	mo.migrate_uri = data[0] ? data : NULL;
 	mo.dest_node = node;
 	mo.offline = get_bool(o, "spec.migrateSpec.offline");
+	/* The CRD defaults live to true; an object without it is live too. */
+	mo.nonlive = core_json_path(o, "spec.migrateSpec.live") &&
+		     !get_bool(o, "spec.migrateSpec.live");
 	mo.autoconverge = get_bool(o, "spec.migrateSpec.autoConverge");
 	mo.postcopy = get_bool(o, "spec.migrateSpec.postCopy");
 	mo.copy_storage = md->migrate_copy_storage;
 	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
+	md_log(LOG_INFO_, "migrating vm %s to node %s (%s)", vm, node,
+	       mo.offline ? "offline" : mo.nonlive ?
+	       "not live: the guest is paused while its memory moves" : "live");
 	md_event(md, vm, "Migrating", node);
 	md_refresh(md, vm);     /* phase Migrating */
 	rc = be_migrate(md->be, vm, &mo, &bp, err, errlen);

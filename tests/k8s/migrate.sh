@@ -4,7 +4,8 @@
 # running VM from node 1 to node 2; ownership (status.nodeName) moves only
 # once the guest runs there; node 2 then acts on it, and ctl writes on
 # node 1 (stop force, start, pause, resume) reach it there.  Then back
-# through node 2's tree.
+# through node 2's tree; cancels; and migrateSpec.live: false (the guest
+# paused while its memory moves).
 . "$(dirname "$0")/lib.sh"
 trap 'cluster_down; cleanup' EXIT
 
@@ -104,7 +105,7 @@ spec:
 YAML
 wait_for 60 phase_is "$g" Running
 is "a kernel-booted guest runs on node 1" "$(domstate "$g")" running
-slow() { # NAME
+slow() { # NAME [LIVE]
 	k apply -f - >/dev/null <<YAML
 apiVersion: hypersdk.io/v1alpha1
 kind: VMOperation
@@ -117,6 +118,7 @@ spec:
   migrateSpec:
     targetNode: $NODE2
     bandwidth: 8Mbps
+    live: ${2:-true}
 YAML
 }
 slow "${P}slow1"
@@ -130,9 +132,38 @@ check "another slow migration runs" wait_for 20 is_op "${P}slow2" Running
 is "cancel written in node 2's tree" "$("$ONEWRITE" "$M2/vms/$g/ctl" cancel)" ok
 is "reaches node 1's operation: Cancelled" "$(opphase "${P}slow2")" Cancelled
 is "the guest runs on node 1" "$(domstate "$g")" running
+# live: false pauses the guest while its memory moves: libvirt shows the
+# source paused for as long as the (slowed) copy runs.
+slow "${P}slow3" false
+check "a slow migration with live: false runs" wait_for 20 is_op "${P}slow3" Running
+check "the guest is paused on node 1 meanwhile" wait_for 20 bash -c "[ \"\$(virsh -q -c qemu:///system domstate $g | head -n 1)\" = paused ]"
+like "the daemon says it is not live" "$(grep "migrating vm $g " "$T/mountd.log" | tail -n 1)" "not live"
+k patch vmoperation "${P}slow3" --type merge -p '{"spec":{"cancel":true}}' >/dev/null
+check "cancelled" wait_for 30 is_op "${P}slow3" Cancelled
+check "the guest runs again on node 1" wait_for 10 bash -c "[ \"\$(virsh -q -c qemu:///system domstate $g | head -n 1)\" = running ]"
 k delete vm "$g" --wait=false >/dev/null
 
+# A whole non-live migration, from kubectl.
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VMOperation
+metadata:
+  name: ${P}still
+spec:
+  vmRef:
+    name: $a
+  operation: migrate
+  migrateSpec:
+    targetNode: $NODE2
+    live: false
+YAML
+check "a VMOperation migrate with live: false Succeeds" wait_for 60 is_op "${P}still" Succeeded
+is "node 2's libvirt runs the guest" "$(state2 "$a")" running
+is "node 1's libvirt has no such domain" "$(domstate "$a")" ""
+check "status.nodeName is node 2" wait_for 10 owner_is "$NODE2"
+like "node 1 moved it paused, not live" "$(grep "migrating vm $a " "$T/mountd.log" | tail -n 1)" "not live"
+
 k delete vm "$a" --wait=false >/dev/null
-wait_for 30 bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
-check "kubectl delete removes the domain" bash -c "! virsh -q -c qemu:///system dominfo $a >/dev/null 2>&1"
+wait_for 30 bash -c "! virsh -q -c $URI2 dominfo $a >/dev/null 2>&1"
+check "kubectl delete removes the domain (on node 2)" bash -c "! virsh -q -c $URI2 dominfo $a >/dev/null 2>&1"
 done_testing

@@ -3,8 +3,10 @@
 # round trips in both directions against a real kube-apiserver, checked
 # in the tree, in kubectl and in libvirt; two nodes, each with its own
 # libvirtd (scripts/libvirt-node2.sh), sharing one API server (placement
-# by nodeSelector, a claim race, a ctl write on one node for a VM owned by
-# the other); the API server away while the tree is written to.
+# by nodeSelector, a claim race, ctl and spec writes on one node for a VM
+# owned by the other, which only the owner acts on and which it would
+# refuse with EBUSY for its phase); the API server away while the tree is
+# written to.
 . "$(dirname "$0")/lib.sh"
 
 jp() { k get vm "$1" -o jsonpath="$2" 2>/dev/null; }
@@ -99,6 +101,42 @@ echo stop > "$M/vms/$c/ctl"
 is "a ctl write on node 1 for node 2's VM works" "$(phase "$c")" Stopped
 is "node 2 did it" "$(head -n 1 "$M2/vms/$c/status")" "phase Stopped"
 is "in node 2's libvirt" "$(virsh -q -c "$URI2" domstate "$c" 2>/dev/null | head -n 1)" "shut off"
+
+# What the owner would refuse for its phase is refused on node 1 too, with
+# the owner's text, and nothing changes (no patch, no DELETE).
+is "stop again on node 1: EBUSY, as on the owner" "$("$ONEWRITE" "$M/vms/$c/ctl" stop)" EBUSY
+e1=$(cat "$M/vms/$c/err")
+is "the owner's own tree says EBUSY too" "$("$ONEWRITE" "$M2/vms/$c/ctl" stop)" EBUSY
+is "with the same err text" "$e1" "$(cat "$M2/vms/$c/err")"
+is "spec.running stays false" "$(jp "$c" '{.spec.running}')" false
+# A spec written on node 1: only the merge patch; node 2 defines and starts it.
+cat "$M/vms/$c/spec" > "$T/c.yaml"
+sed -i -e 's/^cpus: .*/cpus: 2/' -e 's/^running: .*/running: true/' "$T/c.yaml"
+is "a spec written on node 1 for node 2's VM" "$("$ONEWRITE" "$M/vms/$c/spec" - < "$T/c.yaml")" ok
+is "returns once node 2 runs it" "$(phase "$c")" Running
+is "node 2's libvirt runs it" "$(virsh -q -c "$URI2" domstate "$c" 2>/dev/null | head -n 1)" running
+like "with the new vCPU count" "$(virsh -q -c "$URI2" dominfo "$c" | grep '^CPU(s)')" 2
+is "one domain running in the two libvirtds" "$(domains "$c")" 1
+if [ "$URI2" != qemu:///system ]; then
+	check "node 1's libvirt never defined it" bash -c "! ${VIRSH[*]} dominfo $c >/dev/null 2>&1"
+fi
+is "the spec reached the API server" "$(jp "$c" '{.spec.cpus}/{.spec.running}')" "2/true"
+is "start on node 1 while it runs: EBUSY" "$("$ONEWRITE" "$M/vms/$c/ctl" start)" EBUSY
+e1=$(cat "$M/vms/$c/err")
+"$ONEWRITE" "$M2/vms/$c/ctl" start >/dev/null
+is "with the owner's text" "$e1" "$(cat "$M2/vms/$c/err")"
+like "which names the phase" "$e1" "start: vm $c is Running"
+# delete / rmdir from node 1: EBUSY while it runs, unless delete force.
+is "delete on node 1 while node 2 runs it: EBUSY" "$("$ONEWRITE" "$M/vms/$c/ctl" delete)" EBUSY
+like "err says why" "$(cat "$M/vms/$c/err")" "delete: vm $c is Running \(stop it first, or delete force\)"
+like "rmdir on node 1: EBUSY" "$(rmdir "$M/vms/$c" 2>&1)" "busy"
+is "the object is still there" "$(jp "$c" '{.metadata.name}')" "$c"
+is "and still runs on node 2" "$(virsh -q -c "$URI2" domstate "$c" 2>/dev/null | head -n 1)" running
+is "delete force on node 1" "$("$ONEWRITE" "$M/vms/$c/ctl" "delete force")" ok
+check "the directory is gone on node 1" test ! -e "$M/vms/$c"
+is "and the object" "$(jp "$c" '{.metadata.name}')" ""
+wait_for 20 bash -c "! virsh -q -c $URI2 dominfo $c >/dev/null 2>&1"
+check "node 2 destroyed and undefined the domain" bash -c "! virsh -q -c $URI2 dominfo $c >/dev/null 2>&1"
 
 # Claim race: no nodeSelector, both nodes see it at once.
 d=${P}d

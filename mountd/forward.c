@@ -1,0 +1,261 @@
+/* Writes on a node that does not own the VM (cluster mode).  Only the
+ * owner's reconciler touches its domain (DESIGN §3), so here a write only
+ * changes the object on the API server (spec patch, DELETE, or a
+ * VMOperation) and waits for the owner's status.  What the owner would
+ * refuse for the phase it reported is refused here first, with the same
+ * errno and text, so that a refused write changes nothing anywhere. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mountd/mountd.h"
+#include "sync/sync.h"
+
+static int unreachable(const char *verb, const char *name, const char *owner,
+		       char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: vm %s belongs to node %s and the API "
+		 "server is unreachable", verb, name, owner[0] ? owner : "(none)");
+	return -EIO;
+}
+
+static int patch_running(struct mountd *md, const char *name, bool running,
+			 char *err, size_t errlen)
+{
+	json_object *patch = json_object_new_object();
+	json_object *spec = json_object_new_object();
+	int rc;
+
+	json_object_object_add(spec, "running", json_object_new_boolean(running));
+	json_object_object_add(patch, "spec", spec);
+	rc = sync_patch(md->sync, SYNC_VM, name, patch, err, errlen);
+	json_object_put(patch);
+	return rc;
+}
+
+static int wait_gone(struct mountd *md, const char *name, int timeout_ms)
+{
+	struct core_vm *vm;
+	uint64_t ver = 0;
+	int rc;
+
+	for (;;) {
+		core_model_rdlock(md->m);
+		vm = core_model_find(md->m, name);
+		if (vm)
+			ver = vm->version;
+		core_model_unlock(md->m);
+		if (!vm)
+			return 0;
+		rc = core_model_wait(md->m, name, ver, NULL, timeout_ms);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static int wait_owner(struct mountd *md, const char *name, const char *verb,
+		      const char *owner, unsigned want, char *err,
+		      size_t errlen)
+{
+	int rc = md_wait_phase(md, name, want, md->stop_timeout_ms + 120000);
+
+	if (rc == -ETIMEDOUT)
+		snprintf(err, errlen, "%s: node %s did not act on vm %s in time",
+			 verb, owner[0] ? owner : "(none)", name);
+	return rc;
+}
+
+/* The phase the owner last reported, as the watch brought it.  A refusal
+ * is confirmed with the API server's copy: the watch may not have brought
+ * the owner's newest status yet (after a migration or an operation of
+ * its own, say), and a write must not be refused for a stale phase. */
+static int check_phase(struct mountd *md, const char *name,
+		       const struct core_ctl *msg, char *err, size_t errlen)
+{
+	char gerr[CORE_ERR_MAX];
+	json_object *obj = NULL, *st = NULL;
+	enum core_phase ph = CORE_PHASE_UNKNOWN;
+	struct core_status s;
+	struct core_vm *vm;
+	int rc;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		ph = vm->st.phase;
+	core_model_unlock(md->m);
+	if (!vm)
+		return 0;       /* the API server answers 404 */
+	rc = md_verb_check(name, msg, ph, err, errlen);
+	if (rc == 0)
+		goto out;
+	if (sync_get(md->sync, SYNC_VM, name, &obj, gerr, sizeof(gerr)) == 0 &&
+	    json_object_object_get_ex(obj, "status", &st) &&
+	    core_status_from_json(st, &s) == 0 && s.phase != ph)
+		rc = md_verb_check(name, msg, s.phase, err, errlen);
+out:
+	json_object_put(obj);
+	return rc;
+}
+
+/* The phase a VMOperation's verb leaves the VM in, so the writer returns
+ * with this node's status showing it, as after an owner-local write. */
+static unsigned op_outcome(const struct core_ctl *msg)
+{
+	switch (msg->verb) {
+	case CORE_V_STOP:
+		return MD_INACTIVE;
+	case CORE_V_PAUSE:
+		return 1u << CORE_PHASE_PAUSED;
+	default:        /* restart, resume */
+		return 1u << CORE_PHASE_RUNNING;
+	}
+}
+
+static int forward_op(struct mountd *md, const char *name,
+		      const struct core_ctl *msg, char *err, size_t errlen)
+{
+	int rc = md_op_forward(md, name, msg, err, errlen);
+
+	/* The operation succeeded: the status only lags.  Do not fail it. */
+	if (rc == 0 && md_wait_phase(md, name, op_outcome(msg), 30000) < 0)
+		md_log(LOG_DEBUG_, "vm %s: %s done, status not seen yet", name,
+		       core_verb_name(msg->verb));
+	return rc;
+}
+
+/* The owner does the work; the writer changes the object and waits for
+ * the owner's status.  Verbs with no spec field to express them run on
+ * the owner's tree only. */
+int md_cluster_forward(struct mountd *md, const char *name,
+		       const struct core_ctl *msg, const char *owner,
+		       char *err, size_t errlen)
+{
+	const char *verb = core_verb_name(msg->verb);
+	bool start = msg->verb == CORE_V_START;
+	int rc;
+
+	if (!md->online)
+		return unreachable(verb, name, owner, err, errlen);
+	/* An unowned VM has no phase of an owner's to go by yet. */
+	if (owner[0] && (rc = check_phase(md, name, msg, err, errlen)) < 0)
+		return rc;
+	/* "force" has no spec field to travel in: a VMOperation carries it. */
+	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART ||
+	    msg->verb == CORE_V_PAUSE || msg->verb == CORE_V_RESUME)
+		return forward_op(md, name, msg, err, errlen);
+	switch (msg->verb) {
+	case CORE_V_START:
+	case CORE_V_STOP:
+		rc = patch_running(md, name, start, err, errlen);
+		if (rc == 0)
+			rc = wait_owner(md, name, verb, owner, start ?
+					1u << CORE_PHASE_RUNNING : MD_INACTIVE,
+					err, errlen);
+		return rc;
+	case CORE_V_DELETE:
+		/* With or without force: the owner destroys a running domain
+		 * when its object goes (drop_owned). */
+		rc = sync_delete(md->sync, SYNC_VM, name, err, errlen);
+		if (rc == 0)
+			rc = wait_gone(md, name, md->stop_timeout_ms + 120000);
+		if (rc == -ETIMEDOUT)
+			snprintf(err, errlen, "delete: node %s did not act on "
+				 "vm %s in time", owner[0] ? owner : "(none)", name);
+		return rc;
+	default:
+		snprintf(err, errlen, "%s: vm %s runs on node %s; use that "
+			 "node's tree", verb, name, owner[0] ? owner : "(none yet)");
+		return -EOPNOTSUPP;
+	}
+}
+
+/* What the owner's converge will do about the power state. */
+static unsigned spec_outcome(const struct core_vm *vm)
+{
+	unsigned bit = 1u << vm->st.phase;
+
+	if (vm->spec.running && (bit & MD_INACTIVE))
+		return 1u << CORE_PHASE_RUNNING;
+	if (!vm->spec.running && (bit & MD_ACTIVE))
+		return MD_INACTIVE;
+	return 0;
+}
+
+/* Model write lock not held.  The model takes spec (readers here see what
+ * was written, and validation is the same as on the owner); the old one
+ * comes back in *old.  Consumes spec. */
+static int take_spec(struct mountd *md, const char *name, json_object *spec,
+		     json_object **old, unsigned *want, char *err,
+		     size_t errlen)
+{
+	struct core_vm *vm;
+	int rc;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	rc = !vm ? -ENOENT :
+	     json_object_deep_copy(vm->spec_json, old, NULL) < 0 ? -ENOMEM : 0;
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "vm %s does not exist", name);
+	if (rc == 0)
+		rc = core_model_set_spec(md->m, vm, spec, err, errlen);
+	if (rc == 0)
+		*want = spec_outcome(vm);
+	else
+		json_object_put(spec);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	return rc;
+}
+
+static void put_back(struct mountd *md, const char *name, json_object *old)
+{
+	char err[CORE_ERR_MAX];
+	struct core_vm *vm;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && core_model_set_spec(md->m, vm, json_object_get(old), err,
+				      sizeof(err)) < 0)
+		json_object_put(old);
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+}
+
+/* A spec written for another node's VM becomes only the merge patch; the
+ * owner's reconciler defines the domain and starts or stops it.  Applying
+ * it here too would define (and maybe start) the domain on this node's
+ * libvirt while the owner runs it.  Consumes spec. */
+int md_cluster_spec_forward(struct mountd *md, const char *name,
+			    json_object *spec, const char *owner, char *err,
+			    size_t errlen)
+{
+	json_object *old = NULL, *new = json_object_get(spec);
+	unsigned want = 0;
+	int rc;
+
+	if (!md->online) {
+		json_object_put(spec);
+		rc = unreachable("spec", name, owner, err, errlen);
+		goto out;
+	}
+	rc = take_spec(md, name, spec, &old, &want, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = md_cluster_spec(md, name, old, new, err, errlen);
+	if (rc < 0) {
+		put_back(md, name, old);
+		goto out;
+	}
+	md_persist(md, name);
+	md_event(md, name, "SpecChanged", "spec replaced; its owner applies it");
+	if (want && owner[0])
+		rc = wait_owner(md, name, "spec", owner, want, err, errlen);
+out:
+	json_object_put(new);
+	json_object_put(old);
+	return rc;
+}
