@@ -136,6 +136,10 @@ void md_ops_sweep(struct mountd *md);
  * new and its VM is ours. */
 void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj);
 void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name);
+/* create.c: the spec a create message asks for (a new reference in
+ * *spec), with a template's defaults under it for template=T. */
+int md_create_spec(struct mountd *md, const struct core_ctl *msg,
+		   json_object **spec, char *err, size_t errlen);
 /* Make a new VM's first disk from its template's image (create
  * template=T or spec.image.templateRef); fills the template's defaults
  * into spec first. */
