@@ -557,11 +557,7 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 	return rc;
 }
 
-/* Put back the spec that was there before a failed spec write: in the
- * model, the domain, the store and (when it was published) the cluster.
- * Takes its own reference to old. */
-static void restore_spec(struct mountd *md, const char *name, json_object *old,
-			 json_object *failed, bool published)
+void md_model_spec_put(struct mountd *md, const char *name, json_object *old)
 {
 	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
@@ -573,6 +569,17 @@ static void restore_spec(struct mountd *md, const char *name, json_object *old,
 		json_object_put(old);
 	core_model_unlock(md->m);
 	flush(md);
+}
+
+/* Put back the spec that was there before a failed spec write: in the
+ * model, the domain, the store and (when it was published) the cluster.
+ * Takes its own reference to old. */
+static void restore_spec(struct mountd *md, const char *name, json_object *old,
+			 json_object *failed, bool published)
+{
+	char err[CORE_ERR_MAX];
+
+	md_model_spec_put(md, name, old);
 	md_redefine(md, name, err, sizeof(err));
 	md_persist(md, name);
 	if (published && md_cluster_spec(md, name, failed, old, err, sizeof(err)) < 0)

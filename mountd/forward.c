@@ -211,20 +211,6 @@ static int take_spec(struct mountd *md, const char *name, json_object *spec,
 	return rc;
 }
 
-static void put_back(struct mountd *md, const char *name, json_object *old)
-{
-	char err[CORE_ERR_MAX];
-	struct core_vm *vm;
-
-	core_model_wrlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm && core_model_set_spec(md->m, vm, json_object_get(old), err,
-				      sizeof(err)) < 0)
-		json_object_put(old);
-	core_model_unlock(md->m);
-	core_model_flush(md->m);
-}
-
 /* A spec written for another node's VM becomes only the merge patch; the
  * owner's reconciler defines the domain and starts or stops it.  Applying
  * it here too would define (and maybe start) the domain on this node's
@@ -247,7 +233,7 @@ int md_cluster_spec_forward(struct mountd *md, const char *name,
 		goto out;
 	rc = md_cluster_spec(md, name, old, new, err, errlen);
 	if (rc < 0) {
-		put_back(md, name, old);
+		md_model_spec_put(md, name, old);
 		goto out;
 	}
 	md_persist(md, name);

@@ -136,6 +136,9 @@ void md_ops_sweep(struct mountd *md);
  * new and its VM is ours. */
 void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj);
 void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name);
+/* Put a spec back in the model after a write that failed (takes its own
+ * reference to old); the domain, store and cluster are the caller's. */
+void md_model_spec_put(struct mountd *md, const char *name, json_object *old);
 /* create.c: the spec a create message asks for (a new reference in
  * *spec), with a template's defaults under it for template=T. */
 int md_create_spec(struct mountd *md, const struct core_ctl *msg,
