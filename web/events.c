@@ -42,8 +42,18 @@ static void changed(void *arg, const char *name, int slot, unsigned what,
 
 void web_events_watch(struct web *w)
 {
+	uint64_t seq;
+
 	core_model_watch(w->cfg.model, changed, w);
 	w->watching = true;
+	/* Count from the model's sequence, not from 0: the changes made
+	 * before the dashboard started would otherwise read, at the first
+	 * new one, as a burst past the ring ("everything changed"). */
+	seq = core_model_flush(w->cfg.model);
+	pthread_mutex_lock(&w->lock);
+	if (w->seq < seq)
+		w->seq = seq;
+	pthread_mutex_unlock(&w->lock);
 }
 
 void web_events_unwatch(struct web *w)
