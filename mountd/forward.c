@@ -64,6 +64,12 @@ static int wait_owner(struct mountd *md, const char *name, const char *verb,
 	if (rc == -ETIMEDOUT)
 		snprintf(err, errlen, "%s: node %s did not act on vm %s in time",
 			 verb, owner[0] ? owner : "(none)", name);
+	else if (rc == -ENOENT)
+		snprintf(err, errlen, "%s: vm %s was deleted meanwhile", verb,
+			 name);
+	else if (rc < 0)
+		snprintf(err, errlen, "%s: vm %s: %s", verb, name,
+			 strerror(-rc));
 	return rc;
 }
 
@@ -97,6 +103,8 @@ static int check_phase(struct mountd *md, const char *name,
 		rc = md_verb_check(name, msg, s.phase, err, errlen);
 out:
 	json_object_put(obj);
+	if (rc == 0)
+		err[0] = '\0';  /* a refusal the server's copy overruled */
 	return rc;
 }
 
@@ -200,6 +208,8 @@ static int take_spec(struct mountd *md, const char *name, json_object *spec,
 	     json_object_deep_copy(vm->spec_json, old, NULL) < 0 ? -ENOMEM : 0;
 	if (rc == -ENOENT)
 		snprintf(err, errlen, "vm %s does not exist", name);
+	else if (rc == -ENOMEM)
+		snprintf(err, errlen, "spec %s: out of memory", name);
 	if (rc == 0)
 		rc = core_model_set_spec(md->m, vm, spec, err, errlen);
 	if (rc == 0)

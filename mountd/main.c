@@ -384,8 +384,11 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 	if (!o->http)
 		return 0;
 	if (idle && *idle) {
-		wc.idle_timeout = (unsigned)strtoul(idle, NULL, 10);
-		if (wc.idle_timeout < 1 || wc.idle_timeout > 3600) {
+		char *end;
+		unsigned long v = strtoul(idle, &end, 10);
+
+		wc.idle_timeout = *end || v > 3600 ? 0 : (unsigned)v;
+		if (wc.idle_timeout < 1) {
 			snprintf(err, errlen, "HYPERSDK_HTTP_IDLE_TIMEOUT: "
 				 "expected seconds, 1 to 3600");
 			return -EINVAL;

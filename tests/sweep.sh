@@ -3,11 +3,11 @@
 # limit, a lost terminal) left behind, since their EXIT traps never ran:
 #   - FUSE mounts under /tmp/hsdk-fs.* whose daemon is gone;
 #   - domains and pools on node 1 (and on node 2 when it answers) named
-#     after a test's pid (t<pid>-*, tb<pid>-*, hypersdk-t<pid>[b],
-#     hypersdk-tb<pid>, be-smoke-[full-]<pid>) when that process no
-#     longer exists; a domain only when it carries hypersdk's metadata, a
-#     pool only when its folder is a test's temporary one, so nobody
-#     else's is touched;
+#     after a test's pid (t<pid>-*, tb<pid>-*, tw<pid>-*, d<pid>-*,
+#     hypersdk-t<pid>[b], be-smoke-[full-]<pid>, ...) when that process no
+#     longer exists; a domain only when its hypersdk metadata names a
+#     test's node, a pool only when its folder is a test's temporary one,
+#     so nobody else's is touched;
 #   - a test's folder (/tmp/hsdk-fs.*, /var/tmp/be-*) when its owner
 #     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone.
 # Everything of a test that still runs is left alone, so two runs can
@@ -18,25 +18,35 @@ URIS=(qemu:///system)
 virsh -q -c qemu+tcp://127.0.0.2:16510/system version >/dev/null 2>&1 &&
 	URIS+=(qemu+tcp://127.0.0.2:16510/system)
 
+alive() { [ -n "$1" ] && [ -d "/proc/$1" ]; }
+
 # The pid in a test's name, if that test is gone.
 dead_owner() { # NAME
 	local pid
-	if [[ $1 =~ ^(hypersdk-)?tb?([0-9]+)b?(-|$) ]]; then
-		pid=${BASH_REMATCH[2]}
-	elif [[ $1 =~ ^be-smoke-(full-)?([0-9]+)$ ]]; then
+	if [[ $1 =~ ^(hypersdk-)?t[bw]?([0-9]+)b?(-|$) ]] ||
+		[[ $1 =~ ^(hypersdk-)?d([0-9]+)(-|$) ]] ||
+		[[ $1 =~ ^be-smoke-(full-)?([0-9]+)$ ]]; then
 		pid=${BASH_REMATCH[2]}
 	else
 		return 1
 	fi
-	! kill -0 "$pid" 2>/dev/null
+	! alive "$pid"
+}
+
+# A domain a test made: its hypersdk metadata names a test's node (the
+# tests' t<pid>, t<pid>b, tw<pid>, d<pid>, or be_ops and be_smoke's
+# fixed ones), so an operator's VM that happens to look like a test's
+# name is never touched.
+test_node() { # URI DOMAIN
+	virsh -q -c "$1" metadata "$2" https://hypersdk.io/xmlns/vm/1 2>/dev/null |
+		grep -Eq '<(hypersdk:)?node>(t[bw]?[0-9]+b?|d[0-9]+|ops-node2?|smoke-node)</'
 }
 
 sweep_libvirt() { # URI
 	local uri=$1 d p
 	for d in $(virsh -q -c "$uri" list --all --name 2>/dev/null); do
 		dead_owner "$d" || continue
-		virsh -q -c "$uri" metadata "$d" https://hypersdk.io/xmlns/vm/1 \
-			>/dev/null 2>&1 || continue
+		test_node "$uri" "$d" || continue
 		virsh -q -c "$uri" destroy "$d" >/dev/null 2>&1
 		virsh -q -c "$uri" undefine "$d" --nvram --snapshots-metadata \
 			--checkpoints-metadata >/dev/null 2>&1 ||
@@ -56,6 +66,9 @@ sweep_libvirt() { # URI
 while read -r _ mnt type _; do
 	case $mnt in /tmp/hsdk-fs.*) ;; *) continue ;; esac
 	[[ $type == fuse* ]] || continue
+	# A live test may keep a stale mount on purpose (restart.sh).
+	d=${mnt%/*}
+	[ -f "$d/owner" ] && alive "$(cat "$d/owner")" && continue
 	# A live daemon answers; a dead one's mount says ENOTCONN.
 	stat "$mnt" >/dev/null 2>&1 && continue
 	umount -l "$mnt" 2>/dev/null && echo "sweep: unmounted $mnt"
@@ -68,8 +81,9 @@ done
 # A test's folder (disk images included) once its owner is gone and
 # nothing is mounted in it any more.
 for d in /tmp/hsdk-fs.* /var/tmp/be-ops-* /var/tmp/be-smoke-*; do
-	[ -f "$d/owner" ] || continue
-	kill -0 "$(cat "$d/owner")" 2>/dev/null && continue
+	# An owner file is written whole (renamed into place).
+	[ -s "$d/owner" ] || continue
+	alive "$(cat "$d/owner")" && continue
 	grep -q " $d/" /proc/mounts && continue
 	rm -rf "$d" && echo "sweep: removed $d"
 done

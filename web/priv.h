@@ -55,9 +55,11 @@ struct web {
 	size_t nseen;
 };
 
-/* The owner of the client's end of a TCP connection to our port, from
- * /proc/net/tcp{,6} (peer.c); -ENOENT when it is not listed. */
-int web_peer_uid(const struct sockaddr *peer, int port, uid_t *uid);
+/* The owner of the client's end (peer) of an established TCP connection
+ * to our end (us), from /proc/net/tcp{,6} (peer.c); -ENOENT when it is
+ * not listed. */
+int web_peer_uid(const struct sockaddr *peer, const struct sockaddr *us,
+		 uid_t *uid);
 
 /* A response body being built. */
 struct web_buf {

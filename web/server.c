@@ -249,14 +249,19 @@ static bool is_json(struct MHD_Connection *c)
 
 /* Without a token, the users the tree lets write ctl files: the daemon's
  * own and root.  Anyone else on this host reaches 127.0.0.1 too. */
-static bool peer_may_act(struct web *w, struct MHD_Connection *c)
+static bool peer_may_act(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *fd =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct sockaddr_storage us;
+	socklen_t len = sizeof(us);
 	uid_t uid;
 
-	if (!ci || !ci->client_addr ||
-	    web_peer_uid(ci->client_addr, w->port, &uid) < 0)
+	if (!ci || !ci->client_addr || !fd ||
+	    getsockname(fd->connect_fd, (struct sockaddr *)&us, &len) < 0 ||
+	    web_peer_uid(ci->client_addr, (struct sockaddr *)&us, &uid) < 0)
 		return false;
 	return uid == 0 || uid == geteuid();
 }
@@ -296,7 +301,7 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 		return no(why, "the daemon is stopping", 503);
 	if (w->cfg.token && w->cfg.token[0] && !token_ok(w, c))
 		return no(why, "missing or wrong bearer token", 401);
-	if (!(w->cfg.token && w->cfg.token[0]) && !peer_may_act(w, c))
+	if (!(w->cfg.token && w->cfg.token[0]) && !peer_may_act(c))
 		return no(why, "without --http-token only the daemon's user and "
 			  "root may act, as in the tree", 403);
 	if (!same_origin(c))
@@ -403,6 +408,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return serve_get(w, c, &q->route);
 	if (q->too_big)
 		return error(c, 413, "request body too long (at most 64 KiB)");
+	/* Its headers may have come before the daemon began to stop. */
+	if (stopping(w))
+		return error(c, 503, "the daemon is stopping");
 	status = web_api_post(w, &q->route, q->body ? q->body : "", q->len,
 			      &body);
 	return json(c, status, body);

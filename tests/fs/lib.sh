@@ -13,7 +13,7 @@ VIRSH=(virsh -q -c qemu:///system)
 T=$(mktemp -d /tmp/hsdk-fs.XXXXXX)
 # libvirt runs QEMU as libvirt-qemu, which must reach the pool below.
 chmod 755 "$T"
-echo $$ >"$T/owner" # for tests/sweep.sh, after a run killed with SIGKILL
+echo $$ >"$T/owner.new" && mv "$T/owner.new" "$T/owner" # for tests/sweep.sh
 M=$T/mnt
 STATE=$T/state
 POOL=$T/pool
