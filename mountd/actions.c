@@ -384,6 +384,17 @@ static bool verb_allowed(const struct core_ctl *msg, enum core_phase ph)
 	}
 }
 
+bool md_vm_phase(struct mountd *md, const char *name, enum core_phase *ph)
+{
+	struct core_vm *vm;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	*ph = vm ? vm->st.phase : CORE_PHASE_UNKNOWN;
+	core_model_unlock(md->m);
+	return vm != NULL;
+}
+
 int md_verb_check(const char *name, const struct core_ctl *msg,
 		  enum core_phase ph, char *err, size_t errlen)
 {
@@ -435,17 +446,12 @@ static int vm_verb(struct mountd *md, const char *name,
 {
 	const char *verb = core_verb_name(msg->verb);
 	char op[32];
-	enum core_phase ph = CORE_PHASE_UNKNOWN;
-	struct core_vm *vm;
+	enum core_phase ph;
 	int rc;
 
 	/* A verb refused for the phase leaves the status untouched. */
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		ph = vm->st.phase;
-	core_model_unlock(md->m);
-	if (vm && (rc = md_verb_check(name, msg, ph, err, errlen)) < 0)
+	if (md_vm_phase(md, name, &ph) &&
+	    (rc = md_verb_check(name, msg, ph, err, errlen)) < 0)
 		return rc;
 	snprintf(op, sizeof(op), "%s%s", verb, msg->force ? " force" : "");
 	rc = begin_op(md, name, op, &ph, err, errlen);

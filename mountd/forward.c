@@ -82,17 +82,11 @@ static int check_phase(struct mountd *md, const char *name,
 {
 	char gerr[CORE_ERR_MAX];
 	json_object *obj = NULL, *st = NULL;
-	enum core_phase ph = CORE_PHASE_UNKNOWN;
+	enum core_phase ph;
 	struct core_status s;
-	struct core_vm *vm;
 	int rc;
 
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		ph = vm->st.phase;
-	core_model_unlock(md->m);
-	if (!vm)
+	if (!md_vm_phase(md, name, &ph))
 		return 0;       /* the API server answers 404 */
 	rc = md_verb_check(name, msg, ph, err, errlen);
 	if (rc == 0)

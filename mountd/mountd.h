@@ -82,6 +82,8 @@ extern const struct fs_ops md_fs_ops;
 /* Phases as masks of 1 << phase: the guest exists, or it does not run. */
 #define MD_ACTIVE ((1u << CORE_PHASE_RUNNING) | (1u << CORE_PHASE_PAUSED))
 #define MD_INACTIVE ((1u << CORE_PHASE_STOPPED) | (1u << CORE_PHASE_FAILED))
+/* The VM's phase as the model holds it; false when there is no such VM. */
+bool md_vm_phase(struct mountd *md, const char *name, enum core_phase *ph);
 /* 0 when msg may run on a VM in phase ph; else -EBUSY with the owner's
  * text (delete without force refuses a running guest). */
 int md_verb_check(const char *name, const struct core_ctl *msg,

@@ -213,9 +213,7 @@ static void running_linked_checks(struct be_conn *c)
 
 	name(src, sizeof(src), "cr");
 	name(dst, sizeof(dst), "crl");
-	rc = define64(c, src, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, src, E(err), sizeof(err));
+	rc = start64(c, src, E(err), sizeof(err));
 	ok(rc == 0, "running linked: source defined and running (%s)", err);
 	running_linked(c, src, dst, base, cur, sizeof(cur));
 	rc = be_linked_dependents(c, src, deps, sizeof(deps));
@@ -247,9 +245,7 @@ void clone_checks(struct be_conn *c)
 	name(src, sizeof(src), "cs");
 	name(full, sizeof(full), "cf");
 	name(lnk, sizeof(lnk), "cl");
-	rc = define64(c, src, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, src, E(err), sizeof(err));
+	rc = start64(c, src, E(err), sizeof(err));
 	ok(rc == 0, "clones: source defined and running (%s)", err);
 	clone_cancel(c, src, full);
 	clone_full(c, src, full);

@@ -194,9 +194,7 @@ static void image_use(struct be_conn *c)
 	rc = be_volume_from_image(c, vm, "root", "img-a.qcow2", true,
 				  64ULL << 20, E(err), sizeof(err));
 	ok(rc == -EEXIST, "again: EEXIST: %s", err);
-	rc = define64(c, vm, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, vm, E(err), sizeof(err));
+	rc = start64(c, vm, E(err), sizeof(err));
 	domstate(URI, vm, st, sizeof(st));
 	ok(rc == 0 && !strcmp(st, "running"), "a VM on it runs (%s)", err);
 	be_destroy(c, vm, E(err), sizeof(err));

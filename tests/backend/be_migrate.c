@@ -168,9 +168,7 @@ void migrate_checks(const struct be_config *cfg, struct be_conn *c)
 	if (rc < 0)
 		return;
 	name(vm, sizeof(vm), "mg");
-	rc = define64(c, vm, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, vm, E(err), sizeof(err));
+	rc = start64(c, vm, E(err), sizeof(err));
 	ok(rc == 0, "migration: define and start (%s)", err);
 	migrate_cancel(c, c2, vm, back);
 	migrate_there_back(c, c2, vm, back);

@@ -81,9 +81,7 @@ static void resize_checks(struct be_conn *c)
 	bool live = false;
 
 	name(vm, sizeof(vm), "rs");
-	rc = define64(c, vm, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, vm, E(err), sizeof(err));
+	rc = start64(c, vm, E(err), sizeof(err));
 	ok(rc == 0, "resize: define and start a 64 MiB VM (%s)", err);
 	rc = be_limits(c, vm, &maxc, &maxm, E(err), sizeof(err));
 	ok(rc == 0 && maxc == 2 && maxm == 128ULL << 20,
@@ -149,9 +147,7 @@ static void snapshot_checks(struct be_conn *c)
 	int rc;
 
 	name(vm, sizeof(vm), "sn");
-	rc = define64(c, vm, E(err), sizeof(err));
-	if (rc == 0)
-		rc = be_start(c, vm, E(err), sizeof(err));
+	rc = start64(c, vm, E(err), sizeof(err));
 	ok(rc == 0, "snapshots: define and start (%s)", err);
 	rc = be_snapshot_create(c, vm, "s1", true, true, &q, &si, E(err),
 				sizeof(err));

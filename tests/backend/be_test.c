@@ -203,6 +203,13 @@ int define64(struct be_conn *c, const char *vm, char *err, size_t len)
 	return rc;
 }
 
+int start64(struct be_conn *c, const char *vm, char *err, size_t len)
+{
+	int rc = define64(c, vm, err, len);
+
+	return rc ? rc : be_start(c, vm, err, len);
+}
+
 void name(char *out, size_t len, const char *what)
 {
 	snprintf(out, len, "%s%s", pfx, what);

@@ -44,6 +44,8 @@ extern int max_pct;
 void on_progress(void *arg, int pct, const char *msg);
 void name(char *out, size_t len, const char *what);
 int define64(struct be_conn *c, const char *vm, char *err, size_t len);
+/* define64, then start it. */
+int start64(struct be_conn *c, const char *vm, char *err, size_t len);
 int backing_of(const char *vm, char *out, size_t len);
 
 /* ---- be_clone.c, be_migrate.c, be_image.c ---- */
