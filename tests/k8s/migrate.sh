@@ -42,18 +42,26 @@ YAML
 wait_for 30 phase_is "$a" Running
 is "a VM placed on node 1 runs there" "$(domstate "$a")" running
 
-k apply -f - >/dev/null <<YAML
+# mig_op NAME VM [FIELD...]: a VMOperation migrating VM to node 2, with
+# more migrateSpec fields ("live: false") as arguments.
+mig_op() {
+	local name=$1 vm=$2 f extra=
+	shift 2
+	for f in "$@"; do extra+=$'\n'"    $f"; done
+	k apply -f - >/dev/null <<YAML
 apiVersion: hypersdk.io/v1alpha1
 kind: VMOperation
 metadata:
-  name: ${P}mig
+  name: $name
 spec:
   vmRef:
-    name: $a
+    name: $vm
   operation: migrate
   migrateSpec:
-    targetNode: $NODE2
+    targetNode: $NODE2$extra
 YAML
+}
+mig_op "${P}mig" "$a"
 check "kubectl's VMOperation migrate Succeeds" wait_for 60 is_op "${P}mig" Succeeded
 is "node 2's libvirt runs the guest" "$(state2 "$a")" running
 is "node 1's libvirt has no such domain" "$(domstate "$a")" ""
@@ -105,22 +113,7 @@ spec:
 YAML
 wait_for 60 phase_is "$g" Running
 is "a kernel-booted guest runs on node 1" "$(domstate "$g")" running
-slow() { # NAME [LIVE]
-	k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VMOperation
-metadata:
-  name: $1
-spec:
-  vmRef:
-    name: $g
-  operation: migrate
-  migrateSpec:
-    targetNode: $NODE2
-    bandwidth: 8Mbps
-    live: ${2:-true}
-YAML
-}
+slow() { mig_op "$1" "$g" "bandwidth: 8Mbps" "live: ${2:-true}"; } # NAME [LIVE]
 slow "${P}slow1"
 check "a slow migration runs" wait_for 20 is_op "${P}slow1" Running
 k patch vmoperation "${P}slow1" --type merge -p '{"spec":{"cancel":true}}' >/dev/null
@@ -144,19 +137,7 @@ check "the guest runs again on node 1" wait_for 10 bash -c "[ \"\$(virsh -q -c q
 k delete vm "$g" --wait=false >/dev/null
 
 # A whole non-live migration, from kubectl.
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VMOperation
-metadata:
-  name: ${P}still
-spec:
-  vmRef:
-    name: $a
-  operation: migrate
-  migrateSpec:
-    targetNode: $NODE2
-    live: false
-YAML
+mig_op "${P}still" "$a" "live: false"
 check "a VMOperation migrate with live: false Succeeds" wait_for 60 is_op "${P}still" Succeeded
 is "node 2's libvirt runs the guest" "$(state2 "$a")" running
 is "node 1's libvirt has no such domain" "$(domstate "$a")" ""
