@@ -1,43 +1,46 @@
 #!/usr/bin/env bash
-# Install the Debian packages the product and its tests need (idempotent,
-# fast when everything is there).  Usage: scripts/deps.sh [run|test]
+# Install the Debian packages the product (run) or the product and its
+# tests (test) need.  Idempotent, and quick when everything is there.
+# Usage: scripts/deps.sh [run|test]
 set -euo pipefail
+ME=deps
+. "$(dirname "$0")/quietly.sh"
+
+mode=${1:-run}
+case $mode in run | test) ;; *) echo "usage: $0 [run|test]" >&2; exit 2 ;; esac
 
 run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
   libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils dnsmasq-base iptables
   libjson-c-dev libyaml-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
   xorriso)
+# mmdebstrap makes the bare Debian 12 root of the fresh-machine check
+# (tests/fresh); git clones the checkout into it.
 test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
-  libfuse3-dev chromium nodejs jq curl)
-# The dashboard's browser test drives Chromium with playwright-core from
-# npm, kept outside the repository, once per machine (it needs Node >= 20,
-# the nodejs this machine image ships; Debian 12's own is 18).
-# Debian 12's Node 18 gets the last playwright-core that supports it.
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -ge 20 ] 2>/dev/null; then
-  PLAYWRIGHT_VERSION=1.65.1
-else
-  PLAYWRIGHT_VERSION=1.49.1
-fi
+  chromium nodejs jq curl mmdebstrap git)
 NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 
 want=("${run_pkgs[@]}")
-if [ "${1:-run}" = test ]; then
+if [ "$mode" = test ]; then
   want+=("${test_pkgs[@]}")
-  # Some nodejs builds carry npm; Debian's is a package of its own.
-  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 
+# The dashboard's browser test drives Chromium with playwright-core from
+# npm, kept outside the repository, once per machine.  Its version follows
+# the Node.js installed (known only after apt): Debian 12's own Node 18
+# gets the last playwright-core that supports it.
 npm_deps() {
-  [ "${1:-run}" = test ] || return 0
-  [ -f "$NPM_DIR/node_modules/playwright-core/package.json" ] &&
-    grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" \
-      "$NPM_DIR/node_modules/playwright-core/package.json" && return 0
+  local major version
+  [ "$mode" = test ] || return 0
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -ge 20 ]; then version=1.65.1; else version=1.49.1; fi
+  grep -qs "\"version\": \"$version\"" \
+    "$NPM_DIR/node_modules/playwright-core/package.json" && return 0
   mkdir -p "$NPM_DIR"
-  echo "deps: npm install playwright-core@$PLAYWRIGHT_VERSION into $NPM_DIR" >&2
-  npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
-    "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+  echo "deps: npm install playwright-core@$version into $NPM_DIR" >&2
+  QUIET_HINT="the npm registry must be reachable" quietly "npm install" \
+    npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
+    "playwright-core@$version"
 }
 
 missing=()
@@ -45,16 +48,21 @@ for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing+=("$p")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-  npm_deps "${1:-run}"
-  exit 0
+# Some nodejs builds carry npm; Debian's is a package of its own.
+if [ "$mode" = test ] && ! command -v npm >/dev/null 2>&1; then
+  dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q "install ok installed" ||
+    missing+=(npm)
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "deps: missing packages (run as root to install): ${missing[*]}" >&2
-  exit 1
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages (run as root to install): ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  QUIET_HINT="Debian's archive must be reachable (see /etc/apt/sources.list.d)" \
+    quietly "apt-get update" apt-get update
+  QUIET_HINT="packages: ${missing[*]}" \
+    quietly "apt-get install" apt-get install -y "${missing[@]}"
 fi
-echo "deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq "${missing[@]}" >/dev/null
-npm_deps "${1:-run}"
+npm_deps

@@ -7,7 +7,22 @@ URI=qemu:///system
 HERE=$(cd "$(dirname "$0")" && pwd)
 WAIT_S=${LIBVIRT_UP_WAIT:-20}
 
-die() { echo "libvirt-up: $*" >&2; exit 1; }
+LOGDIR=/var/log/libvirt
+# Without systemd the daemons' errors would go to a /dev/null stderr;
+# warnings and errors go to these files, shown when a start fails.
+LIBVIRTD_LOG=$LOGDIR/libvirtd.log
+VIRTLOGD_LOG=$LOGDIR/virtlogd.log
+TAIL_LOG=
+
+die() {
+	if [ -n "$TAIL_LOG" ] && [ -s "$TAIL_LOG" ]; then
+		echo "----- last lines of $TAIL_LOG" >&2
+		tail -n 15 "$TAIL_LOG" >&2
+		echo "-----" >&2
+	fi
+	echo "libvirt-up: $*" >&2
+	exit 1
+}
 say() { echo "libvirt-up: $*"; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -30,7 +45,7 @@ else
 	say "no /dev/kvm: guests will use tcg"
 fi
 
-mkdir -p /run/libvirt
+mkdir -p /run/libvirt "$LOGDIR"
 
 # Live migration between two libvirtd on one machine (scripts/libvirt-node2.sh)
 # needs distinct host UUIDs; without one libvirtd reads SMBIOS, which is the
@@ -53,7 +68,9 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 # .../virtlogd-sock".
 if ! alive /run/virtlogd.pid; then
 	say "starting virtlogd"
-	"$HERE/detached" virtlogd -d || die "virtlogd failed to start"
+	TAIL_LOG=$VIRTLOGD_LOG
+	LIBVIRT_LOG_OUTPUTS="3:file:$VIRTLOGD_LOG" "$HERE/detached" virtlogd -d ||
+		die "virtlogd failed to start"
 fi
 
 if [ "$uuid_changed" = 1 ] && alive /run/libvirtd.pid; then
@@ -65,8 +82,10 @@ fi
 if ! answers; then
 	if ! alive /run/libvirtd.pid; then
 		say "starting libvirtd"
-		"$HERE/detached" libvirtd -d || die "libvirtd failed to start"
+		LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" "$HERE/detached" libvirtd -d ||
+			die "libvirtd failed to start"
 	fi
+	TAIL_LOG=$LIBVIRTD_LOG
 	i=0
 	while ! answers; do
 		i=$((i + 1))

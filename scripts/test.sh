@@ -5,16 +5,21 @@
 #   fs (shell over a real mount and libvirtd), web (the dashboard's API
 #   and headless Chromium), unit and fs again under ASan+UBSan, fuzz
 #   (short libFuzzer runs), k8s (a real API server), bench (ratios
-#   against peers; they fail only when broken).
+#   against peers; they fail only when broken), fresh (both README
+#   commands on a bare Debian 12 root, tests/fresh).
 # Ends with the line "N passed, N failed".  Select suites with
-# SUITES="unit cli fs web asan fuzz k8s bench" (default: all).
+# SUITES="unit cli fs web asan fuzz k8s bench fresh" (default: all);
+# SUITES=none does the set-up only (packages, libvirt, the build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
-SUITES=${SUITES:-unit cli fs web asan fuzz k8s bench}
+SUITES=${SUITES:-unit cli fs web asan fuzz k8s bench fresh}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
-# Per test script or program; the slowest take about 4 minutes.
+# Per test script or program; the slowest take about 4 minutes.  The
+# fresh-machine check gets longer: on a machine's first run it downloads
+# every package into its cache.
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+FRESH_TIMEOUT=${FRESH_TIMEOUT:-2700}
 LOGS=${TEST_LOGS:-/tmp/hypersdk-test-logs}
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
@@ -43,14 +48,14 @@ run_tap() {
 	# limit; timeout signals the test's process group, whose EXIT traps
 	# clean up.  That group is not ours, so our INT and TERM are passed
 	# on (see the trap below).
-	timeout -k 30 "$TEST_TIMEOUT" "$@" </dev/null >"$log" 2>&1 &
+	timeout -k 30 "${RUN_TIMEOUT:-$TEST_TIMEOUT}" "$@" </dev/null >"$log" 2>&1 &
 	CURRENT=$!
 	wait "$CURRENT"
 	rc=$?
 	CURRENT=
 	# 124: stopped by TERM; 137: it ignored TERM and was killed.
 	[ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] ||
-		echo "not ok - timed out after ${TEST_TIMEOUT}s" >>"$log"
+		echo "not ok - timed out after ${RUN_TIMEOUT:-$TEST_TIMEOUT}s" >>"$log"
 	say "$name: # $((SECONDS - t0))s"
 	grep -E '^(not )?ok |^#|^1\.\.' "$log" | sed "s|^|$name: |"
 	ok=$(grep -E '^ok ' "$log" | grep -cvE '# SKIP')
@@ -79,11 +84,16 @@ step() {
 	return 1
 }
 
-build() { # DIR [meson options...]
+# build DIR [meson options...]: with every test program (-Dtests=enabled:
+# a missing test dependency is an error here, not a skip).  A build dir
+# the run command configured gets the option changed in place.
+build() {
 	local dir=$1
 	shift
-	if [ ! -f "$dir/build.ninja" ]; then
-		meson setup "$dir" "$@" || return 1
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" -Dtests=enabled "$@" || return 1
+	else
+		meson setup "$dir" -Dtests=enabled "$@" || return 1
 	fi
 	ninja -C "$dir"
 }
@@ -147,7 +157,7 @@ if want asan && step build-asan build build-asan -Db_sanitize=address,undefined 
 	unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 if want fuzz && step build-fuzz env CC=clang-14 bash -c \
-	'[ -f build-fuzz/build.ninja ] || meson setup build-fuzz -Dfuzz=true -Db_lundef=false; ninja -C build-fuzz'; then
+	'[ -f build-fuzz/build.ninja ] || meson setup build-fuzz -Dtests=enabled -Dfuzz=true -Db_lundef=false; ninja -C build-fuzz'; then
 	fuzz_suite
 fi
 if want k8s && step k8s-build tests/k8s/cluster.sh build; then
@@ -161,6 +171,10 @@ if want bench; then
 		[ -f "$t" ] || continue
 		run_tap "bench/$(basename "$t" .sh)" env BUILD="$TOP/build" bash "$t"
 	done
+fi
+if want fresh; then
+	run_tap fresh/errors bash tests/fresh/errors.sh
+	RUN_TIMEOUT=$FRESH_TIMEOUT run_tap fresh/fresh bash tests/fresh/fresh.sh
 fi
 
 say "logs: $LOGS"

@@ -9,10 +9,13 @@
 #     test's node, a pool only when its folder is a test's temporary one,
 #     so nobody else's is touched;
 #   - a test's folder (/tmp/hsdk-fs.*, /var/tmp/be-*) when its owner
-#     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone.
+#     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone;
+#   - a fresh-machine check's machine (/var/tmp/hsdk-fresh.*, with an
+#     owner file) with every process and namespace in it.
 # Everything of a test that still runs is left alone, so two runs can
 # share the machine.  Prints what it removed.
 set -uo pipefail
+. "$(dirname "$0")/fresh/root.sh"
 
 URIS=(qemu:///system)
 virsh -q -c qemu+tcp://127.0.0.2:16510/system version >/dev/null 2>&1 &&
@@ -86,5 +89,11 @@ for d in /tmp/hsdk-fs.* /var/tmp/be-ops-* /var/tmp/be-smoke-*; do
 	alive "$(cat "$d/owner")" && continue
 	grep -q " $d/" /proc/mounts && continue
 	rm -rf "$d" && echo "sweep: removed $d"
+done
+
+for d in /var/tmp/hsdk-fresh.*; do
+	[ -s "$d/owner" ] || continue
+	alive "$(cat "$d/owner")" && continue
+	fresh_remove "$d" && echo "sweep: removed $d"
 done
 exit 0
