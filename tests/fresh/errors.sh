@@ -10,14 +10,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$(mktemp -d /tmp/hsdk-errors.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
-tap_n=0
-tap_failed=0
-ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $1"; }
-not_ok() {
-	tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1))
-	echo "not ok $tap_n - $1"
-	[ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/# /'
-}
+. "$TOP/tests/tap.sh"
 
 mkdir -p "$T/src/scripts" "$T/bin" "$T/npm/node_modules/playwright-core"
 cp "$TOP"/scripts/* "$T/src/scripts/"
@@ -101,5 +94,4 @@ expect "test.sh: a failing build step is shown and counted" \
 	'not ok - build' '# meson: cannot configure here' ' failed' -- \
 	env SUITES=none scripts/test.sh
 
-echo "1..$tap_n"
-[ "$tap_failed" -eq 0 ]
+done_testing

@@ -24,19 +24,7 @@ UP=0
 VM=fresh-web
 LOG=$(mktemp /tmp/hsdk-fresh-log.XXXXXX)
 
-tap_n=0
-tap_failed=0
-ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $1"; }
-not_ok() {
-	tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1))
-	echo "not ok $tap_n - $1"
-	[ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/# /'
-}
-done_testing() {
-	echo "1..$tap_n"
-	[ "$tap_failed" -eq 0 ]
-	exit $?
-}
+. "$TOP/tests/tap.sh"
 # step DESC CMD...: one test; on failure the tail of what CMD printed.
 step() {
 	local d=$1 t0=$SECONDS
