@@ -108,7 +108,8 @@ if info=$(virsh -c "$URI" net-info default 2>/dev/null); then
 	else
 		say "warning: cannot start network default ($(echo "$out" | grep -v '^$' | tail -1)); VMs get user networking"
 	fi
-	virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+	out=$(virsh -c "$URI" net-autostart default 2>&1) ||
+		say "warning: cannot mark network default autostart ($(echo "$out" | grep -v '^$' | tail -1))"
 else
 	say "network default is not defined; VMs get user networking"
 fi
