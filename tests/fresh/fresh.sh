@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The fresh-machine check: both README commands on a bare Debian 12.
-#   1. a minimal bookworm root (mmdebstrap, cached per machine) holding a
-#      clean clone of this checkout;
-#   2. in a chroot: scripts/deps.sh run;
-#   3. in a new network namespace: the README's run command with a
-#      temporary --mount, then the tour's first lines (create, start,
-#      phase Running, stop force, delete) and umount;
+#   1. a minimal bookworm root (mmdebstrap, cached per host) holding a
+#      clean clone of this checkout, in a mount namespace and a network
+#      namespace of its own (tests/fresh/root.sh);
+#   2. scripts/deps.sh run;
+#   3. in the machine's network namespace, the README's run command with a
+#      temporary --mount; the tour's first lines with their phases
+#      checked; the README's whole 30-second tour, read out of README.md;
+#      umount;
 #   4. scripts/deps.sh test and the test command's set-up (configure and
 #      build with tests enabled, libvirt, sweep: SUITES=none
 #      scripts/test.sh), and Debian's Node.js with the playwright-core
 #      deps.sh chose for it driving Chromium once;
-#   5. every process of the root stopped by pid, everything unmounted, the
-#      root removed (also when this script fails or is stopped).
+#   5. every process of the machine stopped by pid, its namespaces
+#      released, its folder removed (also when this script fails or is
+#      stopped; tests/sweep.sh after a SIGKILL).
 # TAP output.  Needs root, mmdebstrap, git and the network to Debian's
 # archive and the npm registry (warm: only index checks).
 set -uo pipefail
@@ -50,7 +53,7 @@ diagnose() {
 need() { step "$@" || { diagnose; done_testing; }; }
 
 [ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP needs root"; exit 0; }
-for tool in mmdebstrap git unshare chroot ip; do
+for tool in mmdebstrap git unshare nsenter pivot_root ip; do
 	command -v "$tool" >/dev/null ||
 		{ not_ok "$tool is installed (scripts/deps.sh test)"; done_testing; }
 done
@@ -76,9 +79,15 @@ UP=1
 # The checkout as it is: committed files by clone, then the working
 # tree's changes on top (none in CI, which runs on a clean clone).
 clone() {
+	local f
 	git clone -q --no-hardlinks "$TOP" "$R/root/hypersdk" || return 1
-	(cd "$TOP" && git ls-files -z -m -o --exclude-standard) |
-		(cd "$TOP" && xargs -0 -r cp --parents -t "$R/root/hypersdk") || return 1
+	while IFS= read -r -d '' f; do
+		if [ -e "$TOP/$f" ]; then
+			(cd "$TOP" && cp --parents -t "$R/root/hypersdk" -- "$f") || return 1
+		else
+			rm -f -- "$R/root/hypersdk/$f"
+		fi
+	done < <(cd "$TOP" && git ls-files -z -m -o --exclude-standard)
 	git -C "$R/root/hypersdk" status --short | sed 's/^/changed: /'
 }
 need "clean clone of the checkout" clone
@@ -120,6 +129,54 @@ mountd_runs() {
 	done
 	return 1
 }
+# The README's 30-second tour itself, line by line, in one shell (so cd
+# holds), on the same mount: the README is the test's input, so the two
+# cannot drift apart.  Each line must succeed, but the one that shows a
+# refused message; a few lines' output is checked too.
+readme_tour() {
+	awk '/^## A 30-second tour/ {f = 1; next} /^## / {f = 0} f && /^    /' \
+		"$TOP/README.md" | sed -E 's/^    //; s/[[:space:]]{2,}#.*$//; /^[[:space:]]*$/d' |
+		sed "s|/run/hypersdk|$MNT|g"
+}
+run_readme_tour() {
+	local i=0 line out rc
+	mkdir -p "$R/root/tour"
+	{
+		echo 'exec </dev/null'
+		while IFS= read -r line; do
+			i=$((i + 1))
+			printf '{ %s\n} >/root/tour/%d.out 2>&1; echo $? >/root/tour/%d.rc\n' \
+				"$line" "$i" "$i"
+		done < <(readme_tour)
+		echo 'sleep 0.5; kill $(jobs -p) 2>/dev/null; exit 0'
+	} >"$R/root/tour.sh"
+	if ! fresh_in "$W" "timeout 300 bash /root/tour.sh"; then
+		not_ok "README tour ran to its end"
+		return
+	fi
+	i=0
+	while IFS= read -r line; do
+		i=$((i + 1))
+		rc=$(cat "$R/root/tour/$i.rc" 2>/dev/null || echo missing)
+		out=$(cat "$R/root/tour/$i.out" 2>/dev/null)
+		case $line in
+		*frobnicate*) [ "$rc" != 0 ] && [ "$rc" != missing ] ;;
+		*) [ "$rc" = 0 ] ;;
+		esac || { not_ok "README tour: $line" "exit $rc: $out"; continue; }
+		case $line in
+		'cat web/err') like "README tour: $line" "$out" 'unknown control message "frobnicate"' ;;
+		'cat web/wait &') ok "README tour: $line" ;;
+		'grep cpus web/spec') like "README tour: $line" "$out" 'cpus: 2' ;;
+		'cat web/status') like "README tour: $line" "$out" 'phase Running' ;;
+		*) ok "README tour: $line" ;;
+		esac
+	done < <(readme_tour)
+	like "README tour: the blocked wait printed the change" \
+		"$(cat "$R"/root/tour/*.out | tr '\n' ' ')" 'operation pause|phase Paused'
+	like "README tour: at least 20 lines found in README.md" "$i" '^[2-9][0-9]$'
+}
+run_readme_tour
+
 unmounted() {
 	fresh_in "$W" "umount $MNT" || return 1
 	for _ in $(seq 100); do
