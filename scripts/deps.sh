@@ -43,15 +43,14 @@ npm_deps() {
     "playwright-core@$version"
 }
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 # Some nodejs builds carry npm; Debian's is a package of its own.
-if [ "$mode" = test ] && ! command -v npm >/dev/null 2>&1; then
-  dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q "install ok installed" ||
-    missing+=(npm)
+if [ "$mode" = test ] && ! command -v npm >/dev/null 2>&1 && ! installed npm; then
+  missing+=(npm)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

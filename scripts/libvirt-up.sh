@@ -5,6 +5,7 @@ set -euo pipefail
 
 URI=qemu:///system
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/quietly.sh"
 WAIT_S=${LIBVIRT_UP_WAIT:-20}
 
 LOGDIR=/var/log/libvirt
@@ -15,11 +16,7 @@ VIRTLOGD_LOG=$LOGDIR/virtlogd.log
 TAIL_LOG=
 
 die() {
-	if [ -n "$TAIL_LOG" ] && [ -s "$TAIL_LOG" ]; then
-		echo "----- last lines of $TAIL_LOG" >&2
-		tail -n 15 "$TAIL_LOG" >&2
-		echo "-----" >&2
-	fi
+	[ -z "$TAIL_LOG" ] || [ ! -s "$TAIL_LOG" ] || show_tail "$TAIL_LOG" "$TAIL_LOG" 15
 	echo "libvirt-up: $*" >&2
 	exit 1
 }

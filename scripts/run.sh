@@ -35,9 +35,7 @@ LOG=/var/log/hypersdk/mountd.log
 mkdir -p /var/log/hypersdk
 # The daemon prints its own start-up error; the log's tail says more.
 if ! ./build/mountd/hypersdk-mountd --log-file "$LOG" "$@"; then
-  echo "----- last lines of $LOG" >&2
-  tail -n 15 "$LOG" >&2 || true
-  echo "-----" >&2
+  show_tail "$LOG" "$LOG" 15 || true
   echo "run: hypersdk-mountd did not mount $MOUNT (see the error above)" >&2
   exit 1
 fi

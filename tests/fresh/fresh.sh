@@ -106,15 +106,16 @@ step "configure without cmocka: unit tests skipped with one message" said_cmocka
 tour() { fresh_in "$W" "cd $MNT/vms && $*"; }
 phase() { fresh_in "$W" "head -1 $MNT/vms/$VM/status"; }
 need "create $VM memory=64Mi disk=64Mi" tour "echo 'create $VM memory=64Mi disk=64Mi' > ctl"
-# is_phase WANT: the first line of the VM's status, printed when it differs.
-is_phase() { local got; got=$(phase); [ "$got" = "phase $1" ] || { echo "got '$got'"; return 1; }; }
+# is_phase WANT: the first line of the VM's status is "phase WANT"; else
+# the status and err are printed.
+is_phase() {
+	[ "$(phase)" = "phase $1" ] && return 0
+	tour "cat $VM/status $VM/err"
+	return 1
+}
 step "phase Stopped after create" is_phase Stopped
 need "start" tour "echo start > $VM/ctl"
-got=$(phase)
-if [ "$got" = "phase Running" ]; then ok "phase Running"; else
-	not_ok "phase Running" "got '$got'; status and err:
-$(tour "cat $VM/status $VM/err" 2>&1)"
-fi
+step "phase Running" is_phase Running
 step "hyperctl wait $VM Running" fresh_in "$W" \
 	"build/cli/hyperctl -m $MNT wait $VM Running -timeout 10"
 need "stop force" tour "echo 'stop force' > $VM/ctl"
@@ -122,13 +123,6 @@ step "phase Stopped after stop force" is_phase Stopped
 need "delete" tour "echo delete > $VM/ctl"
 gone() { local l; l=$(fresh_in "$W" "ls $MNT/vms") || return 1; ! grep -qx "$VM" <<<"$l"; }
 step "$VM gone from vms/" gone
-mountd_runs() {
-	local p
-	for p in $(fresh_pids "$W"); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = hypersdk-mountd ] && return 0
-	done
-	return 1
-}
 # The README's 30-second tour itself, line by line, in one shell (so cd
 # holds), on the same mount: the README is the test's input, so the two
 # cannot drift apart.  Each line must succeed, but the one that shows a
@@ -177,6 +171,13 @@ run_readme_tour() {
 }
 run_readme_tour
 
+mountd_runs() {
+	local p
+	for p in $(fresh_pids "$W"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = hypersdk-mountd ] && return 0
+	done
+	return 1
+}
 unmounted() {
 	fresh_in "$W" "umount $MNT" || return 1
 	for _ in $(seq 100); do

@@ -169,23 +169,21 @@ fresh_env() {
 		${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS}
 }
 
-# fresh_in W CMD: run a bash command line on the machine, in the clone,
-# with the host's network (for apt and npm).
-fresh_in() {
-	local w=$1
+# fresh_enter NSENTER-OPTION... -- CMD: a bash command line on the
+# machine, in the clone, with fresh_env.
+fresh_enter() {
+	local opts=()
+	while [ "$1" != -- ]; do opts+=("$1"); shift; done
 	shift
 	# shellcheck disable=SC2046
-	nsenter --mount="$w/ns/mnt" -- /usr/bin/env -i $(fresh_env) \
+	nsenter "${opts[@]}" -- /usr/bin/env -i $(fresh_env) \
 		/bin/bash -c "cd /root/hypersdk && $*"
 }
 
-# fresh_in_netns W CMD: the same in the machine's own network namespace,
-# as on a machine of its own: the host's libvirt network, bridges and
-# ports are not in the way.  Daemons started there stay in it.
-fresh_in_netns() {
-	local w=$1
-	shift
-	# shellcheck disable=SC2046
-	nsenter --mount="$w/ns/mnt" --net="$w/ns/net" -- /usr/bin/env -i \
-		$(fresh_env) /bin/bash -c "cd /root/hypersdk && $*"
-}
+# fresh_in W CMD: with the host's network (for apt and npm).
+fresh_in() { fresh_enter --mount="$1/ns/mnt" -- "${@:2}"; }
+
+# fresh_in_netns W CMD: in the machine's own network namespace, as on a
+# machine of its own: the host's libvirt network, bridges and ports are
+# not in the way.  Daemons started there stay in it.
+fresh_in_netns() { fresh_enter --mount="$1/ns/mnt" --net="$1/ns/net" -- "${@:2}"; }
