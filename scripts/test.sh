@@ -2,18 +2,19 @@
 # The README's test command: installs what the tests need, builds, starts
 # libvirt, and runs every suite against the real parts:
 #   unit (cmocka), cli (hyperctl's manifests and refusals, no daemon),
-#   fs (shell over a real mount and libvirtd), web (the dashboard's API
+#   fs (shell over a real mount and libvirtd), security (the attacks of
+#   docs/security.md, as the actors that try them), web (the dashboard's API
 #   and headless Chromium), unit and fs again under ASan+UBSan, fuzz
 #   (short libFuzzer runs), k8s (a real API server), bench (ratios
 #   against peers; they fail only when broken), fresh (both README
 #   commands on a bare Debian 12 root, tests/fresh).
 # Ends with the line "N passed, N failed".  Select suites with
-# SUITES="unit cli fs web asan fuzz k8s bench fresh" (default: all);
+# SUITES="unit cli fs security web asan fuzz k8s bench fresh" (default: all);
 # SUITES=none does the set-up only (packages, libvirt, the build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
-SUITES=${SUITES:-unit cli fs web asan fuzz k8s bench fresh}
+SUITES=${SUITES:-unit cli fs security web asan fuzz k8s bench fresh}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 # Per test script or program; the slowest take about 4 minutes.  The
 # fresh-machine check gets longer: on a machine's first run it downloads
@@ -142,6 +143,13 @@ if want cli; then
 	done
 fi
 if want fs; then fs_suite build fs; fi
+if want security; then
+	for t in tests/security/*.sh; do
+		[ -f "$t" ] || continue
+		case $t in */lib.sh) continue ;; esac
+		run_tap "security/$(basename "$t" .sh)" env BUILD="$TOP/build" bash "$t"
+	done
+fi
 if want web; then
 	for t in tests/web/*.sh; do
 		run_tap "web/$(basename "$t" .sh)" env BUILD="$TOP/build" TEST_LOGS="$LOGS" bash "$t"
