@@ -22,6 +22,9 @@ struct be_config {
 	const char *pool_name;  /* default "hypersdk" */
 	const char *node;       /* written into each domain's metadata */
 	enum be_accel accel;
+	/* kernelBoot files must be root's regular files under this folder
+	 * (after symlinks); NULL: kernelBoot is refused. */
+	const char *kernel_dir;
 };
 
 struct be_conn;
@@ -62,6 +65,12 @@ struct be_info {
 int be_define(struct be_conn *c, const char *name, const char *ns,
 	      const char *uid, const struct core_spec *spec,
 	      json_object *spec_json, char *err, size_t errlen);
+
+/* 0 when this node lets spec's kernelBoot files be used (be_define
+ * checks again); -EACCES naming the rule otherwise.  Lets a spec write be
+ * refused before anything is redefined. */
+int be_boot_check(const struct be_conn *c, const struct core_spec *spec,
+		  char *err, size_t errlen);
 
 int be_start(struct be_conn *c, const char *name, char *err, size_t errlen);
 /* Ask the guest to power off (ACPI); returns at once. */
@@ -246,6 +255,7 @@ struct be_xml_params {
 	const char *spec_json;          /* text stored in the metadata */
 	const char *const *disk_paths;
 	const char *seed_iso;
+	const char *kernel, *initrd;    /* resolved kernelBoot files, or NULL */
 	const char *network;
 	const char *uuid;               /* domain UUID to keep on redefine;
 					 * NULL: uid when it is a UUID */

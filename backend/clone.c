@@ -377,8 +377,10 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 			size_t errlen)
 {
 	struct be_xml_params xp = { 0 };
+	struct be_boot_files boot;
 	virDomainPtr nd;
 	char *xml;
+	int rc;
 
 	xp.name = x->dst;
 	xp.ns = x->ns;
@@ -389,6 +391,9 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 						      JSON_C_TO_STRING_PLAIN);
 	xp.disk_paths = (const char *const *)m->paths;
 	xp.seed_iso = m->seed;
+	rc = be_boot_fill(c, &xp, &boot, err, errlen);
+	if (rc < 0)
+		return rc;
 	/* No <uuid> (unless uid is one) and no <mac>: libvirt makes new. */
 	xml = be_domain_xml(&xp);
 	if (!xml)

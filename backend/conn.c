@@ -308,6 +308,9 @@ static int conn_init(struct be_conn *c, const struct be_config *cfg)
 	c->pool_dir = strdup(cfg->pool_dir ? cfg->pool_dir :
 			     "/var/lib/hypersdk/images");
 	c->node = strdup(cfg->node ? cfg->node : "");
+	c->kernel_dir = cfg->kernel_dir ? strdup(cfg->kernel_dir) : NULL;
+	if (cfg->kernel_dir && !c->kernel_dir)
+		return -ENOMEM;
 	if (!c->uri || !c->pool_name || !c->pool_dir || !c->node)
 		return -ENOMEM;
 	return 0;
@@ -363,6 +366,7 @@ void be_close(struct be_conn *c)
 	free(c->uri);
 	free(c->pool_name);
 	free(c->pool_dir);
+	free(c->kernel_dir);
 	free(c->node);
 	free(c->owned);
 	free(c);

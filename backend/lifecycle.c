@@ -167,6 +167,7 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	struct define_ctx *x = arg;
 	struct be_made m = { 0 };
 	struct be_xml_params p = { 0 };
+	struct be_boot_files boot;
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	virDomainPtr d = NULL;
 	char *xml = NULL;
@@ -192,6 +193,9 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	p.disk_paths = (const char *const *)m.paths;
 	p.seed_iso = m.seed;
 	p.uuid = *uuid ? uuid : NULL;
+	rc = be_boot_fill(c, &p, &boot, err, errlen);
+	if (rc < 0)
+		goto out;
 	xml = be_domain_xml(&p);
 	if (!xml) {
 		rc = be_errf(err, errlen, -ENOMEM, "define %s: out of memory",

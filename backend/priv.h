@@ -39,6 +39,7 @@ struct be_conn {
 	char *uri;
 	char *pool_name;
 	char *pool_dir;         /* the pool's real target path */
+	char *kernel_dir;       /* NULL: kernelBoot refused */
 	char *node;
 	bool kvm;
 	void (*watch_fn)(void *arg, const char *name);
@@ -202,6 +203,19 @@ int be_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 	      char *err, size_t errlen);
 
 /* Node-side fields of p: node, domain type, network, host size. */
+/* ---- kernel.c ---- */
+
+/* kernelBoot's files resolved under the node's kernel folder (storage
+ * for the be_xml_params pointers). */
+struct be_boot_files {
+	char kernel[4096], initrd[4096];
+};
+/* Point p->kernel and p->initrd at the resolved files of p->spec's
+ * kernelBoot (NULL without one); -EACCES with the rule in err when the
+ * node does not allow them. */
+int be_boot_fill(const struct be_conn *c, struct be_xml_params *p,
+		 struct be_boot_files *f, char *err, size_t errlen);
+
 void be_xml_fill(const struct be_conn *c, virConnectPtr vc,
 		 struct be_xml_params *p);
 int be_dom_ours(const struct be_conn *c, virDomainPtr d, char *ns, char *uid,

@@ -266,10 +266,10 @@ static void xml_os(struct be_sb *b, const struct be_xml_params *p)
 			     "      <feature enabled='no' name='secure-boot'/>\n"
 			     "      <feature enabled='no' name='enrolled-keys'/>\n"
 			     "    </firmware>\n");
-	if (s->kernel && *s->kernel) {
-		el_text(b, "    ", "kernel", s->kernel);
-		if (s->initrd && *s->initrd)
-			el_text(b, "    ", "initrd", s->initrd);
+	if (p->kernel) {
+		el_text(b, "    ", "kernel", p->kernel);
+		if (p->initrd)
+			el_text(b, "    ", "initrd", p->initrd);
 		if (s->cmdline && *s->cmdline)
 			el_text(b, "    ", "cmdline", s->cmdline);
 	}

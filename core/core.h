@@ -259,6 +259,8 @@ struct core_vm {
 	uint64_t spec_gen;      /* bumps on every spec change */
 	/* Kept for the daemon, not used by core: */
 	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
+	uint64_t refused_gen;   /* spec_gen the reconciler last failed on
+				 * (its err and event are recorded once) */
 	char rv[32];            /* cluster: metadata.resourceVersion */
 	uint64_t mark;          /* cluster: list epoch it was last seen in */
 	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
@@ -487,6 +489,18 @@ int core_store_list(struct core_store *s, const char *kind,
 
 /* mkdir -p. */
 int core_mkdir_p(const char *dir, mode_t mode);
+
+/* 0 when dir and every folder above it can be changed by root only
+ * (ancestors may be sticky, like /tmp).  -EPERM with the folder and the
+ * reason in err otherwise (owner not root, group- or world-writable),
+ * -ENOTDIR, -ENOENT. */
+int core_dir_trusted(const char *dir, char *err, size_t errlen);
+/* Resolve path (symlinks included) into out when it names a regular file
+ * inside dir that only root can write; else -EACCES with the reason in
+ * err.  The caller uses out, never path, so a link cannot be swapped in
+ * between. */
+int core_file_under(const char *dir, const char *path, char *out,
+		    size_t outlen, char *err, size_t errlen);
 /* Write txt to dirfd/tmp, fsync, rename over dirfd/name, fsync the
  * directory: a crash leaves the old file or the new one, whole.  tmp must
  * be unique to the writer (a leftover is the caller's to clean). */

@@ -672,6 +672,20 @@ static int apply_spec(struct mountd *md, const char *name, json_object *old,
 	return rc;
 }
 
+/* A spec whose kernelBoot this node refuses is refused whole, before the
+ * domain is touched. */
+static int boot_allowed(struct mountd *md, json_object *spec, char *err,
+			size_t errlen)
+{
+	struct core_spec s;
+	int rc = core_spec_from_json(spec, &s, err, errlen);
+
+	if (rc == 0)
+		rc = be_boot_check(md->be, &s, err, errlen);
+	core_spec_free(&s);
+	return rc;
+}
+
 static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		   size_t errlen)
 {
@@ -686,7 +700,9 @@ static int md_spec(void *arg, const char *name, json_object *spec, char *err,
 		return md_cluster_spec_forward(md, name, spec, owner, err,
 					       errlen);
 	new = json_object_get(spec);
-	rc = begin_op(md, name, "spec", NULL, err, errlen);
+	rc = boot_allowed(md, spec, err, errlen);
+	if (rc == 0)
+		rc = begin_op(md, name, "spec", NULL, err, errlen);
 	if (rc < 0)
 		goto out;
 	core_model_wrlock(md->m);

@@ -403,6 +403,34 @@ static int claim(struct mountd *md, const char *name, const char *rv)
 	return 0;
 }
 
+/* Nobody wrote this spec to the tree, so nobody saw the refusal: the VM's
+ * err and events carry it, once per spec (the reconciler retries). */
+static void converge_failed(struct mountd *md, const char *name,
+			    const char *err)
+{
+	struct core_vm *vm;
+	bool first = false;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && vm->refused_gen != vm->spec_gen) {
+		vm->refused_gen = vm->spec_gen;
+		core_model_fail(md->m, vm, err);
+		first = true;
+	}
+	/* kubectl shows conditions, not the tree's err. */
+	if (vm && !vm->defined_gen) {
+		vm->st.phase = CORE_PHASE_FAILED;
+		core_status_cond(&vm->st, CORE_COND_READY, false, "SpecRefused",
+				 err, time(NULL));
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (first)
+		md_log(LOG_WARN_, "vm %s: %s", name, err);
+}
+
 void md_cluster_reconcile(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX] = "", rv[32] = "";
@@ -425,7 +453,7 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	if (unowned && claim(md, name, rv) < 0)
 		return;
 	if (md_converge_owned(md, name, err, sizeof(err)) < 0)
-		md_log(LOG_WARN_, "vm %s: %s", name, err);
+		converge_failed(md, name, err);
 	md_push_status(md, name);
 }
 

@@ -41,6 +41,7 @@ struct opts {
 	char mount[4096];
 	char state_dir[4096];
 	char pool_dir[4096];
+	char kernel_dir[4096];  /* "" : <state>/kernels, off in a cluster */
 	const char *uri;
 	char node[CORE_NAME_MAX + 1];
 	const char *log_file;
@@ -61,6 +62,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: hypersdk-mountd [--mount DIR] [--state-dir DIR] "
 	      "[--pool-dir DIR]\n"
+	      "         [--kernel-dir DIR]\n"
 	      "         [--libvirt URI] [--node NAME] [--accel auto|kvm|tcg]\n"
 	      "         [--stop-timeout SECONDS] [--stats-interval SECONDS]\n"
 	      "         [--foreground] [--log-level error|warn|info|debug] "
@@ -174,6 +176,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
 		{ "mount", 1, 0, 'm' },      { "state-dir", 1, 0, 's' },
+		{ "kernel-dir", 1, 0, 'K' },
 		{ "pool-dir", 1, 0, 'p' },   { "libvirt", 1, 0, 'c' },
 		{ "node", 1, 0, 'n' },       { "accel", 1, 0, 'a' },
 		{ "foreground", 0, 0, 'f' }, { "log-level", 1, 0, 'l' },
@@ -191,6 +194,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'm': bad |= set_path(o->mount, sizeof(o->mount), optarg); break;
 		case 's': bad |= set_path(o->state_dir, sizeof(o->state_dir), optarg); break;
+		case 'K': bad |= set_path(o->kernel_dir, sizeof(o->kernel_dir), optarg); break;
 		case 'p': bad |= set_path(o->pool_dir, sizeof(o->pool_dir), optarg); break;
 		case 'c': o->uri = optarg; break;
 		case 'n': bad |= set_path(o->node, sizeof(o->node), optarg); break;
@@ -249,9 +253,10 @@ static int check_opts(struct opts *o, char *err, size_t errlen)
 			    o->http_token, sizeof(o->http_token), err,
 			    errlen) < 0)
 		return -EINVAL;
-	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/') {
-		snprintf(err, errlen, "--mount, --state-dir and --pool-dir must "
-			 "be absolute paths");
+	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/' ||
+	    (o->kernel_dir[0] && o->kernel_dir[0] != '/')) {
+		snprintf(err, errlen, "--mount, --state-dir, --pool-dir and "
+			 "--kernel-dir must be absolute paths");
 		return -EINVAL;
 	}
 	return 0;
@@ -307,7 +312,8 @@ static int redirect_logs(const struct opts *o, char *err, size_t errlen)
 		mkdir(o->state_dir, 0755);
 		path = def;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+		  0640);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open log file %.300s: %s", path,
 			 strerror(errno));
@@ -350,6 +356,43 @@ static void notify_parent(int fd, const char *err)
 		if (!freopen("/dev/null", "r", stdin))
 			md_log(LOG_WARN_, "cannot reopen stdin");
 	}
+}
+
+static bool cluster_mode(const struct opts *o)
+{
+	return o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
+}
+
+/* Root writes into the state and pool folders and QEMU reads kernels
+ * from the kernel folder: each must be root's alone before anything is
+ * opened in it (the log file included). */
+static int trust_dirs(struct opts *o, char *err, size_t errlen)
+{
+	const char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir };
+	const char *what[] = { "--state-dir", "--pool-dir", "--kernel-dir" };
+	char why[CORE_ERR_MAX / 2];
+	int rc;
+
+	/* kernelBoot in a cluster lets every CRD author choose the files:
+	 * only a node that names its folder allows it. */
+	if (!o->kernel_dir[0] && !cluster_mode(o))
+		snprintf(o->kernel_dir, sizeof(o->kernel_dir), "%.4000s/kernels",
+			 o->state_dir);
+	for (int i = 0; i < 3; i++) {
+		if (!dirs[i][0])
+			continue;
+		rc = core_mkdir_p(dirs[i], 0755);
+		if (rc == 0)
+			rc = core_dir_trusted(dirs[i], why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "%s", strerror(-rc));
+		if (rc < 0) {
+			snprintf(err, errlen, "%s %.200s: %.250s", what[i], dirs[i],
+				 why);
+			return rc;
+		}
+	}
+	return 0;
 }
 
 static int make_dir(const char *dir, char *err, size_t errlen)
@@ -407,7 +450,8 @@ static int setup(struct mountd *md, const struct opts *o, char *err,
 	char pool[CORE_NAME_MAX + 16];
 	struct be_config bc = { .uri = o->uri, .pool_dir = o->pool_dir,
 				.pool_name = pool, .node = o->node,
-				.accel = o->accel };
+				.accel = o->accel,
+				.kernel_dir = o->kernel_dir[0] ? o->kernel_dir : NULL };
 	int rc = fs_check(o->mount, err, errlen);
 
 	if (rc < 0)
@@ -547,6 +591,8 @@ int main(int argc, char **argv)
 		return 2;
 	block_stop_signals();
 	rc = check_opts(&o, err, sizeof(err));
+	if (rc == 0)
+		rc = trust_dirs(&o, err, sizeof(err));
 	if (rc == 0 && !o.foreground)
 		rc = daemonize(&notify_fd);
 	if (rc == 0) {

@@ -72,6 +72,9 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 
 static void mark_missing(struct core_vm *vm, time_t now)
 {
+	/* The reconciler refused this spec: its condition says why. */
+	if (!vm->defined_gen && vm->refused_gen == vm->spec_gen)
+		return;
 	if (!vm->defined_gen) {
 		/* Claimed but not defined here yet: on its way, not lost. */
 		vm->st.phase = CORE_PHASE_PENDING;

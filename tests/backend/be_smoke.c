@@ -272,6 +272,71 @@ static void lifecycle(struct be_conn *c)
 	   "pause of a stopped VM is EBUSY: %s", err);
 }
 
+static char kerneldir[160], kernel[192], initrd[192];
+
+static void touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A folder of root's kernels, for kernelBoot (be_config.kernel_dir). */
+static void make_kernels(void)
+{
+	char link[192];
+
+	snprintf(kerneldir, sizeof(kerneldir), "%s/kernels", tmpdir);
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", kerneldir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd", kerneldir);
+	snprintf(link, sizeof(link), "%s/shadow", kerneldir);
+	mkdir(kerneldir, 0755);
+	touch(kernel);
+	touch(initrd);
+	if (symlink("/etc/shadow", link) < 0)
+		perror(link);
+}
+
+/* kernelBoot names only root's files under the kernel folder: QEMU (and
+ * libvirt's relabelling) would otherwise reach any host file. */
+static void kernel_checks(struct be_conn *c, const struct be_config *cfg)
+{
+	const char *bad[] = { "/etc/shadow", "/tmp/../etc/shadow", NULL, NULL };
+	char link[192], err[512] = "";
+	struct core_spec s;
+	struct be_conn *off = NULL;
+	json_object *j;
+	struct be_config nok = *cfg;
+	int rc;
+
+	snprintf(link, sizeof(link), "%s/shadow", kerneldir);
+	bad[2] = link;
+	for (int i = 0; i < 3; i++) {
+		small_spec(&s, &j);
+		s.kernel = (char *)bad[i];
+		rc = be_define(c, vm2, "smoke", "u5", &s, j, E(err), sizeof(err));
+		ok(rc == -EACCES && strstr(err, "spec.kernelBoot.kernel") &&
+		   virsh(NULL, 0, URI, "dominfo", vm2) != 0 &&
+		   !exists(pooldir, vm2, "_root.qcow2"),
+		   "kernel %s is EACCES, nothing defined: %s", bad[i], err);
+		s.kernel = NULL;
+		json_object_put(j);
+	}
+	nok.kernel_dir = NULL;
+	rc = be_open(&nok, &off, E(err), sizeof(err));
+	small_spec(&s, &j);
+	s.kernel = kernel;
+	if (rc == 0)
+		rc = be_define(off, vm2, "smoke", "u5", &s, j, E(err), sizeof(err));
+	ok(rc == -EACCES && strstr(err, "kernelBoot is off"),
+	   "without a kernel folder kernelBoot is EACCES: %s", err);
+	s.kernel = NULL;
+	json_object_put(j);
+	if (off)
+		be_close(off);
+}
+
 /* Define-only of every spec field against QEMU's driver, which checks
  * more than the schema (firmware selection, machine type, buses). */
 static void full_define(struct be_conn *c)
@@ -285,8 +350,8 @@ static void full_define(struct be_conn *c)
 			       .memory = 64ULL << 20, .max_memory = 128ULL << 20,
 			       .disks = d2, .ndisks = 2, .nets = n2, .nnets = 2,
 			       .machine_type = "q35", .firmware = "uefi",
-			       .guest_agent = true, .kernel = "/nonexistent/vmlinuz",
-			       .initrd = "/nonexistent/initrd",
+			       .guest_agent = true, .kernel = kernel,
+			       .initrd = initrd,
 			       .cmdline = "console=ttyS0 a=<'&\">",
 			       .user_data = "#cloud-config\n",
 			       .network_data = "version: 2\n",
@@ -455,7 +520,7 @@ static void run_all(void)
 {
 	struct be_config cfg = { .uri = URI, .pool_dir = pooldir,
 				 .pool_name = pool, .node = "smoke-node",
-				 .accel = BE_ACCEL_AUTO };
+				 .accel = BE_ACCEL_AUTO, .kernel_dir = kerneldir };
 	struct be_conn *c = NULL;
 	char err[512];
 	int rc;
@@ -471,6 +536,7 @@ static void run_all(void)
 	if (define_checks(c) == 0)
 		lifecycle(c);
 	undefine_checks(c);
+	kernel_checks(c, &cfg);
 	full_define(c);
 	tcg_checks(&cfg);
 	be_close(c);
@@ -483,6 +549,7 @@ int main(void)
 	snprintf(vm, sizeof(vm), "be-smoke-%d", (int)getpid());
 	snprintf(vm2, sizeof(vm2), "be-smoke-full-%d", (int)getpid());
 	snprintf(pool, sizeof(pool), "be-smoke-%d", (int)getpid());
+	make_kernels();
 	run_all();
 	cleanup();
 	return finish();

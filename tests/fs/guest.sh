@@ -76,7 +76,7 @@ fi
 check "vmlinuz and initrd.img are readable by libvirt-qemu" \
 	test "$(stat -c %a "$GUEST" "$GUEST/vmlinuz" "$GUEST/initrd.img" | tr '\n' ' ')" = "755 644 644 "
 
-ACCEL=tcg STOP_TIMEOUT=$STOP_TIMEOUT start_mountd || { not_ok "daemon starts"; done_testing; }
+ACCEL=tcg STOP_TIMEOUT=$STOP_TIMEOUT start_mountd --kernel-dir "$GUEST" || { not_ok "daemon starts"; done_testing; }
 ok "daemon mounts $M (tcg, --stop-timeout $STOP_TIMEOUT)"
 
 g=${P}g

@@ -9,8 +9,10 @@ STOP_TIMEOUT=3
 node2_require
 ok "node 2's libvirtd answers at $URI2"
 
-ACCEL=tcg start_mountd --peer "$NODE2=$URI2" || { not_ok "node 1's daemon starts"; done_testing; }
-start_mountd2 --accel tcg --peer "$NODE=$BACK"
+# The guest VM below boots a kernel from $T/guest, on either node.
+ACCEL=tcg start_mountd --peer "$NODE2=$URI2" --kernel-dir "$T/guest" ||
+	{ not_ok "node 1's daemon starts"; done_testing; }
+start_mountd2 --accel tcg --peer "$NODE=$BACK" --kernel-dir "$T/guest"
 check "node 2's daemon mounts" test -e "$M2/vms/ctl"
 
 a=${P}a

@@ -88,4 +88,24 @@ check "   and the tree forgot it" test ! -e "$M/vms/$vm"
 k delete vmsnap my-vm-snapshot >/dev/null 2>&1
 k delete vmop clone-my-vm >/dev/null 2>&1
 k delete vmtpl ubuntu-22-04-template >/dev/null 2>&1
+
+# In a cluster every CRD author would choose the files QEMU reads: a node
+# started without --kernel-dir refuses kernelBoot.
+kb=${P}kb
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $kb
+spec:
+  cpus: 1
+  memory: 64Mi
+  disks: [{name: root, size: 64Mi}]
+  kernelBoot: {kernel: /etc/shadow}
+YAML
+said_off() { k get vm "$kb" -o json | grep -q "kernelBoot is off"; }
+check "8. kernelBoot from a CRD: the node says it is off" wait_for 30 said_off
+like "   in the tree's err too" "$(cat "$M/vms/$kb/err" 2>/dev/null)" "kernelBoot is off"
+check "   no domain" bash -c "! ${VIRSH[*]} dominfo $kb >/dev/null 2>&1"
+k delete vm "$kb" >/dev/null 2>&1
 done_testing

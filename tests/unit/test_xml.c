@@ -85,6 +85,9 @@ static char *full_xml(const char *spec_json, const char *type)
 		.disk_paths = paths,
 		.seed_iso = "/var/lib/hypersdk/images/web-cidata.iso",
 		.network = "default",
+		/* As be_boot_fill resolves them from the spec. */
+		.kernel = "/var/lib/hypersdk/boot/vmlinuz",
+		.initrd = "/var/lib/hypersdk/boot/initrd.img",
 	};
 
 	full_spec(&s);
@@ -249,7 +252,7 @@ static void test_bad_bytes(void **state)
 	struct core_spec s = { .cpus = 1, .memory = 1 << 20,
 			       .kernel = "/k", .cmdline = "a\x01" "b\xff" "c\t" };
 	struct be_xml_params p = { .name = "vm", .domain_type = "qemu",
-				   .spec = &s };
+				   .spec = &s, .kernel = "/k" };
 	char *x = be_domain_xml(&p);
 
 	assert_non_null(x);
