@@ -47,6 +47,9 @@ struct be_info {
 	int pid;                /* QEMU pid, 0 when not running */
 	int vnc_port;           /* -1 when none */
 	char vnc_address[64];
+	/* VNC's password (8 characters, the protocol's limit): QEMU never
+	 * serves a screen without one.  For the VM's owner only. */
+	char vnc_password[16];
 	char console[256];      /* serial console pty path when running */
 	int cpus;
 	uint64_t memory;        /* bytes */
@@ -256,6 +259,7 @@ struct be_xml_params {
 	const char *const *disk_paths;
 	const char *seed_iso;
 	const char *kernel, *initrd;    /* resolved kernelBoot files, or NULL */
+	const char *vnc_password;       /* NULL: no VNC at all */
 	const char *network;
 	const char *uuid;               /* domain UUID to keep on redefine;
 					 * NULL: uid when it is a UUID */

@@ -378,6 +378,7 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 {
 	struct be_xml_params xp = { 0 };
 	struct be_boot_files boot;
+	char vnc[BE_VNC_PASSWORD_LEN + 1];
 	virDomainPtr nd;
 	char *xml;
 	int rc;
@@ -394,6 +395,11 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 	rc = be_boot_fill(c, &xp, &boot, err, errlen);
 	if (rc < 0)
 		return rc;
+	/* The clone's screen is not the source's: a password of its own. */
+	if (be_vnc_password_new(vnc, sizeof(vnc)) < 0)
+		return be_errf(err, errlen, -EIO, "clone: no random bytes for "
+			       "the VNC password");
+	xp.vnc_password = vnc;
 	/* No <uuid> (unless uid is one) and no <mac>: libvirt makes new. */
 	xml = be_domain_xml(&xp);
 	if (!xml)

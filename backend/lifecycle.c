@@ -168,7 +168,7 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	struct be_made m = { 0 };
 	struct be_xml_params p = { 0 };
 	struct be_boot_files boot;
-	char uuid[VIR_UUID_STRING_BUFLEN];
+	char uuid[VIR_UUID_STRING_BUFLEN], vnc[BE_VNC_PASSWORD_LEN + 1];
 	virDomainPtr d = NULL;
 	char *xml = NULL;
 	int rc;
@@ -194,8 +194,12 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	p.seed_iso = m.seed;
 	p.uuid = *uuid ? uuid : NULL;
 	rc = be_boot_fill(c, &p, &boot, err, errlen);
+	if (rc == 0 && be_vnc_password_keep(vc, x->name, vnc, sizeof(vnc)) < 0)
+		rc = be_errf(err, errlen, -EIO, "define %s: no random bytes "
+			     "for the VNC password", x->name);
 	if (rc < 0)
 		goto out;
+	p.vnc_password = vnc;
 	xml = be_domain_xml(&p);
 	if (!xml) {
 		rc = be_errf(err, errlen, -ENOMEM, "define %s: out of memory",
@@ -454,6 +458,9 @@ static void info_devices(const char *xml, bool active, struct be_info *o)
 	if (el && !be_xml_attr(el, "listen", o->vnc_address,
 			       sizeof(o->vnc_address)))
 		o->vnc_address[0] = '\0';
+	if (el && !be_xml_attr(el, "passwd", o->vnc_password,
+			       sizeof(o->vnc_password)))
+		o->vnc_password[0] = '\0';
 	el = active ? be_xml_next(xml, end, "console") : NULL;
 	if (el && !be_xml_attr(el, "tty", o->console, sizeof(o->console)))
 		o->console[0] = '\0';
@@ -475,7 +482,7 @@ static void info_devices(const char *xml, bool active, struct be_info *o)
 static int info_xml(virConnectPtr vc, virDomainPtr d, bool active,
 		    struct be_info *o)
 {
-	char *xml = virDomainGetXMLDesc(d, 0);
+	char *xml = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_SECURE);
 	char **paths = NULL;
 	size_t npaths = 0;
 	int rc;

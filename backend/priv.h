@@ -203,6 +203,16 @@ int be_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 	      char *err, size_t errlen);
 
 /* Node-side fields of p: node, domain type, network, host size. */
+/* ---- console.c ---- */
+
+#define BE_VNC_PASSWORD_LEN 8   /* what VNC's DES challenge uses */
+/* A fresh random password into out (len > 8). */
+int be_vnc_password_new(char *out, size_t len);
+/* The password of the defined domain name, or a fresh one when there is
+ * none (no domain, an older definition without one). */
+int be_vnc_password_keep(virConnectPtr vc, const char *name, char *out,
+			 size_t len);
+
 /* ---- kernel.c ---- */
 
 /* kernelBoot's files resolved under the node's kernel folder (storage

@@ -381,10 +381,16 @@ static void xml_devices(struct be_sb *b, const struct be_xml_params *p)
 			     "      <source mode='bind'/>\n"
 			     "      <target type='virtio' name='%s'/>\n"
 			     "    </channel>\n", BE_AGENT_CHANNEL);
-	be_sb_printf(b, "    <graphics type='vnc' autoport='yes' "
-		     "listen='127.0.0.1'>\n      <listen type='address' "
-		     "address='127.0.0.1'/>\n    </graphics>\n"
-		     "    <memballoon model='virtio'/>\n  </devices>\n");
+	/* Loopback is every local user's and every hostNetwork pod's: the
+	 * screen and keyboard need the owner's password. */
+	if (p->vnc_password) {
+		be_sb_printf(b, "    <graphics type='vnc' autoport='yes' "
+			     "listen='127.0.0.1' passwd='");
+		be_sb_esc(b, p->vnc_password);
+		be_sb_printf(b, "'>\n      <listen type='address' "
+			     "address='127.0.0.1'/>\n    </graphics>\n");
+	}
+	be_sb_printf(b, "    <memballoon model='virtio'/>\n  </devices>\n");
 }
 
 char *be_domain_xml(const struct be_xml_params *p)

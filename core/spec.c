@@ -11,6 +11,12 @@
 #include <string.h>
 
 #define CPUS_MAX 512
+/* Bounds on what one spec may ask of a node: virtio-blk names and PCI
+ * slots run out long before, and a sparse disk's size is a promise the
+ * pool must be able to keep. */
+#define DISKS_MAX 32
+#define NETS_MAX 16
+#define DISK_SIZE_MAX (64ULL << 40)     /* 64 TiB */
 #define PATH_MAX_LEN 96
 #define MIB (1024ull * 1024ull)
 
@@ -229,6 +235,8 @@ static int read_disk(struct vctx *v, json_object *d, size_t i,
 	snprintf(f, sizeof(f), "%s.size", p);
 	if (r == 0)
 		r = read_qty(v, d, "size", f, &out->size);
+	if (r == 0 && out->size > DISK_SIZE_MAX)
+		r = fail(v, f, "must be <= 64Ti");
 	snprintf(f, sizeof(f), "%s.storageClass", p);
 	if (r == 0)
 		r = read_str(v, d, "storageClass", f, &out->storage_class);
@@ -274,6 +282,8 @@ static int read_disks(struct vctx *v, json_object *spec, struct core_spec *s)
 	if (!json_object_is_type(a, json_type_array))
 		return fail(v, "spec.disks", "must be a list");
 	n = json_object_array_length(a);
+	if (n > DISKS_MAX)
+		return fail(v, "spec.disks", "at most %d disks", DISKS_MAX);
 	s->disks = calloc(n + 1, sizeof(*s->disks));
 	if (!s->disks)
 		return -ENOMEM;
@@ -296,6 +306,8 @@ static int read_nets(struct vctx *v, json_object *spec, struct core_spec *s)
 	if (!json_object_is_type(a, json_type_array))
 		return fail(v, "spec.networks", "must be a list");
 	n = json_object_array_length(a);
+	if (n > NETS_MAX)
+		return fail(v, "spec.networks", "at most %d networks", NETS_MAX);
 	s->nets = calloc(n + 1, sizeof(*s->nets));
 	if (!s->nets)
 		return -ENOMEM;

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +21,33 @@
 #include <libvirt/libvirt.h>
 
 #include "be_test.h"
+
+/* The RFB handshake up to the security types: true when the server
+ * offers VNC authentication (2) and not None (1). */
+static bool vnc_wants_password(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	unsigned char ver[12], n = 0, types[32];
+	bool two = false, one = false;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    read(fd, ver, sizeof(ver)) != sizeof(ver) ||
+	    write(fd, "RFB 003.008\n", 12) != 12 || read(fd, &n, 1) != 1 ||
+	    n == 0 || n > sizeof(types) || read(fd, types, n) != n) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		two |= types[i] == 2;
+		one |= types[i] == 1;
+	}
+	close(fd);
+	return two && !one;
+}
 
 #define UID "8a1c7f3e-2b4d-4c6e-9f10-112233445566"
 
@@ -232,6 +262,10 @@ static void lifecycle(struct be_conn *c)
 	   in.pid, in.vnc_address, in.vnc_port, in.console,
 	   (unsigned long long)in.disk_bytes);
 	ok(kill(in.pid, 0) == 0, "qemu pid %d exists", in.pid);
+	ok(strlen(in.vnc_password) == 8, "VNC has a password of 8");
+	ok(vnc_wants_password(in.vnc_port),
+	   "VNC on port %d offers only password auth (RFB type 2, never 1)",
+	   in.vnc_port);
 	domstate(URI, vm, out, sizeof(out));
 	ok(!strcmp(out, "running"), "virsh domstate agrees: %s", out);
 	ok(be_stats_all(c, stats_cb, &found) == 0 && found,

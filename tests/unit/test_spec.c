@@ -234,6 +234,11 @@ static const struct {
 	  "spec.kernelBoot.initrd: must be an absolute path" },
 	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"kernelBoot\": {}}",
 	  "spec.kernelBoot.kernel: required" },
+	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"disks\":"
+	  " [{\"name\": \"r\", \"size\": \"65Ti\"}]}",
+	  "spec.disks[0].size: must be <= 64Ti" },
+	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"disks\": [{\"name\": \"d0\"},{\"name\": \"d1\"},{\"name\": \"d2\"},{\"name\": \"d3\"},{\"name\": \"d4\"},{\"name\": \"d5\"},{\"name\": \"d6\"},{\"name\": \"d7\"},{\"name\": \"d8\"},{\"name\": \"d9\"},{\"name\": \"d10\"},{\"name\": \"d11\"},{\"name\": \"d12\"},{\"name\": \"d13\"},{\"name\": \"d14\"},{\"name\": \"d15\"},{\"name\": \"d16\"},{\"name\": \"d17\"},{\"name\": \"d18\"},{\"name\": \"d19\"},{\"name\": \"d20\"},{\"name\": \"d21\"},{\"name\": \"d22\"},{\"name\": \"d23\"},{\"name\": \"d24\"},{\"name\": \"d25\"},{\"name\": \"d26\"},{\"name\": \"d27\"},{\"name\": \"d28\"},{\"name\": \"d29\"},{\"name\": \"d30\"},{\"name\": \"d31\"},{\"name\": \"d32\"}]}", "spec.disks: at most 32 disks" },
+	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"networks\": [{\"name\": \"n0\"},{\"name\": \"n1\"},{\"name\": \"n2\"},{\"name\": \"n3\"},{\"name\": \"n4\"},{\"name\": \"n5\"},{\"name\": \"n6\"},{\"name\": \"n7\"},{\"name\": \"n8\"},{\"name\": \"n9\"},{\"name\": \"n10\"},{\"name\": \"n11\"},{\"name\": \"n12\"},{\"name\": \"n13\"},{\"name\": \"n14\"},{\"name\": \"n15\"},{\"name\": \"n16\"}]}", "spec.networks: at most 16 networks" },
 	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"nodeSelector\": {\"zone\": 1}}",
 	  "spec.nodeSelector.zone: must be a string" },
 	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"labels\": [\"a\"]}",

@@ -88,6 +88,7 @@ static char *full_xml(const char *spec_json, const char *type)
 		/* As be_boot_fill resolves them from the spec. */
 		.kernel = "/var/lib/hypersdk/boot/vmlinuz",
 		.initrd = "/var/lib/hypersdk/boot/initrd.img",
+		.vnc_password = "Ab3'<&\"",
 	};
 
 	full_spec(&s);
@@ -142,7 +143,8 @@ static void test_full_spec(void **state)
 	has(x, "<model type='virtio'/>");
 	has(x, "<serial type='pty'>");
 	has(x, "<console type='pty'>");
-	has(x, "<graphics type='vnc' autoport='yes' listen='127.0.0.1'>");
+	has(x, "<graphics type='vnc' autoport='yes' listen='127.0.0.1' "
+	       "passwd='Ab3&apos;&lt;&amp;&quot;'>");
 	has(x, "<target type='virtio' name='org.qemu.guest_agent.0'/>");
 	has(x, "<source mode='bind'/>");
 	has(x, "<on_poweroff>destroy</on_poweroff>");
