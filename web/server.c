@@ -266,6 +266,14 @@ static bool peer_may_act(struct MHD_Connection *c)
 	return uid == 0 || uid == geteuid();
 }
 
+/* What a client needs before it can have a token: the page, its
+ * assets, the config that says a token is needed, the health check. */
+static bool public_route(enum web_route_kind k)
+{
+	return k == WEB_R_ROOT || k == WEB_R_PAGE || k == WEB_R_ASSET ||
+	       k == WEB_R_HEALTH || k == WEB_R_CONFIG;
+}
+
 static bool too_long(struct MHD_Connection *c)
 {
 	const char *l = header(c, "Content-Length");
@@ -294,6 +302,10 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 	if (!web_method_ok(rt->kind, method))
 		return no(why, post ? "POST is not allowed here" :
 			  "only GET here, and POST for actions", 405);
+	/* Off loopback anyone on the network asks: VM data needs the token
+	 * for reading too (the page itself and its config do not). */
+	if (!post && !w->loopback && !public_route(rt->kind) && !token_ok(w, c))
+		return no(why, "missing or wrong bearer token", 401);
 	if (!post)
 		return 0;
 	/* An action begun now would hold the shutdown up until it ended. */

@@ -37,8 +37,15 @@ function items(doc) {
   return doc && Array.isArray(doc.items) ? doc.items : [];
 }
 
+/* Off loopback every API request carries the token, reads included. */
+function withToken(headers) {
+  const token = sessionStorage.getItem('hypersdk-token');
+  if (token) headers.Authorization = 'Bearer ' + token;
+  return headers;
+}
+
 async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const r = await fetch(path, { headers: withToken({ Accept: 'application/json' }), cache: 'no-store' });
   if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
   return r.json();
 }
@@ -240,9 +247,7 @@ function soon() {
 }
 
 async function post(path, body) {
-  const headers = { 'Content-Type': 'application/json' };
-  const token = sessionStorage.getItem('hypersdk-token');
-  if (token) headers.Authorization = 'Bearer ' + token;
+  const headers = withToken({ 'Content-Type': 'application/json' });
   const r = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
   const doc = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(doc.error || 'HTTP ' + r.status);
@@ -360,19 +365,49 @@ function showTab(tab) {
   for (const p of document.querySelectorAll('.panel')) p.hidden = p.dataset.panel !== tab;
 }
 
-function connect() {
-  const es = new EventSource('/api/k8s/events');
+/* One server-sent event block ("event: NAME\ndata: ..."). */
+function onEvent(block) {
+  const m = /^event: *(.*)$/m.exec(block);
+  const name = m ? m[1].trim() : 'message';
   const live = $('live');
-  es.addEventListener('hello', () => { live.className = 'live'; live.textContent = 'live'; soon(); });
-  es.addEventListener('change', soon);
-  es.onerror = () => { live.className = 'live off'; live.textContent = 'reconnecting'; };
+  if (name === 'hello') { live.className = 'live'; live.textContent = 'live'; soon(); }
+  if (name === 'change') soon();
+}
+
+/* EventSource cannot send the token, so the stream is read with fetch;
+ * on any end or error it is opened again 2 s later. */
+async function connect() {
+  const live = $('live');
+  for (;;) {
+    try {
+      const r = await fetch('/api/k8s/events', { headers: withToken({ Accept: 'text/event-stream' }), cache: 'no-store' });
+      if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r/g, '');
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          onEvent(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+        }
+      }
+    } catch (e) {
+      /* opened again below */
+    }
+    live.className = 'live off';
+    live.textContent = 'reconnecting';
+    await new Promise((res) => setTimeout(res, 2000));
+  }
 }
 
 async function init() {
   for (const b of document.querySelectorAll('.tabs button'))
     b.addEventListener('click', () => showTab(b.dataset.tab));
   $('create-form').addEventListener('submit', onCreate);
-  $('token').addEventListener('change', (e) => sessionStorage.setItem('hypersdk-token', e.target.value));
+  $('token').addEventListener('change', (e) => { sessionStorage.setItem('hypersdk-token', e.target.value); soon(); });
   try {
     const cfg = await getJSON('/api/k8s/config');
     $('node').textContent = 'node ' + cfg.node;
