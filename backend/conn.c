@@ -365,6 +365,7 @@ void be_close(struct be_conn *c)
 	free(c->pool_dir);
 	free(c->node);
 	free(c->owned);
+	be_import_free(c->imp);
 	free(c);
 }
 
