@@ -28,6 +28,22 @@ static bool cancelled(const struct be_progress *p)
 	return p && p->cancel && *p->cancel;
 }
 
+static int write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		w = write(fd, buf, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /* ---- download ------------------------------------------------------- */
 
 enum dl_stop { DL_NONE, DL_BIG, DL_LATE, DL_ADDR };
@@ -48,21 +64,14 @@ struct dl {
 static size_t dl_write(char *data, size_t sz, size_t n, void *arg)
 {
 	struct dl *d = arg;
-	size_t len = sz * n, done = 0;
-	ssize_t w;
+	size_t len = sz * n;
 
 	if (d->got + len > d->pol->max_bytes) {
 		d->stop = DL_BIG;
 		return 0;
 	}
-	while (done < len) {
-		w = write(d->fd, data + done, len - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return 0;
-		done += (size_t)w;
-	}
+	if (write_all(d->fd, data, len) < 0)
+		return 0;
 	d->got += len;
 	return len;
 }
@@ -278,9 +287,9 @@ static int copy_local(struct be_conn *c, const char *source, int out,
 			rc = be_errf(err, errlen, -ETIMEDOUT, "import %.200s: longer "
 				     "than --import-timeout (%d s)", source,
 				     pol->timeout_s);
-		else if (write(out, buf, (size_t)r) != r)
-			rc = be_errf(err, errlen, -ENOSPC, "import: cannot write "
-				     "the copy: %s", strerror(errno));
+		else if ((rc = write_all(out, buf, (size_t)r)) < 0)
+			be_errf(err, errlen, rc, "import: cannot write the copy: "
+				"%s", strerror(-rc));
 	}
 	if (rc == 0 && r < 0)
 		rc = be_errf(err, errlen, -EIO, "import %.200s: read: %s", source,
@@ -581,27 +590,6 @@ static int import_file(struct be_conn *c, struct import_ctx *x,
 	return rc;
 }
 
-/* On disk before it has its name: a crash never leaves a volume with
- * half its bytes. */
-static int settle(const char *part, const char *path, const char *dir)
-{
-	int fd = open(part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && rename(part, path) < 0)
-		rc = -errno;
-	fd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	return rc;
-}
-
 static int import_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		     char *err, size_t errlen)
 {
@@ -622,7 +610,7 @@ static int import_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		goto out;
 	report(x->p, 0, "importing");
 	rc = import_file(c, x, dlpath, part, &ii, err, errlen);
-	if (rc == 0 && (rc = settle(part, path, c->pool_dir)) < 0)
+	if (rc == 0 && (rc = be_commit_file(part, path, c->pool_dir)) < 0)
 		be_errf(err, errlen, rc, "import %s: %s", x->vol, strerror(-rc));
 	/* libvirt learns of files made behind its back on refresh. */
 	if (rc == 0 && virStoragePoolRefresh(pool, 0) < 0) {

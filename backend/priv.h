@@ -150,6 +150,13 @@ uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
 int be_disk_paths(const char *xml, char ***paths, size_t *n);
 void be_strv_free(char **v, size_t n);
 
+/* ---- storage.c ---- */
+
+/* part becomes path: mode 0600 (libvirt's dynamic ownership gives QEMU
+ * the file when a VM starts), on disk before the rename, the rename on
+ * disk after (fsync of dir). */
+int be_commit_file(const char *part, const char *path, const char *dir);
+
 /* ---- spawn.c ---- */
 
 /* Run argv (PATH lookup, no shell), its stdout (and stderr when

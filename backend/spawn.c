@@ -135,36 +135,6 @@ static pid_t start_lim(char *const argv[], const struct be_limits *lim,
 }
 
 static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
-	       const volatile int *cancel, void (*tick)(void *arg), void *arg);
-
-int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
-	     const volatile int *cancel, void (*tick)(void *arg), void *arg)
-{
-	int fd = -1;
-	pid_t pid = start(argv, &fd, merge_err);
-
-	if (out && outlen)
-		out[0] = '\0';
-	if (pid < 0)
-		return (int)pid;
-	return run(pid, fd, out, outlen, 0, cancel, tick, arg);
-}
-
-int be_spawn_lim(char *const argv[], const struct be_limits *lim, char *out,
-		 size_t outlen, const volatile int *cancel,
-		 void (*tick)(void *arg), void *arg)
-{
-	int fd = -1;
-	pid_t pid = start_lim(argv, lim, &fd);
-
-	if (out && outlen)
-		out[0] = '\0';
-	if (pid < 0)
-		return (int)pid;
-	return run(pid, fd, out, outlen, lim->deadline, cancel, tick, arg);
-}
-
-static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
 	       const volatile int *cancel, void (*tick)(void *arg), void *arg)
 {
 	struct pollfd pf;
@@ -199,6 +169,33 @@ static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
 	if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 		rc = -EIO;
 	return rc;
+}
+
+int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
+	     const volatile int *cancel, void (*tick)(void *arg), void *arg)
+{
+	int fd = -1;
+	pid_t pid = start(argv, &fd, merge_err);
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (pid < 0)
+		return (int)pid;
+	return run(pid, fd, out, outlen, 0, cancel, tick, arg);
+}
+
+int be_spawn_lim(char *const argv[], const struct be_limits *lim, char *out,
+		 size_t outlen, const volatile int *cancel,
+		 void (*tick)(void *arg), void *arg)
+{
+	int fd = -1;
+	pid_t pid = start_lim(argv, lim, &fd);
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (pid < 0)
+		return (int)pid;
+	return run(pid, fd, out, outlen, lim->deadline, cancel, tick, arg);
 }
 
 /* The last non-empty line of text, for an err line. */
