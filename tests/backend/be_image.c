@@ -127,6 +127,14 @@ static void import_local(struct be_conn *c, const char *raw,
 	snprintf(dir, sizeof(dir), "%s", raw);
 	*strrchr(dir, '/') = '\0';
 	pol.dir = dir;
+	pol.need_checksum = true;
+	ok(be_import_set(c, &pol) == 0, "import policy: --import-dir %s, "
+	   "checksums required (cluster mode)", dir);
+	rc = be_image_import(c, raw, NULL, "img-a.qcow2", &size, NULL, E(err),
+			     sizeof(err));
+	ok(rc == -EACCES && strstr(err, "checksum is required"), "cluster mode: "
+	   "no checksum, no import: %s", err);
+	pol.need_checksum = false;
 	ok(be_import_set(c, &pol) == 0, "import policy: --import-dir %s", dir);
 
 	max_pct = -1;
