@@ -213,7 +213,7 @@ static int open_beneath(const char *dir, const char *rel)
 		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
 			 O_NONBLOCK,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-			   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+			   RESOLVE_NO_MAGICLINKS,
 	};
 	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), fd;
 
