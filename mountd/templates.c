@@ -95,7 +95,7 @@ static void wake_users(struct mountd *md, const char *tmpl)
 	free(w);
 }
 
-/* Its own run, so that "cancel" on the template's ctl (or spec.cancel)
+/* Its own run, so that "cancel" on the template's ctl
  * stops it; the import policy's --import-timeout is its clock. */
 static int import_run(struct mountd *md, const char *name,
 		      const struct tmpl_src *t, const char *vol, uint64_t *size,
