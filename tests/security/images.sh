@@ -94,6 +94,14 @@ PORT=$(cat "$T/port")
 U=http://127.0.0.1:$PORT
 check "the image server answers on $U" curl -sf -o /dev/null "$U/f/good.raw"
 
+out=$("$MOUNTD" --foreground --mount "$M" --import-allow "$U" 2>&1); rc=$?
+is "an --import-allow prefix that ends at the host is a usage error" "$rc" 2
+like "saying what a prefix must be" "$out" "want SCHEME://HOST\[:PORT\]/PATH"
+out=$("$MOUNTD" --foreground --mount "$M" --state-dir "$STATE" --pool-dir "$POOL" \
+	--node "$NODE" --import-dir "$T/nowhere" 2>&1); rc=$?
+is "a missing --import-dir stops the start" "$rc" 1
+like "naming it" "$out" "--import-dir $T/nowhere: No such file"
+
 start_mountd --import-allow "$U/" --import-dir "$T/imports" \
 	--import-max-size 64Mi --import-low-speed 1024 --import-stall 3 ||
 	{ not_ok "daemon starts"; done_testing; }
