@@ -221,16 +221,56 @@ int be_migrate(struct be_conn *c, const char *vm,
 	       const struct be_migrate_opts *o, const struct be_progress *p,
 	       char *err, size_t errlen);
 
-/* Make volume vol (a qcow2 in the pool) from an image at source: an
- * absolute path, file://, http:// or https:// (libcurl, TLS verified).
+/* What an import may read, and how much.  Without be_import_set: https://
+ * only, no local files, the defaults below. */
+struct be_import_policy {
+	const char *const *allow;       /* URL prefixes besides https:// whose
+					 * hosts may be private addresses */
+	size_t nallow;
+	const char *dir;                /* local files only under it; NULL:
+					 * none */
+	uint64_t max_bytes;             /* download and virtual size */
+	int timeout_s;                  /* a whole import */
+	int low_speed;                  /* bytes/s, under it for stall_s... */
+	int stall_s;                    /* ...cuts a download; 0: never */
+	int max_running;                /* imports at once on this node */
+	bool need_checksum;             /* cluster mode */
+};
+#define BE_IMPORT_MAX_BYTES (64ULL << 30)
+#define BE_IMPORT_TIMEOUT_S 3600
+#define BE_IMPORT_LOW_SPEED 1024
+#define BE_IMPORT_STALL_S 60
+#define BE_IMPORT_MAX_RUNNING 2
+/* Copied; call before imports start. */
+int be_import_set(struct be_conn *c, const struct be_import_policy *p);
+
+/* Make volume vol (a qcow2 in the pool, mode 0600) from an image at
+ * source: https:// (libcurl, TLS verified), a URL under an allowed
+ * prefix, or a path or file:// URL under the policy's dir.  Anything else
+ * is -EACCES naming the rule; every redirect is checked likewise, and the
+ * address connected must be public unless an allow prefix names the host.
  * checksum is "sha256:HEX", "sha512:HEX", "md5:HEX" or NULL; it is
  * checked before the volume is made (-EBADMSG "checksum mismatch: ...").
- * The format (raw, qcow2, vmdk, ...) is detected and converted to qcow2.
+ * Only raw and qcow2 images (be_imgprobe) without references to other
+ * files are taken (-EINVAL "only raw and qcow2").  -EFBIG past max_bytes,
+ * -ETIMEDOUT past the time limits, -EBUSY past max_running.
  * *size_out gets the volume's virtual size.  On failure nothing is left. */
 int be_image_import(struct be_conn *c, const char *source,
 		    const char *checksum, const char *vol,
 		    uint64_t *size_out, const struct be_progress *p,
 		    char *err, size_t errlen);
+/* source for messages: without user:password@ (which may be secret). */
+void be_url_redact(const char *source, char *out, size_t len);
+
+/* Pure: the format of an image from its first bytes (head, 4 KiB are
+ * enough) and last ones (tail, 512, may be empty).  BE_IMG_REFUSED with
+ * *why naming the format or the reason for anything QEMU would read as
+ * another format or that names other files. */
+enum be_imgfmt { BE_IMG_RAW, BE_IMG_QCOW2, BE_IMG_REFUSED };
+enum be_imgfmt be_imgprobe(const unsigned char *head, size_t hlen,
+			   const unsigned char *tail, size_t tlen,
+			   const char **why);
+
 /* Remove a volume made by be_image_import (-EBUSY naming the VMs whose
  * disks are backed by it). */
 int be_image_delete(struct be_conn *c, const char *vol, char *err,

@@ -369,6 +369,7 @@ void be_close(struct be_conn *c)
 	free(c->kernel_dir);
 	free(c->node);
 	free(c->owned);
+	be_import_free(c->imp);
 	free(c);
 }
 

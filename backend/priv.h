@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -47,6 +49,8 @@ struct be_conn {
 	int cb_life, cb_agent;  /* event callback ids, -1 when none */
 	struct be_owned *owned; /* which domains carry our metadata */
 	size_t nowned;
+	struct be_import_policy *imp;   /* NULL: the defaults */
+	atomic_int imports;             /* running now */
 };
 
 /* ---- conn.c ---- */
@@ -147,6 +151,13 @@ uint64_t be_storage_capacity(virConnectPtr vc, char *const *paths,
 int be_disk_paths(const char *xml, char ***paths, size_t *n);
 void be_strv_free(char **v, size_t n);
 
+/* ---- storage.c ---- */
+
+/* part becomes path: mode 0600 (libvirt's dynamic ownership gives QEMU
+ * the file when a VM starts), on disk before the rename, the rename on
+ * disk after (fsync of dir). */
+int be_commit_file(const char *part, const char *path, const char *dir);
+
 /* ---- spawn.c ---- */
 
 /* Run argv (PATH lookup, no shell), its stdout (and stderr when
@@ -157,6 +168,38 @@ int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
 	     const volatile int *cancel, void (*tick)(void *arg), void *arg);
 /* The last non-empty line of text (trailing newlines cut in place). */
 const char *be_last_line(char *text);
+
+/* Like be_spawn, stdout and stderr merged, the child under resource
+ * limits (0: none) with umask 077; past deadline (0: none) it is killed
+ * (-ETIMEDOUT), and so is a child killed for CPU time. */
+struct be_limits {
+	uint64_t as_bytes;      /* RLIMIT_AS */
+	int cpu_s;              /* RLIMIT_CPU */
+	uint64_t fsize;         /* RLIMIT_FSIZE */
+	time_t deadline;
+};
+int be_spawn_lim(char *const argv[], const struct be_limits *lim, char *out,
+		 size_t outlen, const volatile int *cancel,
+		 void (*tick)(void *arg), void *arg);
+
+/* ---- imgsource.c ---- */
+
+const struct be_import_policy *be_import_policy(const struct be_conn *c);
+void be_import_free(struct be_import_policy *p);
+/* 0 when the policy lets url be fetched (*named: an --import-allow
+ * prefix matched, so its host may be a private address), else -EACCES
+ * (-EINVAL when it does not parse) naming the rule. */
+int be_src_check_url(const struct be_conn *c, const char *url, bool *named,
+		     char *err, size_t errlen);
+/* NULL when a download may connect to sa, else the class that forbids it
+ * ("loopback", "private", ...); text gets the address. */
+const char *be_addr_refused(const struct sockaddr *sa, char *text,
+			    size_t len);
+bool be_src_is_local(const char *source);
+/* A regular file under the policy's dir, opened without following any
+ * symbolic link; -EACCES naming the rule otherwise. */
+int be_src_open_local(const struct be_conn *c, const char *source, int *fd,
+		      char *err, size_t errlen);
 
 /* ---- clone.c ---- */
 

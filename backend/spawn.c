@@ -1,4 +1,5 @@
-/* Running helper programs (qemu-img) with an argv, never a shell. */
+/* Running helper programs (qemu-img) with an argv, never a shell; for
+ * untrusted input, under resource limits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -7,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,18 +70,77 @@ static pid_t start(char *const argv[], int *rfd, bool merge_err)
 	return pid;
 }
 
-int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
-	     const volatile int *cancel, void (*tick)(void *arg), void *arg)
+/* argv[0] along PATH, found before fork: the child only makes
+ * async-signal-safe calls. */
+static int find_exec(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	const char *p = path && *path ? path : "/usr/bin:/bin";
+
+	if (strchr(name, '/'))
+		return snprintf(out, len, "%s", name) < (int)len ? 0 : -ENAMETOOLONG;
+	while (*p) {
+		size_t n = strcspn(p, ":");
+
+		if (snprintf(out, len, "%.*s/%s", (int)n, p, name) < (int)len &&
+		    access(out, X_OK) == 0)
+			return 0;
+		p += n + (p[n] == ':');
+	}
+	return -ENOENT;
+}
+
+static void limit(int what, uint64_t v)
+{
+	struct rlimit r = { v, v };
+
+	if (v)
+		setrlimit(what, &r);
+}
+
+static pid_t start_lim(char *const argv[], const struct be_limits *lim,
+		       int *rfd)
+{
+	char exe[4096];
+	int pfd[2], rc = find_exec(argv[0], exe, sizeof(exe)), nul;
+	pid_t pid;
+
+	if (rc < 0)
+		return rc;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		limit(RLIMIT_AS, lim->as_bytes);
+		limit(RLIMIT_CPU, (uint64_t)lim->cpu_s);
+		limit(RLIMIT_FSIZE, lim->fsize);
+		limit(RLIMIT_CORE, 0);
+		umask(077);
+		execv(exe, argv);
+		_exit(127);
+	}
+	rc = pid < 0 ? -errno : 0;
+	close(pfd[1]);
+	if (rc < 0) {
+		close(pfd[0]);
+		return rc;
+	}
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	*rfd = pfd[0];
+	return pid;
+}
+
+static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
+	       const volatile int *cancel, void (*tick)(void *arg), void *arg)
 {
 	struct pollfd pf;
 	size_t n = 0;
-	int fd = -1, st = 0, rc = 0;
-	pid_t pid = start(argv, &fd, merge_err);
+	int st = 0, rc = 0;
 
-	if (out && outlen)
-		out[0] = '\0';
-	if (pid < 0)
-		return (int)pid;
 	pf.fd = fd;
 	pf.events = POLLIN;
 	for (;;) {
@@ -92,14 +154,48 @@ int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
 			kill(pid, SIGTERM);
 			rc = -ECANCELED;
 		}
+		if (deadline && time(NULL) >= deadline && rc == 0) {
+			kill(pid, SIGKILL);
+			rc = -ETIMEDOUT;
+		}
 		if (tick)
 			tick(arg);
 	}
 	take(fd, out, outlen, &n);
 	close(fd);
+	if (rc == 0 && WIFSIGNALED(st) &&
+	    (WTERMSIG(st) == SIGXCPU || WTERMSIG(st) == SIGKILL))
+		rc = -ETIMEDOUT;
 	if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 		rc = -EIO;
 	return rc;
+}
+
+int be_spawn(char *const argv[], char *out, size_t outlen, bool merge_err,
+	     const volatile int *cancel, void (*tick)(void *arg), void *arg)
+{
+	int fd = -1;
+	pid_t pid = start(argv, &fd, merge_err);
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (pid < 0)
+		return (int)pid;
+	return run(pid, fd, out, outlen, 0, cancel, tick, arg);
+}
+
+int be_spawn_lim(char *const argv[], const struct be_limits *lim, char *out,
+		 size_t outlen, const volatile int *cancel,
+		 void (*tick)(void *arg), void *arg)
+{
+	int fd = -1;
+	pid_t pid = start_lim(argv, lim, &fd);
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (pid < 0)
+		return (int)pid;
+	return run(pid, fd, out, outlen, lim->deadline, cancel, tick, arg);
 }
 
 /* The last non-empty line of text, for an err line. */

@@ -219,6 +219,40 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 
 /* ---- the NoCloud seed ---------------------------------------------- */
 
+int be_commit_file(const char *part, const char *path, const char *dir)
+{
+	int fd = open(part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(part, path) < 0)
+		rc = -errno;
+	fd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return rc;
+}
+
+/* Made 0600 before xorriso writes into it: cloud-init user data holds
+ * passwords and keys. */
+static int seed_part(const char *part)
+{
+	int fd;
+
+	unlink(part);
+	fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
 static int write_file(const char *dir, const char *file, const char *data)
 {
 	char path[PATH_MAX];
@@ -425,9 +459,11 @@ static int seed_build(struct be_conn *c, const char *name, const char *uid,
 			strerror(-rc));
 		goto out;
 	}
-	rc = run_xorriso(dir, part, tag, why, sizeof(why));
-	if (rc == 0 && (chmod(part, 0644) < 0 || rename(part, seed) < 0))
-		rc = -errno;
+	rc = seed_part(part);
+	if (rc == 0)
+		rc = run_xorriso(dir, part, tag, why, sizeof(why));
+	if (rc == 0)
+		rc = be_commit_file(part, seed, c->pool_dir);
 	if (rc < 0) {
 		unlink(part);
 		be_errf(err, errlen, rc, "define %s: seed image: %s", name,

@@ -378,9 +378,9 @@ static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
 		      const char *buf, size_t size, struct action *a,
 		      char *err, size_t errlen)
 {
-	static const char *const verbs[CORE_KIND_COUNT][3] = {
+	static const char *const verbs[CORE_KIND_COUNT][4] = {
 		[CORE_KIND_SNAPSHOT] = { "revert", "delete", NULL },
-		[CORE_KIND_TEMPLATE] = { "import", "delete", NULL },
+		[CORE_KIND_TEMPLATE] = { "import", "delete", "cancel", NULL },
 	};
 	struct fuse_entry_param e;
 	struct core_obj *o;

@@ -56,6 +56,9 @@ struct opts {
 #define MAX_PEERS 32
 	const char *peers[MAX_PEERS];   /* NODE=URI */
 	int npeers;
+#define MAX_ALLOW 16
+	const char *import_allow[MAX_ALLOW];
+	struct be_import_policy imp;
 };
 
 static void usage(FILE *f)
@@ -70,6 +73,10 @@ static void usage(FILE *f)
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
 	      "         [--http ADDR:PORT|off] [--http-token FILE]\n"
+	      "         [--import-allow URL-PREFIX]... [--import-dir DIR]\n"
+	      "         [--import-max-size BYTES] [--import-timeout SECONDS]\n"
+	      "         [--import-low-speed BYTES/S] [--import-stall SECONDS]\n"
+	      "         [--import-max N]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
 	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n"
 	      "The dashboard is at http://127.0.0.1:8080/k8s/vms by default\n"
@@ -172,6 +179,41 @@ static int add_peer(struct opts *o, const char *arg)
 	return 0;
 }
 
+/* scheme://host[:port]/...: a prefix that ends at the host would also
+ * match "host.evil.example" or "host@evil.example". */
+static int add_allow(struct opts *o, const char *arg)
+{
+	const char *h = strstr(arg, "://");
+
+	if (!h || h == arg || !strchr(h + 3, '/') || strchr(h + 3, '/') == h + 3 ||
+	    o->imp.nallow == MAX_ALLOW) {
+		fprintf(stderr, "hypersdk-mountd: --import-allow %s: want "
+			"SCHEME://HOST[:PORT]/PATH, e.g. "
+			"http://127.0.0.1:8000/ (at most %d)\n", arg, MAX_ALLOW);
+		return 1;
+	}
+	o->import_allow[o->imp.nallow++] = arg;
+	return 0;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char err[CORE_ERR_MAX];
+
+	return core_qty_parse(s, out, err, sizeof(err)) < 0 || !*out ? -1 : 0;
+}
+
+static int parse_count(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end || v < 1 || v > 1 << 30)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -186,6 +228,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "peer", 1, 0, 'P' },      { "migrate-copy-storage", 0, 0, 'C' },
 		{ "namespace", 1, 0, 'N' },  { "http", 1, 0, 'H' },
 		{ "http-token", 1, 0, 'T' },
+		{ "import-allow", 1, 0, 'A' }, { "import-dir", 1, 0, 'D' },
+		{ "import-max-size", 1, 0, 'S' }, { "import-timeout", 1, 0, 'W' },
+		{ "import-low-speed", 1, 0, 'V' }, { "import-stall", 1, 0, 'Z' },
+		{ "import-max", 1, 0, 'X' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -208,6 +254,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'C': o->copy_storage = true; break;
 		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
 		case 'T': o->http_token_file = optarg; break;
+		case 'A': bad |= add_allow(o, optarg); break;
+		case 'D': o->imp.dir = optarg; break;
+		case 'S': bad |= parse_size(optarg, &o->imp.max_bytes); break;
+		case 'W': bad |= parse_count(optarg, &o->imp.timeout_s); break;
+		case 'V': bad |= parse_count(optarg, &o->imp.low_speed); break;
+		case 'Z': bad |= parse_secs(optarg, &o->imp.stall_s); break;
+		case 'X': bad |= parse_count(optarg, &o->imp.max_running); break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -444,6 +497,23 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 	return web_open(&wc, web, err, errlen);
 }
 
+/* Image sources and limits (docs/security.md, "Image server"); in a
+ * cluster any node may import a VMTemplate, so it must carry a checksum. */
+static int import_policy(struct mountd *md, const struct opts *o, char *err,
+			 size_t errlen)
+{
+	struct be_import_policy p = o->imp;
+	int rc;
+
+	p.allow = o->import_allow;
+	p.need_checksum = md->sync != NULL;
+	rc = be_import_set(md->be, &p);
+	if (rc < 0)
+		snprintf(err, errlen, "--import-dir %.300s: %s",
+			 p.dir ? p.dir : "", strerror(-rc));
+	return rc;
+}
+
 static int setup(struct mountd *md, const struct opts *o, char *err,
 		 size_t errlen)
 {
@@ -471,6 +541,8 @@ static int setup(struct mountd *md, const struct opts *o, char *err,
 	 * another node must not be taken for this node's. */
 	if (rc == 0 && (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
 		rc = md_cluster_open(md, o->kubeconfig, o->ns, err, errlen);
+	if (rc == 0)
+		rc = import_policy(md, o, err, errlen);
 	if (rc == 0)
 		rc = md_load(md, err, errlen);
 	if (rc == 0)
@@ -581,7 +653,12 @@ int main(int argc, char **argv)
 {
 	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
 			  .uri = "qemu:///system", .stop_timeout = 30,
-			  .stats_interval = 2, .http = default_http() };
+			  .stats_interval = 2, .http = default_http(),
+			  .imp = { .max_bytes = BE_IMPORT_MAX_BYTES,
+				   .timeout_s = BE_IMPORT_TIMEOUT_S,
+				   .low_speed = BE_IMPORT_LOW_SPEED,
+				   .stall_s = BE_IMPORT_STALL_S,
+				   .max_running = BE_IMPORT_MAX_RUNNING } };
 	struct mountd md = { .stop_timeout_ms = 0 };
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;

@@ -150,6 +150,8 @@ int md_create_spec(struct mountd *md, const struct core_ctl *msg,
  * into spec first. */
 int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 		      char *err, size_t errlen);
+/* The template's image into this node's pool, in a worker thread. */
+void md_template_import_bg(struct mountd *md, const char *name);
 int md_template_disk(struct mountd *md, const char *vm, char *err,
 		     size_t errlen);
 /* The template is gone from the API: drop this node's copy of its image. */

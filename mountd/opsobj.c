@@ -87,6 +87,18 @@ out:
 	return rc;
 }
 
+static int template_cancel(struct mountd *md, const char *name, char *err,
+			   size_t errlen)
+{
+	if (!ops_run_exists(md, name)) {
+		snprintf(err, errlen, "cancel: template %s is not importing here",
+			 name);
+		return -ENOENT;
+	}
+	ops_cancel_op(md, name);
+	return 0;
+}
+
 int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
 	   const char *verb, json_object *spec, char *err, size_t errlen)
 {
@@ -102,6 +114,8 @@ int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
 			return template_create(md, name, err, errlen);
 		if (!strcmp(verb, "import"))
 			return ops_template_import(md, name, err, errlen);
+		if (!strcmp(verb, "cancel"))
+			return template_cancel(md, name, err, errlen);
 		return ops_template_delete(md, name, err, errlen);
 	}
 	json_object_put(spec);
@@ -309,6 +323,11 @@ static void spawn(struct mountd *md, enum core_kind kind, const char *name,
 		free(j);
 	}
 	pthread_attr_destroy(&a);
+}
+
+void md_template_import_bg(struct mountd *md, const char *name)
+{
+	spawn(md, CORE_KIND_TEMPLATE, name, NULL, 0);
 }
 
 /* Which new objects this node acts on: operations and snapshots of the

@@ -64,13 +64,66 @@ static void set_ready(struct mountd *md, const char *name, bool ok,
 	ops_publish(md, CORE_KIND_TEMPLATE, name);
 }
 
+struct waiting {
+	const char *tmpl;
+	char names[64][CORE_NAME_MAX + 1];
+	size_t n;
+};
+
+static int collect(struct core_vm *vm, void *arg)
+{
+	struct waiting *w = arg;
+
+	if (vm->spec.template_ref && !strcmp(vm->spec.template_ref, w->tmpl))
+		snprintf(w->names[w->n++], CORE_NAME_MAX + 1, "%s", vm->name);
+	return w->n == 64;
+}
+
+/* VMs that waited for this node's copy of the image converge now. */
+static void wake_users(struct mountd *md, const char *tmpl)
+{
+	struct waiting *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return;
+	w->tmpl = tmpl;
+	core_model_rdlock(md->m);
+	core_model_each(md->m, collect, w);
+	core_model_unlock(md->m);
+	for (size_t i = 0; i < w->n; i++)
+		md_queue(md, w->names[i]);
+	free(w);
+}
+
+/* Its own run, so that "cancel" on the template's ctl
+ * stops it; the import policy's --import-timeout is its clock. */
+static int import_run(struct mountd *md, const char *name,
+		      const struct tmpl_src *t, const char *vol, uint64_t *size,
+		      char *err, size_t errlen)
+{
+	struct md_run *run = ops_run_begin(md, name, "", 86400);
+	struct progress_ctx *pc = NULL;
+	struct be_progress bp;
+	int rc;
+
+	if (!run) {
+		snprintf(err, errlen, "import: out of memory");
+		return -ENOMEM;
+	}
+	ops_progress_init(&bp, &pc, md, CORE_KIND_TEMPLATE, name, run);
+	rc = be_image_import(md->be, t->source,
+			     t->has_checksum ? t->checksum : NULL, vol, size,
+			     &bp, err, errlen);
+	free(pc);
+	ops_run_end(md, run);
+	return rc;
+}
+
 int ops_template_import(struct mountd *md, const char *name, char *err,
 			size_t errlen)
 {
-	char vol[CORE_NAME_MAX + 16], msg[CORE_ERR_MAX + 2400];
-	struct progress_ctx *pc = NULL;
+	char vol[CORE_NAME_MAX + 16], msg[CORE_ERR_MAX + 2400], shown[2048];
 	struct tmpl_src t;
-	struct be_progress bp;
 	uint64_t size = 0;
 	int rc = read_src(md, name, &t, err, errlen);
 
@@ -80,9 +133,11 @@ int ops_template_import(struct mountd *md, const char *name, char *err,
 		return rc;
 	}
 	vol_name(name, vol, sizeof(vol));
+	/* user:password@ of a source stays in the spec, never in status. */
+	be_url_redact(t.source, shown, sizeof(shown));
 	ops_status(md, CORE_KIND_TEMPLATE, name, "phase", ops_jstr("Importing"),
 		   "progress", json_object_new_int(0), "message",
-		   ops_jstr(t.source), NULL);
+		   ops_jstr(shown), NULL);
 	ops_publish(md, CORE_KIND_TEMPLATE, name);
 	/* A new import replaces the old image; VMs already made from it
 	 * keep it (be_image_delete refuses while they use it). */
@@ -90,19 +145,16 @@ int ops_template_import(struct mountd *md, const char *name, char *err,
 		set_ready(md, name, false, err, 0);
 		return -EBUSY;
 	}
-	ops_progress_init(&bp, &pc, md, CORE_KIND_TEMPLATE, name, NULL);
-	rc = be_image_import(md->be, t.source,
-			     t.has_checksum ? t.checksum : NULL, vol, &size,
-			     &bp, err, errlen);
-	free(pc);
+	rc = import_run(md, name, &t, vol, &size, err, errlen);
 	if (rc < 0) {
 		set_ready(md, name, false, err, 0);
 		return rc;
 	}
-	snprintf(msg, sizeof(msg), "imported from %s%s", t.source,
+	snprintf(msg, sizeof(msg), "imported from %s%s", shown,
 		 t.has_checksum ? " (checksum verified)" : "");
 	set_ready(md, name, true, msg, size);
 	md_log(LOG_INFO_, "template %s: %s", name, msg);
+	wake_users(md, name);
 	return 0;
 }
 
@@ -232,6 +284,12 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 	return 0;
 }
 
+static bool may_block(struct mountd *md)
+{
+	return !md->reconciler_started ||
+	       !pthread_equal(pthread_self(), md->reconciler);
+}
+
 /* The first disk of a VM with a templateRef, from the template's image;
  * 0 when it exists already.  A template not Ready yet is EAGAIN with its
  * state in err (the reconciler tries again). */
@@ -272,7 +330,14 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 	vol_name(tmpl, vol, sizeof(vol));
 	rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err, errlen);
 	/* Ready on another node (the status is shared) but never imported
-	 * into this node's pool: import it now. */
+	 * into this node's pool: import it now, in a worker when this is the
+	 * reconciler, which must go on (the VM is queued again after). */
+	if (rc == -ENOENT && !may_block(md)) {
+		md_template_import_bg(md, tmpl);
+		snprintf(err, errlen, "template %s: importing its image on this "
+			 "node", tmpl);
+		return -EAGAIN;
+	}
 	if (rc == -ENOENT && ops_template_import(md, tmpl, err, errlen) == 0)
 		rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err,
 					  errlen);

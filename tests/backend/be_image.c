@@ -1,5 +1,6 @@
 /* be_ops's image import (a file, a file:// URL and HTTP from a local
- * python3 http.server; checksums, cancel) and VMs on the images. */
+ * python3 http.server, each refused until the policy allows it;
+ * checksums, cancel) and VMs on the images. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -113,9 +114,28 @@ static bool vol_is_qcow2(const char *vol)
 static void import_local(struct be_conn *c, const char *raw,
 			 const char *s256)
 {
-	char err[512], sum[200], url[300];
+	char err[512], sum[200], url[300], dir[300];
+	struct be_import_policy pol = { .max_bytes = BE_IMPORT_MAX_BYTES,
+		.timeout_s = 600, .max_running = 2 };
 	uint64_t size = 0;
 	int rc;
+
+	rc = be_image_import(c, raw, NULL, "img-a.qcow2", &size, NULL, E(err),
+			     sizeof(err));
+	ok(rc == -EACCES && strstr(err, "--import-dir"), "by default a local "
+	   "file is refused: %s", err);
+	snprintf(dir, sizeof(dir), "%s", raw);
+	*strrchr(dir, '/') = '\0';
+	pol.dir = dir;
+	pol.need_checksum = true;
+	ok(be_import_set(c, &pol) == 0, "import policy: --import-dir %s, "
+	   "checksums required (cluster mode)", dir);
+	rc = be_image_import(c, raw, NULL, "img-a.qcow2", &size, NULL, E(err),
+			     sizeof(err));
+	ok(rc == -EACCES && strstr(err, "checksum is required"), "cluster mode: "
+	   "no checksum, no import: %s", err);
+	pol.need_checksum = false;
+	ok(be_import_set(c, &pol) == 0, "import policy: --import-dir %s", dir);
 
 	max_pct = -1;
 	snprintf(sum, sizeof(sum), "sha256:%s", s256);
@@ -154,6 +174,22 @@ static void import_http(struct be_conn *c, const char *srv,
 		return;
 	}
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/disk.raw", port);
+	rc = be_image_import(c, url, NULL, "img-h.qcow2", &size, NULL, E(err),
+			     sizeof(err));
+	ok(rc == -EACCES && strstr(err, "--import-allow"), "http:// is refused "
+	   "unless allowed: %s", err);
+	{
+		char prefix[64], dir[300];
+		const char *allow[] = { prefix };
+		struct be_import_policy pol = { .allow = allow, .nallow = 1,
+			.dir = dir, .max_bytes = BE_IMPORT_MAX_BYTES,
+			.timeout_s = 600, .max_running = 2 };
+
+		snprintf(prefix, sizeof(prefix), "http://127.0.0.1:%d/", port);
+		snprintf(dir, sizeof(dir), "%s", srv);
+		ok(be_import_set(c, &pol) == 0, "import policy: --import-allow "
+		   "%s", prefix);
+	}
 	snprintf(sum, sizeof(sum), "sha512:%s", s512);
 	rc = be_image_import(c, url, sum, "img-h.qcow2", &size, NULL, E(err),
 			     sizeof(err));

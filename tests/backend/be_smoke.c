@@ -449,6 +449,8 @@ static int define_checks(struct be_conn *c)
 	ok(seed_ok(iso, s.user_data), "seed image: label cidata, meta-data "
 	   "and user-data as given");
 	stat(iso, &st1);
+	ok((st1.st_mode & 07777) == 0600, "the seed image is 0600 (user data "
+	   "holds secrets): %o", (unsigned)(st1.st_mode & 07777));
 	s.user_data = "#cloud-config\nhostname: changed\n";
 	rc2 = be_define(c, vm, "smoke", UID, &s, j, E(err), sizeof(err));
 	stat(iso, &st2);

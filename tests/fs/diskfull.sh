@@ -11,7 +11,8 @@ trap 'umount -l "$SMALL" 2>/dev/null; cleanup' EXIT
 mount -t tmpfs -o size=24m tmpfs "$SMALL" || { not_ok "a 24 MiB tmpfs"; done_testing; }
 chmod 755 "$SMALL"
 POOL=$SMALL
-start_mountd --pool-dir "$SMALL" || { not_ok "daemon starts on a small pool"; done_testing; }
+mkdir -p "$T/www"
+start_mountd --pool-dir "$SMALL" --import-dir "$T/www" || { not_ok "daemon starts on a small pool"; done_testing; }
 ok "daemon mounts $M with its pool on a 24 MiB tmpfs"
 
 a=${P}a

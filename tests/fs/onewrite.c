@@ -19,6 +19,9 @@ static const char *errname(int e)
 		{ EIO, "EIO" }, { EINTR, "EINTR" }, { ENOSPC, "ENOSPC" },
 		{ ERANGE, "ERANGE" }, { ENAMETOOLONG, "ENAMETOOLONG" },
 		{ ECANCELED, "ECANCELED" }, { EBADMSG, "EBADMSG" },
+		{ EFBIG, "EFBIG" }, { ELOOP, "ELOOP" },
+		{ EHOSTUNREACH, "EHOSTUNREACH" },
+		{ ECONNREFUSED, "ECONNREFUSED" },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)

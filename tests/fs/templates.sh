@@ -8,9 +8,6 @@
 HTTP_PID=
 trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; cleanup' EXIT
 
-start_mountd --stats-interval 1 || { not_ok "daemon starts"; done_testing; }
-ok "daemon mounts $M"
-
 # The images, served on a free loopback port.
 mkdir -p "$T/www"
 qemu-img create -q -f qcow2 "$T/www/tiny.qcow2" 64M
@@ -23,6 +20,11 @@ python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$PORT" >"$T/http.l
 HTTP_PID=$!
 wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$PORT/tiny.qcow2"
 check "a local HTTP server serves the images" curl -sf -o /dev/null "http://127.0.0.1:$PORT/tiny.qcow2"
+
+# Plain http on loopback is refused unless the operator allows it.
+start_mountd --stats-interval 1 --import-allow "http://127.0.0.1:$PORT/" ||
+	{ not_ok "daemon starts"; done_testing; }
+ok "daemon mounts $M (--import-allow http://127.0.0.1:$PORT/)"
 
 tp=${P}tp
 bad=${P}bad

@@ -21,9 +21,13 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$PORT" >"$T/http.log" 2>&1 &
 HTTP_PID=$!
 wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$PORT/jammy.img"
+# In cluster mode a template needs a checksum, and plain http on loopback
+# must be allowed by the operator.
+SUM=$(sha256sum "$T/www/jammy.img" | cut -d' ' -f1)
 
 cluster_up "CRDs installed as in the seed's Quick Start"
-start_mountd --kubeconfig "$KC/kubeconfig" || { not_ok "node starts"; done_testing; }
+start_mountd --kubeconfig "$KC/kubeconfig" \
+	--import-allow "http://127.0.0.1:$PORT/" || { not_ok "node starts"; done_testing; }
 ok "one node serves the namespace"
 
 # The examples as written, with names of this run (libvirt domains are
@@ -32,7 +36,7 @@ vm=${P}my-vm
 sub() { sed -e "s/name: my-vm\$/name: $vm/" -e "s/targetName: my-vm-clone\$/targetName: ${vm}-clone/" "$1"; }
 
 sub "$EX/vmtemplate-ubuntu.yaml" |
-	sed "s|source: https://cloud-images.ubuntu.com/.*|source: http://127.0.0.1:$PORT/jammy.img|" |
+	sed "s|^\( *\)source: https://cloud-images.ubuntu.com/.*|\1source: http://127.0.0.1:$PORT/jammy.img\n\1checksum: sha256:$SUM|" |
 	k apply -f - >/dev/null
 is "1. template created" "$(jp vmtpl ubuntu-22-04-template '{.spec.version}')" "22.04"
 wait_for 30 jp_is vmtpl ubuntu-22-04-template '{.status.phase}' Ready
