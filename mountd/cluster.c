@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "mountd/mountd.h"
@@ -44,6 +45,29 @@ bool md_owned(struct mountd *md, const char *name, char *owner, size_t len)
 }
 
 /* ---- objects from the API server ------------------------------------ */
+
+/* A VM made through the API belongs to root, unless its annotation
+ * hypersdk.io/owner names a user of this node (resolved here, on each
+ * node: uids differ between machines).  *unknown tells a name that does
+ * not resolve, which also gives root. */
+static uid_t api_owner(json_object *obj, const char **name, bool *unknown)
+{
+	json_object *ann = core_json_path(obj, "metadata.annotations"), *v;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	*name = NULL;
+	*unknown = false;
+	if (!ann || !json_object_object_get_ex(ann, CORE_OWNER_KEY, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	*name = json_object_get_string(v);
+	if (getpwnam_r(*name, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+		*unknown = true;
+		return 0;
+	}
+	return res->pw_uid;
+}
 
 /* After this node wrote a spec, events older than its write (the watch
  * lags) must not put the old spec back: the reconciler would act on it.
@@ -144,9 +168,13 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	char err[CORE_ERR_MAX];
 	json_object *spec = NULL, *copy = NULL;
 	struct core_vm *vm;
+	const char *who;
+	bool unknown;
+	uid_t owner;
 
 	if (k != SYNC_VM || !name)
 		return;
+	owner = api_owner(obj, &who, &unknown);
 	json_object_object_get_ex(obj, "spec", &spec);
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
@@ -170,6 +198,14 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
 		core_model_status_changed(md->m, vm);
 	}
+	if (vm && unknown && vm->owner != 0)
+		md_log(LOG_WARN_, "vm %s: owner %s is not a user here", name, who);
+	if (vm && unknown && (vm->owner != 0 || vm->version == 1))
+		core_model_event(md->m, vm, "Warning",
+				 "owner %s is not a user of node %s; owned by root",
+				 who, md->node);
+	if (vm)
+		vm->owner = owner;
 	if (vm)
 		merge_object(md, vm, obj, spec);
 	core_model_unlock(md->m);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ struct opts {
 	const char *http;       /* ADDR:PORT, or NULL for off */
 	const char *http_token_file;
 	char http_token[WEB_TOKEN_MAX];
+	const char *group;      /* --group: who may create VMs */
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval;
@@ -67,7 +69,8 @@ static void usage(FILE *f)
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
-	      "         [--http ADDR:PORT|off] [--http-token FILE]\n"
+	      "         [--http ADDR:PORT|off] [--http-token FILE] "
+	      "[--group NAME]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
 	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n"
 	      "The dashboard is at http://127.0.0.1:8080/k8s/vms by default\n"
@@ -182,7 +185,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "log-file", 1, 0, 'L' },  { "kubeconfig", 1, 0, 'k' },
 		{ "peer", 1, 0, 'P' },      { "migrate-copy-storage", 0, 0, 'C' },
 		{ "namespace", 1, 0, 'N' },  { "http", 1, 0, 'H' },
-		{ "http-token", 1, 0, 'T' },
+		{ "http-token", 1, 0, 'T' }, { "group", 1, 0, 'G' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -204,6 +207,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'C': o->copy_storage = true; break;
 		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
 		case 'T': o->http_token_file = optarg; break;
+		case 'G': o->group = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -495,6 +499,22 @@ static void teardown(struct mountd *md, struct fs *fs, struct web *web)
 	free(md->peers);
 }
 
+/* The group whose members may create VMs.  A missing group is not fatal
+ * (a fresh machine has none yet): only root may act until it exists and
+ * the daemon restarts. */
+static void resolve_group(struct mountd *md, const char *name)
+{
+	struct group gr, *res = NULL;
+	char buf[16384];
+
+	md->acl.has_group = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0
+			    && res;
+	md->acl.gid = md->acl.has_group ? res->gr_gid : 0;
+	if (!md->acl.has_group)
+		md_log(LOG_WARN_, "group %s does not exist: only root may use "
+		       "the tree (groupadd %s, then restart)", name, name);
+}
+
 static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		 char *err, size_t errlen)
 {
@@ -502,8 +522,11 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 				.mountpoint = o->mount, .debug = o->fuse_debug };
 	struct fs *fs = NULL;
 	struct web *web = NULL;
-	int rc = setup(md, o, err, errlen);
+	int rc;
 
+	resolve_group(md, o->group ? o->group : "hypersdk");
+	fc.acl = md->acl;
+	rc = setup(md, o, err, errlen);
 	fc.model = md->m;
 	if (rc == 0)
 		rc = open_web(md, o, &web, err, errlen);
