@@ -510,9 +510,6 @@ static void resolve_group(struct mountd *md, const char *name)
 	md->acl.has_group = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0
 			    && res;
 	md->acl.gid = md->acl.has_group ? res->gr_gid : 0;
-	if (!md->acl.has_group)
-		md_log(LOG_WARN_, "group %s does not exist: only root may use "
-		       "the tree (groupadd %s, then restart)", name, name);
 }
 
 static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
@@ -520,11 +517,12 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 {
 	struct fs_config fc = { .ops = &md_fs_ops, .arg = md,
 				.mountpoint = o->mount, .debug = o->fuse_debug };
+	const char *group = o->group ? o->group : "hypersdk";
 	struct fs *fs = NULL;
 	struct web *web = NULL;
 	int rc;
 
-	resolve_group(md, o->group ? o->group : "hypersdk");
+	resolve_group(md, group);
 	fc.acl = md->acl;
 	rc = setup(md, o, err, errlen);
 	fc.model = md->m;
@@ -542,6 +540,10 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		md_log(LOG_INFO_, "dashboard on http://%s%s%s:%d/k8s/vms",
 		       strchr(o->http, ']') ? "[" : "", http_host(o->http),
 		       strchr(o->http, ']') ? "]" : "", web_port(web));
+	/* Only now: a refusal to start stays one line. */
+	if (rc == 0 && !md->acl.has_group)
+		md_log(LOG_WARN_, "group %s does not exist: only root may use "
+		       "the tree (groupadd %s, then restart)", group, group);
 	if (rc == 0) {
 		md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, "
 		       "%zu vms%s%s)", o->mount, o->node, o->uri,
