@@ -845,6 +845,7 @@ void fs_wait_open(struct fs *fs, fuse_req_t req, int slot,
 		return;
 	}
 	fi->fh = (uintptr_t)wf;
+	fi->noflush = 1;
 	fi->direct_io = 1;
 	fi->nonseekable = 1;
 	fuse_reply_open(req, fi);

@@ -628,6 +628,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	/* Only a spec written through this open has use for FLUSH. */
+	fi->noflush = !(wr && fs_is_spec(ino));
 	if (fs_ino_obj(ino, &slot, &(enum obj_file){ 0 })) {
 		/* Objects change rarely and are read rarely: no caching. */
 		if (wr && !(e.attr.st_mode & 0200)) {
@@ -743,8 +745,8 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EPERM);
 }
 
-/* FLUSH costs a round trip on every close, but a spec is applied at its
- * writer's close (ctlfile.c), so it must come. */
+/* A spec is applied at its writer's close (ctlfile.c), so FLUSH must
+ * come; every other open says noflush and saves the round trip. */
 const struct fuse_lowlevel_ops fs_ll_ops = {
 	.init = ll_init,
 	.lookup = ll_lookup,

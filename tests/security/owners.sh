@@ -105,6 +105,18 @@ is "member B: A's ctl is EACCES" "$(as_b "$OW" "$M/vms/$a/ctl" start)" EACCES
 is "member B: rmdir of A's VM is EPERM" "$(errno_of as_b rmdir "$M/vms/$a")" EPERM
 is "member B: A's VM is still Stopped" "$(phase "$a")" Stopped
 
+is "member: chmod of its own spec is EPERM" "$(errno_of as_a chmod 666 "$M/vms/$a/spec")" EPERM
+is "member: chown of its own VM is EPERM" "$(errno_of as_a chown "$UB" "$M/vms/$a")" EPERM
+is "member: clones its own VM" "$(as_a "$OW" "$M/vms/$a/ctl" "clone ${P}c")" ok
+is "member: the clone is the member's" "$(stat -c %u "$M/vms/${P}c" 2>&1)" "$UA"
+is "member: snapshots its own VM (mkdir)" "$(errno_of as_a mkdir "$M/vms/$a/snapshots/s1")" ok
+is "member: the snapshot is the member's" "$(stat -c %u:%a "$M/vms/$a/snapshots/s1" 2>&1)" "$UA:700"
+is "member B: mkdir in A's snapshots/ is EACCES" "$(errno_of as_b mkdir "$M/vms/$a/snapshots/s2")" EACCES
+is "member B: A's operations are closed" \
+	"$(for o in "$M"/operations/*; do errno_of as_b cat "$o/status"; done | sort -u)" EACCES
+is "member: removes its snapshot" "$(errno_of as_a rmdir "$M/vms/$a/snapshots/s1")" ok
+is "member: removes its clone" "$(errno_of as_a rmdir "$M/vms/${P}c")" ok
+
 is "root's VM unchanged by all of it" "$(snap)" "$before"
 is "vms/ holds only the VMs made on purpose" "$(ls "$M/vms" | tr '\n' ' ')" "ctl err $a $b $r "
 is "no err line left by the refusals" "$(cat "$M/vms/$r/err" "$M/vms/$a/err")" ""
@@ -160,5 +172,14 @@ rmdir "$M/templates/${P}t" 2>/dev/null
 # ---- clean up as the owners would ---------------------------------------
 is "member: rmdir of its own VM" "$(errno_of as_a rmdir "$M/vms/$b")" ok
 is "root: rmdir of a member's VM" "$(errno_of rmdir "$M/vms/$a")" ok
+rmdir "$M/vms/$r"
+
+# ---- no such group: root only ---------------------------------------------
+stop_mountd
+start_mountd --group "nosuch$$" || not_ok "daemon starts without its group"
+like "a missing group is a warning" "$(cat "$T/mountd.log")" "group nosuch$$ does not exist"
+is "vms/ has no group bits then" "$(stat -c %a "$M/vms")" 1700
+is "a member of the old group is refused" "$(errno_of as_a ls "$M/vms")" EACCES
+is "root still creates" "$("$OW" "$M/vms/ctl" "create $r cpus=1 memory=64Mi disk=64Mi")" ok
 rmdir "$M/vms/$r"
 done_testing
