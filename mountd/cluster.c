@@ -69,6 +69,19 @@ static uid_t api_owner(json_object *obj, const char **name, bool *unknown)
 	return res->pw_uid;
 }
 
+/* Model write lock held. */
+static void unknown_owner(struct mountd *md, struct core_vm *vm,
+			  const char *who)
+{
+	char q[CORE_NAME_MAX + 8];
+
+	core_quote(q, sizeof(q), who, strlen(who));
+	md_log(LOG_WARN_, "vm %s: owner %s is not a user of this node; owned "
+	       "by root", vm->name, q);
+	core_model_event(md->m, vm, "Warning", "owner %s is not a user of "
+			 "node %s; owned by root", q, md->node);
+}
+
 /* After this node wrote a spec, events older than its write (the watch
  * lags) must not put the old spec back: the reconciler would act on it.
  * resourceVersions are etcd revisions; comparing them within one object
@@ -168,8 +181,8 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	char err[CORE_ERR_MAX];
 	json_object *spec = NULL, *copy = NULL;
 	struct core_vm *vm;
+	bool unknown, added = false;
 	const char *who;
-	bool unknown;
 	uid_t owner;
 
 	if (k != SYNC_VM || !name)
@@ -185,6 +198,7 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 			md_log(LOG_WARN_, "vm %s: %s; not mirrored", name, err);
 			vm = NULL;
 		} else {
+			added = true;
 			vm->st.node[0] = '\0';
 			if (op)
 				snprintf(vm->st.operation,
@@ -198,16 +212,13 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
 		core_model_status_changed(md->m, vm);
 	}
-	if (vm && unknown && vm->owner != 0)
-		md_log(LOG_WARN_, "vm %s: owner %s is not a user here", name, who);
-	if (vm && unknown && (vm->owner != 0 || vm->version == 1))
-		core_model_event(md->m, vm, "Warning",
-				 "owner %s is not a user of node %s; owned by root",
-				 who, md->node);
-	if (vm)
+	/* Said once: when the VM comes, or when it loses a known owner. */
+	if (vm && unknown && (added || vm->owner != 0))
+		unknown_owner(md, vm, who);
+	if (vm) {
 		vm->owner = owner;
-	if (vm)
 		merge_object(md, vm, obj, spec);
+	}
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
 	if (vm) {
