@@ -436,7 +436,7 @@ out:
 	return rc;
 }
 
-/* Which object a write goes to (fh: the generation it was opened on). */
+/* Which object a write goes to (gen: the one it was opened on). */
 static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t gen,
 		      struct action *a, enum core_right *right)
 {
