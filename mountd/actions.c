@@ -528,7 +528,7 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 		return rc;
 	if (md->sync) {
 		/* On failure the name is someone else's: leave it alone. */
-		rc = md_cluster_create(md, name, spec, err, errlen);
+		rc = md_cluster_create(md, name, spec, msg->owner, err, errlen);
 		json_object_put(spec);
 		spec = NULL;
 		if (rc == 1)
@@ -751,7 +751,7 @@ int md_add_vm(struct mountd *md, const char *name, json_object *spec,
 	int rc;
 
 	if (md->sync) {
-		rc = md_cluster_create(md, name, spec, err, errlen);
+		rc = md_cluster_create(md, name, spec, owner, err, errlen);
 		json_object_put(spec);
 		if (rc == 1) {
 			snprintf(err, errlen, "%s: another node claimed %s", op,

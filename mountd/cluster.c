@@ -594,8 +594,32 @@ static int lost_claim(struct mountd *md, const char *name, int rc, char *err,
 	return -EIO;
 }
 
+/* The API names owners by user name: every node resolves it to its own
+ * uid (api_owner). */
+static int owner_annotation(json_object *meta, uid_t owner, char *err,
+			    size_t errlen)
+{
+	struct passwd pw, *res = NULL;
+	json_object *ann;
+	char buf[4096];
+
+	if (owner == 0)
+		return 0;
+	if (getpwuid_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+		snprintf(err, errlen, "create: uid %u has no user name here, "
+			 "and a VM in a cluster names its owner",
+			 (unsigned)owner);
+		return -EINVAL;
+	}
+	ann = json_object_new_object();
+	json_object_object_add(ann, CORE_OWNER_KEY,
+			       json_object_new_string(res->pw_name));
+	json_object_object_add(meta, "annotations", ann);
+	return 0;
+}
+
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
-		      char *err, size_t errlen)
+		      uid_t owner, char *err, size_t errlen)
 {
 	json_object *obj = json_object_new_object(), *meta, *created = NULL;
 	const char *rv;
@@ -603,6 +627,12 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 
 	meta = json_object_new_object();
 	json_object_object_add(meta, "name", json_object_new_string(name));
+	rc = owner_annotation(meta, owner, err, errlen);
+	if (rc < 0) {
+		json_object_put(meta);
+		json_object_put(obj);
+		return rc;
+	}
 	json_object_object_add(obj, "apiVersion",
 			       json_object_new_string("hypersdk.io/v1alpha1"));
 	json_object_object_add(obj, "kind",

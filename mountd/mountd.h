@@ -176,9 +176,11 @@ void md_cluster_reconcile(struct mountd *md, const char *name);
 void md_push_status(struct mountd *md, const char *name);
 int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
 		    json_object *new, char *err, size_t errlen);
-/* 0: created and claimed here; 1: created, another node claimed it. */
+/* 0: created and claimed here; 1: created, another node claimed it.
+ * A VM for a uid other than root carries its user name in the
+ * hypersdk.io/owner annotation; a uid without one is -EINVAL. */
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
-		      char *err, size_t errlen);
+		      uid_t owner, char *err, size_t errlen);
 int md_cluster_delete(struct mountd *md, const char *name, char *err,
 		      size_t errlen);
 
