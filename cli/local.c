@@ -125,7 +125,9 @@ static int write_once(const char *path, const char *msg, size_t len)
 		r = -errno;
 	else if ((size_t)n != len)
 		r = -EIO;
-	close(fd);
+	/* A spec is applied at close: its outcome comes back there. */
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
 	return r;
 }
 

@@ -164,6 +164,9 @@ struct core_ctl {
 	bool memory_state, quiesce;
 	int keep_days;          /* -1 = not given */
 	int keep_count;         /* -1 = not given */
+	/* Not parsed: set by whoever takes the message (fs from the
+	 * caller's uid) so a create or clone knows who will own the VM. */
+	uid_t owner;
 };
 
 /* Parse one ctl message (one write).  One trailing newline is stripped;
@@ -248,6 +251,8 @@ struct core_vm {
 	char ns[CORE_NAME_MAX + 1];
 	char uid[40];
 	char created[32];       /* RFC 3339 */
+	uid_t owner;            /* who made it (root for the API's); the
+				 * tree's modes and access checks follow it */
 	json_object *spec_json; /* the spec document, unknown fields kept */
 	struct core_spec spec;  /* typed view of spec_json */
 	struct core_status st;
@@ -509,6 +514,48 @@ int core_write_atomic(int dirfd, const char *name, const char *tmp,
 
 /* A VM as a stored object: {apiVersion, kind, metadata, spec, status}. */
 json_object *core_vm_to_object(const struct core_vm *vm);
+
+/* ---- access ------------------------------------------------------- */
+
+/* Who asks: the caller's uid, primary gid and supplementary groups. */
+#define CORE_GROUPS_MAX 64
+struct core_cred {
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	gid_t groups[CORE_GROUPS_MAX];
+};
+
+/* The daemon's --group; has_group false when it does not exist (then
+ * only root may do anything). */
+struct core_acl {
+	bool has_group;
+	gid_t gid;
+};
+
+enum core_right {
+	CORE_R_SEE,     /* list the tree, a VM's name and status, templates */
+	CORE_R_READ,    /* a VM's spec, err, events, stats, snapshots, ops */
+	CORE_R_CONTROL, /* ctl and spec writes, delete (rmdir) */
+	CORE_R_CREATE,  /* a new VM (vms/ctl create, mkdir in vms/) */
+	CORE_R_ADMIN,   /* everything else: templates, root only */
+};
+
+bool core_cred_in_group(const struct core_cred *c, gid_t gid);
+/* 0 when c may exercise r on a VM owned by owner (or, for SEE, CREATE
+ * and ADMIN, on the tree); -EACCES otherwise.  Root may do anything; a
+ * member of acl's group has SEE and CREATE, and READ and CONTROL on the
+ * VMs it owns; anyone else nothing.  The dashboard applies this too. */
+int core_may(const struct core_acl *acl, const struct core_cred *c,
+	     uid_t owner, enum core_right r);
+
+/* metadata.annotations of a stored object: the owner's uid as the daemon
+ * recorded it, and the user name a Kubernetes object may give. */
+#define CORE_OWNER_UID_KEY "hypersdk.io/owner-uid"
+#define CORE_OWNER_KEY "hypersdk.io/owner"
+/* 0 (root) when absent or malformed. */
+uid_t core_owner_from_object(json_object *obj);
+void core_owner_to_object(json_object *obj, uid_t owner);
 
 /* ---- reconcile rules (pure) --------------------------------------- */
 

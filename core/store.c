@@ -381,6 +381,7 @@ json_object *core_vm_to_object(const struct core_vm *vm)
 	json_object_object_add(md, "creationTimestamp",
 			       json_object_new_string(vm->created));
 	json_object_object_add(o, "metadata", md);
+	core_owner_to_object(o, vm->owner);
 	/* A copy: the model goes on editing its own after we return. */
 	if (!vm->spec_json ||
 	    json_object_deep_copy(vm->spec_json, &spec, NULL) < 0)

@@ -26,6 +26,8 @@ struct action {
 	char oname[CORE_NAME_MAX + 1];
 	char overb[16];
 	bool obj;
+	bool flush;             /* a spec applied at close: answers FLUSH */
+	uid_t owner;            /* of the target VM (0: root's, templates) */
 	char refuse_err[CORE_ERR_MAX];
 };
 
@@ -221,8 +223,8 @@ static void answer(struct action *a, int rc)
 
 	if (!p)
 		return;         /* the writer was interrupted */
-	if (rc < 0) {
-		fuse_reply_err(p->req, -rc);
+	if (rc < 0 || a->flush) {
+		fuse_reply_err(p->req, rc < 0 ? -rc : 0);
 	} else if (a->kind == ACT_MKDIR || (a->obj && !strcmp(a->overb, "create"))) {
 		core_model_rdlock(a->fs->m);
 		if (a->obj) {
@@ -275,7 +277,8 @@ static void *action_main(void *arg)
 	seq = rc < 0 ? record_failure(fs, a->vm, err) : record_success(fs, a->vm);
 	/* mkdir and rmdir hold the directory lock that invalidating an entry
 	 * needs, so they must not wait for the notifier. */
-	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR && !(a->obj && !a->written))
+	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR &&
+	    !(a->obj && !a->written && !a->flush))
 		fs_wait_delivered(fs, seq);
 	answer(a, rc);
 	json_object_put(a->spec);
@@ -335,6 +338,66 @@ static void refuse(fuse_req_t req, struct action *a, int rc, const char *err)
 	start_action(req, a);
 }
 
+/* ---- who may ------------------------------------------------------- */
+
+/* Supplementary groups come from /proc/PID/status, not getgrouplist:
+ * they are the ones the kernel checked for this very request (setpriv,
+ * newgrp, a uid without a passwd entry), where the group database would
+ * give those of a name.  A process that is gone, or whose ids no longer
+ * match the request (pid reused), gets no supplementary groups. */
+int fs_cred_of(pid_t pid, uid_t uid, gid_t gid, struct core_cred *out)
+{
+	unsigned long long id[4];
+	char path[64], line[4096], *p, *end;
+	bool ids_ok = false;
+	int rc = -ESRCH;
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	out->uid = uid;
+	out->gid = gid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = pid > 0 ? fopen(path, "re") : NULL;
+	if (!f)
+		return rc;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %llu %llu %llu %llu", &id[0], &id[1],
+			   &id[2], &id[3]) == 4)
+			ids_ok = id[3] == uid;
+		else if (sscanf(line, "Gid: %llu %llu %llu %llu", &id[0],
+				&id[1], &id[2], &id[3]) == 4)
+			ids_ok = ids_ok && id[3] == gid;
+		else if (!strncmp(line, "Groups:", 7) && ids_ok)
+			for (p = line + 7; out->ngroups < CORE_GROUPS_MAX; p = end) {
+				unsigned long long g = strtoull(p, &end, 10);
+
+				if (end == p)
+					break;
+				out->groups[out->ngroups++] = (gid_t)g;
+			}
+	}
+	fclose(f);
+	if (ids_ok)
+		rc = 0;
+	else
+		out->ngroups = 0;
+	return rc;
+}
+
+/* Checked again here, after the kernel's permission bits: an fd handed
+ * to another process, or a race with a change of owner, must not let a
+ * write through.  Root never pays for the /proc read. */
+static int req_may(fuse_req_t req, uid_t owner, enum core_right r)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct core_cred c;
+
+	if (ctx->uid == 0)
+		return 0;
+	fs_cred_of(ctx->pid, ctx->uid, ctx->gid, &c);
+	return core_may(&req_fs(req)->acl, &c, owner, r);
+}
+
 /* A spec write may be the bare spec or a whole object with a spec. */
 static int parse_spec(const char *buf, size_t size, json_object **out,
 		      char *err, size_t errlen)
@@ -343,9 +406,9 @@ static int parse_spec(const char *buf, size_t size, json_object **out,
 	json_object *doc = NULL, *spec;
 	int rc;
 
-	if (size > CORE_SPEC_MAX) {
+	if (size > FS_SPEC_WRITE_MAX) {
 		snprintf(err, errlen, "spec too long (%zu bytes, at most %d)",
-			 size, CORE_SPEC_MAX);
+			 size, FS_SPEC_WRITE_MAX);
 		return -EINVAL;
 	}
 	rc = core_yaml_parse(buf, size, &doc, err, errlen);
@@ -373,39 +436,53 @@ out:
 	return rc;
 }
 
-/* A write to an object's ctl (one word) or a template's spec. */
-static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
-		      const char *buf, size_t size, struct action *a,
-		      char *err, size_t errlen)
+/* Which object a write goes to (gen: the one it was opened on). */
+static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t gen,
+		      struct action *a, enum core_right *right)
 {
-	static const char *const verbs[CORE_KIND_COUNT][4] = {
-		[CORE_KIND_SNAPSHOT] = { "revert", "delete", NULL },
-		[CORE_KIND_TEMPLATE] = { "import", "delete", "cancel", NULL },
-	};
 	struct fuse_entry_param e;
 	struct core_obj *o;
 	enum obj_file f;
 	int slot, rc = -ENOENT;
-	size_t n = size;
 
-	if (fs_fill_entry(fs, ino, &e) < 0 || e.generation != fh)
+	if (fs_fill_entry(fs, ino, &e) < 0 || e.generation != gen)
 		return -ENOENT;
 	fs_ino_obj(ino, &slot, &f);
 	core_model_rdlock(fs->m);
 	o = core_model_obj_slot(fs->m, slot);
 	if (o) {
 		a->okind = o->kind;
+		a->owner = fs_obj_owner(fs, o);
 		snprintf(a->oname, sizeof(a->oname), "%s", o->name);
 		snprintf(a->vm, sizeof(a->vm), "%s", o->vm);
 		rc = 0;
 	}
 	core_model_unlock(fs->m);
-	if (rc < 0)
-		return rc;
 	a->kind = ACT_OBJ;
 	a->obj = true;
+	*right = a->okind == CORE_KIND_TEMPLATE ? CORE_R_ADMIN : CORE_R_CONTROL;
+	return rc;
+}
+
+/* An object's ctl (one word) or a template's spec. */
+static int obj_parse(fuse_ino_t ino, const char *buf, size_t size,
+		     struct action *a, char *err, size_t errlen)
+{
+	static const char *const verbs[CORE_KIND_COUNT][4] = {
+		[CORE_KIND_SNAPSHOT] = { "revert", "delete", NULL },
+		[CORE_KIND_TEMPLATE] = { "import", "delete", "cancel", NULL },
+	};
+	enum obj_file f;
+	size_t n = size;
+
+	fs_ino_obj(ino, &(int){ 0 }, &f);
 	if (f == OF_SPEC) {
 		snprintf(a->overb, sizeof(a->overb), "spec");
+		if (size > FS_SPEC_WRITE_MAX) {
+			snprintf(err, errlen, "spec too long (%zu bytes, at "
+				 "most %d)", size, FS_SPEC_WRITE_MAX);
+			return -EINVAL;
+		}
 		return core_yaml_parse(buf, size, &a->spec, err, errlen);
 	}
 	if (n && buf[n - 1] == '\n')
@@ -422,10 +499,10 @@ static int obj_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
 	return -EINVAL;
 }
 
-/* fh holds the generation of the VM the file was opened on: a slot
+/* gen is the generation of the VM the file was opened on: a slot
  * reused by another VM must not take writes meant for the old one. */
-static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
-			struct action *a)
+static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t gen,
+			struct action *a, enum core_right *right)
 {
 	struct core_vm *vm;
 	enum vm_file f;
@@ -433,26 +510,97 @@ static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t fh,
 
 	if (ino == INO_VMS_CTL) {
 		a->kind = ACT_CTL;
+		*right = CORE_R_CREATE;
 		return 0;
 	}
 	if (!fs_ino_vm(ino, &slot, &f) || (f != VF_CTL && f != VF_SPEC))
 		return -EACCES;
 	a->kind = f == VF_CTL ? ACT_CTL : ACT_SPEC;
+	*right = CORE_R_CONTROL;
 	core_model_rdlock(fs->m);
 	vm = core_model_slot(fs->m, slot);
-	if (vm && fs_vm_generation(vm) == fh)
+	if (vm && fs_vm_generation(vm) == gen) {
 		snprintf(a->vm, sizeof(a->vm), "%s", vm->name);
-	else
+		a->owner = vm->owner;
+	} else {
 		rc = -ENOENT;
+	}
 	core_model_unlock(fs->m);
 	return rc;
+}
+
+bool fs_is_spec(fuse_ino_t ino)
+{
+	enum vm_file f;
+	enum obj_file of;
+	int slot;
+
+	return (fs_ino_vm(ino, &slot, &f) && f == VF_SPEC) ||
+	       (fs_ino_obj(ino, &slot, &of) && of == OF_SPEC);
+}
+
+struct spechandle *fs_spec_open(uint64_t gen)
+{
+	struct spechandle *h = calloc(1, sizeof(*h));
+
+	if (h)
+		h->gen = gen;
+	return h;
+}
+
+static void action_free(struct action *a)
+{
+	if (a) {
+		json_object_put(a->spec);
+		free(a);
+	}
+}
+
+void fs_spec_release(struct spechandle *h)
+{
+	if (h) {
+		action_free(h->ready);
+		free(h);
+	}
+}
+
+/* The one write a spec handle takes; anything after it (another offset,
+ * a second write at 0) spoils the handle, so that nothing applies. */
+static bool spec_first_write(struct fs *fs, struct spechandle *h, off_t off)
+{
+	struct action *stale;
+	bool first;
+
+	pthread_mutex_lock(&fs->lock);
+	first = !h->used && off == 0;
+	h->used = true;
+	stale = h->ready;
+	h->ready = NULL;
+	pthread_mutex_unlock(&fs->lock);
+	action_free(stale);
+	return first;
+}
+
+static int parse_write(fuse_ino_t ino, const char *buf, size_t size,
+		       struct action *a, char *err, size_t errlen)
+{
+	if (a->obj)
+		return obj_parse(ino, buf, size, a, err, errlen);
+	if (a->kind == ACT_CTL)
+		return core_ctl_parse(buf, size, ino == INO_VMS_CTL, &a->msg,
+				      err, errlen);
+	return parse_spec(buf, size, &a->spec, err, errlen);
 }
 
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi)
 {
+	struct fs *fs = req_fs(req);
 	char err[CORE_ERR_MAX] = "";
 	struct action *a = calloc(1, sizeof(*a));
+	struct spechandle *h = NULL;
+	enum core_right right;
+	uint64_t gen = fi->fh;
 	int rc;
 
 	if (!a) {
@@ -461,32 +609,74 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	a->written = size;
 	ino = fs_ctl_real(ino);
-	if (fs_ino_obj(ino, &(int){ 0 }, &(enum obj_file){ 0 })) {
-		rc = obj_target(req_fs(req), ino, fi->fh, buf, size, a, err,
-				sizeof(err));
-		if (rc == -ENOENT) {
-			fuse_reply_err(req, ENOENT);
-			free(a);
-		} else if (rc < 0) {
-			refuse(req, a, rc, err);
-		} else {
-			start_action(req, a);
-		}
-		return;
+	if (fs_is_spec(ino)) {
+		h = (struct spechandle *)(uintptr_t)fi->fh;
+		gen = h ? h->gen : 0;
 	}
-	rc = write_target(req_fs(req), ino, fi->fh, a);
+	if (fs_ino_obj(ino, &(int){ 0 }, &(enum obj_file){ 0 }))
+		rc = obj_target(fs, ino, gen, a, &right);
+	else
+		rc = write_target(fs, ino, gen, a, &right);
+	/* A refused caller leaves no trace in the VM's err or events. */
+	if (rc == 0)
+		rc = req_may(req, a->owner, right);
+	if (rc == 0 && !h && fs_is_spec(ino))
+		rc = -ENOMEM;   /* its handle could not be made at open */
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		free(a);
 		return;
 	}
-	if (a->kind == ACT_CTL)
-		rc = core_ctl_parse(buf, size, ino == INO_VMS_CTL, &a->msg, err,
-				    sizeof(err));
-	else
-		rc = parse_spec(buf, size, &a->spec, err, sizeof(err));
+	if (h && !spec_first_write(fs, h, off)) {
+		snprintf(err, sizeof(err), "spec: a spec must arrive in one "
+			 "write of at most %d bytes", FS_SPEC_WRITE_MAX);
+		refuse(req, a, -EINVAL, err);
+		return;
+	}
+	rc = parse_write(ino, buf, size, a, err, sizeof(err));
 	if (rc < 0) {
 		refuse(req, a, rc, err);
+		return;
+	}
+	a->msg.owner = fuse_req_ctx(req)->uid;
+	if (!h) {
+		start_action(req, a);
+		return;
+	}
+	/* Whole and valid: applied when the writer closes. */
+	a->flush = true;
+	pthread_mutex_lock(&fs->lock);
+	h->ready = a;
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_write(req, size);
+}
+
+/* close(2) of a spec handle applies what its one write brought, and
+ * answers with the outcome (the err line has it too). */
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct spechandle *h = NULL;
+	struct fuse_entry_param e;
+	struct action *a = NULL;
+
+	ino = fs_ctl_real(ino);
+	if (fs_is_spec(ino))
+		h = (struct spechandle *)(uintptr_t)fi->fh;
+	if (h) {
+		pthread_mutex_lock(&fs->lock);
+		a = h->ready;
+		h->ready = NULL;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	if (!a) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	/* The VM or template may have been replaced since the write. */
+	if (fs_fill_entry(fs, ino, &e) < 0 || e.generation != h->gen) {
+		action_free(a);
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	start_action(req, a);
@@ -501,7 +691,7 @@ static bool obj_dir_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct action *a;
 	struct core_vm *vm = NULL;
 	enum vm_file f;
-	int slot;
+	int slot, rc;
 
 	if (parent != INO_TEMPLATES &&
 	    !(fs_ino_vm(parent, &slot, &f) && f == VF_SNAPSHOTS))
@@ -521,17 +711,27 @@ static bool obj_dir_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 					     CORE_KIND_SNAPSHOT;
 	snprintf(a->oname, sizeof(a->oname), "%s", name);
 	snprintf(a->overb, sizeof(a->overb), "%s", verb);
+	a->msg.owner = fuse_req_ctx(req)->uid;
 	if (parent != INO_TEMPLATES) {
 		core_model_rdlock(fs->m);
 		vm = core_model_slot(fs->m, slot);
-		if (vm)
+		if (vm) {
 			snprintf(a->vm, sizeof(a->vm), "%s", vm->name);
+			a->owner = vm->owner;
+		}
 		core_model_unlock(fs->m);
 		if (!vm) {
 			free(a);
 			fuse_reply_err(req, ENOENT);
 			return true;
 		}
+	}
+	rc = req_may(req, a->owner, parent == INO_TEMPLATES ? CORE_R_ADMIN :
+							     CORE_R_CONTROL);
+	if (rc < 0) {
+		free(a);
+		fuse_reply_err(req, -rc);
+		return true;
 	}
 	start_action(req, a);
 	return true;
@@ -549,6 +749,11 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EOPNOTSUPP);
 		return;
 	}
+	rc = req_may(req, 0, CORE_R_CREATE);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	rc = core_name_check(name, err, sizeof(err));
 	if (rc < 0) {
 		record_failure(req_fs(req), NULL, err);
@@ -564,6 +769,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	a->msg.verb = CORE_V_CREATE;
 	a->msg.running = -1;
 	a->msg.keep_days = a->msg.keep_count = -1;
+	a->msg.owner = fuse_req_ctx(req)->uid;
 	snprintf(a->msg.arg, sizeof(a->msg.arg), "%s", name);
 	start_action(req, a);
 }
@@ -571,8 +777,11 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = req_fs(req);
+	struct core_vm *vm;
 	struct action *a;
+	uid_t owner = 0;
 	bool found;
+	int rc;
 
 	if (obj_dir_op(req, parent, name, "delete"))
 		return;
@@ -581,8 +790,19 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	core_model_rdlock(fs->m);
-	found = core_model_find(fs->m, name) != NULL;
+	vm = core_model_find(fs->m, name);
+	found = vm != NULL;
+	if (vm)
+		owner = vm->owner;
 	core_model_unlock(fs->m);
+	/* Like the sticky vms/: another's VM is EPERM, a stranger EACCES. */
+	rc = found ? req_may(req, owner, CORE_R_CONTROL) : 0;
+	if (rc < 0 && req_may(req, 0, CORE_R_SEE) == 0)
+		rc = -EPERM;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	a = found ? calloc(1, sizeof(*a)) : NULL;
 	if (!a) {
 		fuse_reply_err(req, found ? ENOMEM : ENOENT);
@@ -625,6 +845,7 @@ void fs_wait_open(struct fs *fs, fuse_req_t req, int slot,
 		return;
 	}
 	fi->fh = (uintptr_t)wf;
+	fi->noflush = 1;
 	fi->direct_io = 1;
 	fi->nonseekable = 1;
 	fuse_reply_open(req, fi);

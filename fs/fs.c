@@ -311,6 +311,7 @@ int fs_mount(const struct fs_config *cfg, struct fs **out, char *err,
 	fs->m = cfg->model;
 	fs->ops = cfg->ops;
 	fs->arg = cfg->arg;
+	fs->acl = cfg->acl;
 	fs->mountpoint = strdup(cfg->mountpoint);
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->cond, NULL);

@@ -33,6 +33,7 @@ struct fs_config {
 	const struct fs_ops *ops;
 	void *arg;
 	bool debug;             /* libfuse debug output */
+	struct core_acl acl;    /* the daemon's --group (core_may) */
 };
 
 struct fs;
@@ -52,6 +53,16 @@ int fs_check(const char *mountpoint, char *err, size_t errlen);
 int fs_run(struct fs *fs);
 /* Unmount and free. */
 void fs_free(struct fs *fs);
+
+/* ---- who asks ------------------------------------------------------ */
+
+/* The credentials of a caller the kernel names by pid, uid and gid (a
+ * FUSE request, a unix socket peer's SO_PEERCRED): supplementary groups
+ * from /proc/PID/status.  -ESRCH, with no supplementary groups, when the
+ * process is gone or its fsuid/fsgid differ from uid/gid.  With
+ * core_may and the daemon's --group (fs_config.acl) this is the rule
+ * the tree applies; the dashboard applies the same. */
+int fs_cred_of(pid_t pid, uid_t uid, gid_t gid, struct core_cred *out);
 
 /* ---- request statistics (for /metrics) ---------------------------- */
 

@@ -82,6 +82,7 @@ struct fs {
 	struct core_model *m;
 	const struct fs_ops *ops;
 	void *arg;
+	struct core_acl acl;
 	char *mountpoint;
 	bool mounted;
 
@@ -128,6 +129,7 @@ void fs_dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino);
 /* objtree.c (model read lock held for fs_obj_at) */
 struct core_obj *fs_obj_at(struct fs *fs, fuse_ino_t ino, enum obj_file *f);
 mode_t fs_obj_mode(enum core_kind kind, enum obj_file f);
+uid_t fs_obj_owner(struct fs *fs, const struct core_obj *o);
 fuse_ino_t fs_obj_child(struct fs *fs, fuse_ino_t parent, const char *name);
 /* vm_slot >= 0: the snapshots of that VM. */
 void fs_list_objs(struct dirbuf *d, enum core_kind kind, int vm_slot);
@@ -146,7 +148,27 @@ fuse_ino_t fs_ctl_real(fuse_ino_t ino);
 void fs_ctl_forget(fuse_ino_t ino, uint64_t n);
 void fs_ctl_free_all(void);
 
+/* An open spec file (a VM's or a template's).  A spec is one message:
+ * the write at offset 0 is parsed and checked (its errors come back from
+ * write(2)) and kept here; flush (close) applies it.  Any other write on
+ * the handle is refused and drops what was kept, so a spec cut in two
+ * never applies.  Fields under fs->lock. */
+struct action;
+/* What cat and cp write at once (128 KiB buffers), and within what one
+ * FUSE write carries (ll_init's max_write): so a spec written by them is
+ * one message.  Below CORE_SPEC_MAX. */
+#define FS_SPEC_WRITE_MAX (128 * 1024)
+struct spechandle {
+	uint64_t gen;           /* the VM or object it was opened on */
+	bool used;              /* a write came */
+	struct action *ready;   /* parsed, waiting for flush */
+};
+
 /* ctlfile.c */
+bool fs_is_spec(fuse_ino_t ino);
+struct spechandle *fs_spec_open(uint64_t gen);
+void fs_spec_release(struct spechandle *h);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi);
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -45,18 +45,34 @@ struct core_obj *fs_obj_at(struct fs *fs, fuse_ino_t ino,
 	return o && fs_obj_has(o->kind, *f) ? o : NULL;
 }
 
+/* Templates are root's, and the group reads them (a member makes VMs
+ * from them); snapshots and operations are their VM owner's alone, like
+ * the VM's spec. */
 mode_t fs_obj_mode(enum core_kind kind, enum obj_file f)
 {
+	bool shared = kind == CORE_KIND_TEMPLATE;
+
 	switch (f) {
 	case OF_DIR:
-		return S_IFDIR | 0755;
+		return S_IFDIR | (shared ? 0750 : 0700);
 	case OF_CTL:
 		return S_IFREG | 0200;
 	case OF_SPEC:
-		return S_IFREG | (kind == CORE_KIND_TEMPLATE ? 0644 : 0444);
+		return S_IFREG | (shared ? 0640 : 0400);
 	default:
-		return S_IFREG | 0444;
+		return S_IFREG | (shared ? 0440 : 0400);
 	}
+}
+
+/* Model read lock held.  A VM that is gone leaves its objects to root. */
+uid_t fs_obj_owner(struct fs *fs, const struct core_obj *o)
+{
+	struct core_vm *vm;
+
+	if (o->kind == CORE_KIND_TEMPLATE || !o->vm[0])
+		return 0;
+	vm = core_model_find(fs->m, o->vm);
+	return vm ? vm->owner : 0;
 }
 
 static enum core_kind dir_kind(fuse_ino_t ino)

@@ -100,6 +100,12 @@ TIMED(write, FS_OP_WRITE,
 TIMED(release, FS_OP_RELEASE,
       (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
       (req, ino, fi))
+TIMED(flush, FS_OP_RELEASE,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+      (req, ino, fi))
+TIMED(rename, FS_OP_SETATTR,
+      (fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+       const char *nn, unsigned int fl), (req, p, n, np, nn, fl))
 TIMED(mkdir, FS_OP_MKDIR,
       (fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode),
       (req, p, name, mode))
@@ -139,6 +145,8 @@ const struct fuse_lowlevel_ops fs_ll_timed_ops = {
 	.read = timed_read,
 	.write = timed_write,
 	.release = timed_release,
+	.flush = timed_flush,
+	.rename = timed_rename,
 	.mkdir = timed_mkdir,
 	.rmdir = timed_rmdir,
 	.statfs = timed_statfs,

@@ -76,32 +76,44 @@ uint64_t fs_vm_generation(const struct core_vm *vm)
 	return uid_generation(vm->uid);
 }
 
+/* Plan 9 style ownership, enforced by the kernel (default_permissions):
+ * a VM's files belong to its owner with the daemon's group; the group
+ * may enter the directory and read status (and wait on it), the rest is
+ * the owner's.  Root passes every check.  See docs/security.md. */
 static mode_t vm_file_mode(enum vm_file f)
 {
 	switch (f) {
 	case VF_DIR:
+		return S_IFDIR | 0750;
 	case VF_SNAPSHOTS:
-		return S_IFDIR | 0755;
+		return S_IFDIR | 0700;
 	case VF_CTL:
 		return S_IFREG | 0200;
 	case VF_SPEC:
-		return S_IFREG | 0644;
+		return S_IFREG | 0600;
+	case VF_STATUS:
+	case VF_WAIT:
+		return S_IFREG | 0440;
 	default:
-		return S_IFREG | 0444;
+		return S_IFREG | 0400;
 	}
 }
 
+/* vms/ is root's and the group's, sticky like /tmp: members make VMs in
+ * it and the kernel lets each remove only its own (EPERM otherwise). */
 static mode_t top_mode(fuse_ino_t ino)
 {
 	switch (ino) {
-	case INO_VMS_CTL:
-		return S_IFREG | 0200;
-	case INO_VMS_ERR:
-		return S_IFREG | 0444;
-	case INO_VMS:
+	case INO_ROOT:
 		return S_IFDIR | 0755;
+	case INO_VMS_CTL:
+		return S_IFREG | 0220;
+	case INO_VMS_ERR:
+		return S_IFREG | 0440;
+	case INO_VMS:
+		return S_IFDIR | S_ISVTX | 0770;
 	default:
-		return S_IFDIR | 0555;
+		return S_IFDIR | 0550;
 	}
 }
 
@@ -180,15 +192,19 @@ line:
 	return 0;
 }
 
-static void fill_stat(fuse_ino_t ino, mode_t mode, off_t size, struct stat *st)
+/* Everything is in the daemon's group; without one (it does not exist)
+ * the group bits go and only root and owners' own bits are left, which
+ * the closed vms/ makes root only. */
+static void fill_stat(struct fs *fs, fuse_ino_t ino, mode_t mode, uid_t owner,
+		      off_t size, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = mode;
+	st->st_mode = fs->acl.has_group ? mode : mode & ~(mode_t)070;
 	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_size = size;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	st->st_uid = owner;
+	st->st_gid = fs->acl.has_group ? fs->acl.gid : 0;
 	st->st_blksize = 4096;
 	st->st_blocks = (size + 511) / 512;
 	st->st_atime = st->st_mtime = st->st_ctime = boot_time;
@@ -215,7 +231,8 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 			return -ENOENT;
 		*gen = uid_generation(o->name) + o->kind;
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(ino, fs_obj_mode(o->kind, of), (off_t)len, st);
+		fill_stat(fs, ino, fs_obj_mode(o->kind, of), fs_obj_owner(fs, o),
+			  (off_t)len, st);
 		return 0;
 	}
 	if (fs_ino_vm(ino, &slot, &f)) {
@@ -224,21 +241,21 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 			return -ENOENT;
 		*gen = uid_generation(vm->uid);
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(ino, vm_file_mode(f), (off_t)len, st);
+		fill_stat(fs, ino, vm_file_mode(f), vm->owner, (off_t)len, st);
 		return 0;
 	}
 	if (fs_ino_node(ino, &slot, &nf)) {
 		if (!core_model_node_slot(fs->m, slot))
 			return -ENOENT;
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(ino, nf == NF_DIR ? S_IFDIR | 0555 : S_IFREG | 0444,
-			  (off_t)len, st);
+		fill_stat(fs, ino, nf == NF_DIR ? S_IFDIR | 0550 : S_IFREG | 0440,
+			  0, (off_t)len, st);
 		return 0;
 	}
 	if (ino < INO_FIRST_VM && ino >= INO_ROOT && ino <= INO_NODES) {
 		if (ino == INO_VMS_ERR)
 			fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(ino, top_mode(ino), (off_t)len, st);
+		fill_stat(fs, ino, top_mode(ino), 0, (off_t)len, st);
 		return 0;
 	}
 	return -ENOENT;
@@ -611,6 +628,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	/* Only a spec written through this open has use for FLUSH. */
+	fi->noflush = !(wr && fs_is_spec(ino));
 	if (fs_ino_obj(ino, &slot, &(enum obj_file){ 0 })) {
 		/* Objects change rarely and are read rarely: no caching. */
 		if (wr && !(e.attr.st_mode & 0200)) {
@@ -619,6 +638,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->direct_io = 1;
 		fi->fh = e.generation;
+		if (fs_is_spec(ino) &&
+		    !(fi->fh = (uintptr_t)fs_spec_open(e.generation))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
 		fuse_reply_open(req, fi);
 		return;
 	}
@@ -636,8 +660,13 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;
-	if (f == VF_CTL || f == VF_SPEC)
+	if (f == VF_CTL)
 		fi->fh = e.generation;
+	if (f == VF_SPEC &&
+	    !(fi->fh = (uintptr_t)fs_spec_open(e.generation))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	fuse_reply_open(req, fi);
 }
 
@@ -681,6 +710,8 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 
 	if (fs_ino_vm(ino, &slot, &f) && f == VF_WAIT && fi->fh)
 		fs_wait_release((struct waitfile *)(uintptr_t)fi->fh);
+	if (fs_is_spec(ino))
+		fs_spec_release((struct spechandle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -706,8 +737,16 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
-/* No flush handler: the kernel stops sending FLUSH after the first
- * ENOSYS, which saves a round trip on every close. */
+/* Nothing may be renamed: names are the VMs' and objects' identity. */
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+/* A spec is applied at its writer's close (ctlfile.c), so FLUSH must
+ * come; every other open says noflush and saves the round trip. */
 const struct fuse_lowlevel_ops fs_ll_ops = {
 	.init = ll_init,
 	.lookup = ll_lookup,
@@ -722,6 +761,8 @@ const struct fuse_lowlevel_ops fs_ll_ops = {
 	.read = ll_read,
 	.write = fs_write,
 	.release = ll_release,
+	.flush = fs_flush,
+	.rename = ll_rename,
 	.mkdir = fs_mkdir,
 	.rmdir = fs_rmdir,
 	.statfs = ll_statfs,

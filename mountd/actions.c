@@ -466,7 +466,7 @@ static int vm_verb(struct mountd *md, const char *name,
 }
 
 static int add_vm(struct mountd *md, const char *name, json_object *spec,
-		  char *err, size_t errlen)
+		  uid_t owner, char *err, size_t errlen)
 {
 	char uid[40], created[32];
 	struct core_vm *vm;
@@ -480,6 +480,7 @@ static int add_vm(struct mountd *md, const char *name, json_object *spec,
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "create: vm %s already exists", name);
 	if (rc == 0) {
+		vm->owner = owner;
 		vm->st.phase = CORE_PHASE_CREATING;
 		snprintf(vm->st.node, sizeof(vm->st.node), "%s", md->node);
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "create");
@@ -527,13 +528,13 @@ static int create_vm(struct mountd *md, const struct core_ctl *msg,
 		return rc;
 	if (md->sync) {
 		/* On failure the name is someone else's: leave it alone. */
-		rc = md_cluster_create(md, name, spec, err, errlen);
+		rc = md_cluster_create(md, name, spec, msg->owner, err, errlen);
 		json_object_put(spec);
 		spec = NULL;
 		if (rc == 1)
 			return 0;       /* it runs on the node that claimed it */
 	} else {
-		rc = add_vm(md, name, spec, err, errlen);
+		rc = add_vm(md, name, spec, msg->owner, err, errlen);
 	}
 	if (rc < 0) {
 		json_object_put(spec);
@@ -761,12 +762,12 @@ int md_start_vm(struct mountd *md, const char *name, char *err,
 /* A VM whose domain an operation makes (a clone): in the model, the
  * store and, in a cluster, the API, marked busy with op. */
 int md_add_vm(struct mountd *md, const char *name, json_object *spec,
-	      const char *op, char *err, size_t errlen)
+	      uid_t owner, const char *op, char *err, size_t errlen)
 {
 	int rc;
 
 	if (md->sync) {
-		rc = md_cluster_create(md, name, spec, err, errlen);
+		rc = md_cluster_create(md, name, spec, owner, err, errlen);
 		json_object_put(spec);
 		if (rc == 1) {
 			snprintf(err, errlen, "%s: another node claimed %s", op,
@@ -774,7 +775,7 @@ int md_add_vm(struct mountd *md, const char *name, json_object *spec,
 			return -EBUSY;
 		}
 	} else {
-		rc = add_vm(md, name, spec, err, errlen);
+		rc = add_vm(md, name, spec, owner, err, errlen);
 		if (rc < 0)
 			json_object_put(spec);
 	}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "mountd/mountd.h"
@@ -44,6 +45,42 @@ bool md_owned(struct mountd *md, const char *name, char *owner, size_t len)
 }
 
 /* ---- objects from the API server ------------------------------------ */
+
+/* A VM made through the API belongs to root, unless its annotation
+ * hypersdk.io/owner names a user of this node (resolved here, on each
+ * node: uids differ between machines).  *unknown tells a name that does
+ * not resolve, which also gives root. */
+static uid_t api_owner(json_object *obj, const char **name, bool *unknown)
+{
+	json_object *ann = core_json_path(obj, "metadata.annotations"), *v;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	*name = NULL;
+	*unknown = false;
+	if (!ann || !json_object_object_get_ex(ann, CORE_OWNER_KEY, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	*name = json_object_get_string(v);
+	if (getpwnam_r(*name, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+		*unknown = true;
+		return 0;
+	}
+	return res->pw_uid;
+}
+
+/* Model write lock held. */
+static void unknown_owner(struct mountd *md, struct core_vm *vm,
+			  const char *who)
+{
+	char q[CORE_NAME_MAX + 8];
+
+	core_quote(q, sizeof(q), who, strlen(who));
+	md_log(LOG_WARN_, "vm %s: owner %s is not a user of this node; owned "
+	       "by root", vm->name, q);
+	core_model_event(md->m, vm, "Warning", "owner %s is not a user of "
+			 "node %s; owned by root", q, md->node);
+}
 
 /* After this node wrote a spec, events older than its write (the watch
  * lags) must not put the old spec back: the reconciler would act on it.
@@ -144,9 +181,13 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	char err[CORE_ERR_MAX];
 	json_object *spec = NULL, *copy = NULL;
 	struct core_vm *vm;
+	bool unknown, added = false;
+	const char *who;
+	uid_t owner;
 
 	if (k != SYNC_VM || !name)
 		return;
+	owner = api_owner(obj, &who, &unknown);
 	json_object_object_get_ex(obj, "spec", &spec);
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
@@ -157,6 +198,7 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 			md_log(LOG_WARN_, "vm %s: %s; not mirrored", name, err);
 			vm = NULL;
 		} else {
+			added = true;
 			vm->st.node[0] = '\0';
 			if (op)
 				snprintf(vm->st.operation,
@@ -170,8 +212,13 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
 		core_model_status_changed(md->m, vm);
 	}
-	if (vm)
+	/* Said once: when the VM comes, or when it loses a known owner. */
+	if (vm && unknown && (added || vm->owner != 0))
+		unknown_owner(md, vm, who);
+	if (vm) {
+		vm->owner = owner;
 		merge_object(md, vm, obj, spec);
+	}
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
 	if (vm) {
@@ -575,8 +622,32 @@ static int lost_claim(struct mountd *md, const char *name, int rc, char *err,
 	return -EIO;
 }
 
+/* The API names owners by user name: every node resolves it to its own
+ * uid (api_owner). */
+static int owner_annotation(json_object *meta, uid_t owner, char *err,
+			    size_t errlen)
+{
+	struct passwd pw, *res = NULL;
+	json_object *ann;
+	char buf[4096];
+
+	if (owner == 0)
+		return 0;
+	if (getpwuid_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+		snprintf(err, errlen, "create: uid %u has no user name here, "
+			 "and a VM in a cluster names its owner",
+			 (unsigned)owner);
+		return -EINVAL;
+	}
+	ann = json_object_new_object();
+	json_object_object_add(ann, CORE_OWNER_KEY,
+			       json_object_new_string(res->pw_name));
+	json_object_object_add(meta, "annotations", ann);
+	return 0;
+}
+
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
-		      char *err, size_t errlen)
+		      uid_t owner, char *err, size_t errlen)
 {
 	json_object *obj = json_object_new_object(), *meta, *created = NULL;
 	const char *rv;
@@ -584,6 +655,12 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 
 	meta = json_object_new_object();
 	json_object_object_add(meta, "name", json_object_new_string(name));
+	rc = owner_annotation(meta, owner, err, errlen);
+	if (rc < 0) {
+		json_object_put(meta);
+		json_object_put(obj);
+		return rc;
+	}
 	json_object_object_add(obj, "apiVersion",
 			       json_object_new_string("hypersdk.io/v1alpha1"));
 	json_object_object_add(obj, "kind",

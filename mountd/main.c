@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ struct opts {
 	const char *http;       /* ADDR:PORT, or NULL for off */
 	const char *http_token_file;
 	char http_token[WEB_TOKEN_MAX];
+	const char *group;      /* --group: who may create VMs */
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval;
@@ -72,7 +74,8 @@ static void usage(FILE *f)
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
-	      "         [--http ADDR:PORT|off] [--http-token FILE]\n"
+	      "         [--http ADDR:PORT|off] [--http-token FILE] "
+	      "[--group NAME]\n"
 	      "         [--import-allow URL-PREFIX]... [--import-dir DIR]\n"
 	      "         [--import-max-size BYTES] [--import-timeout SECONDS]\n"
 	      "         [--import-low-speed BYTES/S] [--import-stall SECONDS]\n"
@@ -227,7 +230,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "log-file", 1, 0, 'L' },  { "kubeconfig", 1, 0, 'k' },
 		{ "peer", 1, 0, 'P' },      { "migrate-copy-storage", 0, 0, 'C' },
 		{ "namespace", 1, 0, 'N' },  { "http", 1, 0, 'H' },
-		{ "http-token", 1, 0, 'T' },
+		{ "http-token", 1, 0, 'T' }, { "group", 1, 0, 'G' },
 		{ "import-allow", 1, 0, 'A' }, { "import-dir", 1, 0, 'D' },
 		{ "import-max-size", 1, 0, 'S' }, { "import-timeout", 1, 0, 'W' },
 		{ "import-low-speed", 1, 0, 'V' }, { "import-stall", 1, 0, 'Z' },
@@ -261,6 +264,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'V': bad |= parse_count(optarg, &o->imp.low_speed); break;
 		case 'Z': bad |= parse_secs(optarg, &o->imp.stall_s); break;
 		case 'X': bad |= parse_count(optarg, &o->imp.max_running); break;
+		case 'G': o->group = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -611,15 +615,32 @@ static void teardown(struct mountd *md, struct fs *fs, struct web *web)
 	free(md->peers);
 }
 
+/* The group whose members may create VMs.  A missing group is not fatal
+ * (a fresh machine has none yet): only root may act until it exists and
+ * the daemon restarts. */
+static void resolve_group(struct mountd *md, const char *name)
+{
+	struct group gr, *res = NULL;
+	char buf[16384];
+
+	md->acl.has_group = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0
+			    && res;
+	md->acl.gid = md->acl.has_group ? res->gr_gid : 0;
+}
+
 static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		 char *err, size_t errlen)
 {
 	struct fs_config fc = { .ops = &md_fs_ops, .arg = md,
 				.mountpoint = o->mount, .debug = o->fuse_debug };
+	const char *group = o->group ? o->group : "hypersdk";
 	struct fs *fs = NULL;
 	struct web *web = NULL;
-	int rc = setup(md, o, err, errlen);
+	int rc;
 
+	resolve_group(md, group);
+	fc.acl = md->acl;
+	rc = setup(md, o, err, errlen);
 	fc.model = md->m;
 	if (rc == 0)
 		rc = open_web(md, o, &web, err, errlen);
@@ -635,6 +656,10 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		md_log(LOG_INFO_, "dashboard on http://%s%s%s:%d/k8s/vms",
 		       strchr(o->http, ']') ? "[" : "", http_host(o->http),
 		       strchr(o->http, ']') ? "]" : "", web_port(web));
+	/* Only now: a refusal to start stays one line. */
+	if (rc == 0 && !md->acl.has_group)
+		md_log(LOG_WARN_, "group %s does not exist: only root may use "
+		       "the tree (groupadd %s, then restart)", group, group);
 	if (rc == 0) {
 		md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, "
 		       "%zu vms%s%s)", o->mount, o->node, o->uri,

@@ -29,6 +29,7 @@ struct mountd {
 	struct core_model *m;
 	struct core_store *store;
 	struct be_conn *be;
+	struct core_acl acl;    /* --group: who may use the tree */
 	char node[CORE_NAME_MAX + 1];
 	const char *uri;        /* libvirt */
 	int stop_timeout_ms;    /* ACPI shutdown grace before destroy */
@@ -113,8 +114,10 @@ void md_event(struct mountd *md, const char *name, const char *reason,
 	      const char *msg);
 int md_start_vm(struct mountd *md, const char *name, char *err,
 		size_t errlen);
+/* owner: the uid the new VM belongs to (standalone; in a cluster the
+ * object's annotation decides). */
 int md_add_vm(struct mountd *md, const char *name, json_object *spec,
-	      const char *op, char *err, size_t errlen);
+	      uid_t owner, const char *op, char *err, size_t errlen);
 void md_drop_vm(struct mountd *md, const char *name);
 
 /* ops.c: operations, snapshots and templates */
@@ -175,9 +178,11 @@ void md_cluster_reconcile(struct mountd *md, const char *name);
 void md_push_status(struct mountd *md, const char *name);
 int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
 		    json_object *new, char *err, size_t errlen);
-/* 0: created and claimed here; 1: created, another node claimed it. */
+/* 0: created and claimed here; 1: created, another node claimed it.
+ * A VM for a uid other than root carries its user name in the
+ * hypersdk.io/owner annotation; a uid without one is -EINVAL. */
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
-		      char *err, size_t errlen);
+		      uid_t owner, char *err, size_t errlen);
 int md_cluster_delete(struct mountd *md, const char *name, char *err,
 		      size_t errlen);
 

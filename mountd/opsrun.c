@@ -378,6 +378,7 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	json_object_object_add(spec, "operation", ops_jstr(
 		msg->verb == CORE_V_REVERT ? "restore" : verb));
 	op_spec(spec, msg);
+	core_owner_to_object(o, msg->owner);
 	if (owned && !(run = ops_run_begin(md, name, vm, 0))) {
 		json_object_put(o);
 		return -ENOMEM;

@@ -78,7 +78,10 @@ int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		json_object_put(spec);
 		return -ENOMEM;
 	}
-	rc = md_add_vm(md, dst, spec, "clone", err, errlen);
+	/* The clone belongs to whoever asked for it (recorded on the
+	 * operation by md_op_ctl), root when made through the API. */
+	rc = md_add_vm(md, dst, spec, core_owner_from_object(o), "clone",
+		       err, errlen);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "clone: vm %s already exists", dst);
 	if (rc < 0)

@@ -402,6 +402,8 @@ static int load_one(const char *file, json_object *obj, void *arg)
 	core_model_wrlock(md->m);
 	rc = core_model_add(md->m, name, ns, uid, created, json_object_get(spec),
 			    &vm, err, sizeof(err));
+	if (rc == 0)
+		vm->owner = core_owner_from_object(obj);
 	if (rc == 0 && json_object_object_get_ex(obj, "status", &status))
 		core_status_from_json(status, &vm->st);
 	if (rc == 0) {

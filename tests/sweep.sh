@@ -10,6 +10,7 @@
 #     so nobody else's is touched;
 #   - a test's folder (/tmp/hsdk-fs.*, /var/tmp/be-*) when its owner
 #     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone;
+#   - a group hsdk<pid> (tests/security/owners.sh) whose test is gone;
 #   - a fresh-machine check's machine (/var/tmp/hsdk-fresh.*, with an
 #     owner file) with every process and namespace in it.
 # Everything of a test that still runs is left alone, so two runs can
@@ -89,6 +90,12 @@ for d in /tmp/hsdk-fs.* /var/tmp/be-ops-* /var/tmp/be-smoke-*; do
 	alive "$(cat "$d/owner")" && continue
 	grep -q " $d/" /proc/mounts && continue
 	rm -rf "$d" && echo "sweep: removed $d"
+done
+
+# The groups tests/security/owners.sh makes (hsdk<pid>).
+for g in $(getent group | cut -d: -f1 | grep -E '^hsdk[0-9]+$'); do
+	alive "${g#hsdk}" && continue
+	groupdel "$g" 2>/dev/null && echo "sweep: group $g"
 done
 
 for d in /var/tmp/hsdk-fresh.*; do

@@ -1,6 +1,7 @@
 /* onewrite FILE [DATA|-]: write DATA (or all of stdin) to FILE in exactly
  * one write(2), as one ctl message, and print "ok" or the errno's name.
- * Exit status 0 on success, 1 on a write error, 2 on a usage error.
+ * Exit status 0 on success, 1 on a write or close error, 2 on a usage
+ * error.
  * The shell's echo cannot promise one write, and only the errno reaches
  * a shell, so the fs tests use this to pin down errnos exactly. */
 #include <errno.h>
@@ -68,7 +69,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	w = write(fd, data, len);
-	close(fd);
+	/* A spec is applied at close: its errors come back from there. */
+	if (close(fd) < 0 && w >= 0)
+		w = -1;
 	if (w < 0) {
 		printf("%s\n", errname(errno));
 		goto out;
