@@ -264,6 +264,7 @@ struct core_vm {
 	uint64_t spec_gen;      /* bumps on every spec change */
 	/* Kept for the daemon, not used by core: */
 	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
+	char vnc_password[16];  /* the running VNC server's; owner only */
 	uint64_t refused_gen;   /* spec_gen the reconciler last failed on
 				 * (its err and event are recorded once) */
 	char rv[32];            /* cluster: metadata.resourceVersion */

@@ -132,6 +132,7 @@ static void invalidate(struct fs *fs, const struct change *c)
 	} map[] = {
 		{ CORE_CHG_STATUS, VF_STATUS }, { CORE_CHG_SPEC, VF_SPEC },
 		{ CORE_CHG_ERR, VF_ERR },       { CORE_CHG_EVENTS, VF_EVENTS },
+		{ CORE_CHG_STATUS, VF_CONSOLE },
 	};
 	const unsigned known = CORE_CHG_STATUS | CORE_CHG_SPEC | CORE_CHG_ERR |
 		CORE_CHG_EVENTS | CORE_CHG_ADDED | CORE_CHG_REMOVED;

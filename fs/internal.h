@@ -31,6 +31,7 @@ enum vm_file {
 	VF_WAIT,
 	VF_STATS,
 	VF_SNAPSHOTS,
+	VF_CONSOLE,
 	VF_COUNT,
 	VF_STRIDE = 16,
 };

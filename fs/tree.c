@@ -14,6 +14,7 @@ static const char *const vm_file_names[VF_COUNT] = {
 	[VF_DIR] = ".",        [VF_CTL] = "ctl",     [VF_STATUS] = "status",
 	[VF_SPEC] = "spec",    [VF_ERR] = "err",     [VF_EVENTS] = "events",
 	[VF_WAIT] = "wait",    [VF_STATS] = "stats", [VF_SNAPSHOTS] = "snapshots",
+	[VF_CONSOLE] = "console",
 };
 
 static const struct {
@@ -117,6 +118,27 @@ static mode_t top_mode(fuse_ino_t ino)
 	}
 }
 
+/* How the owner reaches the VM's screen and serial line (its mode keeps
+ * it the owner's): the VNC password never shows in status. */
+static size_t console_text(const struct core_vm *vm, char *tmp, size_t tmplen)
+{
+	const struct core_status *st = &vm->st;
+	int n = 0;
+
+	if (st->vnc_port >= 0 && vm->vnc_password[0])
+		n = snprintf(tmp, tmplen, strchr(st->vnc_address, ':') ?
+			     "vnc [%s]:%d\nvnc.password %s\n" :
+			     "vnc %s:%d\nvnc.password %s\n",
+			     st->vnc_address[0] ? st->vnc_address : "127.0.0.1",
+			     st->vnc_port, vm->vnc_password);
+	if (n >= 0 && (size_t)n < tmplen && st->console[0])
+		n += snprintf(tmp + n, tmplen - (size_t)n, "serial %s\n",
+			      st->console);
+	if (n < 0)
+		n = 0;
+	return (size_t)n < tmplen ? (size_t)n : tmplen - 1;
+}
+
 /* The text behind a readable file; err lines get their newline in tmp.
  * Model read lock held by the caller. */
 int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
@@ -176,6 +198,10 @@ int fs_text(struct fs *fs, fuse_ino_t ino, const char **txt, size_t *len,
 	case VF_ERR:
 		line = vm->err;
 		goto line;
+	case VF_CONSOLE:
+		*len = console_text(vm, tmp, tmplen);
+		*txt = tmp;
+		return 0;
 	default:
 		break;
 	}

@@ -1,10 +1,13 @@
 /* Keeping the model in step with libvirt: loading at start, adopting our
  * domains, following lifecycle events (not polling), and stats. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mountd/mountd.h"
 
@@ -26,6 +29,23 @@ int md_persist(struct mountd *md, const char *name)
 	if (rc < 0)
 		md_log(LOG_ERR_, "cannot store vm %s: %s", name, strerror(-rc));
 	return rc;
+}
+
+/* QEMU's serial pty is libvirt-qemu's, 0620 to the tty group: the VM's
+ * owner gets it (and nobody else), as with a login's terminal. */
+static void give_console(const char *name, const char *pty, uid_t owner)
+{
+	struct stat st;
+
+	if (strncmp(pty, "/dev/pts/", 9) != 0 ||
+	    fstatat(AT_FDCWD, pty, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISCHR(st.st_mode) || (st.st_uid == owner &&
+				     (st.st_mode & 07777) == 0600))
+		return;
+	if (fchownat(AT_FDCWD, pty, owner, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(AT_FDCWD, pty, 0600, 0) < 0)
+		md_log(LOG_WARN_, "vm %s: cannot give %s to uid %u: %s", name,
+		       pty, (unsigned)owner, strerror(errno));
 }
 
 static void apply_info(struct mountd *md, struct core_vm *vm,
@@ -53,6 +73,8 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 		 running ? in->console : "");
 	st->qemu_pid = running ? in->pid : 0;
 	st->vnc_port = running ? in->vnc_port : -1;
+	snprintf(vm->vnc_password, sizeof(vm->vnc_password), "%s",
+		 running ? in->vnc_password : "");
 	st->cpus = in->cpus;
 	st->memory = in->memory;
 	st->disk_bytes = in->disk_bytes;
@@ -118,6 +140,8 @@ void md_refresh(struct mountd *md, const char *name)
 	enum core_phase was;
 	enum core_action act = CORE_ACT_NONE;
 	bool turn_off = false;
+	char pty[sizeof(in.console)];
+	uid_t owner;
 	int rc = be_info(md->be, name, &in, err, sizeof(err));
 	time_t now = time(NULL);
 
@@ -147,8 +171,11 @@ void md_refresh(struct mountd *md, const char *name)
 		   (was == CORE_PHASE_RUNNING || was == CORE_PHASE_PAUSED) &&
 		   (vm->st.phase == CORE_PHASE_STOPPED || vm->st.phase == CORE_PHASE_FAILED);
 	core_model_status_changed(md->m, vm);
+	owner = vm->owner;
+	snprintf(pty, sizeof(pty), "%s", vm->st.console);
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
+	give_console(name, pty, owner);
 	md_update_nodes(md, false);
 	if (turn_off || act == CORE_ACT_START) {
 		struct core_ctl msg = { .verb = turn_off ? CORE_V_STOP : CORE_V_START };
