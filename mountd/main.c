@@ -496,6 +496,7 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 	}
 	wc.model = md->m;
 	wc.cluster = md->sync != NULL;
+	wc.acl = &md->acl;
 	if (md->sync)
 		wc.sync_state = sync_state;
 	return web_open(&wc, web, err, errlen);

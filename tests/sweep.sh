@@ -10,7 +10,8 @@
 #     so nobody else's is touched;
 #   - a test's folder (/tmp/hsdk-fs.*, /var/tmp/be-*) when its owner
 #     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone;
-#   - a group hsdk<pid> (tests/security/owners.sh) whose test is gone;
+#   - users and groups of tests/security (hsdk<pid>, hsdc<pid>, hsdw<pid>,
+#     hsdwa<pid>, hsdwb<pid>) whose test is gone;
 #   - a fresh-machine check's machine (/var/tmp/hsdk-fresh.*, with an
 #     owner file) with every process and namespace in it.
 # Everything of a test that still runs is left alone, so two runs can
@@ -92,9 +93,15 @@ for d in /tmp/hsdk-fs.* /var/tmp/be-ops-* /var/tmp/be-smoke-*; do
 	rm -rf "$d" && echo "sweep: removed $d"
 done
 
-# The groups tests/security/owners.sh makes (hsdk<pid>).
-for g in $(getent group | cut -d: -f1 | grep -E '^hsdk[0-9]+$'); do
-	alive "${g#hsdk}" && continue
+# The users and groups tests/security makes: users hsdwa<pid> and
+# hsdwb<pid> (web.sh), groups hsdk<pid> (owners.sh), hsdc<pid>
+# (console.sh), hsdw<pid> (web.sh).
+for u in $(getent passwd | cut -d: -f1 | grep -E '^hsdw[ab][0-9]+$'); do
+	alive "${u#hsdw?}" && continue
+	userdel "$u" 2>/dev/null && echo "sweep: user $u"
+done
+for g in $(getent group | cut -d: -f1 | grep -E '^hsd[kcw][0-9]+$'); do
+	alive "${g#hsd?}" && continue
 	groupdel "$g" 2>/dev/null && echo "sweep: group $g"
 done
 

@@ -110,28 +110,46 @@ static json_object *usage_json(const struct core_vm *vm)
 	return u;
 }
 
-/* Model lock held. */
-static json_object *vm_json(const struct core_vm *vm)
+/* Model lock held.  Without READ (another member's VM) what the tree
+ * shows the group: metadata and status, not the spec (cloud-init
+ * secrets), err or usage. */
+static json_object *vm_json(const struct core_vm *vm, bool full)
 {
 	json_object *o = core_vm_to_object(vm);
 
+	if (!full) {
+		json_object_object_del(o, "spec");
+		return o;
+	}
 	json_object_object_add(o, "usage", usage_json(vm));
 	json_object_object_add(o, "err", json_object_new_string(vm->err));
 	return o;
 }
 
+struct listing {
+	struct web *w;
+	const struct core_cred *who;
+	json_object *items;
+};
+
 static int add_vm(struct core_vm *vm, void *arg)
 {
-	json_object_array_add(arg, vm_json(vm));
+	struct listing *l = arg;
+
+	if (web_may(l->w, l->who, vm->owner, CORE_R_SEE) == 0)
+		json_object_array_add(l->items, vm_json(vm, web_may(l->w, l->who,
+			vm->owner, CORE_R_READ) == 0));
 	return 0;
 }
 
-static unsigned get_vms(struct web *w, char **body)
+static unsigned get_vms(struct web *w, const struct core_cred *who,
+			char **body)
 {
-	json_object *items = json_object_new_array(), *o;
+	struct listing l = { w, who, json_object_new_array() };
+	json_object *items = l.items, *o;
 
 	core_model_rdlock(w->cfg.model);
-	core_model_each(w->cfg.model, add_vm, items);
+	core_model_each(w->cfg.model, add_vm, &l);
 	core_model_unlock(w->cfg.model);
 	o = web_json_list("VirtualMachineList", items);
 	json_object_object_add(o, "node", json_object_new_string(
@@ -157,15 +175,17 @@ static unsigned not_found(const struct web_route *r, char **body)
 	return 404;
 }
 
-static unsigned get_vm(struct web *w, const struct web_route *r, char **body)
+static unsigned get_vm(struct web *w, const struct web_route *r,
+		       const struct core_cred *who, char **body)
 {
 	json_object *o = NULL;
 	struct core_vm *vm;
 
 	core_model_rdlock(w->cfg.model);
 	vm = find(w, r);
-	if (vm)
-		o = vm_json(vm);
+	/* A VM its requester may not see does not exist for them. */
+	if (vm && web_may(w, who, vm->owner, CORE_R_SEE) == 0)
+		o = vm_json(vm, web_may(w, who, vm->owner, CORE_R_READ) == 0);
 	core_model_unlock(w->cfg.model);
 	if (!o)
 		return not_found(r, body);
@@ -174,6 +194,8 @@ static unsigned get_vm(struct web *w, const struct web_route *r, char **body)
 }
 
 struct totals {
+	struct web *w;
+	const struct core_cred *who;
 	json_object *items;
 	int64_t vms, running, cpus, mem, disk, rss;
 	double cpu_s;
@@ -182,7 +204,12 @@ struct totals {
 static int add_metric(struct core_vm *vm, void *arg)
 {
 	struct totals *t = arg;
-	json_object *o = usage_json(vm);
+	json_object *o;
+
+	/* Usage is the owner's, as stats is in the tree. */
+	if (web_may(t->w, t->who, vm->owner, CORE_R_READ) < 0)
+		return 0;
+	o = usage_json(vm);
 
 	json_object_object_add(o, "name", json_object_new_string(vm->name));
 	json_object_object_add(o, "namespace", json_object_new_string(vm->ns));
@@ -199,9 +226,11 @@ static int add_metric(struct core_vm *vm, void *arg)
 	return 0;
 }
 
-static unsigned get_vm_metrics(struct web *w, char **body)
+static unsigned get_vm_metrics(struct web *w, const struct core_cred *who,
+			       char **body)
 {
-	struct totals t = { .items = json_object_new_array() };
+	struct totals t = { .w = w, .who = who,
+			    .items = json_object_new_array() };
 	json_object *o = json_object_new_object(), *tot = json_object_new_object();
 
 	core_model_rdlock(w->cfg.model);
@@ -235,15 +264,16 @@ static unsigned get_config(struct web *w, char **body)
 	return 200;
 }
 
-unsigned web_api_get(struct web *w, const struct web_route *r, char **body)
+unsigned web_api_get(struct web *w, const struct web_route *r,
+		     const struct core_cred *who, char **body)
 {
 	switch (r->kind) {
-	case WEB_R_VMS: return get_vms(w, body);
-	case WEB_R_VM: return get_vm(w, r, body);
+	case WEB_R_VMS: return get_vms(w, who, body);
+	case WEB_R_VM: return get_vm(w, r, who, body);
 	case WEB_R_OPERATIONS:
 	case WEB_R_SNAPSHOTS:
-	case WEB_R_TEMPLATES: return web_objects_get(w, r, body);
-	case WEB_R_VM_METRICS: return get_vm_metrics(w, body);
+	case WEB_R_TEMPLATES: return web_objects_get(w, r, who, body);
+	case WEB_R_VM_METRICS: return get_vm_metrics(w, who, body);
 	case WEB_R_CONFIG: return get_config(w, body);
 	default:
 		*body = web_json_error("not found");
@@ -293,39 +323,59 @@ static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
 	core_model_rdlock(w->cfg.model);
 	v = core_model_find(w->cfg.model, name);
 	if (v)
-		json_object_object_add(o, "vm", vm_json(v));
+		json_object_object_add(o, "vm", vm_json(v, true));
 	core_model_unlock(w->cfg.model);
 	*body = web_json_text(o);
 	return ok;
 }
 
+static unsigned denied(const char *what, char **body)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "permission denied: %s", what);
+	*body = web_json_error(msg);
+	return 403;
+}
+
 unsigned web_api_post(struct web *w, const struct web_route *r,
-		      const char *data, size_t len, char **body)
+		      const struct core_cred *who, const char *data,
+		      size_t len, char **body)
 {
 	char err[CORE_ERR_MAX] = "";
 	struct core_ctl msg;
-	bool found;
+	struct core_vm *vm;
+	bool seen = false, mine = false;
 	int rc;
 
 	if (r->kind == WEB_R_SNAPSHOT_DELETE)
-		return web_snapshot_delete(w, r, body);
+		return web_snapshot_delete(w, r, who, body);
 	if (r->kind == WEB_R_VMS) {
+		if (web_may(w, who, 0, CORE_R_CREATE) < 0)
+			return denied("only root and the daemon's group make VMs",
+				      body);
 		rc = web_parse_create(data, len, &msg, err, sizeof(err));
 		if (rc < 0) {
 			*body = web_json_error(err);
 			return 400;
 		}
+		msg.owner = who->uid;
 		return act(w, NULL, &msg, 201, body);
 	}
 	core_model_rdlock(w->cfg.model);
-	found = find(w, r) != NULL;
+	vm = find(w, r);
+	seen = vm && web_may(w, who, vm->owner, CORE_R_SEE) == 0;
+	mine = vm && web_may(w, who, vm->owner, CORE_R_CONTROL) == 0;
 	core_model_unlock(w->cfg.model);
-	if (!found)
+	if (!seen)
 		return not_found(r, body);
+	if (!mine)
+		return denied("only the VM's owner and root act on it", body);
 	rc = web_parse_action(data, len, &msg, err, sizeof(err));
 	if (rc < 0) {
 		*body = web_json_error(err);
 		return web_http_status(rc);
 	}
+	msg.owner = who->uid;   /* a clone is its requester's */
 	return act(w, r->name, &msg, 200, body);
 }

@@ -11,16 +11,30 @@
 #include "web/priv.h"
 
 struct collect {
+	struct web *w;
+	const struct core_cred *who;
 	json_object *items;
 	const char *vm;         /* only this VM's; NULL: all */
 };
+
+/* As in the tree: templates are every member's to see, a VM's
+ * operations and snapshots its owner's (root's when the VM is gone). */
+static bool may_read(struct collect *c, const struct core_obj *o)
+{
+	struct core_vm *vm;
+
+	if (o->kind == CORE_KIND_TEMPLATE)
+		return web_may(c->w, c->who, 0, CORE_R_SEE) == 0;
+	vm = o->vm[0] ? core_model_find(c->w->cfg.model, o->vm) : NULL;
+	return web_may(c->w, c->who, vm ? vm->owner : 0, CORE_R_READ) == 0;
+}
 
 static int add_obj(struct core_obj *o, void *arg)
 {
 	struct collect *c = arg;
 	json_object *copy = NULL;
 
-	if (c->vm && strcmp(o->vm, c->vm) != 0)
+	if ((c->vm && strcmp(o->vm, c->vm) != 0) || !may_read(c, o))
 		return 0;
 	if (json_object_deep_copy(o->obj, &copy, NULL) == 0)
 		json_object_array_add(c->items, copy);
@@ -42,11 +56,13 @@ static bool op_active(json_object *op, const char *vm)
  * VMOperation of that VM is running already. */
 static int add_inflight(struct core_vm *vm, void *arg)
 {
-	json_object *items = arg, *o, *md, *spec, *ref, *st;
+	struct collect *c = arg;
+	json_object *items = c->items, *o, *md, *spec, *ref, *st;
 	char name[CORE_NAME_MAX + 40];
 	size_t n = json_object_array_length(items);
 
-	if (!vm->st.operation[0])
+	if (!vm->st.operation[0] ||
+	    web_may(c->w, c->who, vm->owner, CORE_R_READ) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (op_active(json_object_array_get_idx(items, i), vm->name))
@@ -76,9 +92,10 @@ static int add_inflight(struct core_vm *vm, void *arg)
 }
 
 unsigned web_objects_get(struct web *w, const struct web_route *r,
-			 char **body)
+			 const struct core_cred *who, char **body)
 {
-	struct collect c = { .items = json_object_new_array() };
+	struct collect c = { .w = w, .who = who,
+			     .items = json_object_new_array() };
 	enum core_kind kind = r->kind == WEB_R_OPERATIONS ? CORE_KIND_OPERATION :
 			      r->kind == WEB_R_SNAPSHOTS ? CORE_KIND_SNAPSHOT :
 			      CORE_KIND_TEMPLATE;
@@ -89,18 +106,20 @@ unsigned web_objects_get(struct web *w, const struct web_route *r,
 	core_model_rdlock(w->cfg.model);
 	core_model_obj_each(w->cfg.model, kind, add_obj, &c);
 	if (kind == CORE_KIND_OPERATION)
-		core_model_each(w->cfg.model, add_inflight, c.items);
+		core_model_each(w->cfg.model, add_inflight, &c);
 	core_model_unlock(w->cfg.model);
 	snprintf(lname, sizeof(lname), "%sList", core_kind_name(kind));
 	*body = web_json_text(web_json_list(lname, c.items));
 	return 200;
 }
 
-/* The snapshot's VM, when it exists in the route's namespace. */
+/* The snapshot's VM, when it exists in the route's namespace, and its
+ * owner (root's when the VM is gone). */
 static int snapshot_vm(struct web *w, const struct web_route *r, char *vm,
-		       size_t len)
+		       size_t len, uid_t *owner)
 {
 	struct core_obj *o;
+	struct core_vm *v;
 	const char *ns;
 	int rc = -ENOENT;
 
@@ -110,6 +129,8 @@ static int snapshot_vm(struct web *w, const struct web_route *r, char *vm,
 		ns = core_obj_str(o, "metadata.namespace");
 		if (!strcmp(ns && *ns ? ns : "default", r->ns) && o->vm[0]) {
 			snprintf(vm, len, "%s", o->vm);
+			v = core_model_find(w->cfg.model, o->vm);
+			*owner = v ? v->owner : 0;
 			rc = 0;
 		}
 	}
@@ -119,17 +140,25 @@ static int snapshot_vm(struct web *w, const struct web_route *r, char *vm,
 
 /* POST /api/k8s/snapshots/NS/NAME/delete (the body is not read). */
 unsigned web_snapshot_delete(struct web *w, const struct web_route *r,
-			     char **body)
+			     const struct core_cred *who, char **body)
 {
 	char vm[CORE_NAME_MAX + 1], err[CORE_ERR_MAX] = "";
+	uid_t owner = 0;
 	json_object *o;
 	int rc;
 
-	if (snapshot_vm(w, r, vm, sizeof(vm)) < 0) {
+	/* A snapshot its requester may not read does not exist for them. */
+	if (snapshot_vm(w, r, vm, sizeof(vm), &owner) < 0 ||
+	    web_may(w, who, owner, CORE_R_READ) < 0) {
 		snprintf(err, sizeof(err), "snapshot %s/%s does not exist",
 			 r->ns, r->name);
 		*body = web_json_error(err);
 		return 404;
+	}
+	if (web_may(w, who, owner, CORE_R_CONTROL) < 0) {
+		*body = web_json_error("permission denied: only the VM's owner "
+				       "and root delete its snapshots");
+		return 403;
 	}
 	rc = w->cfg.ops->obj(w->cfg.arg, CORE_KIND_SNAPSHOT, vm, r->name,
 			     "delete", NULL, err, sizeof(err));

@@ -71,11 +71,21 @@ void web_buf_printf(struct web_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void web_buf_put(struct web_buf *b, const char *s, size_t n);
 
-/* api.c: JSON bodies.  Each returns an HTTP status and sets *body (a
- * JSON document the caller frees). */
-unsigned web_api_get(struct web *w, const struct web_route *r, char **body);
+/* who.c: a request's identity, and the tree's rule for it. */
+void web_who_nobody(struct core_cred *c);
+void web_who_root(struct core_cred *c);
+void web_who_uid(uid_t uid, struct core_cred *c);
+/* core_may with the daemon's --group: 0 or -EACCES. */
+int web_may(const struct web *w, const struct core_cred *who, uid_t owner,
+	    enum core_right r);
+
+/* api.c: JSON bodies for who asks.  Each returns an HTTP status and sets
+ * *body (a JSON document the caller frees). */
+unsigned web_api_get(struct web *w, const struct web_route *r,
+		     const struct core_cred *who, char **body);
 unsigned web_api_post(struct web *w, const struct web_route *r,
-		      const char *data, size_t len, char **body);
+		      const struct core_cred *who, const char *data,
+		      size_t len, char **body);
 /* {"error": msg} */
 char *web_json_error(const char *msg);
 /* o as compact text (o is put); {apiVersion, kind, items}. */
@@ -87,9 +97,9 @@ void web_record(struct web *w, const char *name, int rc, const char *err);
 
 /* objects.c: operations, snapshots and templates. */
 unsigned web_objects_get(struct web *w, const struct web_route *r,
-			 char **body);
+			 const struct core_cred *who, char **body);
 unsigned web_snapshot_delete(struct web *w, const struct web_route *r,
-			     char **body);
+			     const struct core_cred *who, char **body);
 
 /* metrics.c: the Prometheus text exposition. */
 char *web_metrics(struct web *w, size_t *len);

@@ -28,6 +28,7 @@ struct req {
 	size_t len;
 	bool too_big;
 	bool answered;          /* refused on the first call */
+	struct core_cred who;   /* who asks (who.c) */
 };
 
 static void security_headers(struct MHD_Response *r)
@@ -162,7 +163,8 @@ static enum MHD_Result serve_events(struct web *w, struct MHD_Connection *c)
 }
 
 static enum MHD_Result serve_get(struct web *w, struct MHD_Connection *c,
-				 const struct web_route *rt)
+				 const struct web_route *rt,
+				 const struct core_cred *who)
 {
 	char *body = NULL;
 	unsigned status;
@@ -175,7 +177,7 @@ static enum MHD_Result serve_get(struct web *w, struct MHD_Connection *c,
 	case WEB_R_EVENTS: return serve_events(w, c);
 	case WEB_R_HEALTH: return json(c, 200, strdup("{\"ok\":true}"));
 	default:
-		status = web_api_get(w, rt, &body);
+		status = web_api_get(w, rt, who, &body);
 		return json(c, status, body);
 	}
 }
@@ -247,9 +249,11 @@ static bool is_json(struct MHD_Connection *c)
 	       (t[n] == '\0' || t[n] == ';' || t[n] == ' ');
 }
 
-/* Without a token, the users the tree lets write ctl files: the daemon's
- * own and root.  Anyone else on this host reaches 127.0.0.1 too. */
-static bool peer_may_act(struct MHD_Connection *c)
+/* Who asks: the token's holder is root; without it, on loopback, the
+ * user owning the client's socket (anyone on this host reaches
+ * 127.0.0.1, so the address alone says nothing); else nobody. */
+static void identify(struct web *w, struct MHD_Connection *c,
+		     struct core_cred *who)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -259,11 +263,16 @@ static bool peer_may_act(struct MHD_Connection *c)
 	socklen_t len = sizeof(us);
 	uid_t uid;
 
-	if (!ci || !ci->client_addr || !fd ||
+	web_who_nobody(who);
+	if (w->cfg.token && w->cfg.token[0] && token_ok(w, c)) {
+		web_who_root(who);
+		return;
+	}
+	if (!w->loopback || !ci || !ci->client_addr || !fd ||
 	    getsockname(fd->connect_fd, (struct sockaddr *)&us, &len) < 0 ||
 	    web_peer_uid(ci->client_addr, (struct sockaddr *)&us, &uid) < 0)
-		return false;
-	return uid == 0 || uid == geteuid();
+		return;
+	web_who_uid(uid, who);
 }
 
 /* What a client needs before it can have a token: the page, its
@@ -290,7 +299,7 @@ static unsigned no(const char **why, const char *msg, unsigned status)
 /* 0 when the request may go on, else the status it was refused with. */
 static unsigned refuse(struct web *w, struct MHD_Connection *c,
 		       const char *method, const struct web_route *rt,
-		       const char **why)
+		       const struct core_cred *who, const char **why)
 {
 	bool post = !strcmp(method, "POST");
 
@@ -306,6 +315,14 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 	 * for reading too (the page itself and its config do not). */
 	if (!post && !w->loopback && !public_route(rt->kind) && !token_ok(w, c))
 		return no(why, "missing or wrong bearer token", 401);
+	/* Every VM's usage, and the stream of every change: as the tree
+	 * shows them, to root (the metrics) and the group (the events). */
+	if (rt->kind == WEB_R_METRICS && web_may(w, who, 0, CORE_R_ADMIN) < 0)
+		return no(why, "permission denied: /metrics is root's (or the "
+			  "token's)", 403);
+	if (rt->kind == WEB_R_EVENTS && web_may(w, who, 0, CORE_R_SEE) < 0)
+		return no(why, "permission denied: the event stream is for root "
+			  "and the daemon's group", 403);
 	if (!post)
 		return 0;
 	/* An action begun now would hold the shutdown up until it ended. */
@@ -313,9 +330,6 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 		return no(why, "the daemon is stopping", 503);
 	if (w->cfg.token && w->cfg.token[0] && !token_ok(w, c))
 		return no(why, "missing or wrong bearer token", 401);
-	if (!(w->cfg.token && w->cfg.token[0]) && !peer_may_act(c))
-		return no(why, "without --http-token only the daemon's user and "
-			  "root may act, as in the tree", 403);
 	if (!same_origin(c))
 		return no(why, "cross-site request refused", 403);
 	if (!is_json(c))
@@ -359,7 +373,8 @@ static enum MHD_Result first_call(struct web *w, struct MHD_Connection *c,
 		q->answered = true;
 		return error(c, 400, err);
 	}
-	status = refuse(w, c, method, &q->route, &why);
+	identify(w, c, &q->who);
+	status = refuse(w, c, method, &q->route, &q->who, &why);
 	if (!status)
 		return MHD_YES;
 	q->answered = true;
@@ -417,14 +432,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (strcmp(method, "POST") != 0)
-		return serve_get(w, c, &q->route);
+		return serve_get(w, c, &q->route, &q->who);
 	if (q->too_big)
 		return error(c, 413, "request body too long (at most 64 KiB)");
 	/* Its headers may have come before the daemon began to stop. */
 	if (stopping(w))
 		return error(c, 503, "the daemon is stopping");
-	status = web_api_post(w, &q->route, q->body ? q->body : "", q->len,
-			      &body);
+	status = web_api_post(w, &q->route, &q->who, q->body ? q->body : "",
+			      q->len, &body);
 	return json(c, status, body);
 }
 

@@ -33,6 +33,9 @@ struct web_config {
 	void *arg;
 	const char *node;               /* this node's name, for the page */
 	bool cluster;                   /* synced with Kubernetes */
+	/* The daemon's --group: requests get the tree's rights (core_may);
+	 * NULL: only root (the token) may do anything. */
+	const struct core_acl *acl;
 	unsigned idle_timeout;          /* seconds a connection may idle; 0: 60 */
 	/* Cluster mode: the sync state for /metrics, called with arg. */
 	void (*sync_state)(void *arg, struct web_sync_state *st);

@@ -40,6 +40,60 @@ done
 like "the config says a token is required" "$(code /api/k8s/config >/dev/null; cat "$T/body")" '"authRequired": *true'
 stop_mountd
 
-start_web 127.0.0.1 || { not_ok "daemon serves on loopback"; done_testing; }
+# ---- on loopback: each request is its socket's user, with the tree's rules
+# The dashboard knows a client by its socket's uid and that user's groups
+# in the user database: real users, made here and removed on exit.
+GROUP=hsdw$$ UA=hsdwa$$ UB=hsdwb$$
+trap 'cleanup; userdel "$UA" 2>/dev/null; userdel "$UB" 2>/dev/null; groupdel "$GROUP" 2>/dev/null' EXIT
+groupadd "$GROUP" && useradd -M -N -g "$GROUP" -s /usr/sbin/nologin "$UA" &&
+	useradd -M -N -g "$GROUP" -s /usr/sbin/nologin "$UB" || { not_ok "test users"; done_testing; }
+AID=$(id -u "$UA")
+SECRET=s3cret-web-$$-$RANDOM
+start_web 127.0.0.1 --group "$GROUP" || { not_ok "daemon serves on loopback"; done_testing; }
 is "on loopback a GET needs no token" "$(code /api/k8s/vms)" 200
+r=${P}r a=${P}a
+"$ONEWRITE" "$M/vms/ctl" "create $r memory=64Mi disk=64Mi" >/dev/null
+printf 'cpus: 1\nmemory: 64Mi\ndisks:\n- name: root\n  size: 64Mi\ncloudInit:\n  userData: |\n    #cloud-config\n    password: %s\n' \
+	"$SECRET" | "$ONEWRITE" "$M/vms/$r/spec" - >/dev/null
+like "root's VM holds the secret" "$(cat "$M/vms/$r/spec")" "$SECRET"
+snap() { cat "$M/vms/$r/status" "$M/vms/$r/spec" "$M/vms/$r/err"; }
+before=$(snap)
+
+# as USER CURL-ARGS...: the status of a request made by USER; body in $T/body.
+# (USER cannot write in $T: the body comes back on stdout, the status last.)
+as() {
+	local u=$1 out
+	shift
+	out=$(runuser -u "$u" -- curl -s --max-time 60 -w '\n%{http_code}' "$@")
+	printf '%s' "${out%$'\n'*}" >"$T/body.$u"
+	cp "$T/body.$u" "$T/body"
+	echo "${out##*$'\n'}"
+}
+json=(-H 'Content-Type: application/json')
+is "member A creates a VM through the dashboard (201)" \
+	"$(as "$UA" -X POST "${json[@]}" --data-binary "{\"name\":\"$a\",\"memory\":\"64Mi\",\"disk\":\"64Mi\"}" "$URL/api/k8s/vms")" 201
+is "it is A's in the tree" "$(stat -c %u "$M/vms/$a" 2>/dev/null)" "$AID"
+is "A lists VMs (200)" "$(as "$UA" "$URL/api/k8s/vms")" 200
+check "  both, as the group sees them" bash -c "grep -q '$r' '$T/body' && grep -q '$a' '$T/body'"
+check "  without root's spec (no secret)" bash -c "! grep -q '$SECRET' '$T/body'"
+is "A reads root's VM (200)" "$(as "$UA" "$URL/api/k8s/vms/default/$r")" 200
+check "  status only: no spec, no secret" bash -c "! grep -q '\"spec\"' '$T/body' && ! grep -q '$SECRET' '$T/body'"
+is "A reads its own VM with its spec" "$(as "$UA" "$URL/api/k8s/vms/default/$a") $(grep -c '"spec"' "$T/body")" "200 1"
+is "A cannot act on root's VM (403)" "$(as "$UA" -X POST "${json[@]}" --data-binary '{"action":"delete"}' "$URL/api/k8s/vms/default/$r/actions")" 403
+like "  and is told why" "$(cat "$T/body")" "only the VM's owner and root"
+is "B cannot act on A's VM (403)" "$(as "$UB" -X POST "${json[@]}" --data-binary '{"action":"delete"}' "$URL/api/k8s/vms/default/$a/actions")" 403
+check "  A's VM is still there" test -d "$M/vms/$a"
+is "A's vm-metrics hold only A's VM" "$(as "$UA" "$URL/api/k8s/vm-metrics") $(grep -c "$r" "$T/body")" "200 0"
+is "A may not read /metrics (root's) (403)" "$(as "$UA" "$URL/metrics")" 403
+is "A may follow the event stream" "$(as "$UA" --max-time 2 "$URL/api/k8s/events")" 200
+is "nobody lists no VM" "$(as nobody "$URL/api/k8s/vms") $(grep -c "$P" "$T/body")" "200 0"
+is "nobody: root's VM does not exist (404)" "$(as nobody "$URL/api/k8s/vms/default/$r")" 404
+is "nobody may not create (403)" "$(as nobody -X POST "${json[@]}" --data-binary "{\"name\":\"${P}n\"}" "$URL/api/k8s/vms")" 403
+check "  nothing made" test ! -e "$M/vms/${P}n"
+is "nobody may not act on root's VM (404)" "$(as nobody -X POST "${json[@]}" --data-binary '{"action":"start"}' "$URL/api/k8s/vms/default/$r/actions")" 404
+is "nobody may not follow events (403)" "$(as nobody --max-time 2 "$URL/api/k8s/events")" 403
+is "nobody may not read /metrics (403)" "$(as nobody "$URL/metrics")" 403
+is "A deletes its own VM (200)" "$(as "$UA" -X POST "${json[@]}" --data-binary '{"action":"delete"}' "$URL/api/k8s/vms/default/$a/actions")" 200
+is "root's VM unchanged by all of it" "$(snap)" "$before"
+check "no answer to A, B or nobody held the secret" bash -c "! grep -l '$SECRET' '$T'/body.* 2>/dev/null | grep -q ."
 done_testing
