@@ -8,7 +8,7 @@
 # encrypted).  Migration streams to node 2 are TLS too: its QEMU requires
 # a client certificate of the same CA, which node 1's QEMU finds in
 # /etc/pki/qemu (libvirt's default_tls_x509_cert_dir).  The certificates
-# are made here, once, with openssl (docs/nodes.md, "TLS between nodes").
+# are made here, once, with openssl (docs/deploy.md, "TLS between nodes").
 # The network namespace is shared: node 2's "default"
 # network is a bridge network on node 1's virbr0, so guests keep their NIC
 # when they move.  Storage: any folder outside /var/lib/libvirt is seen by

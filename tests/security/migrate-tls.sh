@@ -24,16 +24,20 @@ listeners=$(ss -Htlnp | awk -v p="pid=$pid2," 'index($0, p) { print $4 }')
 is "node 2's libvirtd has one TCP listener: the TLS port" "$listeners" "$host_port"
 mkdir -p "$T/nocert" "$T/othercert"
 cp "$DIR2/pki/client/cacert.pem" "$T/nocert/"
-out=$(virsh -c "qemu+tls://$host_port/system?pkipath=$T/nocert" version 2>&1)
-like "TLS without a client certificate: refused" "$out" 'error'
+# refused PKIPATH: virsh fails to connect with those files
+refused() {
+	local out
+	out=$(virsh -c "qemu+tls://$host_port/system?pkipath=$1" version 2>&1) && return 1
+	[[ $out == *"failed to connect"* ]]
+}
+check "TLS without a client certificate: refused" refused "$T/nocert"
 (
 	cd "$T/othercert" || exit 1
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout clientkey.pem -out clientcert.pem \
 		-subj /CN=hypersdk-node-client -days 1 2>/dev/null
 	cp "$DIR2/pki/client/cacert.pem" .
 )
-out=$(virsh -c "qemu+tls://$host_port/system?pkipath=$T/othercert" version 2>&1)
-like "TLS with a certificate of another CA (same CN): refused" "$out" 'error'
+check "TLS with a certificate of another CA (same CN): refused" refused "$T/othercert"
 answers() { virsh -q -c "$URI2" version >/dev/null 2>&1; }
 check "with the node's client certificate: answers" answers
 
@@ -96,9 +100,9 @@ unsniff
 check "it runs on node 2" wait_for 20 test -d "$M2/vms/$a"
 to2=$(flows "$T/to2" "$lo2" "$hi2")
 like "a connection to node 2's migration ports ($lo2-$hi2) was seen" "$to2" '.'
-like "it opens with a TLS handshake record (16 03 ...)" "$(awk '{print $2}' <<<"$to2")" '^1603'
+is "every one opens with a TLS handshake record (16 03 ...)" \
+	"$(awk '$2 !~ /^1603/' <<<"$to2")" ""
 is "no plaintext QEMU stream (QEVM) on it" "$(awk '$3 == 1' <<<"$to2")" ""
-is "no plaintext QEMU stream anywhere on lo during the move" "$(awk '$3 == 1' "$T/to2")" ""
 
 # the control: the way back is not TLS, and the sniffer sees it
 sniff "$T/to1"
