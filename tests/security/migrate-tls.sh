@@ -42,24 +42,32 @@ answers() { virsh -q -c "$URI2" version >/dev/null 2>&1; }
 check "with the node's client certificate: answers" answers
 
 # ---- the migration stream on the wire
-# sniff OUT: every TCP flow on lo: "dport first-bytes-hex qevm(0|1)",
-# qevm 1 when the flow opens with QEMU's plaintext magic (ciphertext that
+# sniff OUT: every TCP connection opened on lo while it runs (its SYN
+# seen), client to server: "daddr dport first-bytes-hex qevm(0|1)", qevm 1
+# when the stream opens with QEMU's plaintext magic (ciphertext that
 # happens to hold those bytes somewhere later does not count)
 sniff() {
 	python3 - "$1" <<'PY' &
-import socket, struct, sys, signal
+import ctypes, socket, struct, sys, signal, time
 out = sys.argv[1]
+# never outlive the test (killed with SIGKILL) or run for more than 2 min
+ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+end = time.monotonic() + 120
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
 s.bind(("lo", 0))
-flows = {}
+s.settimeout(1)
+opened, flows = set(), {}
 def dump(*_):
     with open(out, "w") as f:
-        for (dport, sport), (first, qevm) in flows.items():
-            f.write("%d %s %d\n" % (dport, first.hex(), qevm))
+        for (daddr, dport, sport), (first, qevm) in flows.items():
+            f.write("%s %d %s %d\n" % (daddr, dport, first.hex(), qevm))
     sys.exit(0)
 signal.signal(signal.SIGTERM, dump)
-while True:
-    pkt, addr = s.recvfrom(65536)
+while time.monotonic() < end:
+    try:
+        pkt, addr = s.recvfrom(65536)
+    except socket.timeout:
+        continue
     if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 34:
         continue
     ip = pkt[14:]
@@ -68,19 +76,20 @@ while True:
     ihl = (ip[0] & 15) * 4
     tcp = ip[ihl:]
     sport, dport = struct.unpack("!HH", tcp[:4])
+    key = (socket.inet_ntoa(ip[16:20]), dport, sport)
+    if tcp[13] & 0x12 == 0x02:      # SYN without ACK: a client connects
+        opened.add(key)
     data = tcp[(tcp[12] >> 4) * 4:struct.unpack("!H", ip[2:4])[0] - ihl]
-    if not data:
-        continue
-    key = (dport, sport)
-    if key not in flows:
+    if data and key in opened and key not in flows:
         flows[key] = (data[:8], int(data[:4] == b"QEVM"))
+dump()
 PY
 	SNIFF=$!
 	sleep 0.5
 }
 unsniff() { kill -TERM "$SNIFF" 2>/dev/null; wait "$SNIFF" 2>/dev/null; SNIFF=; }
-# flows FILE LO HI: the flows to ports LO..HI
-flows() { awk -v lo="$2" -v hi="$3" '$1 >= lo && $1 <= hi' "$1"; }
+# flows FILE ADDR LO HI: the connections to ADDR, ports LO..HI
+flows() { awk -v a="$2" -v lo="$3" -v hi="$4" '$1 == a && $2 >= lo && $2 <= hi' "$1"; }
 trap 'unsniff; cleanup' EXIT
 SNIFF=
 
@@ -98,11 +107,11 @@ sniff "$T/to2"
 is "migrate to node 2 (qemu+tls peer)" "$(w "$M/vms/$a/ctl" "migrate $NODE2")" ok
 unsniff
 check "it runs on node 2" wait_for 20 test -d "$M2/vms/$a"
-to2=$(flows "$T/to2" "$lo2" "$hi2")
+to2=$(flows "$T/to2" "$ADDR2" "$lo2" "$hi2")
 like "a connection to node 2's migration ports ($lo2-$hi2) was seen" "$to2" '.'
 is "every one opens with a TLS handshake record (16 03 ...)" \
-	"$(awk '$2 !~ /^1603/' <<<"$to2")" ""
-is "no plaintext QEMU stream (QEVM) on it" "$(awk '$3 == 1' <<<"$to2")" ""
+	"$(awk '$3 !~ /^1603/' <<<"$to2")" ""
+is "no plaintext QEMU stream (QEVM) on it" "$(awk '$4 == 1' <<<"$to2")" ""
 
 # the control: the way back is not TLS, and the sniffer sees it
 sniff "$T/to1"
@@ -110,6 +119,6 @@ is "migrate back to node 1 (a unix-socket peer: no TLS)" "$(w "$M2/vms/$a/ctl" "
 unsniff
 check "it runs on node 1 again" wait_for 20 test -d "$M/vms/$a"
 like "control: the sniffer sees the plaintext stream (QEVM) of that migration" \
-	"$(awk '$3 == 1' "$T/to1")" '.'
+	"$(awk '$1 == "127.0.0.1" && $4 == 1' "$T/to1")" '.'
 is "delete force" "$(w "$M/vms/$a/ctl" "delete force")" ok
 done_testing
