@@ -199,7 +199,9 @@ int be_limits(struct be_conn *c, const char *vm, int *max_cpus,
 
 struct be_migrate_opts {
 	const char *dest_uri;           /* libvirt URI of the target node,
-					 * e.g. qemu+tcp://127.0.0.2:16510/system */
+					 * e.g. qemu+tls://node2/system;
+					 * qemu+tls:// migrates over TLS
+					 * (VIR_MIGRATE_TLS) */
 	const char *migrate_uri;        /* data channel, e.g. tcp://127.0.0.2;
 					 * NULL: libvirt's default */
 	const char *dest_node;          /* written into the metadata there */

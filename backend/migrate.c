@@ -155,6 +155,15 @@ struct mig_ctx {
 	const struct be_progress *p;
 };
 
+/* A target reached over libvirt's TLS transport gets the guest's memory
+ * (and, copying storage, its disks) over TLS as well: the stream is as
+ * private as the control connection.  QEMU on both nodes then needs
+ * the certificates of qemu.conf's migrate_tls_x509_cert_dir. */
+static bool uri_is_tls(const char *uri)
+{
+	return strncmp(uri, "qemu+tls://", 11) == 0;
+}
+
 static unsigned mig_flags(const struct be_migrate_opts *o)
 {
 	unsigned f = VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
@@ -174,6 +183,8 @@ static unsigned mig_flags(const struct be_migrate_opts *o)
 	 * libvirt refuse as "unsafe"; both nodes see the same files here,
 	 * and QEMU hands the disks over with its own locking. */
 	f |= o->copy_storage ? VIR_MIGRATE_NON_SHARED_DISK : VIR_MIGRATE_UNSAFE;
+	if (uri_is_tls(o->dest_uri))
+		f |= VIR_MIGRATE_TLS;
 	return f;
 }
 

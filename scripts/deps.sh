@@ -16,7 +16,7 @@ run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
   xorriso)
 # mmdebstrap makes the bare Debian 12 root of the fresh-machine check
 # (tests/fresh); git clones the checkout into it.
-test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio
+test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio python3
   chromium nodejs jq curl mmdebstrap git)
 NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 

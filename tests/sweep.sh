@@ -20,8 +20,8 @@ set -uo pipefail
 . "$(dirname "$0")/fresh/root.sh"
 
 URIS=(qemu:///system)
-virsh -q -c qemu+tcp://127.0.0.2:16510/system version >/dev/null 2>&1 &&
-	URIS+=(qemu+tcp://127.0.0.2:16510/system)
+URI2=$("$(dirname "$0")/../scripts/libvirt-node2.sh" uri)
+virsh -q -c "$URI2" version >/dev/null 2>&1 && URIS+=("$URI2")
 
 alive() { [ -n "$1" ] && [ -d "/proc/$1" ]; }
 

@@ -13,7 +13,9 @@
 #include "backend/backend.h"
 
 #define URI "qemu:///system"
-#define URI2 "qemu+tcp://127.0.0.2:16510/system"
+/* scripts/libvirt-node2.sh uri: TLS with the client certificate it made */
+#define URI2 "qemu+tls://127.0.0.2:16514/system?pkipath=" \
+	     "/var/lib/hypersdk-node2-tls/pki/client"
 
 /* ---- be_test.c: both programs ---- */
 

@@ -3,7 +3,8 @@
 # nodes on this machine (node 2 from scripts/libvirt-node2.sh):
 # `echo 'migrate NODE2' > ctl` there and back (back through node 2's
 # daemon) against `virsh migrate --live --p2p --persistent
-# --undefinesource --unsafe` there and back, of the same domain between
+# --undefinesource --unsafe` (plus --tls to node 2's qemu+tls URI, as the
+# daemon does) there and back, of the same domain between
 # the same libvirtds, alternating, several rounds.  Prints the ratio of
 # the medians of the one-way times.
 #
@@ -74,13 +75,15 @@ ctl_move() {
 	done
 	return 1
 }
-# virsh_move URI DEST DATA: the peer's; sets took (ms).
+# virsh_move URI DEST DATA: the peer's; sets took (ms).  Like the daemon,
+# over TLS to a qemu+tls:// target (the same work on both sides).
 virsh_move() {
-	local a rc t0 t1
+	local a rc t0 t1 tls=()
+	[[ $2 == qemu+tls://* ]] && tls=(--tls)
 	for a in 1 2 3; do
 		t0=$(now)
 		msg=$(virsh -q -c "$1" migrate --live --p2p --persistent --undefinesource \
-			--unsafe "$v" "$2" "$3" 2>&1); rc=$?
+			--unsafe "${tls[@]}" "$v" "$2" "$3" 2>&1); rc=$?
 		t1=$(now)
 		[ $rc -eq 0 ] && { took=$(ms "$t0" "$t1"); return 0; }
 		[[ $msg == *"$RACE"* ]] || return 1
