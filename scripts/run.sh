@@ -31,6 +31,9 @@ if [ -e "$MOUNT/vms/ctl" ]; then
   echo "hypersdk-mountd already serves $MOUNT"
   exit 0
 fi
+# Members of this group may make VMs of their own in the tree
+# (docs/security.md); it starts empty: `usermod -aG hypersdk USER`.
+getent group hypersdk >/dev/null || quietly "groupadd hypersdk" groupadd --system hypersdk
 LOG=/var/log/hypersdk/mountd.log
 mkdir -p /var/log/hypersdk
 # The daemon prints its own start-up error; the log's tail says more.
