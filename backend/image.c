@@ -206,7 +206,11 @@ static int dl_hop(struct be_conn *c, CURL *h, struct dl *d, const char *url,
 	be_url_redact(url, shown, sizeof(shown));
 	if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0)
 		return be_errf(err, errlen, -errno, "import: %s", strerror(errno));
+	/* Each hop is judged on its own: a refused address of an earlier
+	 * hop must not name this one's failure. */
 	d->got = 0;
+	d->stop = DL_NONE;
+	d->addr_class = NULL;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

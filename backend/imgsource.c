@@ -157,21 +157,49 @@ static const char *v4_class(uint32_t a)
 	return NULL;
 }
 
+static uint32_t v4_at(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	       (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The forms that carry an IPv4 address reach that address (through the
+ * kernel, a NAT64 gateway or a 6to4 relay): they are judged by it. */
+static const char *v6_embedded(const uint8_t *b)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					    0xff, 0xff };
+	static const uint8_t compat[12] = { 0 };
+	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+	static const uint8_t nat64l[6] = { 0, 0x64, 0xff, 0x9b, 0, 1 };
+
+	if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+		return v4_class(v4_at(b + 12));
+	/* ::a.b.c.d (deprecated), but not :: and ::1, judged below. */
+	if (!memcmp(b, compat, 12) && v4_at(b + 12) > 1)
+		return v4_class(v4_at(b + 12));
+	if (!memcmp(b, nat64l, 6))
+		return "NAT64 (local)";
+	if (b[0] == 0x20 && b[1] == 0x02)
+		return v4_class(v4_at(b + 2));
+	return NULL;
+}
+
 static const char *v6_class(const struct in6_addr *a)
 {
 	const uint8_t *b = a->s6_addr;
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					    0xff, 0xff };
+	const char *why = v6_embedded(b);
 
-	if (!memcmp(b, mapped, 12))
-		return v4_class((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-				(uint32_t)b[14] << 8 | b[15]);
+	if (why || (b[0] == 0x20 && b[1] == 0x02))
+		return why;
 	if (IN6_IS_ADDR_LOOPBACK(a))
 		return "loopback";
 	if (IN6_IS_ADDR_UNSPECIFIED(a))
 		return "unspecified";
 	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
 		return "link-local";
+	if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0)
+		return "private";       /* site-local, fec0::/10 */
 	if ((b[0] & 0xfe) == 0xfc)
 		return "private";
 	if (b[0] == 0xff)

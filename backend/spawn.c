@@ -43,11 +43,18 @@ static void take(int fd, char *out, size_t len, size_t *n)
 static pid_t start(char *const argv[], int *rfd, bool merge_err)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
 	int pfd[2];
 	pid_t pid;
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
+	/* Not the daemon's blocked TERM: a cancel must reach the tool. */
+	sigemptyset(&none);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -56,8 +63,9 @@ static pid_t start(char *const argv[], int *rfd, bool merge_err)
 	else
 		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null",
 						 O_WRONLY, 0);
-	errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	errno = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
 	close(pfd[1]);
 	if (errno) {
 		int e = errno;
@@ -103,12 +111,14 @@ static pid_t start_lim(char *const argv[], const struct be_limits *lim,
 {
 	char exe[4096];
 	int pfd[2], rc = find_exec(argv[0], exe, sizeof(exe)), nul;
+	sigset_t none;
 	pid_t pid;
 
 	if (rc < 0)
 		return rc;
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
+	sigemptyset(&none);
 	pid = fork();
 	if (pid == 0) {
 		nul = open("/dev/null", O_RDONLY);
@@ -120,6 +130,9 @@ static pid_t start_lim(char *const argv[], const struct be_limits *lim,
 		limit(RLIMIT_FSIZE, lim->fsize);
 		limit(RLIMIT_CORE, 0);
 		umask(077);
+		/* The daemon's threads block TERM, INT and HUP; the tool
+		 * must not inherit that, or cancel could not stop it. */
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execv(exe, argv);
 		_exit(127);
 	}
@@ -140,6 +153,7 @@ static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
 	struct pollfd pf;
 	size_t n = 0;
 	int st = 0, rc = 0;
+	time_t killby = 0;
 
 	pf.fd = fd;
 	pf.events = POLLIN;
@@ -153,10 +167,17 @@ static int run(pid_t pid, int fd, char *out, size_t outlen, time_t deadline,
 		if (cancel && *cancel && rc == 0) {
 			kill(pid, SIGTERM);
 			rc = -ECANCELED;
+			killby = time(NULL) + 5;
 		}
-		if (deadline && time(NULL) >= deadline && rc == 0) {
+		/* A tool that ignores TERM, or runs past the deadline, is
+		 * killed; a cancel does not lift the deadline. */
+		if ((killby && time(NULL) >= killby) ||
+		    (deadline && time(NULL) >= deadline)) {
 			kill(pid, SIGKILL);
-			rc = -ETIMEDOUT;
+			if (rc == 0)
+				rc = -ETIMEDOUT;
+			killby = 0;
+			deadline = 0;
 		}
 		if (tick)
 			tick(arg);

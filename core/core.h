@@ -496,11 +496,15 @@ int core_store_list(struct core_store *s, const char *kind,
 /* mkdir -p. */
 int core_mkdir_p(const char *dir, mode_t mode);
 
-/* 0 when dir and every folder above it can be changed by root only
- * (ancestors may be sticky, like /tmp).  -EPERM with the folder and the
- * reason in err otherwise (owner not root, group- or world-writable),
- * -ENOTDIR, -ENOENT. */
-int core_dir_trusted(const char *dir, char *err, size_t errlen);
+/* 0 when dir, symlinks resolved, and every folder above it can be
+ * changed by root only (ancestors may be sticky, like /tmp); the
+ * resolved path, the one checked, goes to out and is what the caller
+ * uses from then on (a link in a folder others can write could be
+ * pointed elsewhere later).  -EPERM with the folder and the reason in
+ * err otherwise (owner not root, group- or world-writable), -ENOTDIR,
+ * -ENOENT. */
+int core_dir_trusted(const char *dir, char *out, size_t outlen, char *err,
+		     size_t errlen);
 /* Resolve path (symlinks included) into out when it names a regular file
  * inside dir that only root can write; else -EACCES with the reason in
  * err.  The caller uses out, never path, so a link cannot be swapped in

@@ -45,16 +45,19 @@ static int check_folder(const char *path, bool leaf, char *err, size_t errlen)
 	return 0;
 }
 
-int core_dir_trusted(const char *dir, char *err, size_t errlen)
+int core_dir_trusted(const char *dir, char *out, size_t outlen, char *err,
+		     size_t errlen)
 {
 	char real[PATH_MAX];
 	int rc;
 
 	if (!realpath(dir, real)) {
 		rc = -errno;
-		snprintf(err, errlen, "%.300s: %s", dir, strerror(-rc));
+		snprintf(err, errlen, "%s", strerror(-rc));
 		return rc;
 	}
+	if (snprintf(out, outlen, "%s", real) >= (int)outlen)
+		return -ENAMETOOLONG;
 	rc = check_folder(real, true, err, errlen);
 	/* Walk up: each ancestor could rename the folder away and put
 	 * another in its place. */

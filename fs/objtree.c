@@ -45,9 +45,10 @@ struct core_obj *fs_obj_at(struct fs *fs, fuse_ino_t ino,
 	return o && fs_obj_has(o->kind, *f) ? o : NULL;
 }
 
-/* Templates are root's, and the group reads them (a member makes VMs
- * from them); snapshots and operations are their VM owner's alone, like
- * the VM's spec. */
+/* Templates are root's, and the group reads their status (a member makes
+ * VMs from them) but not their spec: its image source may carry
+ * user:password@ and its defaults cloud-init.  Snapshots and operations
+ * are their VM owner's alone, like the VM's spec. */
 mode_t fs_obj_mode(enum core_kind kind, enum obj_file f)
 {
 	bool shared = kind == CORE_KIND_TEMPLATE;
@@ -58,7 +59,7 @@ mode_t fs_obj_mode(enum core_kind kind, enum obj_file f)
 	case OF_CTL:
 		return S_IFREG | 0200;
 	case OF_SPEC:
-		return S_IFREG | (shared ? 0640 : 0400);
+		return S_IFREG | (shared ? 0600 : 0400);
 	default:
 		return S_IFREG | (shared ? 0440 : 0400);
 	}

@@ -43,6 +43,7 @@ struct opts {
 	char state_dir[4096];
 	char pool_dir[4096];
 	char kernel_dir[4096];  /* "" : <state>/kernels, off in a cluster */
+	char import_dir[4096];  /* --import-dir, resolved and checked */
 	const char *uri;
 	char node[CORE_NAME_MAX + 1];
 	const char *log_file;
@@ -425,9 +426,9 @@ static bool cluster_mode(const struct opts *o)
  * opened in it (the log file included). */
 static int trust_dirs(struct opts *o, char *err, size_t errlen)
 {
-	const char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir };
+	char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir };
 	const char *what[] = { "--state-dir", "--pool-dir", "--kernel-dir" };
-	char why[CORE_ERR_MAX / 2];
+	char why[CORE_ERR_MAX / 2], real[4096];
 	int rc;
 
 	/* kernelBoot in a cluster lets every CRD author choose the files:
@@ -440,7 +441,8 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 			continue;
 		rc = core_mkdir_p(dirs[i], 0755);
 		if (rc == 0)
-			rc = core_dir_trusted(dirs[i], why, sizeof(why));
+			rc = core_dir_trusted(dirs[i], real, sizeof(real), why,
+					      sizeof(why));
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-rc));
 		if (rc < 0) {
@@ -448,7 +450,18 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 				 why);
 			return rc;
 		}
+		snprintf(dirs[i], sizeof(o->state_dir), "%s", real);
 	}
+	/* Files are imported from under it: made by the operator, not here. */
+	if (o->imp.dir && (rc = core_dir_trusted(o->imp.dir, o->import_dir,
+						 sizeof(o->import_dir), why,
+						 sizeof(why))) < 0) {
+		snprintf(err, errlen, "--import-dir %.200s: %.250s", o->imp.dir,
+			 why);
+		return rc;
+	}
+	if (o->imp.dir)
+		o->imp.dir = o->import_dir;
 	return 0;
 }
 

@@ -68,6 +68,11 @@ struct mountd {
 
 	/* operations running on this node (ops.c) */
 	pthread_mutex_t runs_lock;
+	/* Templates whose image is being imported (under runs_lock): one
+	 * import per template at a time, they share the pool's files. */
+#define MD_IMPORTING_MAX 16
+	char importing[MD_IMPORTING_MAX][CORE_NAME_MAX + 1];
+	size_t nimporting;
 	pthread_cond_t runs_cond;
 	struct md_run *runs;
 	int nruns;

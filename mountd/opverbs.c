@@ -52,6 +52,26 @@ static int target_uid(struct mountd *md, const char *name, char *uid,
 	return vm ? 0 : -ENOENT;
 }
 
+/* Whose the clone is.  Standalone, whoever asked for it: the daemon
+ * recorded the caller on the operation (md_op_ctl), and only it writes
+ * operations.  In a cluster the operation came through the API, where
+ * its author could write any annotation and uids differ between nodes:
+ * the clone is the source VM's owner's, on this node. */
+static uid_t clone_owner(struct mountd *md, json_object *o, const char *src)
+{
+	struct core_vm *vm;
+	uid_t owner = 0;
+
+	if (!md->sync)
+		return core_owner_from_object(o);
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, src);
+	if (vm)
+		owner = vm->owner;
+	core_model_unlock(md->m);
+	return owner;
+}
+
 int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		 struct md_run *run, char *err, size_t errlen)
 {
@@ -78,9 +98,7 @@ int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		json_object_put(spec);
 		return -ENOMEM;
 	}
-	/* The clone belongs to whoever asked for it (recorded on the
-	 * operation by md_op_ctl), root when made through the API. */
-	rc = md_add_vm(md, dst, spec, core_owner_from_object(o), "clone",
+	rc = md_add_vm(md, dst, spec, clone_owner(md, o, src), "clone",
 		       err, errlen);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "clone: vm %s already exists", dst);

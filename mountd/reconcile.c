@@ -1,5 +1,6 @@
 /* Keeping the model in step with libvirt: loading at start, adopting our
  * domains, following lifecycle events (not polling), and stats. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,21 +32,72 @@ int md_persist(struct mountd *md, const char *name)
 	return rc;
 }
 
-/* QEMU's serial pty is libvirt-qemu's, 0620 to the tty group: the VM's
- * owner gets it (and nobody else), as with a login's terminal. */
-static void give_console(const char *name, const char *pty, uid_t owner)
+/* True when process pid holds the master side of pty number n (the
+ * kernel shows a /dev/ptmx descriptor's "tty-index" in fdinfo). */
+static bool holds_pty(pid_t pid, unsigned n)
 {
-	struct stat st;
+	char path[64], link[32], line[64];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+	FILE *f;
 
-	if (strncmp(pty, "/dev/pts/", 9) != 0 ||
-	    fstatat(AT_FDCWD, pty, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISCHR(st.st_mode) || (st.st_uid == owner &&
-				     (st.st_mode & 07777) == 0600))
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = pid > 0 ? opendir(path) : NULL;
+	while (d && !found && (de = readdir(d))) {
+		ssize_t l;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%.16s", (int)pid,
+			 de->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		if (strcmp(link, "/dev/ptmx") && strcmp(link, "/dev/pts/ptmx"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%.16s", (int)pid,
+			 de->d_name);
+		f = fopen(path, "re");
+		while (f && !found && fgets(line, sizeof(line), f)) {
+			unsigned idx;
+
+			found = sscanf(line, "tty-index: %u", &idx) == 1 &&
+				idx == n;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* QEMU's serial pty is libvirt-qemu's, 0620 to the tty group: the VM's
+ * owner gets it (and nobody else), as with a login's terminal.  The pty
+ * is pinned first and given only while this VM's QEMU still holds it: a
+ * number freed by a QEMU that just exited may already be someone else's
+ * terminal. */
+static void give_console(const char *name, const char *pty, pid_t qemu,
+			 uid_t owner)
+{
+	char self[64];
+	struct stat st;
+	unsigned n;
+	int fd;
+
+	if (sscanf(pty, "/dev/pts/%u", &n) != 1)
 		return;
-	if (fchownat(AT_FDCWD, pty, owner, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fchmodat(AT_FDCWD, pty, 0600, 0) < 0)
+	fd = open(pty, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	    !(st.st_uid == owner && (st.st_mode & 07777) == 0600) &&
+	    holds_pty(qemu, n) &&
+	    (chown(self, owner, (gid_t)-1) < 0 || chmod(self, 0600) < 0))
 		md_log(LOG_WARN_, "vm %s: cannot give %s to uid %u: %s", name,
 		       pty, (unsigned)owner, strerror(errno));
+	close(fd);
 }
 
 static void apply_info(struct mountd *md, struct core_vm *vm,
@@ -141,6 +193,7 @@ void md_refresh(struct mountd *md, const char *name)
 	enum core_action act = CORE_ACT_NONE;
 	bool turn_off = false;
 	char pty[sizeof(in.console)];
+	pid_t qemu;
 	uid_t owner;
 	int rc = be_info(md->be, name, &in, err, sizeof(err));
 	time_t now = time(NULL);
@@ -172,10 +225,11 @@ void md_refresh(struct mountd *md, const char *name)
 		   (vm->st.phase == CORE_PHASE_STOPPED || vm->st.phase == CORE_PHASE_FAILED);
 	core_model_status_changed(md->m, vm);
 	owner = vm->owner;
+	qemu = vm->st.qemu_pid;
 	snprintf(pty, sizeof(pty), "%s", vm->st.console);
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
-	give_console(name, pty, owner);
+	give_console(name, pty, qemu, owner);
 	md_update_nodes(md, false);
 	if (turn_off || act == CORE_ACT_START) {
 		struct core_ctl msg = { .verb = turn_off ? CORE_V_STOP : CORE_V_START };

@@ -119,8 +119,59 @@ static int import_run(struct mountd *md, const char *name,
 	return rc;
 }
 
+/* One import of a template at a time: a second would share (and
+ * truncate) the first's files and delete the volume it just made. */
+static int claim(struct mountd *md, const char *name, char *err,
+		 size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&md->runs_lock);
+	for (size_t i = 0; i < md->nimporting; i++)
+		if (!strcmp(md->importing[i], name))
+			rc = -EBUSY;
+	if (rc == 0 && md->nimporting == MD_IMPORTING_MAX)
+		rc = -EBUSY;
+	if (rc == 0)
+		snprintf(md->importing[md->nimporting++], CORE_NAME_MAX + 1,
+			 "%s", name);
+	pthread_mutex_unlock(&md->runs_lock);
+	if (rc < 0)
+		snprintf(err, errlen, "template %s: an import is already "
+			 "running", name);
+	return rc;
+}
+
+static void unclaim(struct mountd *md, const char *name)
+{
+	pthread_mutex_lock(&md->runs_lock);
+	for (size_t i = 0; i < md->nimporting; i++)
+		if (!strcmp(md->importing[i], name)) {
+			memcpy(md->importing[i],
+			       md->importing[--md->nimporting],
+			       sizeof(md->importing[i]));
+			break;
+		}
+	pthread_mutex_unlock(&md->runs_lock);
+}
+
+static int import_claimed(struct mountd *md, const char *name, char *err,
+			  size_t errlen);
+
 int ops_template_import(struct mountd *md, const char *name, char *err,
 			size_t errlen)
+{
+	int rc = claim(md, name, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = import_claimed(md, name, err, errlen);
+	unclaim(md, name);
+	return rc;
+}
+
+static int import_claimed(struct mountd *md, const char *name, char *err,
+			  size_t errlen)
 {
 	char vol[CORE_NAME_MAX + 16], msg[CORE_ERR_MAX + 2400], shown[2048];
 	struct tmpl_src t;

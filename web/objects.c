@@ -29,6 +29,18 @@ static bool may_read(struct collect *c, const struct core_obj *o)
 	return web_may(c->w, c->who, vm ? vm->owner : 0, CORE_R_READ) == 0;
 }
 
+static void strip_secrets(json_object *tmpl)
+{
+	json_object *spec = NULL, *sub = NULL;
+
+	if (!json_object_object_get_ex(tmpl, "spec", &spec))
+		return;
+	if (json_object_object_get_ex(spec, "image", &sub))
+		json_object_object_del(sub, "source");
+	if (json_object_object_get_ex(spec, "defaultSpec", &sub))
+		json_object_object_del(sub, "cloudInit");
+}
+
 static int add_obj(struct core_obj *o, void *arg)
 {
 	struct collect *c = arg;
@@ -36,8 +48,15 @@ static int add_obj(struct core_obj *o, void *arg)
 
 	if ((c->vm && strcmp(o->vm, c->vm) != 0) || !may_read(c, o))
 		return 0;
-	if (json_object_deep_copy(o->obj, &copy, NULL) == 0)
-		json_object_array_add(c->items, copy);
+	if (json_object_deep_copy(o->obj, &copy, NULL) < 0)
+		return 0;
+	/* A template's spec file is root's in the tree: its image source
+	 * may carry user:password@ and its defaults cloud-init.  Members
+	 * get the rest (names, OS, default sizes) for the page. */
+	if (o->kind == CORE_KIND_TEMPLATE &&
+	    web_may(c->w, c->who, 0, CORE_R_ADMIN) < 0)
+		strip_secrets(copy);
+	json_object_array_add(c->items, copy);
 	return 0;
 }
 

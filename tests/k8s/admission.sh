@@ -149,11 +149,15 @@ passes "admin: deploy/examples/vmtemplate-ubuntu.yaml accepted as shipped" \
 	k create -f "$TOP/deploy/examples/vmtemplate-ubuntu.yaml"
 
 # ---- through a node's tree: the daemon's writes meet the same policies
-if [ -x "$MOUNTD" ] && [ -c /dev/fuse ] && start_mountd --kubeconfig "$KC/kubeconfig" --namespace default; then
+# The node itself allows kernels from $T/kernels (--kernel-dir): what
+# refuses one here is the cluster's policy.
+mkdir -p "$T/kernels" && : >"$T/kernels/vmlinuz"
+if [ -x "$MOUNTD" ] && [ -c /dev/fuse ] && start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
+	--kernel-dir "$T/kernels"; then
 	v=${P}tree
 	TREE_VM=$v
 	is "tree: create a VM through vms/ctl" "$("$ONEWRITE" "$M/vms/ctl" "create $v memory=64Mi disk=64Mi")" ok
-	is "tree: a spec with kernelBoot is EACCES" "$("$ONEWRITE" "$M/vms/$v/spec" "$(printf 'cpus: 1\nmemory: 64Mi\nkernelBoot:\n  kernel: /etc/shadow\n')")" EACCES
+	is "tree: a spec with kernelBoot is EACCES" "$("$ONEWRITE" "$M/vms/$v/spec" "$(printf 'cpus: 1\nmemory: 64Mi\nkernelBoot:\n  kernel: %s\n' "$T/kernels/vmlinuz")")" EACCES
 	like "... err has the API server's refusal" "$(cat "$M/vms/$v/err")" \
 		"AdmissionPolicy 'hypersdk-kernel-boot' .*spec.kernelBoot is refused"
 	is "... the object has no kernelBoot" "$(k get vm "$v" -o 'jsonpath={.spec.kernelBoot}')" ""

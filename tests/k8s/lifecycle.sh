@@ -112,4 +112,26 @@ check "8. kernelBoot from a CRD: the node says it is off" wait_for 30 said_off
 like "   in the tree's err too" "$(cat "$M/vms/$kb/err" 2>/dev/null)" "kernelBoot is off"
 check "   no domain" bash -c "! ${VIRSH[*]} dominfo $kb >/dev/null 2>&1"
 k delete vm "$kb" >/dev/null 2>&1
+
+# Owners: a VM from the API is root's, unless hypersdk.io/owner names a
+# user of the node; an unknown name leaves it root's with a Warning event.
+own() { k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $1
+  annotations: {hypersdk.io/owner: "$2"}
+spec: {cpus: 1, memory: 64Mi, disks: [{name: root, size: 64Mi}]}
+YAML
+}
+o1=${P}own1 o2=${P}own2
+own "$o1" nobody
+own "$o2" no-such-user-$$
+wait_for 30 test -d "$M/vms/$o1"
+is "9. hypersdk.io/owner: nobody gives the VM to nobody" "$(stat -c %U "$M/vms/$o1" 2>/dev/null)" nobody
+wait_for 30 test -d "$M/vms/$o2"
+is "   an unknown user leaves it root's" "$(stat -c %U "$M/vms/$o2" 2>/dev/null)" root
+has_warning() { grep -q "no-such-user-$$" "$M/vms/$o2/events"; }
+check "   and says so in its events" wait_for 10 has_warning
+k delete vm "$o1" "$o2" >/dev/null 2>&1
 done_testing

@@ -93,6 +93,15 @@ check "  nothing made" test ! -e "$M/vms/${P}n"
 is "nobody may not act on root's VM (404)" "$(as nobody -X POST "${json[@]}" --data-binary '{"action":"start"}' "$URL/api/k8s/vms/default/$r/actions")" 404
 is "nobody may not follow events (403)" "$(as nobody --max-time 2 "$URL/api/k8s/events")" 403
 is "nobody may not read /metrics (403)" "$(as nobody "$URL/metrics")" 403
+# A template whose source carries credentials: root's spec, as in the tree.
+tp=${P}tp
+mkdir "$M/templates/$tp"
+printf 'displayName: Creds\ndefaultSpec: {cpus: 1, memory: 64Mi}\nimage:\n  source: https://user:%s@127.0.0.1:9/x.img\n' \
+	"$SECRET" | "$ONEWRITE" "$M/templates/$tp/spec" - >/dev/null
+is "A lists templates (200)" "$(as "$UA" "$URL/api/k8s/templates")" 200
+check "  sees the template" grep -q "$tp" "$T/body"
+check "  but not its source's credentials" bash -c "! grep -q '$SECRET' '$T/body'"
+check "A cannot read the template's spec file" bash -c "! runuser -u $UA -- cat '$M/templates/$tp/spec' 2>/dev/null"
 is "A deletes its own VM (200)" "$(as "$UA" -X POST "${json[@]}" --data-binary '{"action":"delete"}' "$URL/api/k8s/vms/default/$a/actions")" 200
 is "root's VM unchanged by all of it" "$(snap)" "$before"
 check "no answer to A, B or nobody held the secret" bash -c "! grep -l '$SECRET' '$T'/body.* 2>/dev/null | grep -q ."
