@@ -3,19 +3,9 @@
 # password, the password is in vms/NAME/console (the owner's, 0400) and
 # never in status, and QEMU's serial pty is handed to the owner, 0600.
 STOP_TIMEOUT=3
-. "$(dirname "$0")/../fs/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
-GROUP=hsdc$$
-UA=$((50000 + $$ % 10000))      # the VM's owner
-UB=$((UA + 1))                  # another member
-trap 'cleanup; groupdel "$GROUP" 2>/dev/null' EXIT
-groupadd "$GROUP" || { not_ok "groupadd $GROUP"; done_testing; }
-GID=$(getent group "$GROUP" | cut -d: -f3)
-cp "$ONEWRITE" "$T/onewrite" && chmod 755 "$T/onewrite"
-OW=$T/onewrite
-as_a() { setpriv --reuid="$UA" --regid="$UA" --groups="$GID" "$@"; }
-as_b() { setpriv --reuid="$UB" --regid="$UB" --groups="$GID" "$@"; }
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+members hsdc 50000              # A owns the VM, B is another member
 
 # rfb_types PORT: the security types a VNC server offers, as numbers.
 rfb_types() {

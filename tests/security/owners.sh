@@ -6,23 +6,10 @@
 # read by no one but its owner and root).  Then whole specs: a spec cut
 # in two writes never applies, a big one in one write does.
 STOP_TIMEOUT=3
-. "$(dirname "$0")/../fs/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
-GROUP=hsdk$$
-UA=$((40000 + $$ % 10000))      # member A: no passwd entry needed
-UB=$((UA + 1))                  # member B
+members hsdk 40000
 SECRET=s3cr3t-$$-$RANDOM
-trap 'cleanup; groupdel "$GROUP" 2>/dev/null' EXIT
-
-groupadd "$GROUP" || { not_ok "groupadd $GROUP"; done_testing; }
-GID=$(getent group "$GROUP" | cut -d: -f3)
-# The helper must be reachable by every uid of the test.
-cp "$ONEWRITE" "$T/onewrite" && chmod 755 "$T/onewrite"
-OW=$T/onewrite
-
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-as_a() { setpriv --reuid="$UA" --regid="$UA" --groups="$GID" "$@"; }
-as_b() { setpriv --reuid="$UB" --regid="$UB" --groups="$GID" "$@"; }
 # The errno a command's message names (C locale), or "ok".
 errno_of() {
 	local out
