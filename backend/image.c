@@ -28,22 +28,6 @@ static bool cancelled(const struct be_progress *p)
 	return p && p->cancel && *p->cancel;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t w;
-
-	while (len > 0) {
-		w = write(fd, buf, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* ---- download ------------------------------------------------------- */
 
 enum dl_stop { DL_NONE, DL_BIG, DL_LATE, DL_ADDR };
@@ -70,7 +54,7 @@ static size_t dl_write(char *data, size_t sz, size_t n, void *arg)
 		d->stop = DL_BIG;
 		return 0;
 	}
-	if (write_all(d->fd, data, len) < 0)
+	if (core_write_all(d->fd, data, len) < 0)
 		return 0;
 	d->got += len;
 	return len;
@@ -291,7 +275,7 @@ static int copy_local(struct be_conn *c, const char *source, int out,
 			rc = be_errf(err, errlen, -ETIMEDOUT, "import %.200s: longer "
 				     "than --import-timeout (%d s)", source,
 				     pol->timeout_s);
-		else if ((rc = write_all(out, buf, (size_t)r)) < 0)
+		else if ((rc = core_write_all(out, buf, (size_t)r)) < 0)
 			be_errf(err, errlen, rc, "import: cannot write the copy: "
 				"%s", strerror(-rc));
 	}

@@ -257,22 +257,21 @@ int be_src_open_local(const struct be_conn *c, const char *source, int *out,
 		      char *err, size_t errlen)
 {
 	const struct be_import_policy *p = be_import_policy(c);
-	const char *path = local_path(source);
+	const char *path = local_path(source), *rel = NULL;
 	char real[PATH_MAX];
-	size_t dl;
 	struct stat st;
 	int fd;
 
 	if (!p->dir)
 		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "local files need --import-dir", path);
-	dl = strlen(p->dir);
-	if (path[0] != '/' || !realpath(path, real) ||
-	    strncmp(real, p->dir, dl) || (real[dl] != '/' && strcmp(p->dir, "/")))
+	if (path[0] == '/')
+		rel = core_path_under(p->dir, path, real);
+	if (!rel)
 		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "not a file under --import-dir %.200s", path,
 			       p->dir);
-	fd = open_beneath(p->dir, real + dl + (real[dl] == '/'));
+	fd = open_beneath(p->dir, rel);
 	if (fd < 0)
 		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "cannot open it under --import-dir: %s", path,

@@ -505,12 +505,18 @@ int core_mkdir_p(const char *dir, mode_t mode);
  * -ENOENT. */
 int core_dir_trusted(const char *dir, char *out, size_t outlen, char *err,
 		     size_t errlen);
+/* path resolved (symlinks included) into real (PATH_MAX bytes) when it
+ * lies strictly inside dir, itself a resolved path; returns the part of
+ * real below dir, else NULL. */
+const char *core_path_under(const char *dir, const char *path, char *real);
 /* Resolve path (symlinks included) into out when it names a regular file
  * inside dir that only root can write; else -EACCES with the reason in
  * err.  The caller uses out, never path, so a link cannot be swapped in
  * between. */
 int core_file_under(const char *dir, const char *path, char *out,
 		    size_t outlen, char *err, size_t errlen);
+/* write(2) until all n bytes are out (EINTR retried); 0 or -errno. */
+int core_write_all(int fd, const char *p, size_t n);
 /* Write txt to dirfd/tmp, fsync, rename over dirfd/name, fsync the
  * directory: a crash leaves the old file or the new one, whole.  tmp must
  * be unique to the writer (a leftover is the caller's to clean). */

@@ -33,7 +33,7 @@ int core_mkdir_p(const char *dir, mode_t mode)
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int core_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -56,7 +56,7 @@ int core_write_atomic(int dirfd, const char *name, const char *tmp,
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, txt, len);
+	r = core_write_all(fd, txt, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

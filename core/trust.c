@@ -72,20 +72,29 @@ int core_dir_trusted(const char *dir, char *out, size_t outlen, char *err,
 	return rc;
 }
 
+const char *core_path_under(const char *dir, const char *path, char *real)
+{
+	size_t n = strlen(dir);
+
+	if (!realpath(path, real) || strncmp(real, dir, n) != 0)
+		return NULL;
+	if (real[n] == '/')
+		return real + n + 1;
+	/* The root folder holds everything (and ends in its own '/'). */
+	return n > 0 && dir[n - 1] == '/' && real[n] ? real + n : NULL;
+}
+
 int core_file_under(const char *dir, const char *path, char *out, size_t outlen,
 		    char *err, size_t errlen)
 {
 	char rdir[PATH_MAX], rpath[PATH_MAX];
 	struct stat st;
-	size_t n;
 
 	if (!realpath(dir, rdir)) {
 		snprintf(err, errlen, "folder %.300s: %s", dir, strerror(errno));
 		return -EACCES;
 	}
-	n = strlen(rdir);
-	if (!realpath(path, rpath) || strncmp(rpath, rdir, n) != 0 ||
-	    rpath[n] != '/') {
+	if (!core_path_under(rdir, path, rpath)) {
 		snprintf(err, errlen, "%.300s is not a file under %.300s", path,
 			 rdir);
 		return -EACCES;

@@ -43,7 +43,7 @@ struct opts {
 	char state_dir[4096];
 	char pool_dir[4096];
 	char kernel_dir[4096];  /* "" : <state>/kernels, off in a cluster */
-	char import_dir[4096];  /* --import-dir, resolved and checked */
+	char import_dir[4096];  /* --import-dir ("": none) */
 	const char *uri;
 	char node[CORE_NAME_MAX + 1];
 	const char *log_file;
@@ -259,7 +259,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
 		case 'T': o->http_token_file = optarg; break;
 		case 'A': bad |= add_allow(o, optarg); break;
-		case 'D': o->imp.dir = optarg; break;
+		case 'D': bad |= set_path(o->import_dir, sizeof(o->import_dir), optarg); break;
 		case 'S': bad |= parse_size(optarg, &o->imp.max_bytes); break;
 		case 'W': bad |= parse_count(optarg, &o->imp.timeout_s); break;
 		case 'V': bad |= parse_count(optarg, &o->imp.low_speed); break;
@@ -367,7 +367,6 @@ static int redirect_logs(const struct opts *o, char *err, size_t errlen)
 		return -1;
 	if (!path) {
 		snprintf(def, sizeof(def), "%s/mountd.log", o->state_dir);
-		mkdir(o->state_dir, 0755);
 		path = def;
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
@@ -421,13 +420,17 @@ static bool cluster_mode(const struct opts *o)
 	return o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
 }
 
-/* Root writes into the state and pool folders and QEMU reads kernels
- * from the kernel folder: each must be root's alone before anything is
- * opened in it (the log file included). */
+/* Root writes into the state and pool folders, QEMU reads kernels from
+ * the kernel folder, images are copied from the import folder: each must
+ * be root's alone before anything is opened in it (the log file
+ * included), and is used by the resolved path that was checked.  The
+ * import folder is the operator's to make. */
 static int trust_dirs(struct opts *o, char *err, size_t errlen)
 {
-	char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir };
-	const char *what[] = { "--state-dir", "--pool-dir", "--kernel-dir" };
+	char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir,
+			 o->import_dir };
+	const char *what[] = { "--state-dir", "--pool-dir", "--kernel-dir",
+			       "--import-dir" };
 	char why[CORE_ERR_MAX / 2], real[4096];
 	int rc;
 
@@ -436,10 +439,10 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 	if (!o->kernel_dir[0] && !cluster_mode(o))
 		snprintf(o->kernel_dir, sizeof(o->kernel_dir), "%.4000s/kernels",
 			 o->state_dir);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (!dirs[i][0])
 			continue;
-		rc = core_mkdir_p(dirs[i], 0755);
+		rc = dirs[i] == o->import_dir ? 0 : core_mkdir_p(dirs[i], 0755);
 		if (rc == 0)
 			rc = core_dir_trusted(dirs[i], real, sizeof(real), why,
 					      sizeof(why));
@@ -452,28 +455,8 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 		}
 		snprintf(dirs[i], sizeof(o->state_dir), "%s", real);
 	}
-	/* Files are imported from under it: made by the operator, not here. */
-	if (o->imp.dir && (rc = core_dir_trusted(o->imp.dir, o->import_dir,
-						 sizeof(o->import_dir), why,
-						 sizeof(why))) < 0) {
-		snprintf(err, errlen, "--import-dir %.200s: %.250s", o->imp.dir,
-			 why);
-		return rc;
-	}
-	if (o->imp.dir)
-		o->imp.dir = o->import_dir;
+	o->imp.dir = o->import_dir[0] ? o->import_dir : NULL;
 	return 0;
-}
-
-static int make_dir(const char *dir, char *err, size_t errlen)
-{
-	int e;
-
-	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
-		return 0;
-	e = errno;
-	snprintf(err, errlen, "cannot create %.300s: %s", dir, strerror(e));
-	return -e;
 }
 
 static void sync_state(void *arg, struct web_sync_state *st)
@@ -546,11 +529,8 @@ static int setup(struct mountd *md, const struct opts *o, char *err,
 		return rc;
 	/* One pool per node: daemons sharing a libvirtd never share a pool. */
 	snprintf(pool, sizeof(pool), "hypersdk-%s", o->node);
-	rc = make_dir(o->state_dir, err, errlen);
-	if (rc == 0)
-		rc = make_dir(o->pool_dir, err, errlen);
-	if (rc == 0)
-		rc = core_store_open(o->state_dir, &md->store, err, errlen);
+	/* trust_dirs made the state and pool folders. */
+	rc = core_store_open(o->state_dir, &md->store, err, errlen);
 	if (rc == 0)
 		rc = core_model_new(&md->m);
 	if (rc == 0)

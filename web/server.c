@@ -29,6 +29,7 @@ struct req {
 	bool too_big;
 	bool answered;          /* refused on the first call */
 	struct core_cred who;   /* who asks (who.c) */
+	bool token;             /* it carried the right bearer token */
 };
 
 static void security_headers(struct MHD_Response *r)
@@ -251,8 +252,9 @@ static bool is_json(struct MHD_Connection *c)
 
 /* Who asks: the token's holder is root; without it, on loopback, the
  * user owning the client's socket (anyone on this host reaches
- * 127.0.0.1, so the address alone says nothing); else nobody. */
-static void identify(struct web *w, struct MHD_Connection *c,
+ * 127.0.0.1, so the address alone says nothing); else nobody.  True
+ * when the request carried the right token. */
+static bool identify(struct web *w, struct MHD_Connection *c,
 		     struct core_cred *who)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -266,13 +268,13 @@ static void identify(struct web *w, struct MHD_Connection *c,
 	web_who_nobody(who);
 	if (w->cfg.token && w->cfg.token[0] && token_ok(w, c)) {
 		web_who_root(who);
-		return;
+		return true;
 	}
-	if (!w->loopback || !ci || !ci->client_addr || !fd ||
-	    getsockname(fd->connect_fd, (struct sockaddr *)&us, &len) < 0 ||
-	    web_peer_uid(ci->client_addr, (struct sockaddr *)&us, &uid) < 0)
-		return;
-	web_who_uid(uid, who);
+	if (w->loopback && ci && ci->client_addr && fd &&
+	    getsockname(fd->connect_fd, (struct sockaddr *)&us, &len) == 0 &&
+	    web_peer_uid(ci->client_addr, (struct sockaddr *)&us, &uid) == 0)
+		web_who_uid(uid, who);
+	return false;
 }
 
 /* What a client needs before it can have a token: the page, its
@@ -298,9 +300,11 @@ static unsigned no(const char **why, const char *msg, unsigned status)
 
 /* 0 when the request may go on, else the status it was refused with. */
 static unsigned refuse(struct web *w, struct MHD_Connection *c,
-		       const char *method, const struct web_route *rt,
-		       const struct core_cred *who, const char **why)
+		       const char *method, const struct req *q,
+		       const char **why)
 {
+	const struct web_route *rt = &q->route;
+	const struct core_cred *who = &q->who;
 	bool post = !strcmp(method, "POST");
 
 	*why = "bad request";
@@ -313,7 +317,7 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 			  "only GET here, and POST for actions", 405);
 	/* Off loopback anyone on the network asks: VM data needs the token
 	 * for reading too (the page itself and its config do not). */
-	if (!post && !w->loopback && !public_route(rt->kind) && !token_ok(w, c))
+	if (!post && !w->loopback && !public_route(rt->kind) && !q->token)
 		return no(why, "missing or wrong bearer token", 401);
 	/* Every VM's usage, and the stream of every change: as the tree
 	 * shows them, to root (the metrics) and the group (the events). */
@@ -328,7 +332,7 @@ static unsigned refuse(struct web *w, struct MHD_Connection *c,
 	/* An action begun now would hold the shutdown up until it ended. */
 	if (stopping(w))
 		return no(why, "the daemon is stopping", 503);
-	if (w->cfg.token && w->cfg.token[0] && !token_ok(w, c))
+	if (w->cfg.token && w->cfg.token[0] && !q->token)
 		return no(why, "missing or wrong bearer token", 401);
 	if (!same_origin(c))
 		return no(why, "cross-site request refused", 403);
@@ -373,8 +377,8 @@ static enum MHD_Result first_call(struct web *w, struct MHD_Connection *c,
 		q->answered = true;
 		return error(c, 400, err);
 	}
-	identify(w, c, &q->who);
-	status = refuse(w, c, method, &q->route, &q->who, &why);
+	q->token = identify(w, c, &q->who);
+	status = refuse(w, c, method, q, &why);
 	if (!status)
 		return MHD_YES;
 	q->answered = true;
