@@ -37,6 +37,9 @@ int be_open(const struct be_config *cfg, struct be_conn **out, char *err,
 void be_close(struct be_conn *c);
 /* "kvm" or "tcg", as chosen by be_open. */
 const char *be_accel_name(const struct be_conn *c);
+/* Whether the connection to libvirtd is up now, without dialling: a
+ * libvirtd that stopped answering is noticed by keepalive (~20 s). */
+bool be_conn_alive(struct be_conn *c);
 
 /* What libvirt says about a domain now. */
 struct be_info {

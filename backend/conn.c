@@ -378,6 +378,17 @@ const char *be_accel_name(const struct be_conn *c)
 	return c->kvm ? "kvm" : "tcg";
 }
 
+bool be_conn_alive(struct be_conn *c)
+{
+	bool alive;
+
+	pthread_mutex_lock(&c->lock);
+	alive = c->vc && !atomic_load(&c->broken) &&
+		virConnectIsAlive(c->vc) == 1;
+	pthread_mutex_unlock(&c->lock);
+	return alive;
+}
+
 int be_watch(struct be_conn *c, void (*fn)(void *arg, const char *name),
 	     void *arg)
 {

@@ -5,7 +5,6 @@
  * returns only once every reader sees its effect. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +207,8 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
+#define FUSE_SUPER_MAGIC 0x65735546
+
 /* A daemon killed with -9 leaves a mount that answers ENOTCONN (statfs
  * always reaches the daemon; stat may be answered from the attribute
  * cache): detach it.  A live mount of anything else is left alone. */
@@ -230,38 +231,43 @@ static int detach_stale(const char *mp, char *err, size_t errlen)
 	return 0;
 }
 
+/* Only another live FUSE file system there (a second daemon) is refused:
+ * any other mount, such as the bind mount of a pod's hostPath volume, is
+ * mounted over. */
+static bool live_fuse(const char *mp)
+{
+	struct statfs sf;
+
+	return statfs(mp, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
+}
+
 static int check_mountpoint(const char *mp, char *err, size_t errlen)
 {
-	char *dup = strdup(mp);
-	struct stat st, pst;
-	int rc;
+	struct stat st;
+	int rc = detach_stale(mp, err, errlen);
 
-	if (!dup)
-		return -ENOMEM;
-	rc = detach_stale(mp, err, errlen);
 	if (rc < 0)
-		goto out;
+		return rc;
 	if (mkdir(mp, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", mp, strerror(errno));
-		goto out;
+		snprintf(err, errlen, "cannot create %s: %s", mp, strerror(-rc));
+		return rc;
 	}
-	if (stat(mp, &st) < 0 || stat(dirname(dup), &pst) < 0) {
+	if (stat(mp, &st) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot stat %s: %s", mp, strerror(errno));
-		goto out;
+		snprintf(err, errlen, "cannot stat %s: %s", mp, strerror(-rc));
+		return rc;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		rc = -ENOTDIR;
 		snprintf(err, errlen, "mount point %s is not a directory", mp);
-	} else if (st.st_dev != pst.st_dev) {
-		rc = -EBUSY;
-		snprintf(err, errlen, "mount point %s is busy: something is "
-			 "mounted there already", mp);
+		return -ENOTDIR;
 	}
-out:
-	free(dup);
-	return rc;
+	if (live_fuse(mp)) {
+		snprintf(err, errlen, "mount point %s is busy: a FUSE file "
+			 "system (another daemon?) is mounted there", mp);
+		return -EBUSY;
+	}
+	return 0;
 }
 
 static int start_session(struct fs *fs, const struct fs_config *cfg,

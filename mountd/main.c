@@ -62,6 +62,7 @@ struct opts {
 #define MAX_ALLOW 16
 	const char *import_allow[MAX_ALLOW];
 	struct be_import_policy imp;
+	const char *probe;      /* live or ready: probe, don't serve */
 };
 
 static void usage(FILE *f)
@@ -81,6 +82,7 @@ static void usage(FILE *f)
 	      "         [--import-max-size BYTES] [--import-timeout SECONDS]\n"
 	      "         [--import-low-speed BYTES/S] [--import-stall SECONDS]\n"
 	      "         [--import-max N]\n"
+	      "       hypersdk-mountd --probe live|ready [--mount DIR]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
 	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n"
 	      "The dashboard is at http://127.0.0.1:8080/k8s/vms by default\n"
@@ -235,7 +237,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "import-allow", 1, 0, 'A' }, { "import-dir", 1, 0, 'D' },
 		{ "import-max-size", 1, 0, 'S' }, { "import-timeout", 1, 0, 'W' },
 		{ "import-low-speed", 1, 0, 'V' }, { "import-stall", 1, 0, 'Z' },
-		{ "import-max", 1, 0, 'X' },
+		{ "import-max", 1, 0, 'X' }, { "probe", 1, 0, 'R' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -266,6 +268,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'Z': bad |= parse_secs(optarg, &o->imp.stall_s); break;
 		case 'X': bad |= parse_count(optarg, &o->imp.max_running); break;
 		case 'G': o->group = optarg; break;
+		case 'R': o->probe = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
 		case 'l':
@@ -668,6 +671,17 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 	return rc;
 }
 
+/* A probe's answer is its exit status; the reason goes to stdout, which
+ * the kubelet shows in the pod's events. */
+static int probe(const struct opts *o)
+{
+	char err[CORE_ERR_MAX] = "";
+	int rc = md_probe(o->mount, o->probe, err, sizeof(err));
+
+	printf("%s: %s\n", o->probe, rc < 0 ? err : "ok");
+	return rc == -EINVAL ? 2 : rc < 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
@@ -685,6 +699,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	if (o.probe)
+		return probe(&o);
 	block_stop_signals();
 	rc = check_opts(&o, err, sizeof(err));
 	if (rc == 0)

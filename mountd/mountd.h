@@ -206,6 +206,9 @@ int md_cluster_spec_forward(struct mountd *md, const char *name,
  * a lease (a request to the API server: the stats thread does that). */
 void md_update_nodes(struct mountd *md, bool peers);
 
+/* probe.c: --probe live|ready, for a pod's probes; err says why not. */
+int md_probe(const char *mount, const char *what, char *err, size_t errlen);
+
 /* reconcile.c */
 /* Queue a VM for the reconciler (NULL: all of them). */
 void md_queue(struct mountd *md, const char *name);

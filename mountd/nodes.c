@@ -42,14 +42,16 @@ static int render_self(struct mountd *md, const struct tally *t, char *buf,
 	return snprintf(buf, len,
 			"name %s\nself true\nalive true\nheartbeat %s\n"
 			"mode %s\nnamespace %s\napiserver %s\noutbox %zu\n"
-			"libvirt %s\naccel %s\ncpus %ld\nmemory %s\n"
+			"libvirt %s\nlibvirt.connected %s\naccel %s\n"
+			"cpus %ld\nmemory %s\n"
 			"vms %u\nrunning %u\nvcpus.allocated %llu\n"
 			"memory.allocated %s\n",
 			md->node, ts, md->sync ? "cluster" : "standalone",
 			md->sync ? md->ns : "-",
 			!md->sync ? "-" : md->online ? "reachable" : "unreachable",
 			md->sync ? sync_outbox_len(md->sync) : (size_t)0,
-			md->uri, be_accel_name(md->be),
+			md->uri, be_conn_alive(md->be) ? "true" : "false",
+			be_accel_name(md->be),
 			sysconf(_SC_NPROCESSORS_ONLN), host_mem, t->vms,
 			t->running, t->vcpus, mem);
 }

@@ -15,9 +15,11 @@ run_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
   libjson-c-dev libyaml-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
   xorriso)
 # mmdebstrap makes the bare Debian 12 root of the fresh-machine check
-# (tests/fresh); git clones the checkout into it.
+# (tests/fresh) and the image's root (deploy/image/build.sh); git clones the
+# checkout into it.  containerd, runc and socat make the test cluster's node
+# (tests/k8s/node.sh); libc6-dev's static libc builds its pause program.
 test_pkgs=(libcmocka-dev clang-14 libclang-rt-14-dev etcd-server openssl cpio python3
-  chromium nodejs jq curl mmdebstrap git)
+  chromium nodejs jq curl mmdebstrap git containerd runc socat libc6-dev)
 NPM_DIR=${HYPERSDK_NPM_CACHE:-/var/cache/hypersdk/npm}
 
 want=("${run_pkgs[@]}")

@@ -12,6 +12,8 @@
 #     (tests/fs/lib.sh and tests/backend/be_test.c write it) is gone;
 #   - users and groups of tests/security (hsdk<pid>, hsdc<pid>, hsdw<pid>,
 #     hsdwa<pid>, hsdwb<pid>) whose test is gone;
+#   - a killed Kubernetes node's processes, mounts and host changes
+#     (tests/k8s/node.sh), when its test is gone;
 #   - a fresh-machine check's machine (/var/tmp/hsdk-fresh.*, with an
 #     owner file) with every process and namespace in it.
 # Everything of a test that still runs is left alone, so two runs can
@@ -81,6 +83,18 @@ done </proc/mounts
 
 for uri in "${URIS[@]}"; do
 	sweep_libvirt "$uri"
+done
+
+# A cluster with a node (tests/k8s/quickstart.sh) whose test and watchdog
+# were both killed: its processes, containers, mounts and host changes
+# (tests/k8s/node.sh undoes them), then the tree's shared bind mount.
+for d in /tmp/hsdk-fs.*; do
+	[ -d "$d/cluster/node" ] || continue
+	[ -s "$d/owner" ] || continue
+	alive "$(cat "$d/owner")" && continue
+	"$(dirname "$0")/k8s/cluster.sh" down "$d/cluster" >/dev/null 2>&1 &&
+		echo "sweep: stopped the cluster and node of $d"
+	umount -R -l "$d/run" 2>/dev/null
 done
 
 # A test's folder (disk images included) once its owner is gone and

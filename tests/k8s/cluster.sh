@@ -7,6 +7,8 @@
 #   tests/k8s/cluster.sh status DIR   exit 0 when the cluster of DIR answers /readyz
 #   tests/k8s/cluster.sh stop-apiserver DIR / start-apiserver DIR
 #                                     an outage: only kube-apiserver goes, same port back
+#   tests/k8s/cluster.sh node up DIR NAME / node down DIR
+#                                     a real node (kubelet, containerd) for it: node.sh
 #   tests/k8s/cluster.sh gen-module   regenerate tests/k8s/apiserver/go.{mod,sum} for K8S_VERSION
 #
 # Environment:
@@ -65,10 +67,15 @@ prepare_src() {
 	cat >"$src/tools.go" <<'EOF'
 //go:build tools
 
-// Package apiserver only pins the upstream kube-apiserver for the tests.
+// Package apiserver only pins the upstream control plane and kubelet for the tests.
 package apiserver
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
 EOF
 	mkdir -p "$src/cmd/etcd"
 	cat >"$src/cmd/etcd/main.go" <<'EOF'
@@ -103,10 +110,18 @@ ldflags() {
 		"-X k8s.io/client-go/pkg/version.gitVersion=v$v"
 }
 
-built() { [[ -x $BIN && -x $ETCD_BIN && -f $BIN.key && $(cat "$BIN.key") == "$1" ]]; }
+# The node's programs (tests/k8s/node.sh) come from the same module.
+NODE_CMDS="kubelet kube-scheduler kube-controller-manager"
+node_bin() { echo "$CACHE/bin/$1-v$K8S_VERSION"; }
+
+built() {
+	local c
+	[[ -x $BIN && -x $ETCD_BIN && -f $BIN.key && $(cat "$BIN.key") == "$1" ]] || return 1
+	for c in $NODE_CMDS; do [[ -x $(node_bin "$c") ]] || return 1; done
+}
 
 cmd_build() {
-	local key
+	local key c
 	mkdir -p "$CACHE/bin"
 	key=$(build_key)
 	built "$key" && return 0
@@ -120,15 +135,19 @@ cmd_build() {
 		die "ETCD_VERSION=$ETCD_VERSION is not the etcd server version in $MODDIR/go.mod"
 	local src=$CACHE/src-v$K8S_VERSION t0
 	t0=$(date +%s)
-	log "building kube-apiserver v$K8S_VERSION and etcd v$ETCD_VERSION into $CACHE (once per machine; minutes)"
+	log "building kube-apiserver, $NODE_CMDS v$K8S_VERSION and etcd v$ETCD_VERSION into $CACHE (once per machine; minutes)"
 	rm -rf "$src"
 	prepare_src "$src"
-	(cd "$src" && go_cmd build -trimpath -ldflags "$(ldflags)" \
-		-o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver) ||
-		die "go build of kube-apiserver failed"
+	for c in kube-apiserver $NODE_CMDS; do
+		(cd "$src" && go_cmd build -trimpath -ldflags "$(ldflags)" \
+			-o "$CACHE/bin/$c-v$K8S_VERSION.tmp" "k8s.io/kubernetes/cmd/$c") ||
+			die "go build of $c failed"
+	done
 	(cd "$src" && go_cmd build -trimpath -ldflags "-s -w" -o "$ETCD_BIN.tmp" ./cmd/etcd) ||
 		die "go build of etcd failed"
-	mv -f "$BIN.tmp" "$BIN"
+	for c in kube-apiserver $NODE_CMDS; do
+		mv -f "$CACHE/bin/$c-v$K8S_VERSION.tmp" "$CACHE/bin/$c-v$K8S_VERSION"
+	done
 	mv -f "$ETCD_BIN.tmp" "$ETCD_BIN"
 	echo "$key" >"$BIN.key"
 	log "built $("$BIN" --version) and etcd $("$ETCD_BIN" --version | sed -n 's/^etcd Version: //p') in $(($(date +%s) - t0)) s"
@@ -212,6 +231,7 @@ abs_dir() { # abs_dir DIR [create]
 cmd_down() {
 	local dir data
 	dir=$(abs_dir "$1") || return 0 # no DIR: nothing runs
+	cmd_node_down "$dir"
 	stop_pid "$dir/watchdog.pid" cluster.sh
 	stop_pid "$dir/kube-apiserver.pid" "$dir/pki"
 	if [[ -f $dir/etcd.datadir ]]; then
@@ -372,12 +392,14 @@ start_apiserver() {
 			--bind-address=127.0.0.1 \
 			--advertise-address=127.0.0.1 \
 			--service-cluster-ip-range=10.0.0.0/24 \
-			--authorization-mode=RBAC \
+			--authorization-mode=Node,RBAC \
 			--client-ca-file="$dir/pki/ca.crt" \
 			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 			--service-account-key-file="$dir/pki/sa.pub" \
 			--service-account-signing-key-file="$dir/pki/sa.key" \
-			--disable-admission-plugins=ServiceAccount \
+			--enable-admission-plugins=NodeRestriction \
+			--kubelet-client-certificate="$dir/pki/admin.crt" \
+			--kubelet-client-key="$dir/pki/admin.key" \
 			--allow-privileged=true \
 			--profiling=false \
 			"${extra[@]}"
@@ -490,8 +512,18 @@ cmd_start_apiserver() {
 		die "kube-apiserver did not come back; see $dir/kube-apiserver.log"
 }
 
+# shellcheck source=tests/k8s/node.sh
+. "$HERE/node.sh"
+
 case ${1:-} in
 build) cmd_build ;;
+node)
+	case ${2:-} in
+	up) cmd_node_up "${3:-}" "${4:-}" ;;
+	down) cmd_node_down "${3:-}" ;;
+	*) die "usage: $0 node up DIR NAME | node down DIR" ;;
+	esac
+	;;
 stop-apiserver) cmd_stop_apiserver "${2:-}" ;;
 start-apiserver) cmd_start_apiserver "${2:-}" ;;
 up) cmd_up "${2:-}" ;;
@@ -499,7 +531,7 @@ down) cmd_down "${2:-}" ;;
 status) cmd_status "${2:-}" ;;
 gen-module) cmd_gen_module ;;
 *)
-	echo "usage: $0 build | up DIR | down DIR | status DIR | stop-apiserver DIR | start-apiserver DIR | gen-module" >&2
+	echo "usage: $0 build | up DIR | down DIR | status DIR | node up DIR NAME | node down DIR | stop-apiserver DIR | start-apiserver DIR | gen-module" >&2
 	exit 2
 	;;
 esac

@@ -228,8 +228,8 @@ t "no symbolic links in deploy/ (helm warns about them, raw URLs break)" \
 # ---------------------------------------------------------------- helm offline
 
 t "helm lint --strict" h lint --strict "$CHART"
-t "helm lint --strict --set kvm=false,watchNamespace=" \
-	h lint --strict "$CHART" --set kvm=false --set watchNamespace=
+t "helm lint --strict --set http.listen=off,watchNamespace=" \
+	h lint --strict "$CHART" --set http.listen=off --set watchNamespace=
 packaged() { # helm package keeps crds/ and templates/ (no symlinks to resolve)
 	h package "$CHART" -d "$WORK/pkg" >/dev/null &&
 		tar tzf "$WORK"/pkg/hypersdk-operator-*.tgz | sort | grep -E '/(crds|templates)/'
@@ -277,45 +277,53 @@ OPDS=deploy/operator/20-daemonset.yaml
 for f in "$DS" "$OPDS"; do
 	w=$([[ $f == "$DS" ]] && echo chart || echo deploy/operator)
 	is "$w DaemonSet: privileged container" true podspec "$f" '.containers[0].securityContext.privileged'
-	is "$w DaemonSet: no hostPID, no hostNetwork" "/" podspec "$f" '.hostPID}/{.spec.template.spec.hostNetwork'
+	is "$w DaemonSet: the node's network, not its pids" "/true" podspec "$f" '.hostPID}/{.spec.template.spec.hostNetwork'
 	is "$w DaemonSet: ServiceAccount hypersdk-mountd" hypersdk-mountd podspec "$f" '.serviceAccountName'
-	is "$w DaemonSet: /dev/fuse is a hostPath char device" "/dev/fuse CharDevice" vol "$f" dev-fuse
-	is "$w DaemonSet: /dev/kvm is a hostPath char device" "/dev/kvm CharDevice" vol "$f" dev-kvm
+	is "$w DaemonSet: no device volumes (privileged sees the node's)" "libvirt state tree passwd group" \
+		podspec "$f" '.volumes[*].name'
+	is "$w DaemonSet: the node's /etc/group, read-only" "/etc/group File" vol "$f" group
 	is "$w DaemonSet: the libvirt socket dir" "/run/libvirt Directory" vol "$f" libvirt
 	is "$w DaemonSet: the state dir" "/var/lib/hypersdk DirectoryOrCreate" vol "$f" state
-	is "$w DaemonSet: the tree's host dir (no type check)" "/run/hypersdk " vol "$f" tree
-	is "$w DaemonSet: the tree is mounted with Bidirectional propagation" \
-		"/run/hypersdk Bidirectional" mnt "$f" tree
-	is "$w DaemonSet: devices and dirs mounted at their node paths" \
-		"/dev/fuse /dev/kvm /run/libvirt /var/lib/hypersdk /run/hypersdk" \
+	is "$w DaemonSet: the folder above the tree (a dead mount cannot block a restart)" "/run Directory" vol "$f" tree
+	is "$w DaemonSet: it is mounted at /host/run with Bidirectional propagation" \
+		"/host/run Bidirectional" mnt "$f" tree
+	is "$w DaemonSet: folders and files mounted at their node paths" \
+		"/run/libvirt /var/lib/hypersdk /host/run /etc/passwd /etc/group" \
 		podspec "$f" '.containers[0].volumeMounts[*].mountPath'
 	is "$w DaemonSet: NODE_NAME from spec.nodeName" spec.nodeName \
 		podspec "$f" '.containers[0].env[?(@.name=="NODE_NAME")].valueFrom.fieldRef.fieldPath'
 	is "$w DaemonSet: watches namespace $WATCH" $WATCH \
 		podspec "$f" '.containers[0].env[?(@.name=="WATCH_NAMESPACE")].value'
 	# shellcheck disable=SC2016 # $(NODE_NAME) is Kubernetes' syntax, kept literal
-	t "$w DaemonSet: --foreground --node \$(NODE_NAME) --namespace \$(WATCH_NAMESPACE) --mount /run/hypersdk --state-dir /var/lib/hypersdk" \
-		like_args "$f" '--foreground --node $(NODE_NAME) --namespace $(WATCH_NAMESPACE) --mount /run/hypersdk --state-dir /var/lib/hypersdk'
+	t "$w DaemonSet: --foreground --node \$(NODE_NAME) --namespace \$(WATCH_NAMESPACE) --mount /host/run/hypersdk --state-dir /var/lib/hypersdk" \
+		like_args "$f" '--foreground --node $(NODE_NAME) --namespace $(WATCH_NAMESPACE) --mount /host/run/hypersdk --state-dir /var/lib/hypersdk'
 	is "$w DaemonSet: the image (placeholder)" ghcr.io/hypersdk/hypersdk-mountd:0.1.0 \
 		podspec "$f" '.containers[0].image'
+	is "$w DaemonSet: probes run hypersdk-mountd --probe live, live, ready" \
+		"live live ready" podspec "$f" '.containers[0].startupProbe.exec.command[2]} {.spec.template.spec.containers[0].livenessProbe.exec.command[2]} {.spec.template.spec.containers[0].readinessProbe.exec.command[2]'
 done
 # the chart and deploy/operator/ must not drift apart
 for p in .volumes .containers[0].volumeMounts .containers[0].securityContext \
-	.containers[0].env .containers[0].command .containers[0].readinessProbe; do
+	.containers[0].env .containers[0].command .containers[0].readinessProbe \
+	.containers[0].livenessProbe .containers[0].startupProbe .containers[0].resources \
+	.hostNetwork .dnsPolicy; do
 	is "chart and deploy/operator/ DaemonSets agree on $p" \
 		"$(podspec "$OPDS" "$p")" podspec "$DS" "$p"
 done
-h template x "$CHART" -n $NS --set kvm=false -s templates/daemonset.yaml >"$WORK/nokvm.yaml"
-is "kvm=false: no /dev/kvm volume or mount" "dev-fuse libvirt state tree/dev-fuse libvirt state tree" \
-	podspec "$WORK/nokvm.yaml" '.volumes[*].name}/{.spec.template.spec.containers[0].volumeMounts[*].name'
+h template x "$CHART" -n $NS --set http.tokenSecret=dash -s templates/daemonset.yaml >"$WORK/token.yaml"
+is "http.tokenSecret=dash: the Secret's key token is mounted" "dash token" \
+	podspec "$WORK/token.yaml" '.volumes[?(@.name=="http-token")].secret.secretName} {.spec.template.spec.volumes[?(@.name=="http-token")].secret.items[0].key'
+t "http.tokenSecret=dash: --http-token names it" \
+	grep -q -- '- /etc/hypersdk/http/token' "$WORK/token.yaml"
 h template x "$CHART" -n vmns --set watchNamespace= -s templates/role.yaml >"$WORK/ns.yaml"
 is "watchNamespace empty: Role and RoleBinding in the release namespace" \
 	"Role/vmns/hypersdk-mountd
 RoleBinding/vmns/hypersdk-mountd" kinds "$WORK/ns.yaml"
 refused_values() { ! h template x "$CHART" "$@" >/dev/null 2>&1; }
 t "values refused: accel=fast" refused_values --set accel=fast
-t "values refused: accel=kvm with kvm=false" refused_values --set accel=kvm --set kvm=false
+t "values refused: http.listen=localhost:8080 (numeric only)" refused_values --set http.listen=localhost:8080
 t "values refused: mountPath relative" refused_values --set mountPath=run/hypersdk
+t "values refused: mountPath right below / (the pod would mount /)" refused_values --set mountPath=/hypersdk
 t "values refused: watchNamespace Bad_NS" refused_values --set watchNamespace=Bad_NS
 t "values refused: an image source prefix without the host's /" \
 	refused_values --set admission.imageSources.x=https://example.org

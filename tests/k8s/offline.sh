@@ -43,6 +43,10 @@ is "Running, read from libvirt" "$(phase "$a")" Running
 is "it acts on its own VM" "$("$ONEWRITE" "$M/vms/$a/ctl" stop)" ok
 is "libvirt: shut off" "$(domstate "$a")" "shut off"
 like "nodes/ says the server is unreachable" "$(cat "$M/nodes/$NODE/status")" "unreachable"
+is "the readiness probe fails, and says why (the pod turns NotReady)" \
+	"$("$MOUNTD" --probe ready --mount "$M"; echo "exit $?")" "ready: the API server is unreachable
+exit 1"
+is "the liveness probe passes (the pod is not restarted)" "$("$MOUNTD" --probe live --mount "$M")" "live: ok"
 is "/metrics: hypersdk_sync_online 0" "$(metric hypersdk_sync_online)" 0
 like "/metrics: the stop waits in the outbox" "$(metric hypersdk_sync_outbox_entries)" '^[1-9][0-9]*$'
 sleep 2
@@ -52,6 +56,8 @@ like "/metrics: hypersdk_sync_lag_seconds counts its age" "$(metric hypersdk_syn
 check "the API server comes back" test $? -eq 0
 converged() { [ "$(jp "$a" '{.spec.running}/{.status.phase}')" = false/Stopped ]; }
 check "kubectl converges: running=false, Stopped" wait_for 60 converged
+ready_again() { "$MOUNTD" --probe ready --mount "$M" >/dev/null; }
+check "the readiness probe passes again" wait_for 30 ready_again
 drained() { [ "$(metric hypersdk_sync_outbox_entries)" = 0 ]; }
 check "/metrics: the outbox drains" wait_for 30 drained
 is "/metrics: lag 0, online 1" "$(metric hypersdk_sync_lag_seconds) $(metric hypersdk_sync_online)" "0 1"
