@@ -407,13 +407,24 @@ start_apiserver() {
 	echo $! >"$dir/kube-apiserver.pid"
 }
 
-# wait_for NAME PIDFILE NEEDLE LOG CMD...: until CMD succeeds; fail if the process exits
+# running PIDFILE: the process started into PIDFILE has not exited.  Not
+# pid_alive: until the subshell of close_fds has exec'd the daemon its
+# command line is bash's, which a loaded machine made look like an exit.
+running() {
+	local pid st
+	pid=$(cat "$1" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || return 1
+	[[ -n $st && ${st%% *} != Z ]]
+}
+
+# wait_for NAME PIDFILE LOG CMD...: until CMD succeeds; fail if the process exits
 wait_for() {
-	local name=$1 pidf=$2 needle=$3 logf=$4 deadline
-	shift 4
+	local name=$1 pidf=$2 logf=$3 deadline
+	shift 3
 	deadline=$((SECONDS + TIMEOUT))
 	until "$@" >/dev/null 2>&1; do
-		if ! pid_alive "$pidf" "$needle"; then
+		if ! running "$pidf"; then
 			log "$name exited; last lines of $logf:"
 			tail -n 20 "$logf" >&2 || true
 			return 1
@@ -465,13 +476,13 @@ K8S_CLIENT_KEY=$dir/pki/admin.key
 K8S_SA_KEY=$dir/pki/sa.key
 EOF
 		start_etcd "$dir" "$cport" "$pport"
-		if ! wait_for etcd "$dir/etcd.pid" "$(cat "$dir/etcd.datadir")" "$dir/etcd.log" \
+		if ! wait_for etcd "$dir/etcd.pid" "$dir/etcd.log" \
 			etcd_health "$cport"; then
 			cmd_down "$dir"
 			continue # most likely a port race: try other ports
 		fi
 		start_apiserver "$dir" "$cport" "$sport"
-		if wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/pki" \
+		if wait_for kube-apiserver "$dir/kube-apiserver.pid" \
 			"$dir/kube-apiserver.log" readyz "$dir"; then
 			write_kubeconfig "$dir" "$url"
 			if [[ -n ${HYPERSDK_K8S_OWNER:-} ]]; then
@@ -507,7 +518,7 @@ cmd_start_apiserver() {
 	# shellcheck disable=SC1091
 	. "$dir/env"
 	start_apiserver "$dir" "$ETCD_PORT" "$APISERVER_PORT"
-	wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/pki" \
+	wait_for kube-apiserver "$dir/kube-apiserver.pid" \
 		"$dir/kube-apiserver.log" readyz "$dir" ||
 		die "kube-apiserver did not come back; see $dir/kube-apiserver.log"
 }

@@ -207,7 +207,7 @@ cmd_node_up() {
 	node_containerd_config "$nd"
 	ctr_addr=$nd/containerd/containerd.sock
 	node_run containerd "$nd/containerd.log" containerd --config "$nd/containerd/config.toml"
-	wait_for containerd "$nd/containerd.pid" "$nd/containerd" "$nd/containerd.log" \
+	wait_for containerd "$nd/containerd.pid" "$nd/containerd.log" \
 		ctr --address "$ctr_addr" version || die "containerd did not start"
 	ctr --address "$ctr_addr" -n k8s.io images import "$(pause_image)" >/dev/null ||
 		die "cannot import the pause image"
@@ -229,7 +229,7 @@ NODE_NAME=$name
 CONTAINERD_ADDRESS=$ctr_addr
 KUBELET_PORT=$kport
 EOF
-	wait_for kubelet "$nd/kubelet.pid" "$nd/kubelet.yaml" "$nd/kubelet.log" \
+	wait_for kubelet "$nd/kubelet.pid" "$nd/kubelet.log" \
 		node_ready "$dir/kubeconfig" "$name" || die "node $name not Ready; see $nd/*.log"
 	log "node $name Ready in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
