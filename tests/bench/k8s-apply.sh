@@ -110,7 +110,16 @@ is "all owned by this node" \
 # spec.running=false).  The daemon is stopped meanwhile so that it does not
 # stop them again to match the spec, and they are left running one after
 # the other, so that the i-th start meets i-1 running VMs as in series 1.
-for ((i = 1; i <= N; i++)); do echo "stop force" >"$M/vms/${P}c$i/ctl"; done
+# A VM may still be busy with the claim's follow-up (EBUSY): try again.
+stop_one() {
+	local n=$1 try
+	for ((try = 0; try < 50; try++)); do
+		echo "stop force" 2>/dev/null >"$M/vms/$n/ctl" && return 0
+		sleep 0.2
+	done
+	echo "# stop force $n: $(cat "$M/vms/$n/err" 2>&1)"
+}
+for ((i = 1; i <= N; i++)); do stop_one "${P}c$i"; done
 stopped_all() {
 	[ "$(api "$API" | jq -r --arg p "${P}c" '[.items[] | select(.metadata.name | startswith($p)) |
 		"\(.spec.running)/\(.status.phase)"] | unique | join(",")')" = "false/Stopped" ]
