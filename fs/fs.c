@@ -209,19 +209,24 @@ static void *notifier_main(void *arg)
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
-/* A daemon killed with -9 leaves a mount that answers ENOTCONN (statfs
- * always reaches the daemon; stat may be answered from the attribute
- * cache): detach it.  A live mount of anything else is left alone. */
-static bool stale_mount(const char *mp)
+/* statfs always reaches the daemon; stat may be answered from the
+ * attribute cache. */
+int fs_mounted(const char *dir)
 {
 	struct statfs sf;
 
-	return statfs(mp, &sf) < 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+	if (statfs(dir, &sf) < 0)
+		return -errno;
+	return sf.f_type == FUSE_SUPER_MAGIC ? 0 : -EMEDIUMTYPE;
 }
 
+/* A daemon killed with -9 leaves a mount that answers ENOTCONN: detach
+ * it.  A live mount of anything else is left alone. */
 static int detach_stale(const char *mp, char *err, size_t errlen)
 {
-	if (!stale_mount(mp))
+	int st = fs_mounted(mp);
+
+	if (st != -ENOTCONN && st != -ECONNABORTED)
 		return 0;
 	if (umount2(mp, MNT_DETACH) < 0) {
 		snprintf(err, errlen, "cannot detach stale mount %s: %s", mp,
@@ -229,16 +234,6 @@ static int detach_stale(const char *mp, char *err, size_t errlen)
 		return -errno;
 	}
 	return 0;
-}
-
-/* Only another live FUSE file system there (a second daemon) is refused:
- * any other mount, such as the bind mount of a pod's hostPath volume, is
- * mounted over. */
-static bool live_fuse(const char *mp)
-{
-	struct statfs sf;
-
-	return statfs(mp, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
 }
 
 static int check_mountpoint(const char *mp, char *err, size_t errlen)
@@ -262,9 +257,12 @@ static int check_mountpoint(const char *mp, char *err, size_t errlen)
 		snprintf(err, errlen, "mount point %s is not a directory", mp);
 		return -ENOTDIR;
 	}
-	if (live_fuse(mp)) {
-		snprintf(err, errlen, "mount point %s is busy: a FUSE file "
-			 "system (another daemon?) is mounted there", mp);
+	/* Only another live FUSE file system (a second daemon) is refused:
+	 * any other mount, such as the bind mount of a pod's hostPath
+	 * volume, is mounted over. */
+	if (fs_mounted(mp) == 0) {
+		snprintf(err, errlen, "mount point %s is busy: another FUSE "
+			 "file system is mounted there (a second daemon?)", mp);
 		return -EBUSY;
 	}
 	return 0;

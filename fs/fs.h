@@ -46,6 +46,10 @@ int fs_mount(const struct fs_config *cfg, struct fs **out, char *err,
 /* The checks fs_mount makes first, for a daemon that wants to refuse
  * before it sets anything else up. */
 int fs_check(const char *mountpoint, char *err, size_t errlen);
+/* What is mounted at DIR: 0 for a FUSE file system that answers,
+ * -EMEDIUMTYPE for anything else (a plain folder, a bind mount), or
+ * statfs's -errno (-ENOTCONN or -ECONNABORTED: a dead daemon's mount). */
+int fs_mounted(const char *dir);
 /* Serve requests until SIGTERM, SIGINT or SIGHUP, or an unmount;
  * returns 0 or -errno.  It unblocks those signals in the calling thread;
  * the caller blocks them before making any other thread, since a signal

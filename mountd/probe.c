@@ -10,35 +10,30 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "mountd/mountd.h"
 
-#define FUSE_MAGIC 0x65735546
 #define STATUS_MAX 4096
 
 static int probe_live(const char *mount, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	struct statfs sf;
 	struct stat st;
+	int rc = fs_mounted(mount);
 
-	if (statfs(mount, &sf) < 0) {
-		int rc = -errno;
-
+	if (rc == -EMEDIUMTYPE) {
+		snprintf(err, errlen, "%s: the tree is not mounted", mount);
+		return -ENOENT;
+	}
+	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s%s", mount, strerror(-rc),
 			 rc == -ENOTCONN ? " (its daemon is gone)" : "");
 		return rc;
 	}
-	if (sf.f_type != FUSE_MAGIC) {
-		snprintf(err, errlen, "%s: the tree is not mounted", mount);
-		return -ENOENT;
-	}
 	snprintf(path, sizeof(path), "%s/vms/ctl", mount);
 	if (stat(path, &st) < 0) {
-		int rc = -errno;
-
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
