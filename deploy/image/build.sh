@@ -35,6 +35,8 @@ SELF=$(readlink -f "$0")
 TOP=$(cd "$(dirname "$SELF")/../.." && pwd)
 # shellcheck disable=SC1091 # scripts/quietly.sh: shellcheck -x follows it
 . "$TOP/scripts/quietly.sh"
+# shellcheck source=scripts/debian-sources.sh
+. "$TOP/scripts/debian-sources.sh"
 
 SUITE=bookworm
 # deploy/image/Dockerfile's second stage installs the same list.
@@ -225,18 +227,6 @@ trim_in() {
   [ "${#dirs[@]}" -eq 0 ] || find "${dirs[@]}" -mindepth 1 "$@" -delete
 }
 
-# The host's Debian sources, so mmdebstrap reaches the archive the way
-# this machine does (IMAGE_SOURCES: a sources file or a mirror URL).
-image_sources() {
-  if [ -n "${IMAGE_SOURCES:-}" ]; then
-    echo "$IMAGE_SOURCES"
-  elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    echo /etc/apt/sources.list.d/debian.sources
-  elif grep -qs '^deb ' /etc/apt/sources.list; then
-    echo /etc/apt/sources.list
-  fi
-}
-
 # rootfs_tarball: the cached root's path (made, or remade when old, under
 # a lock: two builds may want it at once).
 rootfs_tarball() {
@@ -264,7 +254,7 @@ rootfs_tarball() {
     fi
     find "$IMAGE_CACHE" -maxdepth 1 -name 'rootfs-*.tar' -mtime +"$MAX_AGE_DAYS" -delete
     echo "$ME: making the root file system (mmdebstrap; minutes on a cold cache)" >&2
-    src=$(image_sources)
+    src=$(debian_sources "${IMAGE_SOURCES:-}")
     # The .debs come from and go back to the cache (download/empty and
     # essential/unlink skipped, so they are all still there for
     # sync-out); image_trim then removes them from the root.  /dev is

@@ -25,17 +25,10 @@ FRESH_TAR=$FRESH_CACHE/bookworm-apt.tar
 FRESH_MAX_AGE_DAYS=30
 FRESH_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# The host's Debian sources, so the root reaches the archive the way this
-# machine does.  FRESH_SOURCES overrides (a sources file, or a mirror URL).
-fresh_sources() {
-	if [ -n "${FRESH_SOURCES:-}" ]; then
-		echo "$FRESH_SOURCES"
-	elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
-		echo /etc/apt/sources.list.d/debian.sources
-	elif grep -qs '^deb ' /etc/apt/sources.list; then
-		echo /etc/apt/sources.list
-	fi
-}
+# The host's Debian sources; FRESH_SOURCES overrides (a sources file, or a
+# mirror URL).
+# shellcheck source=scripts/debian-sources.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/debian-sources.sh"
 
 # fresh_tarball: make or reuse the cached root tarball (serialised by a
 # lock, since two runs may want it at once).
@@ -48,7 +41,7 @@ fresh_tarball() {
 			[ -z "$(find "$FRESH_TAR" -mtime +"$FRESH_MAX_AGE_DAYS")" ]; then
 			exit 0
 		fi
-		src=$(fresh_sources)
+		src=$(debian_sources "${FRESH_SOURCES:-}")
 		mmdebstrap --quiet --variant=apt --format=tar \
 			--include=ca-certificates,mount bookworm "$FRESH_TAR.new" \
 			${src:+"$src"} && mv "$FRESH_TAR.new" "$FRESH_TAR"

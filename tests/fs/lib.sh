@@ -133,8 +133,19 @@ cleanup2() {
 	fi
 }
 
-cleanup() {
+# This run's domains and pool on node 1.
+drop_libvirt() {
 	local d
+	for d in $("${VIRSH[@]}" list --all --name 2>/dev/null | grep "^$P"); do
+		"${VIRSH[@]}" destroy "$d" >/dev/null 2>&1
+		"${VIRSH[@]}" undefine --snapshots-metadata --nvram "$d" >/dev/null 2>&1 ||
+			"${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
+	done
+	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE" >/dev/null 2>&1
+	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE" >/dev/null 2>&1
+}
+
+cleanup() {
 	cleanup2
 	if [ -n "$MOUNTD_PID" ]; then
 		kill -TERM "$MOUNTD_PID" 2>/dev/null
@@ -143,13 +154,7 @@ cleanup() {
 		wait "$MOUNTD_PID" 2>/dev/null
 	fi
 	fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null
-	for d in $("${VIRSH[@]}" list --all --name 2>/dev/null | grep "^$P"); do
-		"${VIRSH[@]}" destroy "$d" >/dev/null 2>&1
-		"${VIRSH[@]}" undefine --snapshots-metadata --nvram "$d" >/dev/null 2>&1 ||
-			"${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
-	done
-	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE" >/dev/null 2>&1
+	drop_libvirt
 	if [ -n "${KEEP_LOGS:-}" ] || [ "$tap_failed" -gt 0 ]; then
 		echo "# daemon log:"; sed 's/^/#   /' "$T/mountd.log" 2>/dev/null | tail -n 40
 	fi

@@ -265,36 +265,44 @@ free_port() {
 	die "no free port found"
 }
 
+ec_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+# sign_cert CADIR OUT SUBJECT EXTENSIONS: OUT.key and OUT.crt, signed by
+# CADIR/ca.{crt,key}, readable by root only
+sign_cert() {
+	(
+		umask 077
+		ec_key "$2.key"
+		openssl req -new -key "$2.key" -subj "$3" -out "$2.csr" 2>/dev/null
+		printf '%s\n' "$4" >"$2.ext"
+		openssl x509 -req -in "$2.csr" -CA "$1/ca.crt" -CAkey "$1/ca.key" -CAcreateserial \
+			-sha256 -days 3650 -extfile "$2.ext" -out "$2.crt" 2>/dev/null
+		rm -f "$2.csr" "$2.ext"
+	)
+}
+
+CLIENT_EXT="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+
 gen_certs() {
 	local pki=$1
 	mkdir -p "$pki"
 	(
-		cd "$pki"
+		cd "$pki" || exit 1
 		umask 077
-		ec() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-		ec ca.key
+		ec_key ca.key
 		openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=hypersdk-test-ca" \
 			-addext "basicConstraints=critical,CA:TRUE" \
 			-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
 			-out ca.crt 2>/dev/null
-		sign() { # name subject extfile-content
-			ec "$1.key"
-			openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
-			printf '%s\n' "$3" >"$1.ext"
-			openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-				-sha256 -days 3650 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-			rm -f "$1.csr" "$1.ext"
-		}
-		sign apiserver "/CN=kube-apiserver" \
+		sign_cert . apiserver "/CN=kube-apiserver" \
 			"basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-		sign admin "/O=system:masters/CN=hypersdk-admin" \
-			"basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=clientAuth"
-		ec sa.key
+		sign_cert . admin "/O=system:masters/CN=hypersdk-admin" "$CLIENT_EXT"
+		ec_key sa.key
 		openssl ec -in sa.key -pubout -out sa.pub 2>/dev/null
 		chmod 644 ./*.crt sa.pub
 	)
@@ -302,10 +310,15 @@ extendedKeyUsage=clientAuth"
 
 b64() { base64 -w0 <"$1"; }
 
+# write_kubeconfig DIR URL CERT KEY OUT: a kubeconfig of the cluster's CA and
+# that client certificate
 write_kubeconfig() {
-	local dir=$1 url=$2
-	umask 077
-	cat >"$dir/kubeconfig" <<EOF
+	local dir=$1 url=$2 cert=$3 key=$4 out=$5
+	# not the caller's umask: the node's programs start after this
+	(
+		umask 077
+		cat >"$out"
+	) <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -316,8 +329,8 @@ clusters:
 users:
 - name: hypersdk-admin
   user:
-    client-certificate-data: $(b64 "$dir/pki/admin.crt")
-    client-key-data: $(b64 "$dir/pki/admin.key")
+    client-certificate-data: $(b64 "$cert")
+    client-key-data: $(b64 "$key")
 contexts:
 - name: hypersdk-test
   context:
@@ -353,6 +366,18 @@ close_fds() {
 	done
 }
 
+# detached PIDFILE LOG CMD...: CMD in a session of its own, stdin from
+# /dev/null, output appended to LOG, its pid in PIDFILE
+detached() {
+	local pidf=$1 logf=$2
+	shift 2
+	(
+		close_fds
+		exec setsid "$@"
+	) </dev/null >>"$logf" 2>&1 &
+	echo $! >"$pidf"
+}
+
 start_etcd() {
 	local dir=$1 cport=$2 pport=$3 data
 	if [[ -d /dev/shm && -w /dev/shm ]]; then
@@ -364,47 +389,40 @@ start_etcd() {
 	fi
 	chmod 700 "$data"
 	echo "$data" >"$dir/etcd.datadir"
-	(
-		close_fds
-		exec setsid "$ETCD" --name=hypersdk-test --data-dir="$data" \
-			--listen-client-urls="http://127.0.0.1:$cport" \
-			--advertise-client-urls="http://127.0.0.1:$cport" \
-			--listen-peer-urls="http://127.0.0.1:$pport" \
-			--initial-advertise-peer-urls="http://127.0.0.1:$pport" \
-			--initial-cluster="hypersdk-test=http://127.0.0.1:$pport" \
-			--initial-cluster-state=new --logger=zap --log-outputs=stderr
-	) </dev/null >>"$dir/etcd.log" 2>&1 &
-	echo $! >"$dir/etcd.pid"
+	detached "$dir/etcd.pid" "$dir/etcd.log" \
+		"$ETCD" --name=hypersdk-test --data-dir="$data" \
+		--listen-client-urls="http://127.0.0.1:$cport" \
+		--advertise-client-urls="http://127.0.0.1:$cport" \
+		--listen-peer-urls="http://127.0.0.1:$pport" \
+		--initial-advertise-peer-urls="http://127.0.0.1:$pport" \
+		--initial-cluster="hypersdk-test=http://127.0.0.1:$pport" \
+		--initial-cluster-state=new --logger=zap --log-outputs=stderr
 }
 
 start_apiserver() {
 	local dir=$1 cport=$2 sport=$3
 	local -a extra=()
 	read -r -a extra <<<"${HYPERSDK_K8S_APISERVER_ARGS:-}"
-	(
-		close_fds
-		exec setsid "$BIN" \
-			--etcd-servers="http://127.0.0.1:$cport" \
-			--cert-dir="$dir/pki" \
-			--tls-cert-file="$dir/pki/apiserver.crt" \
-			--tls-private-key-file="$dir/pki/apiserver.key" \
-			--secure-port="$sport" \
-			--bind-address=127.0.0.1 \
-			--advertise-address=127.0.0.1 \
-			--service-cluster-ip-range=10.0.0.0/24 \
-			--authorization-mode=Node,RBAC \
-			--client-ca-file="$dir/pki/ca.crt" \
-			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
-			--service-account-key-file="$dir/pki/sa.pub" \
-			--service-account-signing-key-file="$dir/pki/sa.key" \
-			--enable-admission-plugins=NodeRestriction \
-			--kubelet-client-certificate="$dir/pki/admin.crt" \
-			--kubelet-client-key="$dir/pki/admin.key" \
-			--allow-privileged=true \
-			--profiling=false \
-			"${extra[@]}"
-	) </dev/null >>"$dir/kube-apiserver.log" 2>&1 &
-	echo $! >"$dir/kube-apiserver.pid"
+	detached "$dir/kube-apiserver.pid" "$dir/kube-apiserver.log" "$BIN" \
+		--etcd-servers="http://127.0.0.1:$cport" \
+		--cert-dir="$dir/pki" \
+		--tls-cert-file="$dir/pki/apiserver.crt" \
+		--tls-private-key-file="$dir/pki/apiserver.key" \
+		--secure-port="$sport" \
+		--bind-address=127.0.0.1 \
+		--advertise-address=127.0.0.1 \
+		--service-cluster-ip-range=10.0.0.0/24 \
+		--authorization-mode=Node,RBAC \
+		--client-ca-file="$dir/pki/ca.crt" \
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file="$dir/pki/sa.pub" \
+		--service-account-signing-key-file="$dir/pki/sa.key" \
+		--enable-admission-plugins=NodeRestriction \
+		--kubelet-client-certificate="$dir/pki/admin.crt" \
+		--kubelet-client-key="$dir/pki/admin.key" \
+		--allow-privileged=true \
+		--profiling=false \
+		"${extra[@]}"
 }
 
 # running PIDFILE: the process started into PIDFILE has not exited.  Not
@@ -484,7 +502,8 @@ EOF
 		start_apiserver "$dir" "$cport" "$sport"
 		if wait_for kube-apiserver "$dir/kube-apiserver.pid" \
 			"$dir/kube-apiserver.log" readyz "$dir"; then
-			write_kubeconfig "$dir" "$url"
+			write_kubeconfig "$dir" "$url" "$dir/pki/admin.crt" "$dir/pki/admin.key" \
+				"$dir/kubeconfig"
 			if [[ -n ${HYPERSDK_K8S_OWNER:-} ]]; then
 				(
 					close_fds

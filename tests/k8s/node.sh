@@ -71,24 +71,12 @@ node_save_host() {
 	mv "$nd/sysctl.saved.tmp" "$nd/sysctl.saved"
 }
 
+# The kubelet's client certificate, for the Node authorizer, and its kubeconfig.
 node_certs() {
 	local dir=$1 nd=$2 name=$3
-	(
-		cd "$nd" || exit 1
-		umask 077
-		openssl ecparam -name prime256v1 -genkey -noout -out kubelet.key 2>/dev/null
-		openssl req -new -key kubelet.key -subj "/O=system:nodes/CN=system:node:$name" \
-			-out kubelet.csr 2>/dev/null
-		printf '%s\n' "basicConstraints=CA:FALSE" \
-			"keyUsage=critical,digitalSignature,keyEncipherment" \
-			"extendedKeyUsage=clientAuth" >kubelet.ext
-		openssl x509 -req -in kubelet.csr -CA "$dir/pki/ca.crt" -CAkey "$dir/pki/ca.key" \
-			-CAcreateserial -sha256 -days 3650 -extfile kubelet.ext -out kubelet.crt 2>/dev/null
-		rm -f kubelet.csr kubelet.ext
-	)
-	sed -e "s|client-certificate-data: .*|client-certificate-data: $(b64 "$nd/kubelet.crt")|" \
-		-e "s|client-key-data: .*|client-key-data: $(b64 "$nd/kubelet.key")|" \
-		"$dir/kubeconfig" >"$nd/kubelet.kubeconfig"
+	sign_cert "$dir/pki" "$nd/kubelet" "/O=system:nodes/CN=system:node:$name" "$CLIENT_EXT"
+	write_kubeconfig "$dir" "$APISERVER_URL" "$nd/kubelet.crt" "$nd/kubelet.key" \
+		"$nd/kubelet.kubeconfig"
 }
 
 node_containerd_config() {
@@ -155,16 +143,6 @@ podLogsDir: "$nd/pod-logs"
 EOF
 }
 
-# node_run NAME LOGFILE CMD...: start a node program detached, pid in $nd/NAME.pid
-node_run() {
-	local name=$1 logf=$2
-	shift 2
-	(
-		close_fds
-		exec setsid "$@"
-	) </dev/null >>"$logf" 2>&1 &
-	echo $! >"$NODE_DIR/$name.pid"
-}
 
 node_ready() { # kubeconfig name
 	[[ $(kubectl --kubeconfig="$1" get node "$2" \
@@ -179,7 +157,7 @@ node_service() {
 		ip addr add "$SERVICE_IP/32" dev lo || die "cannot add $SERVICE_IP to lo"
 		touch "$nd/lo-address.added"
 	fi
-	node_run service-proxy "$nd/service-proxy.log" socat \
+	detached "$nd/service-proxy.pid" "$nd/service-proxy.log" socat \
 		"TCP-LISTEN:443,bind=$SERVICE_IP,reuseaddr,fork" "TCP:127.0.0.1:$port"
 }
 
@@ -194,7 +172,6 @@ cmd_node_up() {
 	# shellcheck disable=SC1091
 	. "$dir/env"
 	nd=$dir/node
-	NODE_DIR=$nd
 	mkdir -p "$nd"
 	for c in kubelet kube-scheduler kube-controller-manager; do
 		[[ -x $(node_bin "$c") ]] || die "$c not built (cluster.sh build)"
@@ -206,22 +183,22 @@ cmd_node_up() {
 	node_certs "$dir" "$nd" "$name"
 	node_containerd_config "$nd"
 	ctr_addr=$nd/containerd/containerd.sock
-	node_run containerd "$nd/containerd.log" containerd --config "$nd/containerd/config.toml"
+	detached "$nd/containerd.pid" "$nd/containerd.log" containerd --config "$nd/containerd/config.toml"
 	wait_for containerd "$nd/containerd.pid" "$nd/containerd.log" \
 		ctr --address "$ctr_addr" version || die "containerd did not start"
 	ctr --address "$ctr_addr" -n k8s.io images import "$(pause_image)" >/dev/null ||
 		die "cannot import the pause image"
 	node_service "$nd" "$APISERVER_PORT"
-	node_run kube-controller-manager "$nd/kube-controller-manager.log" \
+	detached "$nd/kube-controller-manager.pid" "$nd/kube-controller-manager.log" \
 		"$(node_bin kube-controller-manager)" --kubeconfig="$dir/kubeconfig" \
 		--leader-elect=false --secure-port=0 --root-ca-file="$dir/pki/ca.crt" \
 		--controllers=daemonset,garbagecollector,namespace,nodelifecycle,serviceaccount,root-ca-cert-publisher
-	node_run kube-scheduler "$nd/kube-scheduler.log" "$(node_bin kube-scheduler)" \
+	detached "$nd/kube-scheduler.pid" "$nd/kube-scheduler.log" "$(node_bin kube-scheduler)" \
 		--kubeconfig="$dir/kubeconfig" --leader-elect=false --secure-port=0
 	kport=$(free_port)
 	node_kubelet_config "$dir" "$nd" "$kport"
 	mkdir -p "$nd/kubelet" "$nd/pod-logs"
-	node_run kubelet "$nd/kubelet.log" "$(node_bin kubelet)" --config="$nd/kubelet.yaml" \
+	detached "$nd/kubelet.pid" "$nd/kubelet.log" "$(node_bin kubelet)" --config="$nd/kubelet.yaml" \
 		--kubeconfig="$nd/kubelet.kubeconfig" --root-dir="$nd/kubelet" \
 		--cert-dir="$nd/kubelet/pki" --hostname-override="$name"
 	cat >"$nd/env" <<EOF

@@ -194,11 +194,7 @@ uninstalled() { # the pod is gone, the tree unmounted, the VM still running
 
 # Between runs: the first run's VM and pool go, a new cluster comes.
 reset_run() {
-	local vm=$1
-	"${VIRSH[@]}" destroy "$vm" >/dev/null 2>&1
-	"${VIRSH[@]}" undefine --nvram "$vm" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE" >/dev/null 2>&1
+	drop_libvirt
 	"$TOP/tests/k8s/cluster.sh" node down "$KC" >/dev/null 2>&1
 	cluster_down
 	rm -rf "$T/state"
@@ -225,7 +221,7 @@ t0=$SECONDS
 	>"$T/helm.out" 2>&1
 check "4. helm uninstall # $((SECONDS - t0))s" test $? -eq 0
 uninstalled "${P}my-vm"
-reset_run "${P}my-vm"
+reset_run
 
 # ---- with kubectl
 node_up kubectl
