@@ -113,12 +113,16 @@ int be_stats_all(struct be_conn *c,
 		 void *arg);
 
 /* Register for lifecycle events and run libvirt's event loop in a thread
- * of the backend.  fn(name) is called from that thread whenever a domain
+ * of the backend.  fn is called from that thread whenever a domain
  * changed state (started, stopped, paused, crashed, undefined, ...); the
- * receiver re-reads be_info.  Also called with name NULL after a
- * reconnect, meaning "re-read everything". */
-int be_watch(struct be_conn *c, void (*fn)(void *arg, const char *name),
-	     void *arg);
+ * receiver re-reads be_info.  now is the phase the event says the domain
+ * is in (Running once started or resumed, Paused, Stopped, Failed after a
+ * crash), CORE_PHASE_UNKNOWN when it does not say (defined, undefined,
+ * the guest agent, a migration away): a receiver whose status shows that
+ * phase already may skip the re-read.  Also called with name NULL after
+ * a reconnect, meaning "re-read everything". */
+typedef void (*be_watch_fn)(void *arg, const char *name, enum core_phase now);
+int be_watch(struct be_conn *c, be_watch_fn fn, void *arg);
 
 /* ---- long operations (clone, snapshots, resize, migration, images) ----
  *

@@ -13,17 +13,6 @@
 
 #include "backend/priv.h"
 
-static bool cancelled(const struct be_progress *p)
-{
-	return p && p->cancel && *p->cancel;
-}
-
-static void report(const struct be_progress *p, int pct, const char *msg)
-{
-	if (p && p->fn)
-		p->fn(p->arg, pct, msg);
-}
-
 /* ---- volumes -------------------------------------------------------- */
 
 static char *vol_xml(const char *name, uint64_t cap, const char *backing)
@@ -52,31 +41,6 @@ static char *vol_xml(const char *name, uint64_t cap, const char *backing)
  * image lock, cannot report progress and cannot be stopped.  The
  * source domain is paused meanwhile, and pausing flushes QEMU's qcow2
  * caches, so the file is consistent while it is read. */
-struct copy_tick {
-	const struct be_progress *p;
-	const char *path;
-	uint64_t total;
-	int done, share, last;
-};
-
-static void copy_tick(void *arg)
-{
-	struct copy_tick *t = arg;
-	struct stat st;
-	uint64_t got;
-	int pct;
-
-	if (t->total == 0 || stat(t->path, &st) < 0)
-		return;
-	got = (uint64_t)st.st_blocks * 512;
-	if (got > t->total)
-		got = t->total;
-	pct = t->done + (int)(got * (uint64_t)t->share / t->total);
-	if (pct != t->last)
-		report(t->p, pct, "copying disk");
-	t->last = pct;
-}
-
 static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
 		    const char *name, virStorageVolPtr base, const char *bpath,
 		    const struct be_progress *p, int done, int share,
@@ -86,7 +50,8 @@ static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
 	char *argv[] = { "qemu-img", "convert", "-U", "-f", "qcow2", "-O",
 			 "qcow2", "-o", "compat=1.1", (char *)bpath, path,
 			 NULL };
-	struct copy_tick t = { p, path, 0, done, share, -1 };
+	struct be_file_tick t = { .p = p, .path = path, .what = "copying disk",
+				  .done = done, .share = share, .last = -1 };
 	virStorageVolInfo bi;
 	int fd, rc;
 
@@ -100,7 +65,7 @@ static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
 			       strerror(errno));
 	close(fd);
 	rc = be_spawn(argv, out, sizeof(out), true, p ? p->cancel : NULL,
-		      copy_tick, &t);
+		      be_file_tick, &t);
 	if (rc < 0) {
 		unlink(path);
 		return rc == -ECANCELED ?
@@ -351,7 +316,7 @@ static int clone_disks(struct be_conn *c, virConnectPtr vc,
 		virStorageVolPtr base;
 		char **nm;
 
-		if (cancelled(x->p))
+		if (be_cancelled(x->p))
 			return be_errf(err, errlen, -ECANCELED, "clone %s: "
 				       "cancelled", x->src);
 		be_vol_name(dv, sizeof(dv), x->dst, x->spec.disks[i].name);
@@ -421,7 +386,7 @@ static int clone_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 			struct clone_ctx *x, char ***bases, char *err,
 			size_t errlen)
 {
-	report(x->p, 0, "freezing the source's disks");
+	be_report(x->p, 0, "freezing the source's disks");
 	return be_freeze(c, vc, d, x->src, &x->spec, bases, err, errlen);
 }
 
@@ -456,10 +421,10 @@ static int clone_make(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 	if (rc == 0)
 		rc = be_storage_prepare(c, vc, x->dst, x->uid, &x->spec, m, err,
 					errlen);
-	if (rc == 0 && cancelled(x->p))
+	if (rc == 0 && be_cancelled(x->p))
 		rc = be_errf(err, errlen, -ECANCELED, "clone %s: cancelled",
 			     x->src);
-	report(x->p, 95, "defining");
+	be_report(x->p, 95, "defining");
 	if (rc == 0)
 		rc = clone_define(c, vc, x, m, err, errlen);
 	be_strv_free(bases, bases ? x->spec.ndisks : 0);
@@ -504,12 +469,12 @@ static int clone_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		rc = dst_free(c, vc, x, pool, err, errlen);
 	if (rc < 0)
 		goto out;
-	report(x->p, 0, x->linked ? "making overlays" : "copying disks");
+	be_report(x->p, 0, x->linked ? "making overlays" : "copying disks");
 	rc = clone_make(c, vc, d, x, &m, err, errlen);
 	if (rc < 0)
 		clone_undo(c, vc, x, pool, &m);
 	else
-		report(x->p, 100, "cloned");
+		be_report(x->p, 100, "cloned");
 out:
 	be_made_free(&m);
 	if (pool)

@@ -125,26 +125,45 @@ bool be_name_ok(const char *name)
 
 /* ---- events --------------------------------------------------------- */
 
-static void on_domain_event(virConnectPtr vc, virDomainPtr d, void *arg)
+static void on_domain_event(virDomainPtr d, enum core_phase now, void *arg)
 {
 	struct be_conn *c = arg;
 
 	if (c->watch_fn)
-		c->watch_fn(c->watch_arg, virDomainGetName(d));
+		c->watch_fn(c->watch_arg, virDomainGetName(d), now);
 }
 
-/* Lifecycle and agent events have different signatures; both only say
- * "re-read this domain". */
+/* The phase a lifecycle event leaves the domain in, as be_info's
+ * phase_of would read it; Unknown where it does not say. */
+static enum core_phase event_phase(int ev, int detail)
+{
+	switch (ev) {
+	case VIR_DOMAIN_EVENT_STARTED:
+	case VIR_DOMAIN_EVENT_RESUMED:
+		return CORE_PHASE_RUNNING;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		return CORE_PHASE_PAUSED;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		return detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ?
+		       CORE_PHASE_FAILED :
+		       detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ?
+		       CORE_PHASE_UNKNOWN : CORE_PHASE_STOPPED;
+	default:
+		return CORE_PHASE_UNKNOWN;
+	}
+}
+
 static void on_life(virConnectPtr vc, virDomainPtr d, int ev, int detail,
 		    void *arg)
 {
-	on_domain_event(vc, d, arg);
+	on_domain_event(d, event_phase(ev, detail), arg);
 }
 
+/* The agent's state is in be_info, not in a phase. */
 static void on_agent(virConnectPtr vc, virDomainPtr d, int state, int reason,
 		     void *arg)
 {
-	on_domain_event(vc, d, arg);
+	on_domain_event(d, CORE_PHASE_UNKNOWN, arg);
 }
 
 /* c->lock held. */
@@ -243,7 +262,7 @@ virConnectPtr be_conn_get(struct be_conn *c, char *err, size_t errlen)
 	pthread_mutex_unlock(&c->lock);
 	/* Events may have been missed while disconnected. */
 	if (again)
-		c->watch_fn(c->watch_arg, NULL);
+		c->watch_fn(c->watch_arg, NULL, CORE_PHASE_UNKNOWN);
 	return vc;
 }
 
@@ -389,8 +408,7 @@ bool be_conn_alive(struct be_conn *c)
 	return alive;
 }
 
-int be_watch(struct be_conn *c, void (*fn)(void *arg, const char *name),
-	     void *arg)
+int be_watch(struct be_conn *c, be_watch_fn fn, void *arg)
 {
 	char err[CORE_ERR_MAX];
 	int rc = 0;

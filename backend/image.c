@@ -17,17 +17,6 @@
 
 #include "backend/priv.h"
 
-static void report(const struct be_progress *p, int pct, const char *msg)
-{
-	if (p && p->fn)
-		p->fn(p->arg, pct, msg);
-}
-
-static bool cancelled(const struct be_progress *p)
-{
-	return p && p->cancel && *p->cancel;
-}
-
 /* ---- download ------------------------------------------------------- */
 
 enum dl_stop { DL_NONE, DL_BIG, DL_LATE, DL_ADDR };
@@ -67,13 +56,13 @@ static int dl_progress(void *arg, curl_off_t total, curl_off_t now,
 	int pct = total > 0 ? (int)(now * 50 / total) : 0;
 
 	if (pct != d->last)
-		report(d->p, pct, "downloading");
+		be_report(d->p, pct, "downloading");
 	d->last = pct;
 	if (time(NULL) >= d->deadline) {
 		d->stop = DL_LATE;
 		return 1;
 	}
-	return cancelled(d->p) ? 1 : 0;
+	return be_cancelled(d->p) ? 1 : 0;
 }
 
 /* Every connection of every hop comes through here: the address really
@@ -262,14 +251,14 @@ static int copy_local(struct be_conn *c, const char *source, int out,
 
 	if (rc < 0)
 		return rc;
-	report(p, 0, "copying");
+	be_report(p, 0, "copying");
 	while (rc == 0 && (r = read(in, buf, sizeof(buf))) > 0) {
 		got += (uint64_t)r;
 		if (got > pol->max_bytes)
 			rc = be_errf(err, errlen, -EFBIG, "import %.200s: larger "
 				     "than --import-max-size (%" PRIu64 " bytes)",
 				     source, pol->max_bytes);
-		else if (cancelled(p))
+		else if (be_cancelled(p))
 			rc = be_errf(err, errlen, -ECANCELED, "import: cancelled");
 		else if (time(NULL) >= deadline)
 			rc = be_errf(err, errlen, -ETIMEDOUT, "import %.200s: longer "
@@ -452,29 +441,6 @@ static int probe(const char *path, struct img_info *ii, uint64_t max,
 	return rc;
 }
 
-struct conv_tick {
-	const struct be_progress *p;
-	const char *path;
-	uint64_t total;
-	int last;
-};
-
-static void conv_tick(void *arg)
-{
-	struct conv_tick *t = arg;
-	struct stat st;
-	uint64_t got;
-	int pct;
-
-	if (t->total == 0 || stat(t->path, &st) < 0)
-		return;
-	got = (uint64_t)st.st_blocks * 512;
-	pct = 50 + (int)((got > t->total ? t->total : got) * 45 / t->total);
-	if (pct != t->last)
-		report(t->p, pct, "converting");
-	t->last = pct;
-}
-
 static int convert(const char *src, const struct img_info *ii,
 		   const char *dst, time_t deadline, int cpu_s,
 		   const struct be_progress *p, char *err, size_t errlen)
@@ -488,15 +454,16 @@ static int convert(const char *src, const struct img_info *ii,
 	struct be_limits lim = { .as_bytes = QEMU_IMG_AS, .cpu_s = cpu_s,
 				 .fsize = ii->vsize + ii->vsize / 8 + (64 << 20),
 				 .deadline = deadline };
-	struct conv_tick t = { p, dst, 0, -1 };
+	struct be_file_tick t = { .p = p, .path = dst, .what = "converting",
+				  .done = 50, .share = 45, .last = -1 };
 	struct stat st;
 	int rc;
 
 	if (stat(src, &st) == 0)
 		t.total = (uint64_t)st.st_blocks * 512;
-	report(p, 50, "converting");
+	be_report(p, 50, "converting");
 	rc = be_spawn_lim(argv, &lim, out, sizeof(out), p ? p->cancel : NULL,
-			  conv_tick, &t);
+			  be_file_tick, &t);
 	if (rc == -ECANCELED)
 		return be_errf(err, errlen, rc, "import: cancelled");
 	if (rc == -ETIMEDOUT)
@@ -564,7 +531,7 @@ static int import_file(struct be_conn *c, struct import_ctx *x,
 	time_t deadline = time(NULL) + pol->timeout_s;
 	int rc = fetch(c, x, dlpath, deadline, err, errlen);
 
-	if (rc == 0 && cancelled(x->p))
+	if (rc == 0 && be_cancelled(x->p))
 		rc = be_errf(err, errlen, -ECANCELED, "import: cancelled");
 	if (rc == 0 && x->checksum && *x->checksum)
 		rc = check_sum(dlpath, x->checksum, err, errlen);
@@ -596,7 +563,7 @@ static int import_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	rc = vol_free(pool, x->vol, path, err, errlen);
 	if (rc < 0)
 		goto out;
-	report(x->p, 0, "importing");
+	be_report(x->p, 0, "importing");
 	rc = import_file(c, x, dlpath, part, &ii, err, errlen);
 	if (rc == 0 && (rc = be_commit_file(part, path, c->pool_dir)) < 0)
 		be_errf(err, errlen, rc, "import %s: %s", x->vol, strerror(-rc));
@@ -608,7 +575,7 @@ static int import_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (rc == 0 && x->size_out)
 		*x->size_out = ii.vsize;
 	if (rc == 0)
-		report(x->p, 100, "imported");
+		be_report(x->p, 100, "imported");
 out:
 	unlink(dlpath);
 	if (rc < 0)

@@ -44,7 +44,7 @@ struct be_conn {
 	char *kernel_dir;       /* NULL: kernelBoot refused */
 	char *node;
 	bool kvm;
-	void (*watch_fn)(void *arg, const char *name);
+	be_watch_fn watch_fn;
 	void *watch_arg;
 	int cb_life, cb_agent;  /* event callback ids, -1 when none */
 	struct be_owned *owned; /* which domains carry our metadata */
@@ -213,6 +213,20 @@ int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
 		  virStorageVolPtr base, bool linked, uint64_t capacity,
 		  const struct be_progress *p, int done, int share,
 		  char *err, size_t errlen);
+
+/* ---- progress.c ---- */
+
+void be_report(const struct be_progress *p, int pct, const char *msg);
+bool be_cancelled(const struct be_progress *p);
+/* be_spawn's tick while a helper writes path: done + share * (allocated /
+ * total) percent, reported as what when it moves. */
+struct be_file_tick {
+	const struct be_progress *p;
+	const char *path, *what;
+	uint64_t total;
+	int done, share, last;
+};
+void be_file_tick(void *arg);
 
 /* ---- chain.c ---- */
 

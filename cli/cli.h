@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit statuses: 1 the action failed, 2 the command line is wrong. */
 #define CLI_EXIT_FAIL 1
@@ -42,6 +43,11 @@ int cli_k8s_main(int argc, char **argv);
  * cli_k8s_main parsed them.  Returns the exit status. */
 int cli_k8s_list(const char *op, const char *kubeconfig, const char *ns,
 		 const char *vm);
+/* The words each half takes, space-separated, for the usage and for
+ * shell completion (hyperctl __complete verbs|ops): CORE_OPS's verbs
+ * included, so a new verb is there without touching cli/. */
+void cli_k8s_ops(FILE *f);
+void cli_local_verbs(FILE *f);
 /* hyperctl [-m MOUNT] VERB NAME ...: returns the exit status. */
 int cli_local_main(const char *mount, int argc, char **argv);
 

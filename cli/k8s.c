@@ -12,7 +12,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
-#include "sync/priv.h"
+#include "sync/sync.h"
 
 enum kind { K_VM, K_OP, K_SNAP, K_LIST };
 
@@ -29,13 +29,6 @@ static const struct op ops[] = {
 	{ "vm-snapshot-list", K_LIST, NULL, " vm " },
 	{ "vm-create", K_VM, NULL, " vm cpus memory disk image template " },
 	{ "vm-delete", K_VM, NULL, " vm " },
-	{ "vm-start", K_OP, "start", " vm name " },
-	{ "vm-stop", K_OP, "stop", " vm name " },
-	{ "vm-restart", K_OP, "restart", " vm name " },
-	{ "vm-clone", K_OP, "clone", " vm target name " },
-	{ "vm-migrate", K_OP, "migrate", " vm target-node name " },
-	{ "vm-resize", K_OP, "resize", " vm cpus memory name " },
-	{ "vm-snapshot-restore", K_OP, "restore", " vm snapshot name " },
 	{ "vm-snapshot-create", K_SNAP, NULL, " vm snapshot include-memory " },
 	{ "vm-snapshot-delete", K_SNAP, NULL, " vm snapshot " },
 };
@@ -268,7 +261,7 @@ static json_object *object(const struct args *a, const char *kind,
 	json_object *o = json_object_new_object();
 	json_object *md = json_object_new_object();
 
-	json_object_object_add(o, "apiVersion", jstr(SYNC_API_VERSION));
+	json_object_object_add(o, "apiVersion", jstr(CORE_API_VERSION));
 	json_object_object_add(o, "kind", jstr(kind));
 	json_object_object_add(md, "name", jstr(name));
 	if (val(a, F_NAMESPACE))
@@ -422,20 +415,45 @@ static void init_flags(struct cli_flag *f)
 	}
 }
 
+/* The VMOperation verbs are CORE_OPS rows with a cli name; the flags
+ * their operation's details need, the plain ones otherwise. */
+static const char *const op_flags[CORE_V_COUNT] = {
+	[CORE_V_CLONE] = " vm target name ",
+	[CORE_V_MIGRATE] = " vm target-node name ",
+	[CORE_V_RESIZE] = " vm cpus memory name ",
+	[CORE_V_REVERT] = " vm snapshot name ",
+};
+
 static const struct op *find_op(const char *name)
 {
+	static struct op from_table;
+	const struct core_op *c = core_op_by_cli(name);
+
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (!strcmp(ops[i].name, name))
 			return &ops[i];
-	return NULL;
+	if (!c)
+		return NULL;
+	from_table = (struct op){ c->cli, K_OP, c->operation,
+				  op_flags[c->verb] ? op_flags[c->verb] :
+						      " vm name " };
+	return &from_table;
+}
+
+void cli_k8s_ops(FILE *f)
+{
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		fprintf(f, "%s%s", i ? " " : "", ops[i].name);
+	for (int v = 0; v < CORE_V_COUNT; v++)
+		if (core_op(v)->cli)
+			fprintf(f, " %s", core_op(v)->cli);
 }
 
 static void k8s_usage(FILE *f)
 {
 	fputs("usage: hyperctl k8s -op OP [-vm NAME] [-namespace NS] "
-	      "[-kubeconfig FILE] [flags]\nops:", f);
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		fprintf(f, " %s", ops[i].name);
+	      "[-kubeconfig FILE] [flags]\nops: ", f);
+	cli_k8s_ops(f);
 	fputs("\nSee hyperctl(1).\n", f);
 }
 

@@ -1,16 +1,14 @@
 /* hyperctl k8s: the read-only ops.  One GET of the collection with the
- * kubeconfig kubectl uses (sync's loader and HTTP client, so TLS and
+ * kubeconfig kubectl uses (sync_kubeconfig_load and sync_list, so TLS and
  * credentials behave as in the daemon), printed as a table with
  * kubectl's columns for the kind (the CRDs' additionalPrinterColumns). */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
-#include "sync/priv.h"
+#include "sync/sync.h"
 
 #define MAX_COLS 6
 
@@ -20,20 +18,20 @@ struct col {
 };
 
 struct table {
-	const char *plural;
+	enum sync_kind kind;
 	struct col cols[MAX_COLS];
 	int ncols;
 };
 
 static const struct table tables[] = {
-	{ "virtualmachines", { { "NAME", "metadata.name" },
+	{ SYNC_VM, { { "NAME", "metadata.name" },
 		{ "PHASE", "status.phase" }, { "CPUS", "spec.cpus" },
 		{ "MEMORY", "spec.memory" }, { "NODE", "status.nodeName" },
 		{ "AGE", "" } }, 6 },
-	{ "vmsnapshots", { { "NAME", "metadata.name" },
+	{ SYNC_SNAPSHOT, { { "NAME", "metadata.name" },
 		{ "VM", "spec.vmRef.name" }, { "PHASE", "status.phase" },
 		{ "SIZE", "status.size" }, { "AGE", "" } }, 5 },
-	{ "vmtemplates", { { "NAME", "metadata.name" },
+	{ SYNC_TEMPLATE, { { "NAME", "metadata.name" },
 		{ "DISPLAY NAME", "spec.displayName" },
 		{ "VERSION", "spec.version" }, { "USAGE", "status.usageCount" },
 		{ "AGE", "" } }, 5 },
@@ -71,14 +69,16 @@ static void cell(json_object *item, const struct col *c, char *buf,
 {
 	char path[64], *save = NULL, *k;
 	json_object *o = item;
-	double t;
+	time_t t;
 
 	buf[0] = '\0';
 	if (!*c->path) {
-		const char *ts = sync_meta_str(item, "creationTimestamp");
-
-		if (ts && sync_parse_time(ts, &t) == 0)
-			human_age((double)time(NULL) - t, buf, len);
+		/* The API server writes creationTimestamp in UTC, whole
+		 * seconds: core's parser is exact for it. */
+		o = core_json_path(item, "metadata.creationTimestamp");
+		if (json_object_is_type(o, json_type_string) &&
+		    core_rfc3339_parse(json_object_get_string(o), &t) == 0)
+			human_age(difftime(time(NULL), t), buf, len);
 		return;
 	}
 	snprintf(path, sizeof(path), "%s", c->path);
@@ -150,36 +150,6 @@ static size_t count(json_object *items, const char *vm)
 	return k;
 }
 
-/* GET url into *out (the parsed answer). */
-static int get_json(const struct sync_creds *cr, const char *url,
-		    json_object **out, char *err, size_t errlen)
-{
-	static const int stop;
-	struct sync_http *h = NULL;
-	struct sync_resp rs = { 0 };
-	int r;
-
-	r = sync_http_new(cr, &stop, &h, err, errlen);
-	if (r < 0)
-		goto out;
-	r = sync_http_do(h, "GET", url, NULL, NULL, &rs, err, errlen);
-	if (r == SYNC_UNREACHABLE && !*err)
-		snprintf(err, errlen, "the API server at %s does not answer",
-			 cr->server);
-	if (r < 0)
-		goto out;
-	r = sync_http_errno(&rs, err, errlen);
-	if (r < 0)
-		goto out;
-	r = sync_json_parse(rs.body, rs.len, out);
-	if (r < 0)
-		snprintf(err, errlen, "the API server's answer is not JSON");
-out:
-	sync_resp_free(&rs);
-	sync_http_free(h);
-	return r;
-}
-
 static const struct table *table_for(const char *op)
 {
 	if (!strcmp(op, "vm-list"))
@@ -195,8 +165,7 @@ int cli_k8s_list(const char *op, const char *kubeconfig, const char *ns,
 	const struct table *tb = table_for(op);
 	struct sync_creds cr = { 0 };
 	json_object *list = NULL, *items;
-	char err[CORE_ERR_MAX] = "", *url = NULL;
-	size_t n;
+	char err[CORE_ERR_MAX] = "";
 	int rc = CLI_EXIT_FAIL;
 
 	if (sync_kubeconfig_load(kubeconfig, NULL, &cr, err, sizeof(err)) < 0) {
@@ -205,31 +174,17 @@ int cli_k8s_list(const char *op, const char *kubeconfig, const char *ns,
 	}
 	if (!ns)
 		ns = cr.ns ? cr.ns : "default";
-	n = strlen(cr.server);
-	while (n > 0 && cr.server[n - 1] == '/')
-		n--;
-	if (asprintf(&url, "%.*s%s/namespaces/%s/%s", (int)n, cr.server,
-		     SYNC_API_GROUP, ns, tb->plural) < 0) {
-		url = NULL;
-		cli_err("%s", strerror(ENOMEM));
+	if (sync_list(&cr, tb->kind, ns, &list, err, sizeof(err)) < 0) {
+		cli_err("%s: %s", sync_kind_plural(tb->kind), err);
 		goto out;
 	}
-	if (get_json(&cr, url, &list, err, sizeof(err)) < 0) {
-		cli_err("%s: %s", tb->plural, err);
-		goto out;
-	}
-	if (!json_object_object_get_ex(list, "items", &items) ||
-	    !json_object_is_type(items, json_type_array)) {
-		cli_err("%s: the answer has no items", tb->plural);
-		goto out;
-	}
+	json_object_object_get_ex(list, "items", &items);
 	rc = 0;
 	if (count(items, vm) == 0)
 		fprintf(stderr, "No resources found in %s namespace.\n", ns);
 	else
 		print_table(tb, items, vm);
 out:
-	free(url);
 	json_object_put(list);
 	sync_creds_free(&cr);
 	return rc;

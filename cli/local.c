@@ -18,12 +18,6 @@
 #include "cli/cli.h"
 #include "core/core.h"
 
-/* Verbs written to a VM's ctl as they are. */
-static const char *const ctl_verbs[] = {
-	"start", "stop", "restart", "pause", "resume", "clone", "migrate",
-	"resize", "snapshot", "revert", "cancel", "delete",
-};
-
 struct ctx {
 	const char *mount;
 	const char *name;       /* the VM, NULL for list */
@@ -405,12 +399,13 @@ static int do_list(const struct ctx *c)
 	return 0;
 }
 
+/* Verbs written to a VM's ctl as they are: every verb of CORE_OPS but
+ * vms/ctl's create. */
 static bool is_ctl_verb(const char *v)
 {
-	for (size_t i = 0; i < sizeof(ctl_verbs) / sizeof(ctl_verbs[0]); i++)
-		if (!strcmp(ctl_verbs[i], v))
-			return true;
-	return false;
+	const struct core_op *op = core_op_by_verb(v);
+
+	return op && !(op->flags & CORE_OPF_DIR);
 }
 
 /* A mount without vms/ is the common mistake (daemon not running, or
@@ -426,6 +421,13 @@ static int check_mount(const char *mount)
 	cli_err("%s: not a hypersdk mount (is hypersdk-mountd running? "
 		"-m MOUNT or $HYPERSDK_MOUNT)", mount);
 	return -ENOENT;
+}
+
+void cli_local_verbs(FILE *f)
+{
+	fputs("list status wait spec events", f);
+	for (int v = 0; v < CORE_V_COUNT; v++)
+		fprintf(f, " %s", core_verb_name(v));
 }
 
 int cli_local_main(const char *mount, int argc, char **argv)

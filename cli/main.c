@@ -8,22 +8,33 @@
 
 #include "cli/cli.h"
 
-static const char usage_text[] =
-	"usage: hyperctl k8s -op OP [-vm NAME] [flags]   (manifests for "
-	"kubectl apply -f -)\n"
-	"       hyperctl [-m MOUNT] VERB NAME [args...]  (over the mounted "
-	"tree)\n"
-	"k8s ops: vm-list vm-create vm-start vm-stop vm-restart vm-clone "
-	"vm-migrate\n"
-	"         vm-resize vm-delete vm-snapshot-create vm-snapshot-list\n"
-	"         vm-snapshot-delete vm-snapshot-restore template-list\n"
-	"k8s flags: -vm -cpus -memory -disk -image -template -target "
-	"-target-node\n"
-	"           -snapshot -include-memory -namespace -kubeconfig -name\n"
-	"verbs: list create start stop restart pause resume status wait "
-	"spec events\n"
-	"       clone migrate resize snapshot revert cancel delete\n"
-	"See hyperctl(1).\n";
+static void usage(FILE *f)
+{
+	fputs("usage: hyperctl k8s -op OP [-vm NAME] [flags]   (manifests for "
+	      "kubectl apply -f -)\n"
+	      "       hyperctl [-m MOUNT] VERB NAME [args...]  (over the mounted "
+	      "tree)\nk8s ops: ", f);
+	cli_k8s_ops(f);
+	fputs("\nk8s flags: -vm -cpus -memory -disk -image -template -target "
+	      "-target-node\n"
+	      "           -snapshot -include-memory -namespace -kubeconfig -name\n"
+	      "verbs: ", f);
+	cli_local_verbs(f);
+	fputs("\nSee hyperctl(1).\n", f);
+}
+
+/* hyperctl __complete verbs|ops: the words, for the shell's completion. */
+static int complete(const char *what)
+{
+	if (!strcmp(what, "verbs"))
+		cli_local_verbs(stdout);
+	else if (!strcmp(what, "ops"))
+		cli_k8s_ops(stdout);
+	else
+		return CLI_EXIT_USAGE;
+	putchar('\n');
+	return 0;
+}
 
 void cli_err(const char *fmt, ...)
 {
@@ -141,16 +152,18 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "k8s"))
 		return cli_k8s_main(argc - 2, argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "__complete"))
+		return complete(argv[2]);
 	if (argc > 1 && is_help(argv[1])) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return 0;
 	}
 	if (cli_flags_parse(argc - 1, argv + 1, g, 4, &rest) < 0) {
-		fputs(usage_text, stderr);
+		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
 	if (g[2].on || g[3].on) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return 0;
 	}
 	if (g[0].value && g[1].value) {
@@ -163,7 +176,7 @@ int main(int argc, char **argv)
 	if (!mount || !*mount)
 		mount = "/run/hypersdk";
 	if (rest + 1 >= argc) {
-		fputs(usage_text, stderr);
+		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
 	return cli_local_main(mount, argc - 1 - rest, argv + 1 + rest);

@@ -128,21 +128,80 @@ json_object *core_json_merge_diff(json_object *from, json_object *to);
 
 /* ---- ctl messages ------------------------------------------------- */
 
+/* Every verb in one table, the one place a new verb is added (see
+ * docs/HACKING.md, "Adding a verb"):
+ *   X(ID, verb, operation, flags, cli, from, to)
+ * ID        CORE_V_<ID>
+ * verb      what a ctl write says; the daemon runs it in md_run_<verb>
+ * operation the VMOperation spec.operation value, and the operation's
+ *           metrics label (NULL: no VMOperation carries this verb); the
+ *           CRD's enum must list exactly these (a unit test checks)
+ * flags     CORE_OPF_*: grammar and how the daemon runs it
+ * cli       hyperctl's Kubernetes verb that makes such a VMOperation
+ * from      the phases (CORE_PH_*) it may start from, 0 for any; others
+ *           are EBUSY before anything changes
+ * to        the phases it leaves the VM in, 0 when it does not say (a
+ *           write forwarded to the owner waits for them) */
+#define CORE_OPF_DIR 1u      /* vms/ctl, not a VM's ctl */
+#define CORE_OPF_ARG 2u      /* takes one positional argument */
+#define CORE_OPF_OBJECT 4u   /* runs as an object of its own (VMOperation,
+			      * VMSnapshot) wherever the write came in */
+#define CORE_OPF_MARKS 8u    /* the operations engine marks the VM busy
+			      * around its run (the others mark it themselves
+			      * or act on objects only) */
+#define CORE_OPF_FORCE_ANY 16u /* with force, from any phase */
+#define CORE_PH(p) (1u << CORE_PHASE_##p)
+#define CORE_PH_ACTIVE (CORE_PH(RUNNING) | CORE_PH(PAUSED))
+#define CORE_PH_INACTIVE (CORE_PH(STOPPED) | CORE_PH(FAILED))
+#define CORE_PH_ALL ((CORE_PH(UNKNOWN) << 1) - 1)
+#define CORE_OPS(X) \
+	X(CREATE, create, NULL, CORE_OPF_DIR | CORE_OPF_ARG, NULL, 0, 0) \
+	X(START, start, "start", 0, "vm-start", CORE_PH_INACTIVE, \
+	  CORE_PH(RUNNING)) \
+	X(STOP, stop, "stop", 0, "vm-stop", CORE_PH_ACTIVE, CORE_PH_INACTIVE) \
+	X(RESTART, restart, "restart", 0, "vm-restart", CORE_PH_ACTIVE, \
+	  CORE_PH(RUNNING)) \
+	X(PAUSE, pause, "pause", 0, "vm-pause", CORE_PH(RUNNING), \
+	  CORE_PH(PAUSED)) \
+	X(RESUME, resume, "resume", 0, "vm-resume", CORE_PH(PAUSED), \
+	  CORE_PH(RUNNING)) \
+	X(DELETE, delete, NULL, CORE_OPF_FORCE_ANY, NULL, \
+	  CORE_PH_ALL & ~(CORE_PH_ACTIVE | CORE_PH(MIGRATING)), 0) \
+	X(CLONE, clone, "clone", CORE_OPF_ARG | CORE_OPF_OBJECT | \
+	  CORE_OPF_MARKS, "vm-clone", 0, 0) \
+	X(MIGRATE, migrate, "migrate", CORE_OPF_ARG | CORE_OPF_OBJECT | \
+	  CORE_OPF_MARKS, "vm-migrate", 0, 0) \
+	X(RESIZE, resize, "resize", CORE_OPF_OBJECT | CORE_OPF_MARKS, \
+	  "vm-resize", 0, 0) \
+	X(SNAPSHOT, snapshot, "snapshot", CORE_OPF_ARG | CORE_OPF_OBJECT, \
+	  NULL, 0, 0) \
+	X(REVERT, revert, "restore", CORE_OPF_ARG | CORE_OPF_OBJECT | \
+	  CORE_OPF_MARKS, "vm-snapshot-restore", 0, 0) \
+	X(CANCEL, cancel, NULL, CORE_OPF_OBJECT, NULL, 0, 0)
+
 enum core_verb {
-	CORE_V_CREATE,          /* only on vms/ctl */
-	CORE_V_START,
-	CORE_V_STOP,
-	CORE_V_RESTART,
-	CORE_V_PAUSE,
-	CORE_V_RESUME,
-	CORE_V_DELETE,
-	CORE_V_CLONE,
-	CORE_V_MIGRATE,
-	CORE_V_RESIZE,
-	CORE_V_SNAPSHOT,
-	CORE_V_REVERT,
-	CORE_V_CANCEL,
+#define CORE_X_ENUM(id, verb, op, flags, cli, from, to) CORE_V_##id,
+	CORE_OPS(CORE_X_ENUM)
+#undef CORE_X_ENUM
+	CORE_V_COUNT
 };
+
+struct core_op {
+	enum core_verb verb;
+	const char *name;       /* the ctl verb */
+	const char *operation;  /* spec.operation and metrics label, or NULL */
+	unsigned flags;
+	const char *cli;        /* hyperctl verb, or NULL */
+	unsigned from, to;      /* masks of 1 << enum core_phase */
+};
+
+/* The row of a verb; NULL for CORE_V_COUNT and beyond. */
+const struct core_op *core_op(enum core_verb v);
+/* The row whose ctl verb (spec.operation, hyperctl verb) is s; NULL when
+ * none. */
+const struct core_op *core_op_by_verb(const char *s);
+const struct core_op *core_op_by_operation(const char *s);
+const struct core_op *core_op_by_cli(const char *s);
 
 struct core_ctl {
 	enum core_verb verb;
@@ -177,6 +236,9 @@ struct core_ctl {
 int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 		   struct core_ctl *out, char *err, size_t errlen);
 const char *core_verb_name(enum core_verb v);
+/* Whether the verb of msg may start from phase ph (enum core_phase; its
+ * row's from, and CORE_OPF_FORCE_ANY). */
+bool core_op_allowed(const struct core_ctl *msg, int ph);
 
 /* ---- status ------------------------------------------------------- */
 
@@ -262,15 +324,9 @@ struct core_vm {
 	uint64_t version;       /* bumps on every visible change */
 	int slot;               /* stable small integer for inode numbers */
 	uint64_t spec_gen;      /* bumps on every spec change */
-	/* Kept for the daemon, not used by core: */
-	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
 	char vnc_password[16];  /* the running VNC server's; owner only */
-	uint64_t refused_gen;   /* spec_gen the reconciler last failed on
-				 * (its err and event are recorded once) */
-	char rv[32];            /* cluster: metadata.resourceVersion */
-	uint64_t mark;          /* cluster: list epoch it was last seen in */
-	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
 	bool deleted;
+	void *priv;             /* the daemon's own (core_model_set_priv) */
 	/* rendered files, refreshed on each change */
 	char *txt_status, *txt_spec, *txt_events, *txt_stats;
 	size_t len_status, len_spec, len_events, len_stats;
@@ -296,6 +352,12 @@ typedef void (*core_watch_fn)(void *arg, const char *name, int slot,
 			      unsigned what, uint64_t seq);
 
 int core_model_new(struct core_model **m);
+/* Every VM and object made from now on carries vm_size (obj_size) zeroed
+ * bytes at ->priv for the model's user, freed with it: state that is the
+ * daemon's, not core's, without a second lookup table.  Call before the
+ * first add. */
+void core_model_set_priv(struct core_model *m, size_t vm_size,
+			 size_t obj_size);
 void core_model_free(struct core_model *m);
 void core_model_watch(struct core_model *m, core_watch_fn fn, void *arg);
 /* Remove a watcher; after it returns, fn is not running and won't be. */
@@ -343,6 +405,12 @@ void core_model_set_err(struct core_model *m, struct core_vm *vm,
  * vm is NULL) and appends an event "Error <msg>".  Nothing else changes. */
 void core_model_fail(struct core_model *m, struct core_vm *vm,
 		     const char *msg);
+/* Record how a write ended, for every door (the tree, the dashboard):
+ * rc < 0 puts err in the VM's err (name NULL or "": vms/err) and an
+ * Error event; success clears that err line.  Takes the lock itself and
+ * flushes; returns core_model_flush's sequence number. */
+uint64_t core_model_record(struct core_model *m, const char *name, int rc,
+			   const char *err);
 /* The tree-level err line and a version that bumps when it or the set of
  * VMs changes (read lock held). */
 const char *core_model_err(struct core_model *m);
@@ -383,6 +451,11 @@ int core_model_wait_until(struct core_model *m,
 
 /* ---- operations, snapshots, templates ------------------------------ */
 
+/* The API group and version of every kind (VirtualMachine and the kinds
+ * below), as objects, the store and the API server spell them. */
+#define CORE_API_GROUP "hypersdk.io"
+#define CORE_API_VERSION CORE_API_GROUP "/v1alpha1"
+
 /* The other kinds of the API group live in the model as whole objects
  * ({apiVersion, kind, metadata, spec, status}); the daemon runs them and
  * fs shows them.  A snapshot belongs to the VM in spec.vmRef.name, an
@@ -412,10 +485,7 @@ struct core_obj {
 	size_t len_status, len_spec;
 	uint64_t version;               /* bumps on every change */
 	int slot;                       /* stable, for inode numbers */
-	/* Kept for the daemon, not used by core: */
-	char rv[32];
-	uint64_t mark;
-	bool mine;                      /* made or run by this node */
+	void *priv;                     /* core_model_set_priv */
 };
 
 /* Add or replace a whole object (write lock held); takes ownership of
@@ -424,9 +494,6 @@ struct core_obj {
 int core_model_obj_put(struct core_model *m, enum core_kind kind,
 		       json_object *obj, struct core_obj **out, char *err,
 		       size_t errlen);
-/* Replace the status (write lock held; ownership of status passes). */
-void core_model_obj_set_status(struct core_model *m, struct core_obj *o,
-			       json_object *status);
 /* Set one status field (write lock held); val ownership passes. */
 void core_model_obj_status_set(struct core_model *m, struct core_obj *o,
 			       const char *key, json_object *val);
@@ -562,8 +629,11 @@ int core_may(const struct core_acl *acl, const struct core_cred *c,
 
 /* metadata.annotations of a stored object: the owner's uid as the daemon
  * recorded it, and the user name a Kubernetes object may give. */
-#define CORE_OWNER_UID_KEY "hypersdk.io/owner-uid"
-#define CORE_OWNER_KEY "hypersdk.io/owner"
+#define CORE_OWNER_UID_KEY CORE_API_GROUP "/owner-uid"
+#define CORE_OWNER_KEY CORE_API_GROUP "/owner"
+/* A label key: =true marks the node Leases; in a VM's nodeSelector its
+ * value is the node the VM must run on. */
+#define CORE_NODE_LABEL CORE_API_GROUP "/node"
 /* 0 (root) when absent or malformed. */
 uid_t core_owner_from_object(json_object *obj);
 void core_owner_to_object(json_object *obj, uid_t owner);

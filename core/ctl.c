@@ -14,28 +14,43 @@
 
 static const char e_args[] = "wrong #args in control message";
 
-struct verb {
-	const char *name;
-	enum core_verb verb;
-	bool on_dir;            /* vms/ctl rather than a VM's ctl */
-	bool has_arg;           /* takes one positional argument */
+static const struct core_op ops[] = {
+#define ROW(id, verb, op, flags, cli, from, to) \
+	{ CORE_V_##id, #verb, op, flags, cli, from, to },
+	CORE_OPS(ROW)
+#undef ROW
 };
 
-static const struct verb verbs[] = {
-	{ "create", CORE_V_CREATE, true, true },
-	{ "start", CORE_V_START, false, false },
-	{ "stop", CORE_V_STOP, false, false },
-	{ "restart", CORE_V_RESTART, false, false },
-	{ "pause", CORE_V_PAUSE, false, false },
-	{ "resume", CORE_V_RESUME, false, false },
-	{ "delete", CORE_V_DELETE, false, false },
-	{ "clone", CORE_V_CLONE, false, true },
-	{ "migrate", CORE_V_MIGRATE, false, true },
-	{ "resize", CORE_V_RESIZE, false, false },
-	{ "snapshot", CORE_V_SNAPSHOT, false, true },
-	{ "revert", CORE_V_REVERT, false, true },
-	{ "cancel", CORE_V_CANCEL, false, false },
-};
+#define NVERBS (sizeof(ops) / sizeof(ops[0]))
+
+const struct core_op *core_op(enum core_verb v)
+{
+	return (unsigned)v < NVERBS ? &ops[v] : NULL;
+}
+
+const struct core_op *core_op_by_verb(const char *s)
+{
+	for (size_t i = 0; s && i < NVERBS; i++)
+		if (!strcmp(ops[i].name, s))
+			return &ops[i];
+	return NULL;
+}
+
+const struct core_op *core_op_by_operation(const char *s)
+{
+	for (size_t i = 0; s && i < NVERBS; i++)
+		if (ops[i].operation && !strcmp(ops[i].operation, s))
+			return &ops[i];
+	return NULL;
+}
+
+const struct core_op *core_op_by_cli(const char *s)
+{
+	for (size_t i = 0; s && i < NVERBS; i++)
+		if (ops[i].cli && !strcmp(ops[i].cli, s))
+			return &ops[i];
+	return NULL;
+}
 
 enum okind { O_FLAG, O_CPUS, O_MEM, O_NAME, O_BOOL, O_RATE, O_DAYS, O_COUNT };
 
@@ -76,12 +91,20 @@ struct toks {
 	size_t n;               /* all tokens, even those beyond TOK_MAX */
 };
 
+bool core_op_allowed(const struct core_ctl *msg, int ph)
+{
+	const struct core_op *op = core_op(msg->verb);
+
+	if (!op)
+		return false;
+	if (!op->from || ((op->flags & CORE_OPF_FORCE_ANY) && msg->force))
+		return true;
+	return ph >= 0 && ph < 32 && (op->from & (1u << ph));
+}
+
 const char *core_verb_name(enum core_verb v)
 {
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (verbs[i].verb == v)
-			return verbs[i].name;
-	return "unknown";
+	return (unsigned)v < NVERBS ? ops[v].name : "unknown";
 }
 
 /* Strips the newline and checks the bytes; fills tk->buf. */
@@ -283,7 +306,7 @@ static int check_node(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
-static int parse_arg(const struct verb *vb, const char *tok,
+static int parse_arg(const struct core_op *vb, const char *tok,
 		     struct core_ctl *out, char *err, size_t errlen)
 {
 	int r;
@@ -325,12 +348,11 @@ static bool takes_options(enum core_verb v)
 	return false;
 }
 
-static const struct verb *find_verb(const char *name, bool on_dir)
+static const struct core_op *find_verb(const char *name, bool on_dir)
 {
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (verbs[i].on_dir == on_dir && strcmp(verbs[i].name, name) == 0)
-			return &verbs[i];
-	return NULL;
+	const struct core_op *op = core_op_by_verb(name);
+
+	return op && !!(op->flags & CORE_OPF_DIR) == on_dir ? op : NULL;
 }
 
 static void init_ctl(struct core_ctl *out, enum core_verb v)
@@ -361,7 +383,7 @@ int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 		   struct core_ctl *out, char *err, size_t errlen)
 {
 	struct toks *tk;
-	const struct verb *vb;
+	const struct core_op *vb;
 	unsigned seen = 0;
 	size_t i = 1;
 	int r;
@@ -385,12 +407,12 @@ int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 	}
 	init_ctl(out, vb->verb);
 	if (tk->n > TOK_MAX ||
-	    (!takes_options(vb->verb) && tk->n > 1u + vb->has_arg)) {
+	    (!takes_options(vb->verb) && tk->n > 1u + !!(vb->flags & CORE_OPF_ARG))) {
 		snprintf(err, errlen, "%s", e_args);
 		r = -EINVAL;
 		goto out;
 	}
-	if (vb->has_arg)
+	if (vb->flags & CORE_OPF_ARG)
 		r = parse_arg(vb, tk->n > 1 ? tk->t[i++] : NULL, out, err,
 			      errlen);
 	for (; r == 0 && i < tk->n; i++)

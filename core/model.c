@@ -445,6 +445,14 @@ static void fill_ids(struct core_vm *vm, const char *name, const char *ns,
 		core_rfc3339(time(NULL), vm->created, sizeof(vm->created));
 }
 
+void core_model_set_priv(struct core_model *m, size_t vm_size,
+			 size_t obj_size)
+{
+	/* Rounded so the area after the struct is aligned for any field. */
+	m->vm_priv = (vm_size + 15) & ~(size_t)15;
+	m->obj_priv = (obj_size + 15) & ~(size_t)15;
+}
+
 int core_model_add(struct core_model *m, const char *name, const char *ns,
 		   const char *uid, const char *created, json_object *spec_json,
 		   struct core_vm **out, char *err, size_t errlen)
@@ -462,7 +470,9 @@ int core_model_add(struct core_model *m, const char *name, const char *ns,
 		goto out;
 	}
 	r = -ENOMEM;
-	vm = calloc(1, sizeof(*vm));
+	vm = calloc(1, sizeof(*vm) + m->vm_priv);
+	if (vm && m->vm_priv)
+		vm->priv = vm + 1;
 	if (!vm || reserve(m) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -710,4 +720,23 @@ int core_model_wait(struct core_model *m, const char *name, uint64_t seen,
 	struct vm_seen v = { name, seen };
 
 	return core_model_wait_until(m, vm_check, &v, cancel, timeout_ms);
+}
+
+uint64_t core_model_record(struct core_model *m, const char *name, int rc,
+			   const char *err)
+{
+	struct core_vm *vm = NULL;
+	bool tree = !name || !*name;
+
+	core_model_wrlock(m);
+	if (!tree)
+		vm = core_model_find(m, name);
+	if (rc < 0)
+		core_model_fail(m, vm, err);
+	else if (vm && vm->err[0])
+		core_model_set_err(m, vm, "");
+	else if (tree && *core_model_err(m))
+		core_model_set_err(m, NULL, "");
+	core_model_unlock(m);
+	return core_model_flush(m);
 }

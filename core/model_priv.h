@@ -45,6 +45,8 @@ struct core_model {
 
 	struct core_obj **objs;         /* slot -> object, NULL when free */
 	size_t nobjs;
+
+	size_t vm_priv, obj_priv;       /* core_model_set_priv */
 };
 
 /* Queue a tree-level change (name NULL, slot -1) for the watchers. */

@@ -347,9 +347,11 @@ int core_model_obj_put(struct core_model *m, enum core_kind kind,
 		slot = free_slot(m);
 		if (slot < 0)
 			return slot;
-		o = calloc(1, sizeof(*o));
+		o = calloc(1, sizeof(*o) + m->obj_priv);
 		if (!o)
 			return -ENOMEM;
+		if (m->obj_priv)
+			o->priv = o + 1;
 		o->kind = kind;
 		o->slot = slot;
 		snprintf(o->name, sizeof(o->name), "%s", name);
@@ -363,13 +365,6 @@ int core_model_obj_put(struct core_model *m, enum core_kind kind,
 	if (out)
 		*out = o;
 	return 0;
-}
-
-void core_model_obj_set_status(struct core_model *m, struct core_obj *o,
-			       json_object *status)
-{
-	json_object_object_add(o->obj, "status", status);
-	render(m, o);
 }
 
 void core_model_obj_status_set(struct core_model *m, struct core_obj *o,

@@ -372,7 +372,7 @@ json_object *core_vm_to_object(const struct core_vm *vm)
 	json_object *spec = NULL;
 
 	json_object_object_add(o, "apiVersion",
-			       json_object_new_string("hypersdk.io/v1alpha1"));
+			       json_object_new_string(CORE_API_VERSION));
 	json_object_object_add(o, "kind",
 			       json_object_new_string("VirtualMachine"));
 	json_object_object_add(md, "name", json_object_new_string(vm->name));

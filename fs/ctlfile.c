@@ -36,36 +36,6 @@ static struct fs *req_fs(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* err goes to the VM's err (or vms/err) and events; nothing else moves. */
-static uint64_t record_failure(struct fs *fs, const char *vmname,
-			       const char *err)
-{
-	struct core_vm *vm = NULL;
-
-	core_model_wrlock(fs->m);
-	if (vmname && *vmname)
-		vm = core_model_find(fs->m, vmname);
-	core_model_fail(fs->m, vm, err);
-	core_model_unlock(fs->m);
-	return core_model_flush(fs->m);
-}
-
-static uint64_t record_success(struct fs *fs, const char *vmname)
-{
-	struct core_vm *vm = NULL;
-
-	core_model_wrlock(fs->m);
-	if (vmname && *vmname) {
-		vm = core_model_find(fs->m, vmname);
-		if (vm && vm->err[0])
-			core_model_set_err(fs->m, vm, "");
-	} else if (*core_model_err(fs->m)) {
-		core_model_set_err(fs->m, NULL, "");
-	}
-	core_model_unlock(fs->m);
-	return core_model_flush(fs->m);
-}
-
 /* Every signal with a handler makes the kernel send INTERRUPT, including
  * the SIGCHLD a shell gets when a background job ends.  Only signals
  * meant to stop the caller (Ctrl-C, SIGTERM, ...) end the waiting; the
@@ -274,7 +244,9 @@ static void *action_main(void *arg)
 	}
 	if (rc < 0 && !err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
-	seq = rc < 0 ? record_failure(fs, a->vm, err) : record_success(fs, a->vm);
+	/* err goes to the VM's err (or vms/err) and events; nothing else
+	 * moves. */
+	seq = core_model_record(fs->m, a->vm, rc, err);
 	/* mkdir and rmdir hold the directory lock that invalidating an entry
 	 * needs, so they must not wait for the notifier. */
 	if (a->kind != ACT_MKDIR && a->kind != ACT_RMDIR &&
@@ -756,7 +728,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	}
 	rc = core_name_check(name, err, sizeof(err));
 	if (rc < 0) {
-		record_failure(req_fs(req), NULL, err);
+		core_model_record(req_fs(req)->m, NULL, -EINVAL, err);
 		fuse_reply_err(req, -rc);
 		return;
 	}

@@ -529,18 +529,22 @@ static int collect_node(struct core_node *n, void *arg)
 	return 0;
 }
 
+/* As many as the model holds (mountd bounds how many peers it shows). */
 static void list_nodes(struct dirbuf *d)
 {
-	struct vm_name names[256], *p = names;
+	struct vm_name *names = NULL, *p = NULL;
 	int n = 0;
 
 	core_model_rdlock(d->fs->m);
 	core_model_each_node(d->fs->m, count_node, &n);
-	if (n <= 256)
+	names = calloc((size_t)n + 1, sizeof(*names));
+	p = names;
+	if (names)
 		core_model_each_node(d->fs->m, collect_node, &p);
 	core_model_unlock(d->fs->m);
-	for (struct vm_name *q = names; q < p; q++)
+	for (struct vm_name *q = names; q && q < p; q++)
 		fs_dir_add(d, q->name, fs_node_ino(q->slot, NF_DIR));
+	free(names);
 }
 
 static void list_dir(struct dirbuf *d, fuse_ino_t ino)

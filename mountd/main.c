@@ -1,4 +1,5 @@
-/* hypersdk-mountd: options, wiring, daemonizing, signals. */
+/* hypersdk-mountd: options, daemonizing, signals, and the wiring of the
+ * daemon (mountd.h) to the tree (fs) and the dashboard (web). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,29 +15,6 @@
 
 #include "mountd/mountd.h"
 #include "web/web.h"
-
-static int log_level = LOG_INFO_;
-
-void md_set_log_level(int level)
-{
-	log_level = level;
-}
-
-void md_log(int level, const char *fmt, ...)
-{
-	static const char *const names[] = { "error", "warn", "info", "debug" };
-	char ts[32];
-	va_list ap;
-
-	if (level > log_level)
-		return;
-	core_rfc3339(time(NULL), ts, sizeof(ts));
-	va_start(ap, fmt);
-	fprintf(stderr, "%s hypersdk-mountd %s: ", ts, names[level]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 struct opts {
 	char mount[4096];
@@ -63,6 +41,7 @@ struct opts {
 	const char *import_allow[MAX_ALLOW];
 	struct be_import_policy imp;
 	const char *probe;      /* live or ready: probe, don't serve */
+	struct core_acl acl;    /* --group, resolved */
 };
 
 static void usage(FILE *f)
@@ -464,11 +443,7 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 
 static void sync_state(void *arg, struct web_sync_state *st)
 {
-	struct mountd *md = arg;
-
-	st->online = sync_online(md->sync);
-	st->queued = sync_outbox_len(md->sync);
-	st->oldest = sync_outbox_oldest(md->sync);
+	md_outbox(arg, &st->online, &st->queued, &st->oldest);
 }
 
 /* The dashboard's socket is bound early, so a port in use fails the
@@ -477,7 +452,8 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 		    char *err, size_t errlen)
 {
 	struct web_config wc = { .listen = o->http, .token = o->http_token,
-				 .ops = &md_fs_ops, .arg = md, .node = md->node };
+				 .ctl = md_fs_ops.ctl, .obj = md_fs_ops.obj,
+				 .arg = md, .node = o->node };
 	const char *idle = getenv("HYPERSDK_HTTP_IDLE_TIMEOUT");
 
 	if (!o->http)
@@ -493,62 +469,12 @@ static int open_web(struct mountd *md, const struct opts *o, struct web **web,
 			return -EINVAL;
 		}
 	}
-	wc.model = md->m;
-	wc.cluster = md->sync != NULL;
-	wc.acl = &md->acl;
-	if (md->sync)
+	wc.model = md_model(md);
+	wc.cluster = md_cluster_mode(md);
+	wc.acl = &o->acl;
+	if (wc.cluster)
 		wc.sync_state = sync_state;
 	return web_open(&wc, web, err, errlen);
-}
-
-/* Image sources and limits (docs/security.md, "Image server"); in a
- * cluster any node may import a VMTemplate, so it must carry a checksum. */
-static int import_policy(struct mountd *md, const struct opts *o, char *err,
-			 size_t errlen)
-{
-	struct be_import_policy p = o->imp;
-	int rc;
-
-	p.allow = o->import_allow;
-	p.need_checksum = md->sync != NULL;
-	rc = be_import_set(md->be, &p);
-	if (rc < 0)
-		snprintf(err, errlen, "--import-dir %.300s: %s",
-			 p.dir ? p.dir : "", strerror(-rc));
-	return rc;
-}
-
-static int setup(struct mountd *md, const struct opts *o, char *err,
-		 size_t errlen)
-{
-	char pool[CORE_NAME_MAX + 16];
-	struct be_config bc = { .uri = o->uri, .pool_dir = o->pool_dir,
-				.pool_name = pool, .node = o->node,
-				.accel = o->accel,
-				.kernel_dir = o->kernel_dir[0] ? o->kernel_dir : NULL };
-	int rc = fs_check(o->mount, err, errlen);
-
-	if (rc < 0)
-		return rc;
-	/* One pool per node: daemons sharing a libvirtd never share a pool. */
-	snprintf(pool, sizeof(pool), "hypersdk-%s", o->node);
-	/* trust_dirs made the state and pool folders. */
-	rc = core_store_open(o->state_dir, &md->store, err, errlen);
-	if (rc == 0)
-		rc = core_model_new(&md->m);
-	if (rc == 0)
-		rc = be_open(&bc, &md->be, err, errlen);
-	/* Cluster mode is known before the store is read: a stored VM of
-	 * another node must not be taken for this node's. */
-	if (rc == 0 && (o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST")))
-		rc = md_cluster_open(md, o->kubeconfig, o->ns, err, errlen);
-	if (rc == 0)
-		rc = import_policy(md, o, err, errlen);
-	if (rc == 0)
-		rc = md_load(md, err, errlen);
-	if (rc == 0)
-		rc = md_ops_load(md);
-	return rc;
 }
 
 /* SIGTERM, SIGINT and SIGHUP must reach the thread in fs_run, which is
@@ -566,87 +492,64 @@ static void block_stop_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static void init(struct mountd *md, const struct opts *o)
-{
-	md_nq_init(&md->work);
-	md_nq_init(&md->status);
-	md_nq_init(&md->drops);
-	pthread_mutex_init(&md->slock, NULL);
-	pthread_cond_init(&md->scond, NULL);
-	snprintf(md->node, sizeof(md->node), "%s", o->node);
-	md->state_dir = o->state_dir;
-	md->uri = o->uri;
-	md->stop_timeout_ms = o->stop_timeout * 1000;
-	md->stats_interval_ms = (o->stats_interval ? o->stats_interval : 2) * 1000;
-	pthread_mutex_init(&md->runs_lock, NULL);
-	pthread_cond_init(&md->runs_cond, NULL);
-	md->migrate_copy_storage = o->copy_storage;
-	md->peers = calloc((size_t)o->npeers + 1, sizeof(*md->peers));
-	for (int i = 0; md->peers && i < o->npeers; i++) {
-		const char *eq = strchr(o->peers[i], '=');
-
-		snprintf(md->peers[i].node, sizeof(md->peers[i].node), "%.*s",
-			 (int)(eq - o->peers[i]), o->peers[i]);
-		snprintf(md->peers[i].uri, sizeof(md->peers[i].uri), "%s", eq + 1);
-		md->npeers++;
-	}
-}
-
-/* Queues stay allocated: libvirt's event thread may still post to them. */
-static void teardown(struct mountd *md, struct fs *fs, struct web *web)
-{
-	web_quiesce(web);
-	md_ops_stop(md);
-	fs_free(fs);
-	/* Before the threads and libvirt its actions use. */
-	web_free(web);
-	/* Our threads use sync; sync's threads only queue work for ours. */
-	md_stop_threads(md);
-	md_cluster_close(md);
-	if (md->be)
-		be_close(md->be);
-	if (md->m)
-		core_model_free(md->m);
-	if (md->store)
-		core_store_close(md->store);
-	free(md->peers);
-}
-
 /* The group whose members may create VMs.  A missing group is not fatal
  * (a fresh machine has none yet): only root may act until it exists and
  * the daemon restarts. */
-static void resolve_group(struct mountd *md, const char *name)
+static void resolve_group(struct core_acl *acl, const char *name)
 {
 	struct group gr, *res = NULL;
 	char buf[16384];
 
-	md->acl.has_group = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0
-			    && res;
-	md->acl.gid = md->acl.has_group ? res->gr_gid : 0;
+	acl->has_group = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0
+			 && res;
+	acl->gid = acl->has_group ? res->gr_gid : 0;
 }
 
-static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
-		 char *err, size_t errlen)
+static void config(struct opts *o, struct md_config *c)
 {
-	struct fs_config fc = { .ops = &md_fs_ops, .arg = md,
-				.mountpoint = o->mount, .debug = o->fuse_debug };
+	*c = (struct md_config){
+		.node = o->node, .uri = o->uri, .state_dir = o->state_dir,
+		.pool_dir = o->pool_dir,
+		.kernel_dir = o->kernel_dir[0] ? o->kernel_dir : NULL,
+		.cluster = cluster_mode(o), .kubeconfig = o->kubeconfig,
+		.ns = o->ns, .accel = o->accel,
+		.stop_timeout_s = o->stop_timeout,
+		.stats_interval_s = o->stats_interval,
+		.peers = o->peers, .npeers = (size_t)o->npeers,
+		.copy_storage = o->copy_storage, .imp = o->imp, .acl = o->acl,
+	};
+	c->imp.allow = o->import_allow;
+}
+
+/* Teardown order: operations end before the tree and the dashboard
+ * their writers came through; the daemon's threads after them. */
+static int serve(struct opts *o, int *notify_fd, char *err, size_t errlen)
+{
 	const char *group = o->group ? o->group : "hypersdk";
+	struct fs_config fc = { .ops = &md_fs_ops, .mountpoint = o->mount,
+				.debug = o->fuse_debug };
+	struct md_config mc;
+	struct mountd *md = NULL;
 	struct fs *fs = NULL;
 	struct web *web = NULL;
+	char what[256];
 	int rc;
 
-	resolve_group(md, group);
-	fc.acl = md->acl;
-	rc = setup(md, o, err, errlen);
-	fc.model = md->m;
+	resolve_group(&o->acl, group);
+	config(o, &mc);
+	rc = fs_check(o->mount, err, errlen);
 	if (rc == 0)
-		rc = open_web(md, o, &web, err, errlen);
+		rc = md_open(&mc, &md, err, errlen);
+	if (rc < 0)
+		return rc;
+	fc.arg = md;
+	fc.acl = o->acl;
+	fc.model = md_model(md);
+	rc = open_web(md, o, &web, err, errlen);
 	if (rc == 0)
 		rc = fs_mount(&fc, &fs, err, errlen);
 	if (rc == 0)
-		rc = md_start_threads(md);
-	if (rc == 0)
-		rc = md_cluster_start(md);
+		rc = md_start(md);
 	if (rc == 0 && web)
 		rc = web_start(web, err, errlen);
 	if (rc == 0 && web)
@@ -654,20 +557,22 @@ static int serve(struct mountd *md, const struct opts *o, int *notify_fd,
 		       strchr(o->http, ']') ? "[" : "", http_host(o->http),
 		       strchr(o->http, ']') ? "]" : "", web_port(web));
 	/* Only now: a refusal to start stays one line. */
-	if (rc == 0 && !md->acl.has_group)
+	if (rc == 0 && !o->acl.has_group)
 		md_log(LOG_WARN_, "group %s does not exist: only root may use "
 		       "the tree (groupadd %s, then restart)", group, group);
 	if (rc == 0) {
-		md_log(LOG_INFO_, "serving %s (node %s, libvirt %s, accel %s, "
-		       "%zu vms%s%s)", o->mount, o->node, o->uri,
-		       be_accel_name(md->be), core_model_count(md->m),
-		       md->sync ? ", namespace " : "", md->sync ? md->ns : "");
+		md_describe(md, what, sizeof(what));
+		md_log(LOG_INFO_, "serving %s (%s)", o->mount, what);
 		notify_parent(*notify_fd, NULL);
 		*notify_fd = -1;
 		rc = fs_run(fs);
 		md_log(LOG_INFO_, "unmounting %s; VMs keep running", o->mount);
 	}
-	teardown(md, fs, web);
+	web_quiesce(web);
+	md_quiesce(md);
+	fs_free(fs);
+	web_free(web);
+	md_close(md);
 	return rc;
 }
 
@@ -692,7 +597,6 @@ int main(int argc, char **argv)
 				   .low_speed = BE_IMPORT_LOW_SPEED,
 				   .stall_s = BE_IMPORT_STALL_S,
 				   .max_running = BE_IMPORT_MAX_RUNNING } };
-	struct mountd md = { .stop_timeout_ms = 0 };
 	char err[CORE_ERR_MAX] = "";
 	int rc, notify_fd = -1, orig_err = -1;
 	bool logged = false;
@@ -719,10 +623,8 @@ int main(int argc, char **argv)
 		close(orig_err);
 		orig_err = -1;
 	}
-	if (rc == 0) {
-		init(&md, &o);
-		rc = serve(&md, &o, &notify_fd, err, sizeof(err));
-	}
+	if (rc == 0)
+		rc = serve(&o, &notify_fd, err, sizeof(err));
 	if (rc < 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s", strerror(-rc));

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mountd/mountd.h"
+#include "mountd/priv.h"
 
 #define STATUS_MAX 4096
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A second libvirt "node" on this machine, for migration tests
-# (notes/libvirt-two-nodes.md): its own libvirtd + virtlogd in a private
+# (docs/backend-operations.md): its own libvirtd + virtlogd in a private
 # mount namespace with their own /etc/libvirt, /run/libvirt and
 # /var/lib/libvirt, their own host_uuid, and a TLS listener on
 # 127.0.0.2:16514 that takes only clients with a certificate of the node's

@@ -58,7 +58,7 @@ if ! grep -Eq '^[[:space:]]*host_uuid[[:space:]]*=' "$CONF"; then
 fi
 
 # By pid file, not by process name: a second node's daemons (own mount
-# namespace, see notes/libvirt-two-nodes.md) have the same names.
+# namespace, scripts/libvirt-node2.sh) have the same names.
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 # Without virtlogd, domain start fails with "Failed to connect socket to

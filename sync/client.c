@@ -157,17 +157,29 @@ void sync_http_give(struct sync *s, struct sync_http *h)
 	sync_http_free(h);
 }
 
-int sync_path(const struct sync *s, enum sync_kind k, const char *name,
-	      bool status, char *buf, size_t len)
+/* Namespaces are DNS labels: a dot would pass sync_name_ok. */
+static bool ns_ok(const char *ns)
+{
+	return sync_name_ok(ns) && !strchr(ns, '.');
+}
+
+static int kind_path(const char *ns, enum sync_kind k, const char *name,
+		     bool status, char *buf, size_t len)
 {
 	int n;
 
 	if ((unsigned)k >= SYNC_KIND_COUNT || (name && !sync_name_ok(name)))
 		return -EINVAL;
-	n = snprintf(buf, len, SYNC_API_GROUP "/namespaces/%s/%s%s%s%s",
-		     s->ns, sync_kind_plural(k), name ? "/" : "",
+	n = snprintf(buf, len, SYNC_API_PATH "/namespaces/%s/%s%s%s%s",
+		     ns, sync_kind_plural(k), name ? "/" : "",
 		     name ? name : "", status ? "/status" : "");
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int sync_path(const struct sync *s, enum sync_kind k, const char *name,
+	      bool status, char *buf, size_t len)
+{
+	return kind_path(s->ns, k, name, status, buf, len);
 }
 
 static int parse_answer(const struct sync_resp *rs, json_object **out,
@@ -281,11 +293,11 @@ static int check_crds(struct sync *s, char *err, size_t errlen)
 	json_object *list = NULL;
 	int r;
 
-	r = sync_request(s, "GET", SYNC_API_GROUP, NULL, NULL, &list, e,
+	r = sync_request(s, "GET", SYNC_API_PATH, NULL, NULL, &list, e,
 			 sizeof(e));
 	if (r == -ENOENT) {
-		snprintf(err, errlen, "CRD %s.hypersdk.io is not installed "
-			 "(kubectl apply -f deploy/crds/)",
+		snprintf(err, errlen, "CRD %s." CORE_API_GROUP " is not "
+			 "installed (kubectl apply -f deploy/crds/)",
 			 sync_kind_plural(SYNC_VM));
 		goto out;
 	}
@@ -297,8 +309,9 @@ static int check_crds(struct sync *s, char *err, size_t errlen)
 	for (int k = 0; k < SYNC_KIND_COUNT; k++) {
 		if (has_resource(list, sync_kind_plural(k)))
 			continue;
-		snprintf(err, errlen, "CRD %s.hypersdk.io is not installed "
-			 "(kubectl apply -f deploy/crds/)", sync_kind_plural(k));
+		snprintf(err, errlen, "CRD %s." CORE_API_GROUP " is not "
+			 "installed (kubectl apply -f deploy/crds/)",
+			 sync_kind_plural(k));
 		r = -ENOENT;
 		break;
 	}
@@ -358,7 +371,7 @@ static int fill(struct sync *s, const struct sync_config *cfg,
 	char *dir = NULL;
 	int r;
 
-	if (!sync_name_ok(ns) || strchr(ns, '.')) {
+	if (!ns_ok(ns)) {
 		snprintf(err, errlen, "bad namespace \"%s\"", ns);
 		return -EINVAL;
 	}
@@ -595,7 +608,7 @@ static json_object *for_create(struct sync *s, enum sync_kind k,
 		return NULL;
 	if (!json_object_object_get_ex(c, "apiVersion", NULL))
 		json_object_object_add(c, "apiVersion",
-				       json_object_new_string(SYNC_API_VERSION));
+				       json_object_new_string(CORE_API_VERSION));
 	if (!json_object_object_get_ex(c, "kind", NULL))
 		json_object_object_add(c, "kind",
 				       json_object_new_string(sync_kind_name(k)));
@@ -659,6 +672,68 @@ int sync_get(struct sync *s, enum sync_kind k, const char *name,
 	}
 	r = sync_request(s, "GET", path, NULL, NULL, out, err, errlen);
 	return unreachable(s, r, err, errlen);
+}
+
+int sync_list(const struct sync_creds *c, enum sync_kind k, const char *ns,
+	      json_object **out, char *err, size_t errlen)
+{
+	/* Never set: nothing else runs to cancel a one-shot read. */
+	static const int stop;
+	struct sync_http *h = NULL;
+	struct sync_resp rs = { 0 };
+	char path[512], e[CORE_ERR_MAX] = "", *url = NULL;
+	json_object *items;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if (!ns)
+		ns = c->ns ? c->ns : "default";
+	if (!c->server || !*c->server) {
+		snprintf(err, errlen, "no API server given");
+		return -EINVAL;
+	}
+	if ((unsigned)k >= SYNC_KIND_COUNT) {
+		snprintf(err, errlen, "no such kind");
+		return -EINVAL;
+	}
+	if (!ns_ok(ns) || kind_path(ns, k, NULL, false, path,
+				    sizeof(path)) < 0) {
+		snprintf(err, errlen, "bad namespace \"%s\"", ns);
+		return -EINVAL;
+	}
+	n = strlen(c->server);
+	while (n > 0 && c->server[n - 1] == '/')
+		n--;
+	if (asprintf(&url, "%.*s%s", (int)n, c->server, path) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = sync_http_new(c, &stop, &h, err, errlen);
+	if (r < 0)
+		goto out;
+	r = sync_http_do(h, "GET", url, NULL, NULL, &rs, e, sizeof(e));
+	if (r == 0)
+		r = sync_http_errno(&rs, e, sizeof(e));
+	if (r == SYNC_UNREACHABLE)
+		snprintf(err, errlen, "the API server at %.*s is unreachable: "
+			 "%s", (int)n, c->server, e);
+	else if (r < 0)
+		snprintf(err, errlen, "%s", e);
+	else
+		r = parse_answer(&rs, out, err, errlen);
+	if (r == 0 && (!json_object_object_get_ex(*out, "items", &items) ||
+		       !json_object_is_type(items, json_type_array))) {
+		snprintf(err, errlen, "the answer has no items");
+		json_object_put(*out);
+		*out = NULL;
+		r = -EIO;
+	}
+out:
+	sync_resp_free(&rs);
+	sync_http_free(h);
+	free(url);
+	return r;
 }
 
 /* The resourceVersion in the patch is a precondition: the server answers

@@ -16,11 +16,13 @@
 
 static const struct {
 	const char *name, *plural;
+	enum core_kind core;
 } kinds[SYNC_KIND_COUNT] = {
-	[SYNC_VM] = { "VirtualMachine", "virtualmachines" },
-	[SYNC_OPERATION] = { "VMOperation", "vmoperations" },
-	[SYNC_TEMPLATE] = { "VMTemplate", "vmtemplates" },
-	[SYNC_SNAPSHOT] = { "VMSnapshot", "vmsnapshots" },
+	[SYNC_VM] = { "VirtualMachine", "virtualmachines", CORE_KIND_COUNT },
+	[SYNC_OPERATION] = { "VMOperation", "vmoperations",
+			     CORE_KIND_OPERATION },
+	[SYNC_TEMPLATE] = { "VMTemplate", "vmtemplates", CORE_KIND_TEMPLATE },
+	[SYNC_SNAPSHOT] = { "VMSnapshot", "vmsnapshots", CORE_KIND_SNAPSHOT },
 };
 
 const char *sync_kind_name(enum sync_kind k)
@@ -31,6 +33,21 @@ const char *sync_kind_name(enum sync_kind k)
 const char *sync_kind_plural(enum sync_kind k)
 {
 	return (unsigned)k < SYNC_KIND_COUNT ? kinds[k].plural : "?";
+}
+
+enum core_kind sync_core_kind(enum sync_kind k)
+{
+	return (unsigned)k < SYNC_KIND_COUNT ? kinds[k].core : CORE_KIND_COUNT;
+}
+
+enum sync_kind sync_kind_of(enum core_kind k)
+{
+	if ((unsigned)k >= CORE_KIND_COUNT)
+		return SYNC_KIND_COUNT;
+	for (int i = 0; i < SYNC_KIND_COUNT; i++)
+		if (kinds[i].core == k)
+			return (enum sync_kind)i;
+	return SYNC_KIND_COUNT;
 }
 
 int sync_json_parse(const char *buf, size_t len, json_object **out)

@@ -34,7 +34,7 @@ static json_object *lease_meta(struct sync *s, bool create)
 	json_object *labels = json_object_new_object();
 	char name[SYNC_NAME_MAX + 1];
 
-	json_object_object_add(labels, SYNC_NODE_LABEL,
+	json_object_object_add(labels, CORE_NODE_LABEL,
 			       json_object_new_string("true"));
 	json_object_object_add(md, "labels", labels);
 	if (create) {
@@ -161,8 +161,9 @@ int sync_nodes(struct sync *s,
 	size_t n;
 	int r;
 
+	/* CORE_NODE_LABEL=true, its '/' and '=' escaped for the query. */
 	snprintf(path, sizeof(path), LEASES "?labelSelector=%s%%3Dtrue",
-		 s->ns, "hypersdk.io%2Fnode");
+		 s->ns, CORE_API_GROUP "%2Fnode");
 	r = sync_request(s, "GET", path, NULL, NULL, &list, err, errlen);
 	if (r == SYNC_UNREACHABLE) {
 		char e[CORE_ERR_MAX];

@@ -8,10 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#define SYNC_API_GROUP "/apis/hypersdk.io/v1alpha1"
-#define SYNC_API_VERSION "hypersdk.io/v1alpha1"
+#define SYNC_API_PATH "/apis/" CORE_API_VERSION
 #define SYNC_LEASE_PREFIX "hypersdk-node-"
-#define SYNC_NODE_LABEL "hypersdk.io/node"
 /* Transport failures and "not now" answers (429, 502-504) of the API
  * server: the only results that send a patch to the outbox. */
 #define SYNC_UNREACHABLE (-EHOSTUNREACH)
@@ -68,9 +66,6 @@ int sync_status_code(json_object *status);
 json_object *sync_merge_compose(json_object *older, json_object *newer);
 /* RFC 7386 application, for tests: a new document. */
 json_object *sync_merge_apply(json_object *target, json_object *patch);
-/* A DNS-1123 subdomain as Kubernetes names objects (so it is safe in a
- * URL path). */
-bool sync_name_ok(const char *name);
 /* "2026-11-26T15:04:05.000000Z" (Kubernetes MicroTime) for now. */
 void sync_micro_time(char *buf, size_t len);
 /* Parse RFC 3339 (with optional fraction and offset) to seconds. */
@@ -166,7 +161,7 @@ int sync_request(struct sync *s, const char *method, const char *path,
 int sync_request_on(struct sync *s, struct sync_http *h, const char *method,
 		    const char *path, json_object *body, const char *ctype,
 		    json_object **out, char *err, size_t errlen);
-/* "/apis/hypersdk.io/v1alpha1/namespaces/NS/PLURAL[/NAME[/status]]" */
+/* SYNC_API_PATH "/namespaces/NS/PLURAL[/NAME[/status]]" */
 int sync_path(const struct sync *s, enum sync_kind k, const char *name,
 	      bool status, char *buf, size_t len);
 bool sync_stopping(struct sync *s);

@@ -21,7 +21,9 @@
 #include <stddef.h>
 #include <time.h>
 
-/* Kinds of group hypersdk.io, version v1alpha1. */
+#include "core/core.h"
+
+/* Kinds of CORE_API_VERSION. */
 enum sync_kind {
 	SYNC_VM,                /* virtualmachines */
 	SYNC_OPERATION,         /* vmoperations */
@@ -31,6 +33,17 @@ enum sync_kind {
 };
 const char *sync_kind_name(enum sync_kind k);      /* "VirtualMachine" */
 const char *sync_kind_plural(enum sync_kind k);    /* "virtualmachines" */
+/* The one mapping between the model's object kinds and the API's, so the
+ * two enums cannot drift apart where they are wired together.  A kind
+ * out of range gives the other enum's COUNT, and so does SYNC_VM (the
+ * model keeps VMs as core_vm, not core_obj); every sync_* call refuses
+ * SYNC_KIND_COUNT with -EINVAL. */
+enum sync_kind sync_kind_of(enum core_kind k);
+enum core_kind sync_core_kind(enum sync_kind k);
+
+/* A DNS-1123 subdomain, as Kubernetes names objects and nodes (so it is
+ * also safe in a URL path). */
+bool sync_name_ok(const char *name);
 
 /* ---- credentials ---------------------------------------------------- */
 
@@ -82,6 +95,17 @@ enum sync_event_type {
 /* Decode one line of a watch stream.  *obj is a new reference. */
 int sync_event_decode(const char *line, size_t len, enum sync_event_type *type,
 		      json_object **obj, char *err, size_t errlen);
+
+/* ---- one read, without a client ------------------------------------- */
+
+/* GET the list of a kind in namespace ns (NULL: the credentials'
+ * namespace, else "default") with the credentials alone: no sync_open,
+ * so no CRD check, watch, lease or outbox, for a command that reads once
+ * and exits.  *out: the List (new reference); its "items" is an array
+ * (-EIO otherwise).  Errnos as above; -EHOSTUNREACH when the server
+ * does not answer. */
+int sync_list(const struct sync_creds *c, enum sync_kind k, const char *ns,
+	      json_object **out, char *err, size_t errlen);
 
 /* ---- the client ------------------------------------------------------ */
 

@@ -111,7 +111,7 @@ static void fill_kind(struct sync_watcher *w, json_object *o)
 	/* Built-in lists drop these from items; keep objects uniform. */
 	if (!json_object_object_get_ex(o, "apiVersion", NULL))
 		json_object_object_add(o, "apiVersion",
-				       json_object_new_string(SYNC_API_VERSION));
+				       json_object_new_string(CORE_API_VERSION));
 	if (!json_object_object_get_ex(o, "kind", NULL))
 		json_object_object_add(o, "kind",
 				       json_object_new_string(sync_kind_name(w->k)));

@@ -1,5 +1,5 @@
 /* The JSON API under /api/k8s/.  Reads copy from the model under its read
- * lock and serialize after dropping it; actions call the daemon's fs_ops
+ * lock and serialize after dropping it; actions call the daemon's ctl
  * with a parsed core_ctl, exactly as a ctl write does, and record the
  * outcome in err and events the way fs does. */
 #include <errno.h>
@@ -34,7 +34,7 @@ json_object *web_json_list(const char *kind, json_object *items)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "apiVersion",
-			       json_object_new_string("hypersdk.io/v1alpha1"));
+			       json_object_new_string(CORE_API_VERSION));
 	json_object_object_add(o, "kind", json_object_new_string(kind));
 	json_object_object_add(o, "items", items);
 	return o;
@@ -281,26 +281,6 @@ unsigned web_api_get(struct web *w, const struct web_route *r,
 	}
 }
 
-/* As fs records a finished action: a failure goes to err and events,
- * a success clears err. */
-void web_record(struct web *w, const char *name, int rc, const char *err)
-{
-	struct core_model *m = w->cfg.model;
-	struct core_vm *vm = NULL;
-
-	core_model_wrlock(m);
-	if (name)
-		vm = core_model_find(m, name);
-	if (rc < 0)
-		core_model_fail(m, vm, err);
-	else if (vm && vm->err[0])
-		core_model_set_err(m, vm, "");
-	else if (!name && *core_model_err(m))
-		core_model_set_err(m, NULL, "");
-	core_model_unlock(m);
-	core_model_flush(m);
-}
-
 /* Run msg on vm (NULL: create) and answer with the VM as it is after. */
 static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
 		    unsigned ok, char **body)
@@ -309,11 +289,11 @@ static unsigned act(struct web *w, const char *vm, const struct core_ctl *msg,
 	const char *name = vm ? vm : msg->arg;
 	json_object *o = json_object_new_object();
 	struct core_vm *v;
-	int rc = w->cfg.ops->ctl(w->cfg.arg, vm, msg, err, sizeof(err));
+	int rc = w->cfg.ctl(w->cfg.arg, vm, msg, err, sizeof(err));
 
 	if (rc < 0 && !err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
-	web_record(w, vm, rc, err);
+	core_model_record(w->cfg.model, vm, rc, err);
 	if (rc < 0) {
 		json_object_put(o);
 		*body = web_json_error(err);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs/fs.h"
 #include "web/priv.h"
 
 void web_buf_put(struct web_buf *b, const char *s, size_t n)

@@ -1,8 +1,8 @@
 /* Operations, snapshots and templates in the JSON API: the model's own
  * objects (VMOperation, VMSnapshot, VMTemplate), copied under the read
  * lock since the daemon edits their status in place under the write
- * lock, and serialized after.  Deleting a snapshot goes through fs_ops'
- * obj callback, as rmdir of vms/VM/snapshots/SNAP does. */
+ * lock, and serialized after.  Deleting a snapshot goes through the
+ * daemon's obj callback, as rmdir of vms/VM/snapshots/SNAP does. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,11 +179,11 @@ unsigned web_snapshot_delete(struct web *w, const struct web_route *r,
 				       "and root delete its snapshots");
 		return 403;
 	}
-	rc = w->cfg.ops->obj(w->cfg.arg, CORE_KIND_SNAPSHOT, vm, r->name,
-			     "delete", NULL, err, sizeof(err));
+	rc = w->cfg.obj(w->cfg.arg, CORE_KIND_SNAPSHOT, vm, r->name,
+			"delete", NULL, err, sizeof(err));
 	if (rc < 0 && !err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
-	web_record(w, vm, rc, err);
+	core_model_record(w->cfg.model, vm, rc, err);
 	if (rc < 0) {
 		*body = web_json_error(err);
 		return web_http_status(rc);

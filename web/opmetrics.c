@@ -13,11 +13,14 @@
 #include "web/priv.h"
 
 static const double op_le[WEB_OP_LE] = { 1, 5, 15, 60, 300, 1800 };
-/* spec.operation values of the API; anything else counts as other. */
-static const char *const op_types[WEB_OP_TYPES] = {
-	"clone", "migrate", "resize", "restore", "snapshot", "start", "stop",
-	"restart", "other",
-};
+/* The histograms are indexed by verb (CORE_OPS), "other" last: every
+ * spec.operation of the table has one. */
+static const char *op_label(int t)
+{
+	const struct core_op *op = core_op((enum core_verb)t);
+
+	return t == WEB_OP_TYPES - 1 ? "other" : op ? op->operation : NULL;
+}
 
 struct finished {
 	char name[CORE_NAME_MAX + 1];
@@ -32,10 +35,9 @@ struct scan {
 
 static int op_type(const char *s)
 {
-	for (int i = 0; s && i < WEB_OP_TYPES - 1; i++)
-		if (!strcmp(s, op_types[i]))
-			return i;
-	return WEB_OP_TYPES - 1;
+	const struct core_op *op = core_op_by_operation(s);
+
+	return op ? (int)op->verb : WEB_OP_TYPES - 1;
 }
 
 /* Model lock held: the finished operations with both times. */
@@ -117,18 +119,21 @@ static void op_histogram(struct web *w, struct web_buf *b)
 		       "type.\n# TYPE hypersdk_operation_duration_seconds histogram\n");
 	for (int t = 0; t < WEB_OP_TYPES; t++) {
 		const struct web_op_hist *h = &w->op_hist[t];
+		const char *label = op_label(t);
 
+		if (!label)
+			continue;
 		for (int i = 0; i < WEB_OP_LE; i++)
 			web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket"
 				       "{operation=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-				       op_types[t], op_le[i], h->bucket[i]);
+				       label, op_le[i], h->bucket[i]);
 		web_buf_printf(b, "hypersdk_operation_duration_seconds_bucket"
 			       "{operation=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
 			       "hypersdk_operation_duration_seconds_sum"
 			       "{operation=\"%s\"} %g\n"
 			       "hypersdk_operation_duration_seconds_count"
-			       "{operation=\"%s\"} %" PRIu64 "\n", op_types[t],
-			       h->count, op_types[t], h->sum, op_types[t], h->count);
+			       "{operation=\"%s\"} %" PRIu64 "\n", label,
+			       h->count, label, h->sum, label, h->count);
 	}
 	pthread_mutex_unlock(&w->op_lock);
 	free(s.f);

@@ -21,7 +21,7 @@ extern const struct web_asset web_assets[];
 extern const size_t web_nassets;
 
 /* The operation duration histogram (opmetrics.c). */
-#define WEB_OP_TYPES 9                  /* clone ... restart, other */
+#define WEB_OP_TYPES (CORE_V_COUNT + 1) /* by verb, then other */
 #define WEB_OP_LE 6                     /* buckets besides +Inf */
 struct web_op_hist {
 	uint64_t count, bucket[WEB_OP_LE];     /* bucket: cumulative */
@@ -91,9 +91,6 @@ char *web_json_error(const char *msg);
 /* o as compact text (o is put); {apiVersion, kind, items}. */
 char *web_json_text(json_object *o);
 json_object *web_json_list(const char *kind, json_object *items);
-/* Record an action's outcome as fs does: a failure in err and events of
- * the VM (name NULL: vms/err), a success clears err. */
-void web_record(struct web *w, const char *name, int rc, const char *err);
 
 /* objects.c: operations, snapshots and templates. */
 unsigned web_objects_get(struct web *w, const struct web_route *r,

@@ -514,6 +514,12 @@ int web_open(const struct web_config *cfg, struct web **out, char *err,
 	w->cfg = *cfg;
 	w->fd = -1;
 	init_sync(w);
+	/* Refused now rather than a crash at the first button pressed. */
+	if (!w->cfg.ctl || !w->cfg.obj) {
+		snprintf(err, errlen, "no actions given (ctl and obj)");
+		rc = -EINVAL;
+		goto out;
+	}
 	rc = bind_socket(w, err, errlen);
 	if (rc == 0 && !w->loopback && !(cfg->token && cfg->token[0])) {
 		snprintf(err, errlen, "--http %s is not a loopback address: "

@@ -1,7 +1,8 @@
 /* web: the dashboard (/k8s/vms), its JSON API (/api/k8s/...), server-sent
  * events and Prometheus /metrics, served by libmicrohttpd.  Readers copy
  * from the in-memory model and never wait on libvirt; actions go through
- * the same fs_ops callbacks as a ctl write, with the same ctl grammar.
+ * the daemon's callbacks (web_config's ctl and obj), the ones a ctl write
+ * in the tree calls, with the same ctl grammar.
  *
  * Conventions as in core: 0 or -errno, one-line errors in err. */
 #ifndef HYPERSDK_WEB_H
@@ -13,7 +14,6 @@
 #include <time.h>
 
 #include "core/core.h"
-#include "fs/fs.h"
 
 #define WEB_DEFAULT_LISTEN "127.0.0.1:8080"
 #define WEB_BODY_MAX (64 * 1024)       /* a request body, at most */
@@ -29,7 +29,17 @@ struct web_config {
 	const char *listen;             /* "ADDR:PORT", "[V6]:PORT" */
 	const char *token;              /* bearer token for POSTs; NULL: none */
 	struct core_model *model;
-	const struct fs_ops *ops;       /* what ctl writes call */
+	/* The actions, called with arg from a request's thread and allowed
+	 * to block until done; 0 or -errno with the reason in err.  They
+	 * are the tree's own (fs_ops' ctl and obj fit as they are), so a
+	 * button and a ctl write cannot behave differently.  ctl: msg on
+	 * vm, or create when vm is NULL.  obj: verb ("delete", ...) on an
+	 * operation, snapshot or template (vm: a snapshot's VM). */
+	int (*ctl)(void *arg, const char *vm, const struct core_ctl *msg,
+		   char *err, size_t errlen);
+	int (*obj)(void *arg, enum core_kind kind, const char *vm,
+		   const char *name, const char *verb, json_object *spec,
+		   char *err, size_t errlen);
 	void *arg;
 	const char *node;               /* this node's name, for the page */
 	bool cluster;                   /* synced with Kubernetes */

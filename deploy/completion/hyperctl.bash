@@ -38,9 +38,8 @@ _hyperctl_kube() { # names of a kind, with the line's -namespace/-kubeconfig
 
 _hyperctl_k8s() {
 	local cur=$1 prev=$2
-	local ops="vm-list vm-create vm-start vm-stop vm-restart vm-clone
-		vm-snapshot-create vm-snapshot-list vm-snapshot-delete
-		vm-snapshot-restore vm-migrate vm-resize vm-delete template-list"
+	local ops
+	ops=$(hyperctl __complete ops 2>/dev/null)
 	local flags="-op -vm -cpus -memory -disk -image -template -target
 		-target-node -snapshot -include-memory -namespace -kubeconfig -name"
 	case ${prev#-} in
@@ -78,8 +77,8 @@ _hyperctl_args() { # the words after VERB NAME
 
 _hyperctl() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="list create start stop restart pause resume status wait spec
-		events clone migrate resize snapshot revert cancel delete k8s"
+	local verbs
+	verbs="$(hyperctl __complete verbs 2>/dev/null) k8s"
 	local i=1 vi
 	COMPREPLY=()
 	if [ "${COMP_WORDS[1]-}" = k8s ] && [ "$COMP_CWORD" -ge 2 ]; then

@@ -67,13 +67,15 @@ static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
 static int ev_count;
 static double ev_time;          /* when the last event for vm arrived */
+static enum core_phase ev_now;  /* and the phase it said */
 
-static void on_event(void *arg, const char *name)
+static void on_event(void *arg, const char *name, enum core_phase phase)
 {
 	pthread_mutex_lock(&ev_lock);
 	if (name && strcmp(name, vm) == 0) {
 		ev_count++;
 		ev_time = now();
+		ev_now = phase;
 	}
 	pthread_cond_broadcast(&ev_cond);
 	pthread_mutex_unlock(&ev_lock);
@@ -281,6 +283,10 @@ static void lifecycle(struct be_conn *c)
 	dt = wait_event(seen, t1 + 1.0);
 	ok(dt >= 0, "lifecycle event %.3f s after virsh destroy returned",
 	   dt >= 0 ? dt - t1 : -1.0);
+	pthread_mutex_lock(&ev_lock);
+	ok(ev_now == CORE_PHASE_STOPPED, "the event says Stopped (%s)",
+	   core_phase_name(ev_now));
+	pthread_mutex_unlock(&ev_lock);
 	check_info(c, CORE_PHASE_STOPPED, "destroyed", "after destroy");
 	rc = be_info(c, vm, &in, E(err), sizeof(err));
 	ok(rc == 0 && in.pid == 0 && in.vnc_port == -1 && !in.console[0] &&

@@ -5,7 +5,8 @@
 #   - created with one curl POST (admin client cert, so kubectl's own
 #     start-up is not counted), the headline figure;
 #   - created with `kubectl apply -f -` (what a user types);
-# against `virsh start` of the same domains once stopped.  Prints p50/p95
+# against `virsh start` of the same domains once stopped, and against
+# `echo start > ctl` of them in the tree, all in one run.  Prints p50/p95
 # and the ratio of p50s; fails only when something is broken (a VM that
 # never runs, a domain left behind after delete), never on a slow machine.
 #
@@ -154,11 +155,29 @@ start_mountd --kubeconfig "$KC/kubeconfig" --namespace default --log-level debug
 wait_for 10 phase_is "${P}c$N" Stopped
 is "the daemon is back and sees them stopped" "$(phase "${P}c$N")" Stopped
 
+# 2b. the same stopped domains started through the tree, one write each
+# (it returns once the VM runs), against the virsh starts above
+CS=()
+for ((i = 1; i <= N; i++)); do
+	n=${P}c$i
+	us; t0=$NOW
+	if echo start 2>"$T/ctl.err" >"$M/vms/$n/ctl"; then
+		us; CS+=($(((NOW - t0) / 1000)))
+	else
+		not_ok "ctl start $n" "$(cat "$M/vms/$n/err" 2>&1)"
+	fi
+done
+check "ctl start: ${#CS[@]} VMs started through the tree" test "${#CS[@]}" -eq "$N"
+CTL_P50=$(pct 50 "${CS[@]}")
+echo "# ctl start p50 $CTL_P50 ms p95 $(pct 95 "${CS[@]}") ms (n=${#CS[@]})"
+for ((i = 1; i <= N; i++)); do stop_one "${P}c$i"; done
+
 # 3. created with kubectl apply (its start-up, ~100s of ms, included)
 k get vm >/dev/null 2>&1 # discovery cache warm, as on a user's machine
 series "kubectl apply" "${P}k" kubectl
 KUBECTL_P50=$(pct 50 "${BOTH[@]}") KUBECTL_P95=$(pct 95 "${BOTH[@]}")
 
+echo "# RATIO ctl-start-p50/virsh-start-p50 $(awk -v a="$CTL_P50" -v b="$VIRSH_P50" 'BEGIN{printf "%.2f", a/b}') (the same domains, stopped)"
 echo "# RATIO apply-to-running-p50/virsh-start-p50 $(awk -v a="$CURL_P50" -v b="$VIRSH_P50" 'BEGIN{printf "%.2f", a/b}') (curl create; apply defines the domain and its disk, virsh start only starts)"
 echo "# RATIO kubectl-apply-to-running-p50/virsh-start-p50 $(awk -v a="$KUBECTL_P50" -v b="$VIRSH_P50" 'BEGIN{printf "%.2f", a/b}')"
 echo "# apply-to-running p50 $CURL_P50 ms p95 $CURL_P95 ms (target < 1000 ms; KubeVirt's perf CI reports ~22600 ms)"

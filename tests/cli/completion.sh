@@ -17,7 +17,8 @@ cat >"$T/bin/kubectl" <<'K'
 case "$*" in *virtualmachines*) printf 'virtualmachine.hypersdk.io/k8s-a\nvirtualmachine.hypersdk.io/k8s-b\n' ;; esac
 K
 chmod +x "$T/bin/kubectl"
-PATH=$T/bin:$PATH
+# hyperctl itself gives the verbs (hyperctl __complete), from the build
+PATH=$T/bin:${BUILD:-$TOP/build}/cli:$PATH
 # shellcheck disable=SC1091
 . "$TOP/deploy/completion/hyperctl.bash"
 

@@ -78,6 +78,9 @@ golden vm-snapshot-create -op vm-snapshot-create -vm my-vm -snapshot my-snapshot
 golden vm-create-full -op vm-create -vm web -cpus 2 -memory 1.5G -disk 20Gi \
 	-image https://cloud.example.com/jammy.qcow2 -namespace prod
 golden vm-create-bare -op vm-create -vm my-vm
+# VMOperation verbs that come from the verb table (CORE_OPS) alone.
+golden vm-pause -op vm-pause -vm my-vm
+golden vm-resume -op vm-resume -vm my-vm
 golden vm-migrate -op vm-migrate -vm my-vm -target-node node-2
 golden vm-resize -op vm-resize -vm my-vm -cpus 8 -memory 16Gi
 golden vm-resize-memory -op vm-resize -vm my-vm -memory 4096Mi

@@ -5,7 +5,8 @@
 # `stop` (the guest powers itself off, no StopTimeout) and a `restart`.
 #
 # Runs under TCG: Linux guests hang under nested KVM on our machines
-# (notes/guest.md).  Every wait is bounded, so a broken guest fails fast.
+# (docs/operator-guide.md, "KVM or TCG").  Every wait is bounded, so a
+# broken guest fails fast.
 #
 # Environment: GUEST_BOOT_TIMEOUT (seconds from start to an agent answer,
 # default 30).

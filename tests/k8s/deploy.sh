@@ -427,7 +427,7 @@ can() { # can VERB RESOURCE [kubectl auth can-i args...]: "yes"
 	ksa auth can-i "$@" 2>/dev/null || true
 }
 VM=virtualmachines.hypersdk.io
-# what the daemon does (sync/*.c, mountd/cluster.c)
+# what the daemon does (sync/*.c, mountd/cluster/)
 yes_list=(
 	"get $VM -n $WATCH"
 	"list $VM -n $WATCH"

@@ -237,6 +237,13 @@ void t_patch(void)
 	   strcmp(json_object_get_string(json_object_object_get(v, "phase")),
 		  "Running") == 0, "sync_get returns the object with status");
 	json_object_put(o);
+	/* hyperctl's read: the credentials alone, no client. */
+	o = NULL;
+	ok(sync_list(&C.creds, SYNC_VM, NULL, &o, err, sizeof(err)) == 0 &&
+	   json_object_object_get_ex(o, "items", &v) &&
+	   json_object_array_length(v) >= LAT_N,
+	   "sync_list lists the VMs without a client (%s)", err);
+	json_object_put(o);
 }
 
 void t_errors(void)
@@ -259,6 +266,21 @@ void t_errors(void)
 	ok(r == -EINVAL, "a name that is no Kubernetes name: -EINVAL (%s)", err);
 	r = sync_delete(C.a, SYNC_VM, "nope", err, sizeof(err));
 	ok(r == -ENOENT, "delete of a missing VM: -ENOENT (%s)", err);
+	{
+		struct sync_creds c = altered("https://127.0.0.1:1/", NULL,
+					      false, false);
+		json_object *o = NULL;
+
+		r = sync_list(&c, SYNC_VM, NULL, &o, err, sizeof(err));
+		ok(r == -EHOSTUNREACH && !o &&
+		   strstr(err, "https://127.0.0.1:1 is unreachable"),
+		   "sync_list from a server that does not answer: "
+		   "-EHOSTUNREACH (%s)", err);
+		r = sync_list(&C.creds, SYNC_VM, "a.b", &o, err, sizeof(err));
+		ok(r == -EINVAL && !o, "sync_list in a namespace that is no "
+		   "DNS label: -EINVAL (%s)", err);
+		sync_creds_free(&c);
+	}
 	ok(sync_outbox_len(C.a) == 0, "errors are not queued in the outbox");
 }
 

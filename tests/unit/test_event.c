@@ -28,6 +28,27 @@ static void test_kinds(void **state)
 	assert_string_equal(sync_kind_name(SYNC_KIND_COUNT), "?");
 }
 
+/* Both ways, and the names agree, so a kind added to one enum and not
+ * the other shows here. */
+static void test_kind_mapping(void **state)
+{
+	for (int k = 0; k < CORE_KIND_COUNT; k++) {
+		enum sync_kind s = sync_kind_of((enum core_kind)k);
+
+		assert_int_not_equal(s, SYNC_KIND_COUNT);
+		assert_int_not_equal(s, SYNC_VM);
+		assert_int_equal(sync_core_kind(s), k);
+		assert_string_equal(sync_kind_name(s),
+				    core_kind_name((enum core_kind)k));
+	}
+	assert_int_equal(sync_kind_of(CORE_KIND_SNAPSHOT), SYNC_SNAPSHOT);
+	assert_int_equal(sync_core_kind(SYNC_TEMPLATE), CORE_KIND_TEMPLATE);
+	assert_int_equal(sync_core_kind(SYNC_VM), CORE_KIND_COUNT);
+	assert_int_equal(sync_core_kind(SYNC_KIND_COUNT), CORE_KIND_COUNT);
+	assert_int_equal(sync_kind_of(CORE_KIND_COUNT), SYNC_KIND_COUNT);
+	assert_int_equal(sync_kind_of((enum core_kind)-1), SYNC_KIND_COUNT);
+}
+
 static void test_decode_ok(void **state)
 {
 	enum sync_event_type t;
@@ -320,6 +341,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_kind_mapping),
 		cmocka_unit_test(test_decode_ok),
 		cmocka_unit_test(test_decode_bad),
 		cmocka_unit_test(test_decode_unterminated),

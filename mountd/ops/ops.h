@@ -1,17 +1,25 @@
-/* Shared by the operations engine's files only (ops.c, opsrun.c,
- * opverbs.c, templates.c); the daemon sees mountd.h. */
-#ifndef HYPERSDK_MOUNTD_OPS_H
-#define HYPERSDK_MOUNTD_OPS_H
+/* Shared by the operations engine's files only (mountd/ops/); the rest
+ * of the daemon sees priv.h. */
+#ifndef HYPERSDK_MOUNTD_OPS_OPS_H
+#define HYPERSDK_MOUNTD_OPS_OPS_H
 
 #include <stdarg.h>
 
-#include "mountd/mountd.h"
+#include "mountd/priv.h"
 
 enum { OPS_CANCEL_USER = 1, OPS_CANCEL_TIMEOUT = 2 };
 
+/* An operation without spec.timeout, and a writer's wait for an
+ * operation another node runs. */
+#define OPS_TIMEOUT_S (30 * 60)
+/* How long a cancel waits for the operation to end. */
+#define OPS_CANCEL_WAIT_S 60
+/* Beyond an operation's own timeout: the owner's status must travel back
+ * through the API server. */
+#define OPS_REMOTE_GRACE_S 30
+
 struct progress_ctx;
 
-enum sync_kind ops_sync_kind(enum core_kind k);
 void ops_now(char *buf, size_t len);
 /* A JSON string, "" for NULL (status values). */
 json_object *ops_jstr(const char *s);
@@ -49,16 +57,8 @@ int ops_snapshot_ctl(struct mountd *md, const char *vm,
 		     const struct core_ctl *msg, bool owned, char *err,
 		     size_t errlen);
 
-/* opverbs.c: each runs with the VM marked busy; 0 or -errno with err.
- * o is a private copy of the VMOperation. */
-int ops_do_clone(struct mountd *md, const char *op, json_object *o,
-		 struct md_run *run, char *err, size_t errlen);
-int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
-		   struct md_run *run, char *err, size_t errlen);
-int ops_do_resize(struct mountd *md, const char *op, json_object *o,
-		  char *err, size_t errlen);
-int ops_do_revert(struct mountd *md, const char *op, json_object *o,
-		  char *err, size_t errlen);
+/* verbs.c: clone, migrate, resize and revert are md_run_<verb> (priv.h);
+ * the refusals a ctl write gets before any object is made: */
 int ops_precheck(struct mountd *md, const char *vm,
 		 const struct core_ctl *msg, char *err, size_t errlen);
 /* snapshots (snapshots.c) */

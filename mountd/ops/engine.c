@@ -1,21 +1,22 @@
-/* The operations engine.  Every long action (clone, migrate, resize,
- * revert, and start/stop/restart asked for by a VMOperation) is an object
- * with phases Pending, Running, Succeeded, Failed or Cancelled, a
- * progress, times and a message.  One implementation serves the tree and
- * kubectl: a ctl write makes the object and runs it in the writer's
- * action thread; an object from the API server runs in a thread of its
- * own on the VM's owner.  The VM's status "operation" is the lock that
- * keeps a second conflicting action out (EBUSY). */
+/* The operations engine: objects, their status and where it goes (model,
+ * store, API), and the runs of this node with their cancel and timeout.
+ * Every long action (clone, migrate, resize, revert, and the verbs a
+ * VMOperation asks for) is an object with phases Pending, Running,
+ * Succeeded, Failed or Cancelled, a progress, times and a message.  One
+ * implementation serves the tree and kubectl: a ctl write makes the
+ * object and runs it in the writer's action thread (run.c); an object
+ * from the API server runs in a thread of its own on the VM's owner
+ * (objects.c).  The VM's busy mark (vm.c) keeps a second conflicting
+ * action out (EBUSY). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 
-#define DEFAULT_TIMEOUT_S (30 * 60)
 
 struct md_run {
 	struct md_run *next;
@@ -25,17 +26,6 @@ struct md_run {
 	bool done;
 	time_t deadline;
 };
-
-static const enum sync_kind to_sync[CORE_KIND_COUNT] = {
-	[CORE_KIND_OPERATION] = SYNC_OPERATION,
-	[CORE_KIND_SNAPSHOT] = SYNC_SNAPSHOT,
-	[CORE_KIND_TEMPLATE] = SYNC_TEMPLATE,
-};
-
-enum sync_kind ops_sync_kind(enum core_kind k)
-{
-	return to_sync[k];
-}
 
 json_object *ops_jstr(const char *s)
 {
@@ -55,7 +45,7 @@ json_object *ops_new_object(struct mountd *md, enum core_kind kind,
 	json_object *o = json_object_new_object(), *meta, *spec, *ref;
 
 	json_object_object_add(o, "apiVersion",
-			       json_object_new_string("hypersdk.io/v1alpha1"));
+			       json_object_new_string(CORE_API_VERSION));
 	json_object_object_add(o, "kind",
 			       json_object_new_string(core_kind_name(kind)));
 	meta = json_object_new_object();
@@ -104,7 +94,7 @@ void ops_publish(struct mountd *md, enum core_kind kind, const char *name)
 		md_log(LOG_WARN_, "cannot store %s %s: %s", core_kind_name(kind),
 		       name, strerror(-rc));
 	if (md->sync && json_object_object_get_ex(obj, "status", &st)) {
-		rc = sync_patch_status(md->sync, to_sync[kind], name, st, err,
+		rc = sync_patch_status(md->sync, sync_kind_of(kind), name, st, err,
 				       sizeof(err));
 		if (rc < 0 && rc != -EHOSTUNREACH)
 			md_log(LOG_WARN_, "%s %s: status not published: %s",
@@ -130,7 +120,7 @@ int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
 	rc = core_model_obj_find(md->m, kind, name) ? -EEXIST : 0;
 	core_model_unlock(md->m);
 	if (rc == 0 && md->sync) {
-		rc = sync_create(md->sync, to_sync[kind], obj, &created, err,
+		rc = sync_create(md->sync, sync_kind_of(kind), obj, &created, err,
 				 errlen);
 		if (rc == 0 && created) {
 			json_object_put(obj);
@@ -153,7 +143,7 @@ int ops_create(struct mountd *md, enum core_kind kind, json_object *obj,
 	}
 	if (rc == 0) {
 		/* Only a runner's status beats the watch's (merge_put). */
-		o->mine = run_here;
+		md_ox(o)->mine = run_here;
 		obj = NULL;
 	}
 	core_model_unlock(md->m);
@@ -171,7 +161,7 @@ void ops_delete(struct mountd *md, enum core_kind kind, const char *name)
 	struct core_obj *o;
 
 	if (md->sync)
-		sync_delete(md->sync, to_sync[kind], name, err, sizeof(err));
+		sync_delete(md->sync, sync_kind_of(kind), name, err, sizeof(err));
 	core_store_del(md->store, core_kind_dir(kind), name);
 	core_model_wrlock(md->m);
 	o = core_model_obj_find(md->m, kind, name);
@@ -194,7 +184,7 @@ void ops_status(struct mountd *md, enum core_kind kind, const char *name, ...)
 	core_model_wrlock(md->m);
 	o = core_model_obj_find(md->m, kind, name);
 	if (o)
-		o->mine = true;         /* its status is ours from now on */
+		md_ox(o)->mine = true;  /* its status is ours from now on */
 	while ((key = va_arg(ap, const char *))) {
 		v = va_arg(ap, json_object *);
 		if (o)
@@ -246,7 +236,7 @@ struct md_run *ops_run_begin(struct mountd *md, const char *op,
 		return NULL;
 	snprintf(r->op, sizeof(r->op), "%s", op);
 	snprintf(r->vm, sizeof(r->vm), "%s", vm);
-	r->deadline = time(NULL) + (timeout_s > 0 ? timeout_s : DEFAULT_TIMEOUT_S);
+	r->deadline = time(NULL) + (timeout_s > 0 ? timeout_s : OPS_TIMEOUT_S);
 	pthread_mutex_lock(&md->runs_lock);
 	r->next = md->runs;
 	md->runs = r;
@@ -444,19 +434,6 @@ void md_ops_stop(struct mountd *md)
 	       pthread_cond_timedwait(&md->runs_cond, &md->runs_lock, &dl) == 0)
 		;
 	pthread_mutex_unlock(&md->runs_lock);
-}
-
-bool md_vm_active(struct mountd *md, const char *name)
-{
-	struct core_vm *vm;
-	bool r;
-
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	r = vm && (vm->st.phase == CORE_PHASE_RUNNING ||
-		   vm->st.phase == CORE_PHASE_PAUSED);
-	core_model_unlock(md->m);
-	return r;
 }
 
 /* spec.cancel on a VMOperation this node runs (kubectl patch, or a cancel

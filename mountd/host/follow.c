@@ -1,5 +1,5 @@
 /* Keeping the model in step with libvirt: loading at start, adopting our
- * domains, following lifecycle events (not polling), and stats. */
+ * domains, following lifecycle events (not polling).  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,27 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mountd/mountd.h"
-
-int md_persist(struct mountd *md, const char *name)
-{
-	struct core_vm *vm;
-	json_object *obj = NULL;
-	int rc;
-
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		obj = core_vm_to_object(vm);
-	core_model_unlock(md->m);
-	if (!obj)
-		return vm ? -ENOMEM : -ENOENT;
-	rc = core_store_put(md->store, "vms", name, obj);
-	json_object_put(obj);
-	if (rc < 0)
-		md_log(LOG_ERR_, "cannot store vm %s: %s", name, strerror(-rc));
-	return rc;
-}
+#include "mountd/priv.h"
 
 /* True when process pid holds the master side of pty number n (the
  * kernel shows a /dev/ptmx descriptor's "tty-index" in fdinfo). */
@@ -100,6 +80,18 @@ static void give_console(const char *name, const char *pty, pid_t qemu,
 	close(fd);
 }
 
+static bool marked(const struct core_vm *vm, enum core_verb v)
+{
+	const struct md_mark *m = &md_x(vm)->mark;
+
+	return m->hold == MD_HOLD_VERB && m->verb == v;
+}
+
+static bool busy(const struct core_vm *vm)
+{
+	return md_x(vm)->mark.hold != MD_HOLD_NONE;
+}
+
 static void apply_info(struct mountd *md, struct core_vm *vm,
 		       const struct be_info *in, time_t now)
 {
@@ -111,10 +103,11 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 		st->start_time = now;
 	if (!running)
 		st->start_time = 0;
-	/* A migration shows as Migrating while the guest still runs here. */
-	if (!strcmp(st->operation, "migrate") && running)
+	/* A migration shows as Migrating while the guest still runs here;
+	 * a VM being created stays Creating until its create is done. */
+	if (marked(vm, CORE_V_MIGRATE) && running)
 		st->phase = CORE_PHASE_MIGRATING;
-	else if (strcmp(st->operation, "create") != 0)
+	else if (!marked(vm, CORE_V_CREATE))
 		st->phase = in->phase;
 	snprintf(st->uuid, sizeof(st->uuid), "%s", in->uuid);
 	snprintf(st->accel, sizeof(st->accel), "%s", be_accel_name(md->be));
@@ -147,9 +140,9 @@ static void apply_info(struct mountd *md, struct core_vm *vm,
 static void mark_missing(struct core_vm *vm, time_t now)
 {
 	/* The reconciler refused this spec: its condition says why. */
-	if (!vm->defined_gen && vm->refused_gen == vm->spec_gen)
+	if (!md_x(vm)->defined_gen && md_x(vm)->refused_gen == vm->spec_gen)
 		return;
-	if (!vm->defined_gen) {
+	if (!md_x(vm)->defined_gen) {
 		/* Claimed but not defined here yet: on its way, not lost. */
 		vm->st.phase = CORE_PHASE_PENDING;
 		core_status_cond(&vm->st, CORE_COND_READY, false, "NotDefined",
@@ -172,7 +165,7 @@ static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
 		!strcmp(reason, "crashed");
 	enum core_action act;
 
-	if (vm->st.operation[0] || !(was == CORE_PHASE_RUNNING ||
+	if (busy(vm) || !(was == CORE_PHASE_RUNNING ||
 				     was == CORE_PHASE_PAUSED))
 		return CORE_ACT_NONE;
 	if (vm->st.phase != CORE_PHASE_STOPPED && vm->st.phase != CORE_PHASE_FAILED)
@@ -182,6 +175,16 @@ static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
 			 "domain stopped outside hypersdk (%s)%s", reason,
 			 act == CORE_ACT_START ? "; restarting (highAvailability)" : "");
 	return act;
+}
+
+/* highAvailability: a crashed guest comes back. */
+static void restart(struct mountd *md, const char *name)
+{
+	struct core_ctl msg = { .verb = CORE_V_START };
+	char err[CORE_ERR_MAX];
+
+	if (md_do(md, name, &msg, err, sizeof(err)) < 0)
+		md_log(LOG_WARN_, "restart %s: %s", name, err);
 }
 
 void md_refresh(struct mountd *md, const char *name)
@@ -202,7 +205,7 @@ void md_refresh(struct mountd *md, const char *name)
 	vm = core_model_find(md->m, name);
 	/* In a cluster, another node's VM has its status from its owner. */
 	if (!vm || (rc < 0 && rc != -ENOENT) ||
-	    (rc == -ENOENT && vm->st.operation[0]) ||
+	    (rc == -ENOENT && busy(vm)) ||
 	    (md->sync && strcmp(vm->st.node, md->node) != 0)) {
 		core_model_unlock(md->m);
 		return;
@@ -220,7 +223,7 @@ void md_refresh(struct mountd *md, const char *name)
 	/* Only a stop seen happening counts: at start-up the previous phase
 	 * is Unknown, and spec.running then decides (start_if_wanted). */
 	turn_off = act == CORE_ACT_NONE && vm->spec.running &&
-		   !vm->st.operation[0] &&
+		   !busy(vm) &&
 		   (was == CORE_PHASE_RUNNING || was == CORE_PHASE_PAUSED) &&
 		   (vm->st.phase == CORE_PHASE_STOPPED || vm->st.phase == CORE_PHASE_FAILED);
 	core_model_status_changed(md->m, vm);
@@ -230,34 +233,23 @@ void md_refresh(struct mountd *md, const char *name)
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
 	give_console(name, pty, qemu, owner);
-	md_update_nodes(md, false);
-	if (turn_off || act == CORE_ACT_START) {
-		struct core_ctl msg = { .verb = turn_off ? CORE_V_STOP : CORE_V_START };
-
-		if (turn_off)
-			md_set_running(md, name, false);
-		else if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
-			md_log(LOG_WARN_, "restart %s: %s", name, err);
-	}
+	md_nodes_dirty(md);
+	if (turn_off)
+		md_set_running(md, name, false);
+	else if (act == CORE_ACT_START)
+		restart(md, name);
 }
 
-/* ---- the reconciler thread ---------------------------------------- */
+/* ---- the reconciler -------------------------------------------------- */
 
 void md_queue(struct mountd *md, const char *name)
 {
-	md_nq_put(&md->work, name);
+	md_nq_put(&md->work.q, name);
 }
 
 void md_queue_status(struct mountd *md, const char *name)
 {
-	md_nq_put(&md->status, name);
-}
-
-/* Called on libvirt's event thread: queue only, never call back into
- * libvirt from there. */
-static void on_domain_event(void *arg, const char *name)
-{
-	md_queue(arg, name);
+	md_nq_put(&md->status.q, name);
 }
 
 struct namelist {
@@ -275,26 +267,60 @@ static int collect_name(struct core_vm *vm, void *arg)
 	return 0;
 }
 
+static void names_of_all(struct mountd *md, struct namelist *l)
+{
+	core_model_rdlock(md->m);
+	l->names = calloc(core_model_count(md->m) + 1, sizeof(char *));
+	if (l->names)
+		core_model_each(md->m, collect_name, l);
+	core_model_unlock(md->m);
+}
+
 static int adopt_one(const char *name, const char *ns, const char *uid,
 		     json_object *spec, void *arg);
 
 /* A domain of ours the model does not know: migrated in from a peer. */
 static void adopt_new(struct mountd *md, const char *name)
 {
-	bool known;
+	struct md_vm v;
 
-	core_model_rdlock(md->m);
-	known = core_model_find(md->m, name) != NULL;
-	core_model_unlock(md->m);
-	if (known || md->sync)
+	if (md->sync || md_vm_get(md, name, &v) == 0)
 		return;
 	be_list(md->be, adopt_one, md);
 }
 
-static void look_at(struct mountd *md, const char *name)
+/* An action that reads the domain itself once libvirt is done (a start,
+ * a pause, a forced stop: the ones that do not wait for the guest). */
+static bool reads_back(struct md_mark m)
 {
-	adopt_new(md, name);
-	md_refresh(md, name);
+	return m.hold == MD_HOLD_VERB &&
+	       (m.verb == CORE_V_START || m.verb == CORE_V_PAUSE ||
+		m.verb == CORE_V_RESUME || (m.verb == CORE_V_STOP && m.force));
+}
+
+/* What libvirt's events say (now) is in status already, or the action
+ * that caused them will read the domain when it is done: a second
+ * lookup would tell nothing new. */
+static bool known_already(const struct md_vm *v, enum core_phase now)
+{
+	if (now == CORE_PHASE_UNKNOWN)
+		return false;
+	if (v->phase == now)
+		return true;
+	return reads_back(v->mark) &&
+	       (core_op(v->mark.verb)->to & (1u << now));
+}
+
+/* libvirt's events about name. */
+static void look_at(struct mountd *md, const char *name, enum core_phase now)
+{
+	struct md_vm v;
+	bool known = md_vm_get(md, name, &v) == 0;
+
+	if (!known)
+		adopt_new(md, name);
+	if (!known || !known_already(&v, now))
+		md_refresh(md, name);
 	if (md->sync)
 		md_cluster_reconcile(md, name);
 }
@@ -303,11 +329,7 @@ static void refresh_all(struct mountd *md)
 {
 	struct namelist l = { 0 };
 
-	core_model_rdlock(md->m);
-	l.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
-	if (l.names)
-		core_model_each(md->m, collect_name, &l);
-	core_model_unlock(md->m);
+	names_of_all(md, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		md_refresh(md, l.names[i]);
 		free(l.names[i]);
@@ -315,145 +337,11 @@ static void refresh_all(struct mountd *md)
 	free(l.names);
 }
 
-static void *reconciler_main(void *arg)
+void md_follow_init(struct mountd *md)
 {
-	struct mountd *md = arg;
-	char **batch;
-	size_t n;
-	bool all;
-
-	while (md_nq_take(&md->work, &batch, &n, &all)) {
-		for (size_t i = 0; i < n; i++) {
-			if (!all)
-				look_at(md, batch[i]);
-			free(batch[i]);
-		}
-		free(batch);
-		if (all)
-			refresh_all(md);
-	}
-	return NULL;
-}
-
-static void *pusher_main(void *arg)
-{
-	struct mountd *md = arg;
-	char **batch;
-	size_t n;
-	bool all;
-
-	while (md_nq_take(&md->status, &batch, &n, &all)) {
-		for (size_t i = 0; i < n; i++) {
-			md_push_status(md, batch[i]);
-			free(batch[i]);
-		}
-		free(batch);
-	}
-	return NULL;
-}
-
-/* ---- stats ---------------------------------------------------------- */
-
-struct stats_pass {
-	struct mountd *md;
-	uint64_t pass;
-};
-
-static void got_stats(const char *name, const char *txt, size_t len, void *arg)
-{
-	struct stats_pass *p = arg;
-	struct core_vm *vm;
-
-	core_model_wrlock(p->md->m);
-	vm = core_model_find(p->md->m, name);
-	if (vm && (vm->len_stats != len || memcmp(vm->txt_stats, txt, len)))
-		core_model_set_stats(p->md->m, vm, txt, len);
-	core_model_unlock(p->md->m);
-}
-
-static int clear_idle_stats(struct core_vm *vm, void *arg)
-{
-	struct core_model *m = arg;
-
-	if (vm->st.phase != CORE_PHASE_RUNNING &&
-	    vm->st.phase != CORE_PHASE_PAUSED && vm->len_stats)
-		core_model_set_stats(m, vm, "", 0);
-	return 0;
-}
-
-static void *stats_main(void *arg)
-{
-	struct mountd *md = arg;
-	struct stats_pass p = { .md = md };
-	struct timespec until;
-
-	pthread_mutex_lock(&md->slock);
-	while (!md->stopping) {
-		pthread_mutex_unlock(&md->slock);
-		be_stats_all(md->be, got_stats, &p);
-		md_update_nodes(md, true);
-		core_model_wrlock(md->m);
-		core_model_each(md->m, clear_idle_stats, md->m);
-		core_model_unlock(md->m);
-		core_model_flush(md->m);
-		/* Retention and template usage ride on the same clock. */
-		md_ops_sweep(md);
-		md_template_usage_tick(md);
-		p.pass++;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += md->stats_interval_ms / 1000;
-		until.tv_nsec += (long)(md->stats_interval_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		pthread_mutex_lock(&md->slock);
-		if (!md->stopping)
-			pthread_cond_timedwait(&md->scond, &md->slock, &until);
-	}
-	pthread_mutex_unlock(&md->slock);
-	return NULL;
-}
-
-int md_start_threads(struct mountd *md)
-{
-	int rc = be_watch(md->be, on_domain_event, md);
-
-	if (rc < 0) {
-		md_log(LOG_ERR_, "cannot follow libvirt events: %s", strerror(-rc));
-		return rc;
-	}
-	if (pthread_create(&md->reconciler, NULL, reconciler_main, md))
-		return -EAGAIN;
-	md->reconciler_started = true;
-	if (pthread_create(&md->stats, NULL, stats_main, md))
-		return -EAGAIN;
-	md->stats_started = true;
-	if (md->sync) {
-		if (pthread_create(&md->pusher, NULL, pusher_main, md))
-			return -EAGAIN;
-		md->pusher_started = true;
-	}
-	/* Events may have been missed between loading and watching. */
-	md_queue(md, NULL);
-	return 0;
-}
-
-void md_stop_threads(struct mountd *md)
-{
-	pthread_mutex_lock(&md->slock);
-	md->stopping = true;
-	pthread_cond_broadcast(&md->scond);
-	pthread_mutex_unlock(&md->slock);
-	md_nq_stop(&md->work);
-	md_nq_stop(&md->status);
-	if (md->reconciler_started)
-		pthread_join(md->reconciler, NULL);
-	if (md->stats_started)
-		pthread_join(md->stats, NULL);
-	if (md->pusher_started)
-		pthread_join(md->pusher, NULL);
-	md->reconciler_started = md->stats_started = md->pusher_started = false;
+	md->work.one = look_at;
+	md->work.all = refresh_all;
+	md->work.batch_done = md_nodes_flush;
 }
 
 /* ---- loading -------------------------------------------------------- */
@@ -509,12 +397,11 @@ static int adopt_one(const char *name, const char *ns, const char *uid,
 	char err[CORE_ERR_MAX], created[32];
 	struct core_vm *vm;
 	json_object *copy = NULL;
+	struct md_vm v;
 	int rc;
 
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	core_model_unlock(md->m);
-	if (vm || !spec || json_object_deep_copy(spec, &copy, NULL) < 0)
+	if (md_vm_get(md, name, &v) == 0 || !spec ||
+	    json_object_deep_copy(spec, &copy, NULL) < 0)
 		return 0;
 	core_rfc3339(time(NULL), created, sizeof(created));
 	core_model_wrlock(md->m);
@@ -556,21 +443,14 @@ static void start_if_wanted(struct mountd *md, const char *name)
 {
 	struct core_ctl msg = { .verb = CORE_V_START };
 	char err[CORE_ERR_MAX] = "";
-	struct core_vm *vm;
-	bool want;
+	struct md_vm v;
 
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	want = vm && vm->spec.running && (vm->st.phase == CORE_PHASE_STOPPED ||
-					  vm->st.phase == CORE_PHASE_FAILED);
-	core_model_unlock(md->m);
 	/* In a cluster, only the owner starts a VM (its reconciler will). */
-	if (md->sync)
-		return;
-	if (!want)
+	if (md->sync || md_vm_get(md, name, &v) < 0 || !v.want_running ||
+	    !((1u << v.phase) & MD_INACTIVE))
 		return;
 	md_log(LOG_INFO_, "vm %s should run; starting it", name);
-	if (md_fs_ops.ctl(md, name, &msg, err, sizeof(err)) < 0)
+	if (md_do(md, name, &msg, err, sizeof(err)) < 0)
 		md_log(LOG_WARN_, "start %s: %s", name, err);
 }
 
@@ -590,11 +470,7 @@ int md_load(struct mountd *md, char *err, size_t errlen)
 			 strerror(-rc));
 		return rc;
 	}
-	core_model_rdlock(md->m);
-	l.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
-	if (l.names)
-		core_model_each(md->m, collect_name, &l);
-	core_model_unlock(md->m);
+	names_of_all(md, &l);
 	redefine_missing(md, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		md_refresh(md, l.names[i]);

@@ -13,7 +13,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
-#include "mountd/mountd.h"
+#include "mountd/priv.h"
 #include "sync/sync.h"
 
 static const char *str_at(json_object *o, const char *a, const char *b)
@@ -30,18 +30,15 @@ static const char *str_at(json_object *o, const char *a, const char *b)
 
 bool md_owned(struct mountd *md, const char *name, char *owner, size_t len)
 {
-	struct core_vm *vm;
-	bool mine;
+	struct md_vm v;
+	bool found;
 
 	if (!md->sync)
 		return true;
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
+	found = md_vm_get(md, name, &v) == 0;
 	if (owner)
-		snprintf(owner, len, "%s", vm ? vm->st.node : "");
-	mine = vm && !strcmp(vm->st.node, md->node);
-	core_model_unlock(md->m);
-	return mine;
+		snprintf(owner, len, "%s", found ? v.node : "");
+	return found && !strcmp(v.node, md->node);
 }
 
 /* ---- objects from the API server ------------------------------------ */
@@ -90,16 +87,17 @@ static void unknown_owner(struct mountd *md, struct core_vm *vm,
 static bool holding(struct mountd *md, struct core_vm *vm, const char *rv)
 {
 	unsigned long long n = rv ? strtoull(rv, NULL, 10) : 0;
+	struct md_vmx *x = md_x(vm);
 
-	if (!vm->hold_rv)
+	if (!x->hold_rv)
 		return false;
-	if (vm->hold_rv == UINT64_MAX) {
+	if (x->hold_rv == UINT64_MAX) {
 		if (!md->online || sync_outbox_len(md->sync) > 0)
 			return true;
-	} else if (n < vm->hold_rv) {
+	} else if (n < x->hold_rv) {
 		return true;
 	}
-	vm->hold_rv = 0;
+	x->hold_rv = 0;
 	return false;
 }
 
@@ -114,8 +112,8 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	struct core_status st;
 
 	if (rv)
-		snprintf(vm->rv, sizeof(vm->rv), "%s", rv);
-	vm->mark = md->sync_epoch;
+		snprintf(md_x(vm)->rv, sizeof(md_x(vm)->rv), "%s", rv);
+	md_x(vm)->epoch = md->sync_epoch;
 	if (holding(md, vm, rv))
 		spec = NULL;
 	if (spec && !json_object_equal(spec, vm->spec_json) &&
@@ -126,7 +124,8 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	}
 	/* Status is the owner's; while an action of this node runs on the VM
 	 * (a create before its claim lands), the local status stands. */
-	if (!strcmp(vm->st.node, md->node) || vm->st.operation[0])
+	if (!strcmp(vm->st.node, md->node) ||
+	    md_x(vm)->mark.hold != MD_HOLD_NONE)
 		return;
 	json_object_object_get_ex(obj, "status", &status);
 	/* "operation" marks this node's own actions: the owner's is not. */
@@ -145,20 +144,35 @@ static bool creating(struct mountd *md, const char *name)
 {
 	bool r = false;
 
-	pthread_mutex_lock(&md->work.lock);
+	pthread_mutex_lock(&md->work.q.lock);
 	for (size_t i = 0; i < md->ncreating && !r; i++)
 		r = !strcmp(md->creating[i], name);
-	pthread_mutex_unlock(&md->work.lock);
+	pthread_mutex_unlock(&md->work.q.lock);
 	return r;
 }
 
-static void set_creating(struct mountd *md, const char *name, bool on)
+/* As many as are in flight; -ENOMEM only when memory is out. */
+static int set_creating(struct mountd *md, const char *name, bool on)
 {
-	pthread_mutex_lock(&md->work.lock);
-	if (on && md->ncreating < MD_CREATING_MAX) {
+	char (*v)[CORE_NAME_MAX + 1];
+	int rc = 0;
+
+	pthread_mutex_lock(&md->work.q.lock);
+	if (on && md->ncreating == md->capcreating) {
+		v = realloc(md->creating, (md->capcreating ?
+					   md->capcreating * 2 : 16) * sizeof(*v));
+		if (v) {
+			md->creating = v;
+			md->capcreating = md->capcreating ?
+					  md->capcreating * 2 : 16;
+		}
+	}
+	if (on && md->ncreating < md->capcreating) {
 		snprintf(md->creating[md->ncreating++], CORE_NAME_MAX + 1, "%s",
 			 name);
-	} else if (!on) {
+	} else if (on) {
+		rc = -ENOMEM;
+	} else {
 		for (size_t i = 0; i < md->ncreating; i++) {
 			if (strcmp(md->creating[i], name))
 				continue;
@@ -167,19 +181,21 @@ static void set_creating(struct mountd *md, const char *name, bool on)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&md->work.lock);
+	pthread_mutex_unlock(&md->work.q.lock);
+	return rc;
 }
 
 /* op, when given, marks the VM busy from the moment it appears, so the
  * reconciler leaves it to the action that made it. */
 static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
-		   const char *op)
+		   const struct md_mark *op)
 {
 	const char *name = str_at(obj, "metadata", "name");
 	const char *uid = str_at(obj, "metadata", "uid");
 	const char *created = str_at(obj, "metadata", "creationTimestamp");
 	char err[CORE_ERR_MAX];
 	json_object *spec = NULL, *copy = NULL;
+	struct md_mark create = md_mark_verb(CORE_V_CREATE, false);
 	struct core_vm *vm;
 	bool unknown, added = false;
 	const char *who;
@@ -200,18 +216,13 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 		} else {
 			added = true;
 			vm->st.node[0] = '\0';
-			if (op)
-				snprintf(vm->st.operation,
-					 sizeof(vm->st.operation), "%s", op);
 		}
 	}
 	if (!op && vm && creating(md, name))
-		op = "create";
-	if (vm && op && !vm->st.operation[0]) {
-		/* The watch may have brought it first. */
-		snprintf(vm->st.operation, sizeof(vm->st.operation), "%s", op);
-		core_model_status_changed(md->m, vm);
-	}
+		op = &create;
+	/* The watch may have brought it first. */
+	if (vm && op && md_x(vm)->mark.hold == MD_HOLD_NONE)
+		md_mark_set(md, vm, *op);
 	/* Said once: when the VM comes, or when it loses a known owner. */
 	if (vm && unknown && (added || vm->owner != 0))
 		unknown_owner(md, vm, who);
@@ -227,37 +238,12 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	}
 }
 
-static enum core_kind core_kind_of(enum sync_kind k)
-{
-	return k == SYNC_OPERATION ? CORE_KIND_OPERATION :
-	       k == SYNC_SNAPSHOT ? CORE_KIND_SNAPSHOT : CORE_KIND_TEMPLATE;
-}
-
 static void on_upsert(void *arg, enum sync_kind k, json_object *obj)
 {
 	if (k != SYNC_VM)
-		md_ops_upsert(arg, core_kind_of(k), obj);
+		md_ops_upsert(arg, sync_core_kind(k), obj);
 	else
 		upsert(arg, k, obj, NULL);
-}
-
-/* The object is gone: the owner tears the domain down. */
-/* Model read lock not held.  The operation in flight on name, if any. */
-static bool busy_with(struct mountd *md, const char *name, const char *prefix,
-		      uint64_t *ver)
-{
-	struct core_vm *vm;
-	bool r = false;
-
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm) {
-		*ver = vm->version;
-		r = vm->st.operation[0] &&
-		    (!prefix || !strncmp(vm->st.operation, prefix, strlen(prefix)));
-	}
-	core_model_unlock(md->m);
-	return r;
 }
 
 /* The owner deletes the domain; an action in flight is waited out (a
@@ -266,21 +252,22 @@ static void drop_owned(struct mountd *md, const char *name)
 {
 	struct core_ctl msg = { .verb = CORE_V_DELETE, .force = true };
 	char err[CORE_ERR_MAX] = "";
-	uint64_t ver = 0;
+	struct md_vm v;
 	int rc, tries = 0;
 
-	while (!busy_with(md, name, "delete", &ver)) {
-		rc = md_fs_ops.ctl(md, name, &msg, err, sizeof(err));
+	while (md_vm_get(md, name, &v) == 0 &&
+	       !(v.mark.hold == MD_HOLD_VERB && v.mark.verb == CORE_V_DELETE)) {
+		rc = md_do(md, name, &msg, err, sizeof(err));
 		if (rc != -EBUSY || ++tries > 600) {
 			if (rc < 0 && rc != -ENOENT)
 				md_log(LOG_WARN_, "delete %s: %s", name, err);
 			return;
 		}
-		core_model_wait(md->m, name, ver, NULL, 1000);
+		core_model_wait(md->m, name, v.version, NULL, 1000);
 	}
 }
 
-static void drop_vm(struct mountd *md, const char *name)
+static void drop_vm(struct mountd *md, const char *name, enum core_phase now)
 {
 	if (md_owned(md, name, NULL, 0))
 		drop_owned(md, name);
@@ -296,26 +283,9 @@ static void on_remove(void *arg, enum sync_kind k, json_object *obj)
 	const char *name = str_at(obj, "metadata", "name");
 
 	if (k == SYNC_VM && name)
-		md_nq_put(&md->drops, name);
+		md_nq_put(&md->drops.q, name);
 	else if (name)
-		md_ops_remove(md, core_kind_of(k), name);
-}
-
-static void *dropper_main(void *arg)
-{
-	struct mountd *md = arg;
-	char **batch;
-	size_t n;
-	bool all;
-
-	while (md_nq_take(&md->drops, &batch, &n, &all)) {
-		for (size_t i = 0; i < n; i++) {
-			drop_vm(md, batch[i]);
-			free(batch[i]);
-		}
-		free(batch);
-	}
-	return NULL;
+		md_ops_remove(md, sync_core_kind(k), name);
 }
 
 struct stale {
@@ -329,7 +299,7 @@ static int collect_stale(struct core_vm *vm, void *arg)
 	struct stale *s = arg;
 	char *dup;
 
-	if (vm->mark >= s->epoch)
+	if (md_x(vm)->epoch >= s->epoch)
 		return 0;
 	dup = strdup(vm->name);
 	if (dup)
@@ -353,7 +323,7 @@ static void on_synced(void *arg, enum sync_kind k)
 	md->sync_epoch++;
 	for (size_t i = 0; i < s.n; i++) {
 		md_log(LOG_INFO_, "vm %s is gone from the API server", s.names[i]);
-		md_nq_put(&md->drops, s.names[i]);
+		md_nq_put(&md->drops.q, s.names[i]);
 		free(s.names[i]);
 	}
 	free(s.names);
@@ -386,7 +356,7 @@ static bool selector_matches(struct mountd *md, const struct core_spec *s)
 		const char *k = s->node_selector[i].key;
 
 		if (strcmp(k, "kubernetes.io/hostname") != 0 &&
-		    strcmp(k, "hypersdk.io/node") != 0)
+		    strcmp(k, CORE_NODE_LABEL) != 0)
 			return false;
 		if (strcmp(s->node_selector[i].value, md->node) != 0)
 			return false;
@@ -460,13 +430,13 @@ static void converge_failed(struct mountd *md, const char *name,
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
-	if (vm && vm->refused_gen != vm->spec_gen) {
-		vm->refused_gen = vm->spec_gen;
+	if (vm && md_x(vm)->refused_gen != vm->spec_gen) {
+		md_x(vm)->refused_gen = vm->spec_gen;
 		core_model_fail(md->m, vm, err);
 		first = true;
 	}
 	/* kubectl shows conditions, not the tree's err. */
-	if (vm && !vm->defined_gen) {
+	if (vm && !md_x(vm)->defined_gen) {
 		vm->st.phase = CORE_PHASE_FAILED;
 		core_status_cond(&vm->st, CORE_COND_READY, false, "SpecRefused",
 				 err, time(NULL));
@@ -489,10 +459,10 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	if (vm) {
 		unowned = !vm->st.node[0];
 		mine = !strcmp(vm->st.node, md->node);
-		busy = vm->st.operation[0] != '\0';
+		busy = md_x(vm)->mark.hold != MD_HOLD_NONE;
 		fits = selector_matches(md, &vm->spec) &&
 		       (!unowned || capacity_fits(md, vm));
-		snprintf(rv, sizeof(rv), "%s", vm->rv);
+		snprintf(rv, sizeof(rv), "%s", md_x(vm)->rv);
 	}
 	core_model_unlock(md->m);
 	if (!vm || busy || (!mine && !(unowned && fits && md->online)))
@@ -501,31 +471,71 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		return;
 	if (md_converge_owned(md, name, err, sizeof(err)) < 0)
 		converge_failed(md, name, err);
-	md_push_status(md, name);
+	/* The pusher publishes it: one thread, so the last status pushed
+	 * is the one the API server has (md_push_status skips repeats). */
+	md_queue_status(md, name);
 }
 
 /* ---- status to the API server --------------------------------------- */
 
+/* FNV-1a of the status as JSON text: what was published last. */
+static uint64_t status_hash(json_object *st)
+{
+	const char *p = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; p && *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
+}
+
+struct pub {
+	json_object *st;
+	uint64_t hash;
+};
+
+/* The status of a VM this node owns, unless it is what was published
+ * last: most changes of the model (events, the busy mark coming and
+ * going within one write) leave the published status as it was. */
+static int status_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	struct pub *p = arg;
+
+	if (strcmp(vm->st.node, md->node))
+		return -ENOENT;
+	p->st = core_status_to_json(&vm->st);
+	p->hash = status_hash(p->st);
+	if (p->hash == md_x(vm)->pushed)
+		return -EALREADY;
+	return 0;
+}
+
+static int pushed_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	md_x(vm)->pushed = *(uint64_t *)arg;
+	return 0;
+}
+
+/* Only on the pusher thread: pushes from two threads could land in the
+ * other order than the hash of the last one says. */
 void md_push_status(struct mountd *md, const char *name)
 {
+	struct pub p = { 0 };
 	char err[CORE_ERR_MAX];
-	json_object *st = NULL;
-	struct core_vm *vm;
 	int rc;
 
 	if (!md->sync)
 		return;
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm && !strcmp(vm->st.node, md->node))
-		st = core_status_to_json(&vm->st);
-	core_model_unlock(md->m);
-	if (!st)
-		return;
-	rc = sync_patch_status(md->sync, SYNC_VM, name, st, err, sizeof(err));
-	if (rc < 0 && rc != -EAGAIN && rc != -ENOENT)
+	rc = md_vm_edit(md, name, status_locked, &p);
+	if (rc == 0)
+		rc = sync_patch_status(md->sync, SYNC_VM, name, p.st, err,
+				       sizeof(err));
+	/* Queued in the outbox counts: the outbox delivers it. */
+	if (p.st && (rc == 0 || rc == -EAGAIN))
+		md_vm_edit(md, name, pushed_locked, &p.hash);
+	else if (p.st && rc != -ENOENT && rc != -EALREADY)
 		md_log(LOG_WARN_, "status of %s: %s", name, err);
-	json_object_put(st);
+	json_object_put(p.st);
 }
 
 /* Status changes of owned VMs are pushed from the reconciler thread, so
@@ -541,15 +551,15 @@ static void on_model_change(void *arg, const char *name, int slot,
 
 /* ---- writes from the tree -------------------------------------------- */
 
+static int hold_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	md_x(vm)->hold_rv = *(uint64_t *)arg;
+	return 0;
+}
+
 static void hold(struct mountd *md, const char *name, uint64_t rv)
 {
-	struct core_vm *vm;
-
-	core_model_wrlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		vm->hold_rv = rv;
-	core_model_unlock(md->m);
+	md_vm_edit(md, name, hold_locked, &rv);
 }
 
 /* The revision the object has now: our patch is in it. */
@@ -608,9 +618,8 @@ static int lost_claim(struct mountd *md, const char *name, int rc, char *err,
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm) {
-		vm->st.operation[0] = '\0';
+		md_mark_set(md, vm, md_mark_of(MD_HOLD_NONE));
 		core_model_event(md->m, vm, "Created", "claimed by another node");
-		core_model_status_changed(md->m, vm);
 	}
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
@@ -647,7 +656,7 @@ static int owner_annotation(json_object *meta, uid_t owner, char *err,
 }
 
 int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
-		      uid_t owner, char *err, size_t errlen)
+		      uid_t owner, struct md_mark m, char *err, size_t errlen)
 {
 	json_object *obj = json_object_new_object(), *meta, *created = NULL;
 	const char *rv;
@@ -662,20 +671,23 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		return rc;
 	}
 	json_object_object_add(obj, "apiVersion",
-			       json_object_new_string("hypersdk.io/v1alpha1"));
+			       json_object_new_string(CORE_API_VERSION));
 	json_object_object_add(obj, "kind",
 			       json_object_new_string("VirtualMachine"));
 	json_object_object_add(obj, "metadata", meta);
 	json_object_object_add(obj, "spec", json_object_get(spec));
-	set_creating(md, name, true);
-	rc = sync_create(md->sync, SYNC_VM, obj, &created, err, errlen);
+	rc = set_creating(md, name, true);
+	if (rc == 0)
+		rc = sync_create(md->sync, SYNC_VM, obj, &created, err, errlen);
+	else
+		snprintf(err, errlen, "create %s: out of memory", name);
 	json_object_put(obj);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "create: vm %s already exists", name);
 	if (rc == -EHOSTUNREACH)
 		rc = -EIO;      /* err says the server is unreachable */
 	if (rc == 0) {
-		upsert(md, SYNC_VM, created, "create");
+		upsert(md, SYNC_VM, created, &m);
 		rv = str_at(created, "metadata", "resourceVersion");
 		rc = claim(md, name, rv ? rv : "");
 		json_object_put(created);
@@ -714,7 +726,7 @@ int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
 		    char *err, size_t errlen)
 {
 	struct sync_config cfg = { .creds = &md->creds, .node = md->node,
-				   .state_dir = md->state_dir };
+				   .state_dir = md->cfg.state_dir };
 	int rc = load_creds(kubeconfig, &md->creds, err, errlen);
 
 	if (rc < 0)
@@ -737,9 +749,9 @@ int md_cluster_start(struct mountd *md)
 {
 	if (!md->sync)
 		return 0;
-	if (pthread_create(&md->dropper, NULL, dropper_main, md))
+	md->drops.one = drop_vm;
+	if (md_worker_start(&md->drops) < 0)
 		return -EAGAIN;
-	md->dropper_started = true;
 	core_model_watch(md->m, on_model_change, md);
 	return sync_start(md->sync);
 }
@@ -749,10 +761,7 @@ void md_cluster_close(struct mountd *md)
 	if (!md->sync)
 		return;
 	core_model_unwatch(md->m, on_model_change, md);
-	md_nq_stop(&md->drops);
-	if (md->dropper_started)
-		pthread_join(md->dropper, NULL);
-	md->dropper_started = false;
+	md_worker_stop(&md->drops);
 	sync_close(md->sync);
 	md->sync = NULL;
 	sync_creds_free(&md->creds);

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 static const char *const terminal[] = { "Succeeded", "Failed", "Cancelled",
 					NULL };
@@ -42,53 +42,26 @@ static void finish(struct mountd *md, const char *name, const char *vm,
 		 msg);
 }
 
-static int dispatch(struct mountd *md, const char *name, const char *type,
-		    const char *vm, json_object *o, struct md_run *run,
-		    char *err, size_t errlen)
+/* The row of CORE_OPS names the run function; a verb of the tree's own
+ * (start, stop, restart, pause, resume) runs as its ctl write does. */
+static int dispatch(struct mountd *md, const char *name,
+		    const struct core_op *op, const char *vm, json_object *o,
+		    struct md_run *run, char *err, size_t errlen)
 {
-	struct core_ctl msg = { .running = -1, .keep_days = -1,
-				.keep_count = -1 };
-	const char *snap;
+	struct core_ctl msg = { .verb = op->verb, .running = -1,
+				.keep_days = -1, .keep_count = -1 };
+	struct md_job j = { .vm = vm, .msg = &msg, .op = name, .obj = o,
+			    .run = run };
 
-	if (!strcmp(type, "clone"))
-		return ops_do_clone(md, name, o, run, err, errlen);
-	if (!strcmp(type, "migrate"))
-		return ops_do_migrate(md, name, o, run, err, errlen);
-	if (!strcmp(type, "resize"))
-		return ops_do_resize(md, name, o, err, errlen);
-	if (!strcmp(type, "restore"))
-		return ops_do_revert(md, name, o, err, errlen);
-	if (!strcmp(type, "snapshot")) {
-		snap = json_object_get_string(
-			core_json_path(o, "spec.snapshotSpec.snapshotName"));
-		if (!snap) {
-			snprintf(err, errlen, "snapshot: snapshotSpec."
-				 "snapshotName is missing");
-			return -EINVAL;
-		}
-		return ops_snapshot_take(md, snap, err, errlen);
-	}
-	msg.verb = !strcmp(type, "start") ? CORE_V_START :
-		   !strcmp(type, "stop") ? CORE_V_STOP :
-		   !strcmp(type, "pause") ? CORE_V_PAUSE :
-		   !strcmp(type, "resume") ? CORE_V_RESUME : CORE_V_RESTART;
-	if (strcmp(type, "start") && strcmp(type, "stop") &&
-	    strcmp(type, "restart") && strcmp(type, "pause") &&
-	    strcmp(type, "resume")) {
-		snprintf(err, errlen, "unknown operation \"%s\"", type);
-		return -EINVAL;
-	}
 	msg.force = json_object_get_boolean(core_json_path(o, "spec.force"));
-	return md_fs_ops.ctl(md, vm, &msg, err, errlen);
+	if (!(op->flags & CORE_OPF_OBJECT))
+		return md_do(md, vm, &msg, err, errlen);
+	return md_run_of(op->verb)(md, &j, err, errlen);
 }
 
-/* Verbs that change the domain take the VM's busy mark here; start, stop
- * and restart take it in actions.c like ctl writes do. */
-static bool marks_vm(const char *type)
+static bool marks_vm(const struct core_op *op)
 {
-	return strcmp(type, "start") && strcmp(type, "stop") &&
-	       strcmp(type, "restart") && strcmp(type, "snapshot") &&
-	       strcmp(type, "pause") && strcmp(type, "resume");
+	return op && (op->flags & CORE_OPF_MARKS);
 }
 
 /* Run a VMOperation already in the model; run was registered by the
@@ -98,6 +71,8 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 {
 	json_object *o = NULL;
 	const char *vm, *type;
+	const struct core_op *op;
+	struct md_mark m;
 	char now[32];
 	struct core_obj *ob;
 	int rc = -ENOENT, cancel;
@@ -122,13 +97,17 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 		   ops_jstr(type), NULL);
 	ops_publish(md, CORE_KIND_OPERATION, name);
 	err[0] = '\0';
-	rc = type && marks_vm(type) ?
-		     md_begin_op(md, vm, type, NULL, err, errlen) : 0;
+	op = core_op_by_operation(type);
+	m = md_mark_verb(op ? op->verb : CORE_V_COUNT, false);
+	rc = marks_vm(op) ? md_claim(md, vm, m, NULL, err, errlen) : 0;
+	if (!op) {
+		snprintf(err, errlen, "unknown operation \"%s\"", type ? type : "");
+		rc = -EINVAL;
+	}
 	if (rc == 0) {
-		rc = dispatch(md, name, type ? type : "", vm, o, run, err,
-			      errlen);
-		if (type && marks_vm(type)) {
-			md_end_op(md, vm, type);
+		rc = dispatch(md, name, op, vm, o, run, err, errlen);
+		if (marks_vm(op)) {
+			md_release(md, vm, m);
 			md_refresh(md, vm);     /* Migrating is over */
 		}
 	}
@@ -249,11 +228,12 @@ int ops_wait_remote(struct mountd *md, enum core_kind kind, const char *name,
 {
 	struct phase_wait w = { .kind = kind, .name = name };
 	int rc = core_model_wait_until(md->m, phase_check, &w, NULL,
-				       (timeout_s + 30) * 1000);
+				       (timeout_s + OPS_REMOTE_GRACE_S) * 1000);
 
 	if (rc == -ETIMEDOUT) {
 		snprintf(err, errlen, "%s %s: no outcome from the VM's node in "
-			 "%d s", core_kind_name(kind), name, timeout_s + 30);
+			 "%d s", core_kind_name(kind), name,
+			 timeout_s + OPS_REMOTE_GRACE_S);
 		return rc;
 	}
 	if (rc < 0) {
@@ -271,35 +251,14 @@ static int vm_check(struct mountd *md, const char *vm, bool *owned,
 		    char *err, size_t errlen)
 {
 	char owner[CORE_NAME_MAX + 1] = "";
-	bool exists;
+	struct md_vm v;
 
-	core_model_rdlock(md->m);
-	exists = core_model_find(md->m, vm) != NULL;
-	core_model_unlock(md->m);
-	if (!exists) {
+	if (md_vm_get(md, vm, &v) < 0) {
 		snprintf(err, errlen, "vm %s does not exist", vm);
 		return -ENOENT;
 	}
 	*owned = md_owned(md, vm, owner, sizeof(owner));
 	return 0;
-}
-
-/* A busy VM refuses at once, before any object is made. */
-static int vm_busy(struct mountd *md, const char *vm, const char *verb,
-		   char *err, size_t errlen)
-{
-	struct core_vm *v;
-	int rc = 0;
-
-	core_model_rdlock(md->m);
-	v = core_model_find(md->m, vm);
-	if (v && v->st.operation[0]) {
-		snprintf(err, errlen, "%s: vm %s is busy (%s in progress)", verb,
-			 vm, v->st.operation);
-		rc = -EBUSY;
-	}
-	core_model_unlock(md->m);
-	return rc;
 }
 
 struct running {
@@ -344,7 +303,8 @@ static int cancel_remote(struct mountd *md, const char *vm, char *err,
 	json_object_put(patch);
 	if (rc < 0)
 		return rc;
-	rc = ops_wait_remote(md, CORE_KIND_OPERATION, r.name, 60, err, errlen);
+	rc = ops_wait_remote(md, CORE_KIND_OPERATION, r.name, OPS_CANCEL_WAIT_S,
+			     err, errlen);
 	/* The operation ending is what cancel asked for. */
 	return rc == -ECANCELED || rc == -EIO ? 0 : rc;
 }
@@ -362,10 +322,13 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	rc = vm_check(md, vm, &owned, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (msg->verb == CORE_V_CANCEL)
-		return owned ? ops_cancel(md, vm, err, errlen) :
-			       cancel_remote(md, vm, err, errlen);
-	rc = vm_busy(md, vm, verb, err, errlen);
+	if (msg->verb == CORE_V_CANCEL) {
+		struct md_job j = { .vm = vm, .msg = msg };
+
+		return md_run_cancel(md, &j, err, errlen);
+	}
+	/* A busy VM refuses at once, before any object is made. */
+	rc = md_busy(md, vm, verb, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (msg->verb == CORE_V_SNAPSHOT)
@@ -375,8 +338,8 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	op_name(md, vm, verb, name, sizeof(name));
 	o = ops_new_object(md, CORE_KIND_OPERATION, name, vm);
 	spec = core_json_path(o, "spec");
-	json_object_object_add(spec, "operation", ops_jstr(
-		msg->verb == CORE_V_REVERT ? "restore" : verb));
+	json_object_object_add(spec, "operation",
+			       ops_jstr(core_op(msg->verb)->operation));
 	op_spec(spec, msg);
 	core_owner_to_object(o, msg->owner);
 	if (owned && !(run = ops_run_begin(md, name, vm, 0))) {
@@ -387,7 +350,7 @@ int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	if (rc == 0 && owned)
 		rc = ops_run(md, name, run, err, errlen);
 	else if (rc == 0)
-		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name, 30 * 60,
+		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name, OPS_TIMEOUT_S,
 				     err, errlen);
 	ops_run_end(md, run);
 	return rc;
@@ -414,4 +377,27 @@ int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
 		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name,
 				     md->stop_timeout_ms / 1000 + 120, err, errlen);
 	return rc;
+}
+
+/* ---- the run functions of the verbs that are objects ------------------ */
+
+int md_run_cancel(struct mountd *md, const struct md_job *j, char *err,
+		  size_t errlen)
+{
+	return md_owned(md, j->vm, NULL, 0) ? ops_cancel(md, j->vm, err, errlen) :
+					      cancel_remote(md, j->vm, err, errlen);
+}
+
+int md_run_snapshot(struct mountd *md, const struct md_job *j, char *err,
+		    size_t errlen)
+{
+	const char *snap = json_object_get_string(
+		core_json_path(j->obj, "spec.snapshotSpec.snapshotName"));
+
+	if (!snap) {
+		snprintf(err, errlen, "snapshot: snapshotSpec.snapshotName is "
+			 "missing");
+		return -EINVAL;
+	}
+	return ops_snapshot_take(md, snap, err, errlen);
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 /* 0 when missing or unreadable: no time, no expiry by it. */
 static time_t parse_time(const char *s)
@@ -105,14 +105,15 @@ int ops_snapshot_take(struct mountd *md, const char *snap, char *err,
 		snprintf(err, errlen, "snapshot %s does not exist", snap);
 		return rc;
 	}
-	rc = md_begin_op(md, vm, "snapshot", NULL, err, errlen);
+	rc = md_claim(md, vm, md_mark_verb(CORE_V_SNAPSHOT, false), NULL, err,
+		      errlen);
 	if (rc == 0) {
 		ops_status(md, CORE_KIND_SNAPSHOT, snap, "phase",
 			   ops_jstr("Creating"), NULL);
 		ops_publish(md, CORE_KIND_SNAPSHOT, snap);
 		rc = be_snapshot_create(md->be, vm, snap, memory, quiesce,
 					&quiesced, &in, err, errlen);
-		md_end_op(md, vm, "snapshot");
+		md_release(md, vm, md_mark_verb(CORE_V_SNAPSHOT, false));
 		md_refresh(md, vm);
 	}
 	if (rc < 0) {
@@ -183,11 +184,12 @@ int ops_snapshot_delete(struct mountd *md, const char *snap, char *err,
 		return rc;
 	}
 	if (md_owned(md, vm, NULL, 0)) {
-		rc = md_begin_op(md, vm, "snapshot delete", NULL, err, errlen);
+		rc = md_claim(md, vm, md_mark_of(MD_HOLD_SNAPSHOT_DELETE), NULL,
+			      err, errlen);
 		if (rc < 0)
 			return rc;
 		rc = be_snapshot_delete(md->be, vm, snap, err, errlen);
-		md_end_op(md, vm, "snapshot delete");
+		md_release(md, vm, md_mark_of(MD_HOLD_SNAPSHOT_DELETE));
 		if (rc == -ENOENT)
 			rc = 0;         /* never taken, or gone already */
 		if (rc < 0)

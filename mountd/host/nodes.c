@@ -1,10 +1,11 @@
 /* nodes/: this node's status, and in a cluster every node with a lease. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "mountd/mountd.h"
+#include "mountd/priv.h"
 
 struct tally {
 	struct mountd *md;
@@ -56,10 +57,15 @@ static int render_self(struct mountd *md, const struct tally *t, char *buf,
 			t->running, t->vcpus, mem);
 }
 
+/* Peers shown under nodes/; more are left out with a warning (the
+ * lease list is bounded by sync too). */
+#define MD_PEERS_SHOWN 1024
+
 struct peers {
 	struct mountd *md;
-	char seen[64][CORE_NAME_MAX + 1];
+	char (*seen)[CORE_NAME_MAX + 1];
 	int n;
+	bool cut;
 };
 
 static void got_lease(void *arg, const char *node, const char *renew,
@@ -69,8 +75,12 @@ static void got_lease(void *arg, const char *node, const char *renew,
 	char buf[512];
 	int n;
 
-	if (!strcmp(node, p->md->node) || p->n >= 64)
+	if (!strcmp(node, p->md->node) || !p->seen)
 		return;
+	if (p->n >= MD_PEERS_SHOWN) {
+		p->cut = true;
+		return;
+	}
 	snprintf(p->seen[p->n++], CORE_NAME_MAX + 1, "%s", node);
 	n = snprintf(buf, sizeof(buf), "name %s\nself false\nalive %s\n"
 		     "heartbeat %s\n", node, alive ? "true" : "false", renew);
@@ -92,13 +102,34 @@ static int drop_gone(struct core_node *n, void *arg)
 	return 1;       /* the iteration's array changed: start again */
 }
 
+static void update_peers(struct mountd *md)
+{
+	struct peers p = { .md = md };
+	char err[CORE_ERR_MAX];
+	static bool warned;
+
+	p.seen = calloc(MD_PEERS_SHOWN, sizeof(*p.seen));
+	if (p.seen && sync_nodes(md->sync, got_lease, &p, err, sizeof(err)) == 0) {
+		core_model_wrlock(md->m);
+		while (core_model_each_node(md->m, drop_gone, &p))
+			;
+		core_model_unlock(md->m);
+	}
+	if (p.cut && !warned) {
+		warned = true;
+		md_log(LOG_WARN_, "more than %d nodes hold a lease: nodes/ shows "
+		       "%d of them", MD_PEERS_SHOWN, MD_PEERS_SHOWN);
+	}
+	free(p.seen);
+}
+
 void md_update_nodes(struct mountd *md, bool peers)
 {
 	struct tally t = { .md = md };
-	struct peers p = { .md = md };
-	char buf[1024], err[CORE_ERR_MAX];
+	char buf[1024];
 	int n;
 
+	md->nodes_dirty = false;
 	core_model_rdlock(md->m);
 	core_model_each(md->m, count_vm, &t);
 	core_model_unlock(md->m);
@@ -106,12 +137,18 @@ void md_update_nodes(struct mountd *md, bool peers)
 	core_model_wrlock(md->m);
 	core_model_set_node(md->m, md->node, buf, (size_t)n);
 	core_model_unlock(md->m);
-	if (peers && md->sync && md->online &&
-	    sync_nodes(md->sync, got_lease, &p, err, sizeof(err)) == 0) {
-		core_model_wrlock(md->m);
-		while (core_model_each_node(md->m, drop_gone, &p))
-			;
-		core_model_unlock(md->m);
-	}
+	if (peers && md->sync && md->online)
+		update_peers(md);
 	core_model_flush(md->m);
+}
+
+void md_nodes_dirty(struct mountd *md)
+{
+	md->nodes_dirty = true;
+}
+
+void md_nodes_flush(struct mountd *md)
+{
+	if (md->nodes_dirty)
+		md_update_nodes(md, false);
 }

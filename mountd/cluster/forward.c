@@ -1,5 +1,5 @@
 /* Writes on a node that does not own the VM (cluster mode).  Only the
- * owner's reconciler touches its domain (DESIGN §3), so here a write only
+ * owner's reconciler touches its domain (docs/HACKING.md), so a write here
  * changes the object on the API server (spec patch, DELETE, or a
  * VMOperation) and waits for the owner's status.  What the owner would
  * refuse for the phase it reported is refused here first, with the same
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mountd/mountd.h"
+#include "mountd/priv.h"
 #include "sync/sync.h"
 
 static int unreachable(const char *verb, const char *name, const char *owner,
@@ -35,19 +35,13 @@ static int patch_running(struct mountd *md, const char *name, bool running,
 
 static int wait_gone(struct mountd *md, const char *name, int timeout_ms)
 {
-	struct core_vm *vm;
-	uint64_t ver = 0;
+	struct md_vm v;
 	int rc;
 
 	for (;;) {
-		core_model_rdlock(md->m);
-		vm = core_model_find(md->m, name);
-		if (vm)
-			ver = vm->version;
-		core_model_unlock(md->m);
-		if (!vm)
+		if (md_vm_get(md, name, &v) < 0)
 			return 0;
-		rc = core_model_wait(md->m, name, ver, NULL, timeout_ms);
+		rc = core_model_wait(md->m, name, v.version, NULL, timeout_ms);
 		if (rc == -ENOENT)
 			return 0;
 		if (rc < 0)
@@ -82,18 +76,18 @@ static int check_phase(struct mountd *md, const char *name,
 {
 	char gerr[CORE_ERR_MAX];
 	json_object *obj = NULL, *st = NULL;
-	enum core_phase ph;
 	struct core_status s;
+	struct md_vm v;
 	int rc;
 
-	if (!md_vm_phase(md, name, &ph))
+	if (md_vm_get(md, name, &v) < 0)
 		return 0;       /* the API server answers 404 */
-	rc = md_verb_check(name, msg, ph, err, errlen);
+	rc = md_verb_check(name, msg, v.phase, err, errlen);
 	if (rc == 0)
 		goto out;
 	if (sync_get(md->sync, SYNC_VM, name, &obj, gerr, sizeof(gerr)) == 0 &&
 	    json_object_object_get_ex(obj, "status", &st) &&
-	    core_status_from_json(st, &s) == 0 && s.phase != ph)
+	    core_status_from_json(st, &s) == 0 && s.phase != v.phase)
 		rc = md_verb_check(name, msg, s.phase, err, errlen);
 out:
 	json_object_put(obj);
@@ -102,27 +96,16 @@ out:
 	return rc;
 }
 
-/* The phase a VMOperation's verb leaves the VM in, so the writer returns
- * with this node's status showing it, as after an owner-local write. */
-static unsigned op_outcome(const struct core_ctl *msg)
-{
-	switch (msg->verb) {
-	case CORE_V_STOP:
-		return MD_INACTIVE;
-	case CORE_V_PAUSE:
-		return 1u << CORE_PHASE_PAUSED;
-	default:        /* restart, resume */
-		return 1u << CORE_PHASE_RUNNING;
-	}
-}
-
 static int forward_op(struct mountd *md, const char *name,
 		      const struct core_ctl *msg, char *err, size_t errlen)
 {
 	int rc = md_op_forward(md, name, msg, err, errlen);
 
-	/* The operation succeeded: the status only lags.  Do not fail it. */
-	if (rc == 0 && md_wait_phase(md, name, op_outcome(msg), 30000) < 0)
+	/* The operation succeeded: the status only lags.  Do not fail it.
+	 * The writer returns with this node's status showing the phase the
+	 * verb leaves, as after an owner-local write. */
+	if (rc == 0 && core_op(msg->verb)->to &&
+	    md_wait_phase(md, name, core_op(msg->verb)->to, 30000) < 0)
 		md_log(LOG_DEBUG_, "vm %s: %s done, status not seen yet", name,
 		       core_verb_name(msg->verb));
 	return rc;
@@ -144,18 +127,17 @@ int md_cluster_forward(struct mountd *md, const char *name,
 	/* An unowned VM has no phase of an owner's to go by yet. */
 	if (owner[0] && (rc = check_phase(md, name, msg, err, errlen)) < 0)
 		return rc;
-	/* "force" has no spec field to travel in: a VMOperation carries it. */
-	if ((msg->verb == CORE_V_STOP && msg->force) || msg->verb == CORE_V_RESTART ||
-	    msg->verb == CORE_V_PAUSE || msg->verb == CORE_V_RESUME)
-		return forward_op(md, name, msg, err, errlen);
 	switch (msg->verb) {
 	case CORE_V_START:
 	case CORE_V_STOP:
+		/* "force" has no spec field to travel in: a VMOperation
+		 * carries it. */
+		if (msg->force)
+			return forward_op(md, name, msg, err, errlen);
 		rc = patch_running(md, name, start, err, errlen);
 		if (rc == 0)
-			rc = wait_owner(md, name, verb, owner, start ?
-					1u << CORE_PHASE_RUNNING : MD_INACTIVE,
-					err, errlen);
+			rc = wait_owner(md, name, verb, owner,
+					core_op(msg->verb)->to, err, errlen);
 		return rc;
 	case CORE_V_DELETE:
 		/* With or without force: the owner destroys a running domain
@@ -168,6 +150,9 @@ int md_cluster_forward(struct mountd *md, const char *name,
 				 "vm %s in time", owner[0] ? owner : "(none)", name);
 		return rc;
 	default:
+		/* Any other verb a VMOperation can carry travels as one. */
+		if (core_op(msg->verb)->operation)
+			return forward_op(md, name, msg, err, errlen);
 		snprintf(err, errlen, "%s: vm %s runs on node %s; use that "
 			 "node's tree", verb, name, owner[0] ? owner : "(none yet)");
 		return -EOPNOTSUPP;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 static const char *get_str(json_object *o, const char *path)
 {
@@ -25,14 +25,9 @@ static bool get_bool(json_object *o, const char *path)
 static json_object *clone_spec(struct mountd *md, const char *src,
 			       char *uid, size_t uidlen)
 {
-	struct core_vm *vm;
 	json_object *spec = NULL;
 
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, src);
-	if (vm && json_object_deep_copy(vm->spec_json, &spec, NULL) != 0)
-		spec = NULL;
-	core_model_unlock(md->m);
+	md_spec_copy(md, src, &spec);
 	if (spec)
 		core_spec_set_bool(spec, "running", false);
 	core_uuid(uid);
@@ -42,14 +37,12 @@ static json_object *clone_spec(struct mountd *md, const char *src,
 static int target_uid(struct mountd *md, const char *name, char *uid,
 		      size_t len)
 {
-	struct core_vm *vm;
+	struct md_vm v;
+	int rc = md_vm_get(md, name, &v);
 
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, name);
-	if (vm)
-		snprintf(uid, len, "%s", vm->uid);
-	core_model_unlock(md->m);
-	return vm ? 0 : -ENOENT;
+	if (rc == 0)
+		snprintf(uid, len, "%s", v.uid);
+	return rc;
 }
 
 /* Whose the clone is.  Standalone, whoever asked for it: the daemon
@@ -59,26 +52,24 @@ static int target_uid(struct mountd *md, const char *name, char *uid,
  * the clone is the source VM's owner's, on this node. */
 static uid_t clone_owner(struct mountd *md, json_object *o, const char *src)
 {
-	struct core_vm *vm;
-	uid_t owner = 0;
+	struct md_vm v;
 
 	if (!md->sync)
 		return core_owner_from_object(o);
-	core_model_rdlock(md->m);
-	vm = core_model_find(md->m, src);
-	if (vm)
-		owner = vm->owner;
-	core_model_unlock(md->m);
-	return owner;
+	return md_vm_get(md, src, &v) == 0 ? v.owner : 0;
 }
 
-int ops_do_clone(struct mountd *md, const char *op, json_object *o,
-		 struct md_run *run, char *err, size_t errlen)
+int md_run_clone(struct mountd *md, const struct md_job *j, char *err,
+		 size_t errlen)
 {
+	const char *op = j->op;
+	json_object *o = j->obj;
+	struct md_run *run = j->run;
 	const char *src = get_str(o, "spec.vmRef.name");
 	const char *dst = get_str(o, "spec.cloneSpec.targetName");
 	bool linked = get_bool(o, "spec.cloneSpec.linkedClone");
 	bool start = get_bool(o, "spec.cloneSpec.startAfterClone");
+	struct md_mark m = md_mark_verb(CORE_V_CLONE, false);
 	struct progress_ctx *pc = NULL;
 	struct be_progress bp;
 	json_object *spec, *copy = NULL;
@@ -98,8 +89,7 @@ int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		json_object_put(spec);
 		return -ENOMEM;
 	}
-	rc = md_add_vm(md, dst, spec, clone_owner(md, o, src), "clone",
-		       err, errlen);
+	rc = md_add_vm(md, dst, spec, clone_owner(md, o, src), m, err, errlen);
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "clone: vm %s already exists", dst);
 	if (rc < 0)
@@ -113,13 +103,11 @@ int ops_do_clone(struct mountd *md, const char *op, json_object *o,
 		md_drop_vm(md, dst);
 		goto out;
 	}
-	md_end_op(md, dst, "clone");
+	md_release(md, dst, m);
 	md_refresh(md, dst);
 	md_event(md, dst, "Cloned", linked ? "linked clone" : "full clone");
-	if (start && (rc = md_begin_op(md, dst, "start", NULL, err, errlen)) == 0) {
-		rc = md_start_vm(md, dst, err, errlen);
-		md_end_op(md, dst, "start");
-	}
+	if (start)
+		rc = md_start_marked(md, dst, err, errlen);
 out:
 	json_object_put(copy);
 	return rc;
@@ -151,9 +139,12 @@ static int peer_uri(struct mountd *md, const char *node, char *uri,
 	return -ENOENT;
 }
 
-int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
-		   struct md_run *run, char *err, size_t errlen)
+int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
+		   size_t errlen)
 {
+	const char *op = j->op;
+	json_object *o = j->obj;
+	struct md_run *run = j->run;
 	const char *vm = get_str(o, "spec.vmRef.name");
 	const char *node = get_str(o, "spec.migrateSpec.targetNode");
 	const char *bw = get_str(o, "spec.migrateSpec.bandwidth");
@@ -184,7 +175,7 @@ int ops_do_migrate(struct mountd *md, const char *op, json_object *o,
 		     !get_bool(o, "spec.migrateSpec.live");
 	mo.autoconverge = get_bool(o, "spec.migrateSpec.autoConverge");
 	mo.postcopy = get_bool(o, "spec.migrateSpec.postCopy");
-	mo.copy_storage = md->migrate_copy_storage;
+	mo.copy_storage = md->cfg.copy_storage;
 	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
 	md_log(LOG_INFO_, "migrating vm %s to node %s (%s)", vm, node,
 	       mo.offline ? "offline" : mo.nonlive ?
@@ -228,7 +219,7 @@ static int resize_spec(struct mountd *md, const char *vm, int cpus,
 		if (rc < 0)
 			json_object_put(j);
 		else
-			v->defined_gen = v->spec_gen;   /* be_resize did it */
+			md_x(v)->defined_gen = v->spec_gen; /* be_resize did it */
 	}
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
@@ -239,26 +230,35 @@ static int resize_spec(struct mountd *md, const char *vm, int cpus,
 	return rc < 0 ? rc : md_persist(md, vm);
 }
 
-static void restart_required(struct mountd *md, const char *vm, bool on)
+static bool active(struct mountd *md, const char *vm)
 {
-	struct core_vm *v;
+	struct md_vm v;
 
-	core_model_wrlock(md->m);
-	v = core_model_find(md->m, vm);
-	if (v) {
-		core_status_cond(&v->st, CORE_COND_RESTART_REQUIRED, on,
-				 on ? "ResizePending" : "Applied",
-				 on ? "the new size applies at the next start" :
-				      "", time(NULL));
-		core_model_status_changed(md->m, v);
-	}
-	core_model_unlock(md->m);
-	core_model_flush(md->m);
+	return md_vm_get(md, vm, &v) == 0 && ((1u << v.phase) & MD_ACTIVE);
 }
 
-int ops_do_resize(struct mountd *md, const char *op, json_object *o,
-		  char *err, size_t errlen)
+static int restart_required_locked(struct mountd *md, struct core_vm *v,
+				   void *arg)
 {
+	bool on = *(bool *)arg;
+
+	core_status_cond(&v->st, CORE_COND_RESTART_REQUIRED, on,
+			 on ? "ResizePending" : "Applied",
+			 on ? "the new size applies at the next start" : "",
+			 time(NULL));
+	core_model_status_changed(md->m, v);
+	return 0;
+}
+
+static void restart_required(struct mountd *md, const char *vm, bool on)
+{
+	md_vm_edit(md, vm, restart_required_locked, &on);
+}
+
+int md_run_resize(struct mountd *md, const struct md_job *j, char *err,
+		  size_t errlen)
+{
+	json_object *o = j->obj;
 	const char *vm = get_str(o, "spec.vmRef.name");
 	const char *mq = get_str(o, "spec.resizeSpec.memory");
 	int cpus = json_object_get_int(core_json_path(o, "spec.resizeSpec.cpus"));
@@ -277,14 +277,15 @@ int ops_do_resize(struct mountd *md, const char *op, json_object *o,
 		return rc;
 	rc = resize_spec(md, vm, cpus, mem, err, errlen);
 	md_refresh(md, vm);
-	restart_required(md, vm, !live && md_vm_active(md, vm));
+	restart_required(md, vm, !live && active(md, vm));
 	md_event(md, vm, "Resized", live ? "live" : "in the definition");
 	return rc;
 }
 
-int ops_do_revert(struct mountd *md, const char *op, json_object *o,
-		  char *err, size_t errlen)
+int md_run_revert(struct mountd *md, const struct md_job *j, char *err,
+		  size_t errlen)
 {
+	json_object *o = j->obj;
 	const char *vm = get_str(o, "spec.vmRef.name");
 	const char *snap = get_str(o, "spec.snapshotSpec.snapshotName");
 	int rc;
@@ -297,7 +298,7 @@ int ops_do_revert(struct mountd *md, const char *op, json_object *o,
 	if (rc < 0)
 		return rc;
 	md_refresh(md, vm);
-	md_set_running(md, vm, md_vm_active(md, vm));
+	md_set_running(md, vm, active(md, vm));
 	md_event(md, vm, "Reverted", snap);
 	return 0;
 }
@@ -312,14 +313,11 @@ int ops_precheck(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	char uri[512], data[300];
 	uint64_t maxmem = 0;
 	int maxcpus = 0, rc = 0;
-	bool taken;
+	struct md_vm v;
 
 	switch (msg->verb) {
 	case CORE_V_CLONE:
-		core_model_rdlock(md->m);
-		taken = core_model_find(md->m, msg->arg) != NULL;
-		core_model_unlock(md->m);
-		if (taken) {
+		if (md_vm_get(md, msg->arg, &v) == 0) {
 			snprintf(err, errlen, "clone: vm %s already exists", msg->arg);
 			rc = -EEXIST;
 		}

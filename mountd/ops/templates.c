@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 static void vol_name(const char *tmpl, char *out, size_t len)
 {
@@ -65,34 +65,29 @@ static void set_ready(struct mountd *md, const char *name, bool ok,
 }
 
 struct waiting {
+	struct mountd *md;
 	const char *tmpl;
-	char names[64][CORE_NAME_MAX + 1];
-	size_t n;
 };
 
+/* md_queue takes the queue's lock, never the model's: fine under it. */
 static int collect(struct core_vm *vm, void *arg)
 {
 	struct waiting *w = arg;
 
 	if (vm->spec.template_ref && !strcmp(vm->spec.template_ref, w->tmpl))
-		snprintf(w->names[w->n++], CORE_NAME_MAX + 1, "%s", vm->name);
-	return w->n == 64;
+		md_queue(w->md, vm->name);
+	return 0;
 }
 
-/* VMs that waited for this node's copy of the image converge now. */
+/* VMs that waited for this node's copy of the image converge now, every
+ * one of them. */
 static void wake_users(struct mountd *md, const char *tmpl)
 {
-	struct waiting *w = calloc(1, sizeof(*w));
+	struct waiting w = { md, tmpl };
 
-	if (!w)
-		return;
-	w->tmpl = tmpl;
 	core_model_rdlock(md->m);
-	core_model_each(md->m, collect, w);
+	core_model_each(md->m, collect, &w);
 	core_model_unlock(md->m);
-	for (size_t i = 0; i < w->n; i++)
-		md_queue(md, w->names[i]);
-	free(w);
 }
 
 /* Its own run, so that "cancel" on the template's ctl
@@ -124,22 +119,24 @@ static int import_run(struct mountd *md, const char *name,
 static int claim(struct mountd *md, const char *name, char *err,
 		 size_t errlen)
 {
-	int rc = 0;
+	bool running = false, full;
 
 	pthread_mutex_lock(&md->runs_lock);
 	for (size_t i = 0; i < md->nimporting; i++)
-		if (!strcmp(md->importing[i], name))
-			rc = -EBUSY;
-	if (rc == 0 && md->nimporting == MD_IMPORTING_MAX)
-		rc = -EBUSY;
-	if (rc == 0)
+		running |= !strcmp(md->importing[i], name);
+	full = md->nimporting == MD_IMPORTING_MAX;
+	if (!running && !full)
 		snprintf(md->importing[md->nimporting++], CORE_NAME_MAX + 1,
 			 "%s", name);
 	pthread_mutex_unlock(&md->runs_lock);
-	if (rc < 0)
+	if (running)
 		snprintf(err, errlen, "template %s: an import is already "
 			 "running", name);
-	return rc;
+	else if (full)
+		snprintf(err, errlen, "template %s: %d imports are running on "
+			 "this node; try again when one is done", name,
+			 MD_IMPORTING_MAX);
+	return running || full ? -EBUSY : 0;
 }
 
 static void unclaim(struct mountd *md, const char *name)
@@ -260,41 +257,51 @@ int ops_template_delete(struct mountd *md, const char *name, char *err,
 	return 0;
 }
 
+/* Templates whose usageCount is behind; as many as there are. */
 struct usage {
 	struct mountd *md;
-	char (*names)[CORE_NAME_MAX + 1];
-	int *counts;
-	size_t n;
+	struct stale_use {
+		char name[CORE_NAME_MAX + 1];
+		int count;
+	} *v;
+	size_t n, cap;
 };
 
 static int stale_usage(struct core_obj *o, void *arg)
 {
 	struct usage *us = arg;
+	struct stale_use *v;
 	struct users u;
 
 	users_of(us->md, o->name, &u);      /* read lock is recursive */
 	if (core_obj_int(o, "status.usageCount", -1) == u.n)
 		return 0;
-	snprintf(us->names[us->n], CORE_NAME_MAX + 1, "%s", o->name);
-	us->counts[us->n++] = u.n;
-	return us->n == 64;
+	if (us->n == us->cap) {
+		v = realloc(us->v, (us->cap ? us->cap * 2 : 16) * sizeof(*v));
+		if (!v)
+			return 1;       /* the next tick counts the rest */
+		us->v = v;
+		us->cap = us->cap ? us->cap * 2 : 16;
+	}
+	snprintf(us->v[us->n].name, sizeof(us->v[0].name), "%s", o->name);
+	us->v[us->n++].count = u.n;
+	return 0;
 }
 
 /* usageCount follows the VMs that name a template. */
 void ops_template_usage(struct mountd *md)
 {
-	char names[64][CORE_NAME_MAX + 1];
-	int counts[64];
-	struct usage us = { md, names, counts, 0 };
+	struct usage us = { .md = md };
 
 	core_model_rdlock(md->m);
 	core_model_obj_each(md->m, CORE_KIND_TEMPLATE, stale_usage, &us);
 	core_model_unlock(md->m);
 	for (size_t i = 0; i < us.n; i++) {
-		ops_status(md, CORE_KIND_TEMPLATE, names[i], "usageCount",
-			   json_object_new_int(counts[i]), NULL);
-		ops_publish(md, CORE_KIND_TEMPLATE, names[i]);
+		ops_status(md, CORE_KIND_TEMPLATE, us.v[i].name, "usageCount",
+			   json_object_new_int(us.v[i].count), NULL);
+		ops_publish(md, CORE_KIND_TEMPLATE, us.v[i].name);
 	}
+	free(us.v);
 }
 
 /* Fill what the VM's spec leaves out from the template's defaultSpec,
@@ -337,8 +344,8 @@ int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
 
 static bool may_block(struct mountd *md)
 {
-	return !md->reconciler_started ||
-	       !pthread_equal(pthread_self(), md->reconciler);
+	return !md->work.started ||
+	       !pthread_equal(pthread_self(), md->work.thread);
 }
 
 /* The first disk of a VM with a templateRef, from the template's image;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mountd/ops.h"
+#include "mountd/ops/ops.h"
 
 
 /* mkdir templates/NAME: an empty template waiting for its spec. */
@@ -58,7 +58,7 @@ static int template_spec(struct mountd *md, const char *name,
 	if (o) {
 		json_object_object_add(o->obj, "spec", mine);
 		mine = NULL;
-		o->mine = true;
+		md_ox(o)->mine = true;
 		core_model_obj_status_set(md->m, o, "phase", ops_jstr("Pending"));
 	} else {
 		rc = -ENOENT;
@@ -127,7 +127,7 @@ int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
 	if (!strcmp(verb, "delete"))
 		return ops_snapshot_delete(md, name, err, errlen);
 	msg.verb = !strcmp(verb, "revert") ? CORE_V_REVERT : CORE_V_SNAPSHOT;
-	return md_fs_ops.ctl(md, vm, &msg, err, errlen);
+	return md_do(md, vm, &msg, err, errlen);
 }
 
 /* ---- start-up: what a restart interrupted ---------------------------- */
@@ -207,7 +207,7 @@ static void drop_clone_target(struct mountd *md, const char *op)
 	    core_model_find(md->m, t))
 		snprintf(target, sizeof(target), "%s", t);
 	core_model_unlock(md->m);
-	if (target[0] && md_fs_ops.ctl(md, target, &del, err, sizeof(err)) < 0)
+	if (target[0] && md_do(md, target, &del, err, sizeof(err)) < 0)
 		md_log(LOG_WARN_, "half-made clone %s: %s", target, err);
 	else if (target[0])
 		md_log(LOG_INFO_, "removed half-made clone %s", target);
@@ -392,7 +392,7 @@ static int merge_put(struct mountd *md, enum core_kind kind, json_object *copy,
 
 	core_model_wrlock(md->m);
 	o = n ? core_model_obj_find(md->m, kind, n) : NULL;
-	*mine = o && o->mine;
+	*mine = o && md_ox(o)->mine;
 	/* A template whose image changed is news: import it again. */
 	if (*mine && kind == CORE_KIND_TEMPLATE &&
 	    !json_object_equal(core_json_path(o->obj, "spec.image"),
@@ -402,7 +402,7 @@ static int merge_put(struct mountd *md, enum core_kind kind, json_object *copy,
 		json_object_object_add(copy, "status", json_object_get(st));
 	rc = core_model_obj_put(md->m, kind, copy, &o, err, errlen);
 	if (rc == 0) {
-		o->mine = *mine;
+		md_ox(o)->mine = *mine;
 		snprintf(name, CORE_NAME_MAX + 1, "%s", o->name);
 		snprintf(vm, CORE_NAME_MAX + 1, "%s", o->vm);
 		json_object_deep_copy(o->obj, state, NULL);
@@ -453,10 +453,13 @@ void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name)
 		snprintf(vm, sizeof(vm), "%s", o->vm);
 	core_model_unlock(md->m);
 	/* kubectl delete vmsnapshot: the owner removes it from libvirt. */
-	if (kind == CORE_KIND_SNAPSHOT && vm[0] && md_owned(md, vm, NULL, 0) &&
-	    be_snapshot_delete(md->be, vm, name, err, sizeof(err)) < 0 &&
-	    !strstr(err, "not"))
-		md_log(LOG_WARN_, "snapshot %s: %s", name, err);
+	if (kind == CORE_KIND_SNAPSHOT && vm[0] && md_owned(md, vm, NULL, 0)) {
+		int rc = be_snapshot_delete(md->be, vm, name, err, sizeof(err));
+
+		/* Gone already (libvirt dropped it with its domain) is fine. */
+		if (rc < 0 && rc != -ENOENT)
+			md_log(LOG_WARN_, "snapshot %s: %s", name, err);
+	}
 	/* kubectl delete vmtemplate: every node drops its own copy (a VM
 	 * still built on it keeps it: EBUSY). */
 	if (kind == CORE_KIND_TEMPLATE)

@@ -1,0 +1,352 @@
+/* Shared between the files of mountd/ only; the contract of the library
+ * is mountd/mountd.h. */
+#ifndef HYPERSDK_MOUNTD_PRIV_H
+#define HYPERSDK_MOUNTD_PRIV_H
+
+#include "backend/backend.h"
+#include "core/core.h"
+#include "fs/fs.h"
+
+#include "mountd/mountd.h"
+#include "sync/sync.h"
+
+/* ---- worker.c: a set of VM names drained by one thread ---------------- */
+
+/* now: the phase libvirt's events about it say (Unknown when they do
+ * not, disagree, or it was not queued by an event). */
+struct md_item {
+	char *name;
+	enum core_phase now;
+};
+struct md_nq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct md_item *items;
+	size_t n, cap;
+	bool all;               /* every VM needs a look */
+	bool stopping;
+	bool working;           /* a taken batch is being worked on */
+};
+void md_nq_init(struct md_nq *q);
+/* name NULL: everything needs a look. */
+void md_nq_put(struct md_nq *q, const char *name);
+void md_nq_put_event(struct md_nq *q, const char *name, enum core_phase now);
+bool md_nq_take(struct md_nq *q, struct md_item **batch, size_t *n,
+		bool *all);
+void md_nq_stop(struct md_nq *q);
+
+struct mountd;
+/* A thread that takes names from its queue: one for each of libvirt's
+ * events (the reconciler), status to publish, objects deleted. */
+struct md_worker {
+	struct md_nq q;
+	struct mountd *md;
+	void (*one)(struct mountd *md, const char *name, enum core_phase now);
+	void (*all)(struct mountd *md);         /* NULL: ignore "all" */
+	void (*batch_done)(struct mountd *md);  /* NULL: nothing */
+	pthread_t thread;
+	bool started;
+};
+void md_worker_init(struct md_worker *w, struct mountd *md,
+		    void (*one)(struct mountd *, const char *, enum core_phase));
+int md_worker_start(struct md_worker *w);
+/* Joins the thread; what is put after that is dropped. */
+void md_worker_stop(struct md_worker *w);
+/* Nothing queued and nothing being worked on (tests wait for it). */
+bool md_worker_idle(struct md_worker *w);
+
+/* ---- vm.c: the daemon's state of a VM, and the one way to it ---------- */
+
+/* What holds a VM busy: a verb of the table, or the daemon's own work. */
+enum md_hold {
+	MD_HOLD_NONE,
+	MD_HOLD_VERB,           /* verb (and force) say which */
+	MD_HOLD_SPEC,           /* a spec write */
+	MD_HOLD_RECONCILE,      /* the reconciler's converge */
+	MD_HOLD_SNAPSHOT_DELETE,
+};
+struct md_mark {
+	enum md_hold hold;
+	enum core_verb verb;
+	bool force;
+};
+
+/* At vm->priv of every VM (core_model_set_priv). */
+struct md_vmx {
+	struct md_mark mark;    /* the busy mark; status "operation" shows it */
+	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
+	uint64_t refused_gen;   /* spec_gen the reconciler last failed on
+				 * (its err and event are recorded once) */
+	char rv[32];            /* cluster: metadata.resourceVersion */
+	uint64_t epoch;         /* cluster: list epoch it was last seen in */
+	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
+	uint64_t pushed;        /* cluster: hash of the status published last */
+};
+/* At o->priv of every object. */
+struct md_objx {
+	bool mine;              /* made or run by this node */
+};
+struct md_vmx *md_x(const struct core_vm *vm);
+struct md_objx *md_ox(const struct core_obj *o);
+
+/* A copy of what actions decide on, taken under the model lock. */
+struct md_vm {
+	enum core_phase phase;
+	bool want_running;      /* spec.running */
+	struct md_mark mark;
+	uid_t owner;
+	uint64_t version, spec_gen, defined_gen, refused_gen;
+	int cpus;
+	uint64_t memory;
+	char node[CORE_NAME_MAX + 1];
+	char ns[CORE_NAME_MAX + 1];
+	char uid[40];
+	char rv[32];
+};
+/* 0 with the copy, or -ENOENT. */
+int md_vm_get(struct mountd *md, const char *name, struct md_vm *out);
+/* fn on the VM under the write lock; changes are delivered after the
+ * unlock.  fn's return, or -ENOENT when there is no such VM. */
+typedef int (*md_edit_fn)(struct mountd *md, struct core_vm *vm, void *arg);
+int md_vm_edit(struct mountd *md, const char *name, md_edit_fn fn, void *arg);
+/* The spec document, a deep copy. */
+int md_spec_copy(struct mountd *md, const char *name, json_object **out);
+
+struct md_mark md_mark_verb(enum core_verb v, bool force);
+struct md_mark md_mark_of(enum md_hold h);
+/* "start", "stop force", "restore", "spec", "" ... (status operation) */
+const char *md_mark_name(struct md_mark m);
+/* Model write lock held. */
+void md_mark_set(struct mountd *md, struct core_vm *vm, struct md_mark m);
+/* Mark name busy with m; out (may be NULL) gets the VM as it was.
+ * -EBUSY when another action holds it (out->mark says which; err the
+ * text), -ENOENT when there is no VM.  A user's verb waits out the
+ * reconciler's short hold.  A forced stop overtakes a graceful one. */
+int md_claim(struct mountd *md, const char *name, struct md_mark m,
+	     struct md_vm *out, char *err, size_t errlen);
+/* Drop the mark if it is still m. */
+void md_release(struct mountd *md, const char *name, struct md_mark m);
+/* -EBUSY with "VERB: vm NAME is busy (X in progress)" when marked. */
+int md_busy(struct mountd *md, const char *name, const char *verb, char *err,
+	    size_t errlen);
+
+void md_event(struct mountd *md, const char *name, const char *reason,
+	      const char *msg);
+/* Persist a VM's object (spec and last status) to the store. */
+int md_persist(struct mountd *md, const char *name);
+/* Drop a VM from the store and the model (its domain is already gone or
+ * is another node's). */
+void md_forget(struct mountd *md, const char *name);
+
+/* ---- verbs/: one run function per row of CORE_OPS --------------------- */
+
+struct md_run;
+struct md_job {
+	const char *vm;                 /* NULL for create */
+	const struct core_ctl *msg;
+	enum core_phase phase;          /* when the VM was marked */
+	/* A verb that runs as a VMOperation: */
+	const char *op;                 /* its name */
+	json_object *obj;               /* a private copy */
+	struct md_run *run;             /* cancel and progress */
+};
+typedef int (*md_run_fn)(struct mountd *md, const struct md_job *j,
+			 char *err, size_t errlen);
+#define MD_X_RUN(id, verb, op, flags, cli, from, to) \
+	int md_run_##verb(struct mountd *md, const struct md_job *j, \
+			  char *err, size_t errlen);
+CORE_OPS(MD_X_RUN)
+#undef MD_X_RUN
+md_run_fn md_run_of(enum core_verb v);
+
+/* dispatch.c: every verb, wherever it came from. */
+int md_do(struct mountd *md, const char *vm, const struct core_ctl *msg,
+	  char *err, size_t errlen);
+/* Phases as masks of 1 << phase: the guest exists, or it does not run. */
+#define MD_ACTIVE CORE_PH_ACTIVE
+#define MD_INACTIVE CORE_PH_INACTIVE
+/* 0 when msg may run on a VM in phase ph; else -EBUSY with the owner's
+ * text (delete without force refuses a running guest). */
+int md_verb_check(const char *name, const struct core_ctl *msg,
+		  enum core_phase ph, char *err, size_t errlen);
+
+/* power.c */
+int md_set_running(struct mountd *md, const char *name, bool running);
+int md_redefine(struct mountd *md, const char *name, char *err, size_t errlen);
+/* Start or stop as spec.running says (the caller holds the mark). */
+int md_converge(struct mountd *md, const char *name, char *err, size_t errlen);
+/* Bring an owned VM to its spec under a reconcile mark. */
+int md_converge_owned(struct mountd *md, const char *name, char *err,
+		      size_t errlen);
+int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
+		  int timeout_ms);
+/* Start under a start mark of its own. */
+int md_start_marked(struct mountd *md, const char *name, char *err,
+		    size_t errlen);
+
+/* create.c */
+int md_create_spec(struct mountd *md, const struct core_ctl *msg,
+		   json_object **spec, char *err, size_t errlen);
+/* A VM an operation makes (a clone), marked m; consumes spec. */
+int md_add_vm(struct mountd *md, const char *name, json_object *spec,
+	      uid_t owner, struct md_mark m, char *err, size_t errlen);
+/* Forget it here and delete its object. */
+void md_drop_vm(struct mountd *md, const char *name);
+
+/* spec.c */
+int md_spec_write(struct mountd *md, const char *name, json_object *spec,
+		  char *err, size_t errlen);
+/* Put a spec back in the model after a write that failed (takes its own
+ * reference to old); the domain, store and cluster are the caller's. */
+void md_model_spec_put(struct mountd *md, const char *name, json_object *old);
+
+/* ---- the daemon -------------------------------------------------------- */
+
+struct mountd {
+	struct md_config cfg;   /* as md_open got it */
+	struct core_model *m;
+	struct core_store *store;
+	struct be_conn *be;
+	struct core_acl acl;    /* --group: who may use the tree */
+	char node[CORE_NAME_MAX + 1];
+	const char *uri;        /* libvirt */
+	int stop_timeout_ms;    /* ACPI shutdown grace before destroy */
+	int stats_interval_ms;
+
+	struct md_worker work;  /* VMs to re-read from libvirt (and, in
+				 * cluster mode, to claim and converge) */
+	struct md_worker status;/* cluster: VMs whose status to publish */
+	struct md_worker drops; /* cluster: VMs whose object was deleted */
+	_Atomic bool nodes_dirty;       /* nodes/NODE/status is behind */
+	pthread_mutex_t slock;  /* the stats thread's sleep */
+	pthread_cond_t scond;
+	bool stopping;
+	pthread_t stats;
+	bool stats_started;
+
+	/* cluster mode (sync == NULL when standalone) */
+	struct sync *sync;
+	struct sync_creds creds;
+	char ns[CORE_NAME_MAX + 1];
+	uint64_t sync_epoch;    /* bumped after each complete list */
+	_Atomic bool online, synced;
+	/* Names this node is creating (under work.q.lock). */
+	char (*creating)[CORE_NAME_MAX + 1];
+	size_t ncreating, capcreating;
+
+	/* --peer NODE=URI: libvirt URIs of nodes to migrate to */
+	struct md_peer {
+		char node[CORE_NAME_MAX + 1];
+		char uri[512];
+	} *peers;
+	size_t npeers;
+
+	/* operations running on this node (ops/engine.c) */
+	pthread_mutex_t runs_lock;
+	/* Templates whose image is being imported (under runs_lock): one
+	 * import per template at a time, they share the pool's files. */
+#define MD_IMPORTING_MAX 16
+	char importing[MD_IMPORTING_MAX][CORE_NAME_MAX + 1];
+	size_t nimporting;
+	pthread_cond_t runs_cond;
+	struct md_run *runs;
+	int nruns;
+};
+
+/* ---- ops/: operations, snapshots and templates ------------------------ */
+
+/* clone, migrate, resize, snapshot, revert and cancel from a VM's ctl:
+ * an object is made (VMOperation or VMSnapshot) and run here, or by the
+ * VM's owner; the call returns with its outcome. */
+int md_op_ctl(struct mountd *md, const char *vm, const struct core_ctl *msg,
+	      char *err, size_t errlen);
+/* stop force, restart, pause, resume for another node's VM, as a
+ * VMOperation its owner runs. */
+int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
+		  char *err, size_t errlen);
+/* fs_ops.obj: mkdir, rmdir, ctl and spec of snapshots and templates. */
+int md_obj(void *arg, enum core_kind kind, const char *vm, const char *name,
+	   const char *verb, json_object *spec, char *err, size_t errlen);
+/* Load stored objects; those a restart interrupted become Failed. */
+int md_ops_load(struct mountd *md);
+/* Retention: expire and delete snapshots; called now and then. */
+void md_ops_sweep(struct mountd *md);
+/* An object from the API server (cluster): mirror it, run it when it is
+ * new and its VM is ours. */
+void md_ops_upsert(struct mountd *md, enum core_kind kind, json_object *obj);
+void md_ops_remove(struct mountd *md, enum core_kind kind, const char *name);
+void md_ops_stop(struct mountd *md);
+/* A deleted VM takes its snapshots along (libvirt dropped them). */
+void md_ops_vm_gone(struct mountd *md, const char *vm);
+/* Make a new VM's first disk from its template's image (create
+ * template=T or spec.image.templateRef); fills the template's defaults
+ * into spec first. */
+int md_template_apply(struct mountd *md, const char *tmpl, json_object *spec,
+		      char *err, size_t errlen);
+/* The template's image into this node's pool, in a worker thread. */
+void md_template_import_bg(struct mountd *md, const char *name);
+int md_template_disk(struct mountd *md, const char *vm, char *err,
+		     size_t errlen);
+/* The template is gone from the API: drop this node's copy of its image. */
+void md_template_forget(struct mountd *md, const char *name);
+/* Recount the VMs using each template. */
+void md_template_usage_tick(struct mountd *md);
+/* After a migration: the VM is the target node's now. */
+void md_migrated(struct mountd *md, const char *name, const char *node);
+
+/* ---- cluster/ (no-ops, or "owned", in standalone mode) ---------------- */
+
+int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
+		    char *err, size_t errlen);
+int md_cluster_start(struct mountd *md);
+void md_cluster_close(struct mountd *md);
+bool md_owned(struct mountd *md, const char *name, char *owner, size_t len);
+void md_cluster_reconcile(struct mountd *md, const char *name);
+void md_push_status(struct mountd *md, const char *name);
+int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
+		    json_object *new, char *err, size_t errlen);
+/* 0: created and claimed here (marked m); 1: created, another node
+ * claimed it.  A VM for a uid other than root carries its user name in
+ * the hypersdk.io/owner annotation; a uid without one is -EINVAL. */
+int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
+		      uid_t owner, struct md_mark m, char *err, size_t errlen);
+int md_cluster_delete(struct mountd *md, const char *name, char *err,
+		      size_t errlen);
+
+/* forward.c: writes for a VM another node owns (owner "" when none has
+ * claimed it yet) become changes of its object; the owner acts. */
+int md_cluster_forward(struct mountd *md, const char *name,
+		       const struct core_ctl *msg, const char *owner,
+		       char *err, size_t errlen);
+/* A spec write: only the merge patch, then a wait for the power state
+ * it asks for.  Consumes spec. */
+int md_cluster_spec_forward(struct mountd *md, const char *name,
+			    json_object *spec, const char *owner, char *err,
+			    size_t errlen);
+
+/* ---- host/: libvirt's side --------------------------------------------- */
+
+/* host/nodes.c: nodes/: this node, and with peers the nodes holding a lease
+ * (a request to the API server: the stats thread does that). */
+void md_update_nodes(struct mountd *md, bool peers);
+/* This node's counts changed: md_nodes_flush renders them once, after a
+ * verb or a batch of events, rather than a walk over every VM per
+ * change. */
+void md_nodes_dirty(struct mountd *md);
+void md_nodes_flush(struct mountd *md);
+
+/* host/follow.c */
+/* The reconciler's work: one VM's events, all VMs, nodes/ after a batch. */
+void md_follow_init(struct mountd *md);
+/* Queue a VM for the reconciler (NULL: all of them). */
+void md_queue(struct mountd *md, const char *name);
+void md_queue_status(struct mountd *md, const char *name);
+/* Load the store, adopt our domains, bring status up to date. */
+int md_load(struct mountd *md, char *err, size_t errlen);
+/* Re-read a domain's state from libvirt into the model. */
+void md_refresh(struct mountd *md, const char *name);
+/* stats.c: the stats thread, which also ticks retention and usage. */
+int md_stats_start(struct mountd *md);
+void md_stats_stop(struct mountd *md);
+
+#endif
