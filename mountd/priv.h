@@ -230,8 +230,12 @@ struct mountd {
 	char ns[CORE_NAME_MAX + 1];
 	uint64_t sync_epoch;    /* bumped after each complete list */
 	_Atomic bool online, synced;
-	/* Names this node is creating (under work.q.lock). */
-	char (*creating)[CORE_NAME_MAX + 1];
+	/* Names this node is creating, with the mark their creator holds
+	 * (under work.q.lock). */
+	struct md_creating {
+		char name[CORE_NAME_MAX + 1];
+		struct md_mark mark;
+	} *creating;
 	size_t ncreating, capcreating;
 
 	/* --peer NODE=URI: libvirt URIs of nodes to migrate to */

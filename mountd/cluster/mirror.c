@@ -139,50 +139,66 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 }
 
 /* Names this node is creating: their watch event may come before the
- * create's own answer, and the reconciler must leave them alone. */
-static bool creating(struct mountd *md, const char *name)
+ * create's own answer, and the reconciler must leave them alone.  The
+ * VM takes its creator's mark from the first sight, so the creator's
+ * release (a clone's, say) is the one that frees it. */
+static bool creating(struct mountd *md, const char *name, struct md_mark *m)
 {
 	bool r = false;
 
 	pthread_mutex_lock(&md->work.q.lock);
-	for (size_t i = 0; i < md->ncreating && !r; i++)
-		r = !strcmp(md->creating[i], name);
+	for (size_t i = 0; i < md->ncreating && !r; i++) {
+		r = !strcmp(md->creating[i].name, name);
+		if (r)
+			*m = md->creating[i].mark;
+	}
 	pthread_mutex_unlock(&md->work.q.lock);
 	return r;
 }
 
-/* As many as are in flight; -ENOMEM only when memory is out. */
-static int set_creating(struct mountd *md, const char *name, bool on)
+static int grow_creating(struct mountd *md)
 {
-	char (*v)[CORE_NAME_MAX + 1];
-	int rc = 0;
+	size_t cap = md->capcreating ? md->capcreating * 2 : 16;
+	struct md_creating *v;
+
+	if (md->ncreating < md->capcreating)
+		return 0;
+	v = realloc(md->creating, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	md->creating = v;
+	md->capcreating = cap;
+	return 0;
+}
+
+/* As many as are in flight; -ENOMEM only when memory is out. */
+static int start_creating(struct mountd *md, const char *name,
+			  struct md_mark m)
+{
+	struct md_creating *c;
+	int rc;
 
 	pthread_mutex_lock(&md->work.q.lock);
-	if (on && md->ncreating == md->capcreating) {
-		v = realloc(md->creating, (md->capcreating ?
-					   md->capcreating * 2 : 16) * sizeof(*v));
-		if (v) {
-			md->creating = v;
-			md->capcreating = md->capcreating ?
-					  md->capcreating * 2 : 16;
-		}
-	}
-	if (on && md->ncreating < md->capcreating) {
-		snprintf(md->creating[md->ncreating++], CORE_NAME_MAX + 1, "%s",
-			 name);
-	} else if (on) {
-		rc = -ENOMEM;
-	} else {
-		for (size_t i = 0; i < md->ncreating; i++) {
-			if (strcmp(md->creating[i], name))
-				continue;
-			memcpy(md->creating[i], md->creating[--md->ncreating],
-			       CORE_NAME_MAX + 1);
-			break;
-		}
+	rc = grow_creating(md);
+	if (rc == 0) {
+		c = &md->creating[md->ncreating++];
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		c->mark = m;
 	}
 	pthread_mutex_unlock(&md->work.q.lock);
 	return rc;
+}
+
+static void end_creating(struct mountd *md, const char *name)
+{
+	pthread_mutex_lock(&md->work.q.lock);
+	for (size_t i = 0; i < md->ncreating; i++) {
+		if (strcmp(md->creating[i].name, name))
+			continue;
+		md->creating[i] = md->creating[--md->ncreating];
+		break;
+	}
+	pthread_mutex_unlock(&md->work.q.lock);
 }
 
 /* op, when given, marks the VM busy from the moment it appears, so the
@@ -195,7 +211,7 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 	const char *created = str_at(obj, "metadata", "creationTimestamp");
 	char err[CORE_ERR_MAX];
 	json_object *spec = NULL, *copy = NULL;
-	struct md_mark create = md_mark_verb(CORE_V_CREATE, false);
+	struct md_mark created_by;
 	struct core_vm *vm;
 	bool unknown, added = false;
 	const char *who;
@@ -218,8 +234,8 @@ static void upsert(struct mountd *md, enum sync_kind k, json_object *obj,
 			vm->st.node[0] = '\0';
 		}
 	}
-	if (!op && vm && creating(md, name))
-		op = &create;
+	if (!op && vm && creating(md, name, &created_by))
+		op = &created_by;
 	/* The watch may have brought it first. */
 	if (vm && op && md_x(vm)->mark.hold == MD_HOLD_NONE)
 		md_mark_set(md, vm, *op);
@@ -676,7 +692,7 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 			       json_object_new_string("VirtualMachine"));
 	json_object_object_add(obj, "metadata", meta);
 	json_object_object_add(obj, "spec", json_object_get(spec));
-	rc = set_creating(md, name, true);
+	rc = start_creating(md, name, m);
 	if (rc == 0)
 		rc = sync_create(md->sync, SYNC_VM, obj, &created, err, errlen);
 	else
@@ -694,7 +710,7 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		if (rc < 0)
 			rc = lost_claim(md, name, rc, err, errlen);
 	}
-	set_creating(md, name, false);
+	end_creating(md, name);
 	return rc;
 }
 
