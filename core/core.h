@@ -287,6 +287,8 @@ struct core_status {
 	uint64_t memory;
 	uint64_t disk_bytes;    /* sum of allocated disk sizes */
 	char operation[32];     /* the action in flight, "" when none */
+	unsigned restarts;      /* restarts after stops nobody asked for */
+	time_t next_restart;    /* when the next one is due, 0 when none */
 };
 
 void core_status_init(struct core_status *st);
@@ -650,6 +652,16 @@ enum core_action {
 /* What to do when a domain stopped without being asked to. */
 enum core_action core_on_unexpected_stop(const struct core_spec *spec,
 					 bool crashed);
+
+/* The kubelet's: 10 s, doubling to 5 min, reset by 10 min of running. */
+#define CORE_BACKOFF_FIRST_S 10
+#define CORE_BACKOFF_MAX_X 30
+#define CORE_BACKOFF_STABLE_X 60
+/* Seconds to wait before restarting a VM that stopped at now after it
+ * started at started (0: unknown), the first wait being first seconds;
+ * counts the failure in *failures. */
+unsigned core_restart_delay(unsigned *failures, time_t started, time_t now,
+			    unsigned first);
 
 /* ---- time --------------------------------------------------------- */
 

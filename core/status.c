@@ -18,6 +18,8 @@
  *   vnc          address:port of the VNC server
  *   console      serial console pty or log file
  *   operation    the action in flight
+ *   restarts     restarts after stops nobody asked for (highAvailability)
+ *   nextRestart  RFC 3339 UTC time of the next one, while it waits
  *   condition.T            true or false, for T in Ready, DiskReady,
  *                          NetworkReady, AgentConnected
  *   condition.T.reason     CamelCase reason
@@ -185,6 +187,9 @@ int core_status_render(const struct core_status *st, const char *name,
 	put(&o, "vnc", b);
 	put(&o, "console", st->console);
 	put(&o, "operation", st->operation);
+	snprintf(b, sizeof(b), "%u", st->restarts);
+	put(&o, "restarts", b);
+	put_time(&o, "nextRestart", st->next_restart);
 	put_conds(&o, st);
 	if (o.full)
 		return -ENOSPC;
@@ -270,6 +275,10 @@ json_object *core_status_to_json(const struct core_status *st)
 	json_object_object_add(o, "vnc", vnc);
 	add_str(o, "console", st->console);
 	add_str(o, "operation", st->operation);
+	if (st->restarts)
+		json_object_object_add(o, "restarts",
+				       json_object_new_int64(st->restarts));
+	add_time(o, "nextRestart", st->next_restart);
 	json_object_object_add(o, "conditions", conds_to_json(st));
 	return o;
 }
@@ -296,6 +305,18 @@ static int get_int(json_object *o, const char *key, int *out)
 		return -EINVAL;
 	*out = json_object_get_int(f);
 	return 0;
+}
+
+static int get_count(json_object *o, const char *key, unsigned *out)
+{
+	int v = 0;
+	int r = get_int(o, key, &v);
+
+	if (r == 0 && v < 0)
+		r = -EINVAL;
+	if (r == 0)
+		*out = (unsigned)v;
+	return r;
 }
 
 static int get_time(json_object *o, const char *key, time_t *out)
@@ -418,6 +439,10 @@ int core_status_from_json(json_object *o, struct core_status *st)
 	if (r == 0)
 		r = get_str(o, "operation", st->operation,
 			    sizeof(st->operation));
+	if (r == 0)
+		r = get_count(o, "restarts", &st->restarts);
+	if (r == 0)
+		r = get_time(o, "nextRestart", &st->next_restart);
 	if (r == 0)
 		r = conds_from_json(o, st);
 	return r < 0 ? -EINVAL : 0;

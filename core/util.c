@@ -139,19 +139,3 @@ void core_uuid(char out[40])
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
-
-enum core_action core_on_unexpected_stop(const struct core_spec *spec,
-					 bool crashed)
-{
-	const char *p;
-
-	if (!spec || !spec->ha_enabled)
-		return CORE_ACT_NONE;
-	/* An enabled HA block without a policy means the seed's default. */
-	p = spec->ha_restart_policy ? spec->ha_restart_policy : "Always";
-	if (strcmp(p, "Always") == 0)
-		return CORE_ACT_START;
-	if (strcmp(p, "OnFailure") == 0 && crashed)
-		return CORE_ACT_START;
-	return CORE_ACT_NONE;
-}

@@ -33,7 +33,7 @@ struct opts {
 	const char *group;      /* --group: who may create VMs */
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
-	int stop_timeout, stats_interval;
+	int stop_timeout, stats_interval, restart_backoff;
 #define MAX_PEERS 32
 	const char *peers[MAX_PEERS];   /* NODE=URI */
 	int npeers;
@@ -51,6 +51,7 @@ static void usage(FILE *f)
 	      "         [--kernel-dir DIR]\n"
 	      "         [--libvirt URI] [--node NAME] [--accel auto|kvm|tcg]\n"
 	      "         [--stop-timeout SECONDS] [--stats-interval SECONDS]\n"
+	      "         [--restart-backoff SECONDS]\n"
 	      "         [--foreground] [--log-level error|warn|info|debug] "
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
@@ -217,6 +218,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "import-max-size", 1, 0, 'S' }, { "import-timeout", 1, 0, 'W' },
 		{ "import-low-speed", 1, 0, 'V' }, { "import-stall", 1, 0, 'Z' },
 		{ "import-max", 1, 0, 'X' }, { "probe", 1, 0, 'R' },
+		{ "restart-backoff", 1, 0, 'B' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -250,6 +252,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'R': o->probe = optarg; break;
 		case 't': bad |= parse_secs(optarg, &o->stop_timeout); break;
 		case 'i': bad |= parse_secs(optarg, &o->stats_interval); break;
+		case 'B':
+			bad |= parse_secs(optarg, &o->restart_backoff) ||
+			       o->restart_backoff < 1 || o->restart_backoff > 3600;
+			break;
 		case 'l':
 			lvl = parse_level(optarg);
 			bad |= lvl < 0;
@@ -515,6 +521,7 @@ static void config(struct opts *o, struct md_config *c)
 		.ns = o->ns, .accel = o->accel,
 		.stop_timeout_s = o->stop_timeout,
 		.stats_interval_s = o->stats_interval,
+		.restart_backoff_s = (unsigned)o->restart_backoff,
 		.peers = o->peers, .npeers = (size_t)o->npeers,
 		.copy_storage = o->copy_storage, .imp = o->imp, .acl = o->acl,
 	};
@@ -592,6 +599,7 @@ int main(int argc, char **argv)
 	struct opts o = { .mount = "/run/hypersdk", .state_dir = "/var/lib/hypersdk",
 			  .uri = "qemu:///system", .stop_timeout = 30,
 			  .stats_interval = 2, .http = default_http(),
+			  .restart_backoff = CORE_BACKOFF_FIRST_S,
 			  .imp = { .max_bytes = BE_IMPORT_MAX_BYTES,
 				   .timeout_s = BE_IMPORT_TIMEOUT_S,
 				   .low_speed = BE_IMPORT_LOW_SPEED,

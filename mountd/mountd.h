@@ -24,6 +24,7 @@ struct md_config {
 	enum be_accel accel;
 	int stop_timeout_s;             /* ACPI grace before destroy */
 	int stats_interval_s;           /* 0: 2 s */
+	unsigned restart_backoff_s;     /* first HA restart's wait; 0: 10 s */
 	const char *const *peers;       /* NODE=URI, for migrations */
 	size_t npeers;
 	bool copy_storage;              /* --migrate-copy-storage */

@@ -18,11 +18,18 @@ struct md_item {
 	char *name;
 	enum core_phase now;
 };
+/* A look that is due at a time (a restart after its backoff). */
+struct md_later {
+	char *name;
+	time_t due;
+};
 struct md_nq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct md_item *items;
 	size_t n, cap;
+	struct md_later *later;
+	size_t nlater, caplater;
 	bool all;               /* every VM needs a look */
 	bool stopping;
 	bool working;           /* a taken batch is being worked on */
@@ -31,6 +38,8 @@ void md_nq_init(struct md_nq *q);
 /* name NULL: everything needs a look. */
 void md_nq_put(struct md_nq *q, const char *name);
 void md_nq_put_event(struct md_nq *q, const char *name, enum core_phase now);
+/* A look at name at due (wall clock); the earliest of several stands. */
+void md_nq_put_at(struct md_nq *q, const char *name, time_t due);
 bool md_nq_take(struct md_nq *q, struct md_item **batch, size_t *n,
 		bool *all);
 void md_nq_stop(struct md_nq *q);
@@ -81,6 +90,7 @@ struct md_vmx {
 	uint64_t epoch;         /* cluster: list epoch it was last seen in */
 	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
 	uint64_t pushed;        /* cluster: hash of the status published last */
+	unsigned failures;      /* stops nobody asked for, in a row (backoff) */
 };
 /* At o->priv of every object. */
 struct md_objx {
@@ -102,6 +112,7 @@ struct md_vm {
 	char ns[CORE_NAME_MAX + 1];
 	char uid[40];
 	char rv[32];
+	time_t next_restart;    /* a restart waits for its backoff until then */
 };
 /* 0 with the copy, or -ENOENT. */
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out);
@@ -338,6 +349,20 @@ void md_update_nodes(struct mountd *md, bool peers);
  * change. */
 void md_nodes_dirty(struct mountd *md);
 void md_nodes_flush(struct mountd *md);
+
+/* host/restart.c: restarts after stops nobody asked for, with backoff.
+ * Model lock held: plans the next one for a VM that stopped at now after
+ * running since started (0: unknown); returns when it is due. */
+time_t md_restart_plan(struct mountd *md, struct core_vm *vm, time_t started,
+		       time_t now);
+/* Model lock held: the Ready condition of a VM that waits says so. */
+void md_restart_show(struct core_vm *vm, time_t now);
+/* The reconciler's look: restart name if its time has come. */
+void md_restart_if_due(struct mountd *md, const char *name);
+/* A stop of a VM that waits: no restart, spec.running false.  false
+ * when nothing waited. */
+bool md_restart_cancel(struct mountd *md, const char *name);
+bool md_restart_waiting(const struct md_vm *v, time_t now);
 
 /* host/follow.c */
 /* The reconciler's work: one VM's events, all VMs, nodes/ after a batch. */

@@ -35,6 +35,7 @@ static void copy_out(const struct core_vm *vm, struct md_vm *out)
 	snprintf(out->ns, sizeof(out->ns), "%s", vm->ns);
 	snprintf(out->uid, sizeof(out->uid), "%s", vm->uid);
 	snprintf(out->rv, sizeof(out->rv), "%s", x->rv);
+	out->next_restart = vm->st.next_restart;
 }
 
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mountd/priv.h"
 
@@ -14,41 +15,42 @@ void md_nq_init(struct md_nq *q)
 	pthread_cond_init(&q->cond, NULL);
 }
 
-/* name NULL: everything needs a look.  Events that disagree about the
- * phase, or a put that is not an event, leave "look in any case". */
-void md_nq_put_event(struct md_nq *q, const char *name, enum core_phase now)
+/* Lock held.  false when memory ran out: then everything needs a look,
+ * which loses nothing. */
+static bool put_locked(struct md_nq *q, const char *name, enum core_phase now)
 {
 	struct md_item *v;
 	char *dup;
 
-	pthread_mutex_lock(&q->lock);
-	if (q->stopping)
-		goto out;       /* no worker will take it */
-	if (!name)
-		goto all;
 	for (size_t i = 0; i < q->n; i++)
 		if (!strcmp(q->items[i].name, name)) {
 			if (q->items[i].now != now)
 				q->items[i].now = CORE_PHASE_UNKNOWN;
-			goto out;
+			return true;
 		}
 	if (q->n == q->cap) {
 		size_t cap = q->cap ? q->cap * 2 : 16;
 
 		v = realloc(q->items, cap * sizeof(*v));
 		if (!v)
-			goto all;
+			return false;
 		q->items = v;
 		q->cap = cap;
 	}
 	dup = strdup(name);
 	if (!dup)
-		goto all;
+		return false;
 	q->items[q->n++] = (struct md_item){ dup, now };
-	goto out;
-all:
-	q->all = true;
-out:
+	return true;
+}
+
+/* name NULL: everything needs a look.  Events that disagree about the
+ * phase, or a put that is not an event, leave "look in any case". */
+void md_nq_put_event(struct md_nq *q, const char *name, enum core_phase now)
+{
+	pthread_mutex_lock(&q->lock);
+	if (!q->stopping && (!name || !put_locked(q, name, now)))
+		q->all = true;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 }
@@ -58,14 +60,93 @@ void md_nq_put(struct md_nq *q, const char *name)
 	md_nq_put_event(q, name, CORE_PHASE_UNKNOWN);
 }
 
+static bool later_add(struct md_nq *q, const char *name, time_t due)
+{
+	struct md_later *v;
+	char *dup;
+
+	for (size_t i = 0; i < q->nlater; i++)
+		if (!strcmp(q->later[i].name, name)) {
+			if (due < q->later[i].due)
+				q->later[i].due = due;
+			return true;
+		}
+	if (q->nlater == q->caplater) {
+		size_t cap = q->caplater ? q->caplater * 2 : 8;
+
+		v = realloc(q->later, cap * sizeof(*v));
+		if (!v)
+			return false;
+		q->later = v;
+		q->caplater = cap;
+	}
+	dup = strdup(name);
+	if (!dup)
+		return false;
+	q->later[q->nlater++] = (struct md_later){ dup, due };
+	return true;
+}
+
+void md_nq_put_at(struct md_nq *q, const char *name, time_t due)
+{
+	pthread_mutex_lock(&q->lock);
+	/* Without memory the look comes now: early is safe, the look
+	 * schedules itself again. */
+	if (!q->stopping && !later_add(q, name, due) && !put_locked(q, name,
+								     CORE_PHASE_UNKNOWN))
+		q->all = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Lock held.  Moves what is due to the items; returns the earliest time
+ * still to come, 0 when none. */
+static time_t later_due(struct md_nq *q, time_t now)
+{
+	time_t next = 0;
+
+	for (size_t i = 0; i < q->nlater;) {
+		struct md_later *l = &q->later[i];
+
+		if (l->due > now) {
+			if (!next || l->due < next)
+				next = l->due;
+			i++;
+			continue;
+		}
+		if (!put_locked(q, l->name, CORE_PHASE_UNKNOWN))
+			q->all = true;
+		free(l->name);
+		*l = q->later[--q->nlater];
+	}
+	return next;
+}
+
+static void wait_work(struct md_nq *q)
+{
+	struct timespec ts = { 0 };
+	time_t next;
+
+	while (!q->stopping) {
+		next = later_due(q, time(NULL));
+		if (q->n || q->all)
+			return;
+		if (!next) {
+			pthread_cond_wait(&q->cond, &q->lock);
+			continue;
+		}
+		ts.tv_sec = next;
+		pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+	}
+}
+
 /* Wait for work; returns false once stopped.  The caller frees each
  * item's name and batch. */
 bool md_nq_take(struct md_nq *q, struct md_item **batch, size_t *n,
 		bool *all)
 {
 	pthread_mutex_lock(&q->lock);
-	while (!q->n && !q->all && !q->stopping)
-		pthread_cond_wait(&q->cond, &q->lock);
+	wait_work(q);
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
@@ -86,9 +167,13 @@ void md_nq_stop(struct md_nq *q)
 	pthread_mutex_lock(&q->lock);
 	while (q->n)
 		free(q->items[--q->n].name);
+	while (q->nlater)
+		free(q->later[--q->nlater].name);
 	free(q->items);
+	free(q->later);
 	q->items = NULL;
-	q->cap = 0;
+	q->later = NULL;
+	q->cap = q->caplater = 0;
 	q->stopping = true;
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);

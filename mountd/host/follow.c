@@ -156,13 +156,16 @@ static void mark_missing(struct core_vm *vm, time_t now)
 			 "the libvirt domain is not defined", now);
 }
 
-/* A stop nobody asked for: say so, and either restart (HA) or record
- * that the VM is meant to be off, so a daemon restart keeps it off. */
+/* A stop nobody asked for: say so, and either plan a restart (HA) or
+ * record that the VM is meant to be off, so a daemon restart keeps it
+ * off.  *due gets the restart's time. */
 static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
-				     enum core_phase was, const char *reason)
+				     enum core_phase was, const char *reason,
+				     time_t ran_since, time_t *due)
 {
 	bool crashed = vm->st.phase == CORE_PHASE_FAILED ||
 		!strcmp(reason, "crashed");
+	time_t now = time(NULL);
 	enum core_action act;
 
 	if (busy(vm) || !(was == CORE_PHASE_RUNNING ||
@@ -171,20 +174,17 @@ static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
 	if (vm->st.phase != CORE_PHASE_STOPPED && vm->st.phase != CORE_PHASE_FAILED)
 		return CORE_ACT_NONE;
 	act = core_on_unexpected_stop(&vm->spec, crashed);
-	core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
-			 "domain stopped outside hypersdk (%s)%s", reason,
-			 act == CORE_ACT_START ? "; restarting (highAvailability)" : "");
+	if (act == CORE_ACT_START)
+		*due = md_restart_plan(md, vm, ran_since, now);
+	if (act == CORE_ACT_START)
+		core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
+				 "domain stopped outside hypersdk (%s); restart "
+				 "%u in %lds (highAvailability)", reason,
+				 vm->st.restarts + 1, (long)(*due - now));
+	else
+		core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
+				 "domain stopped outside hypersdk (%s)", reason);
 	return act;
-}
-
-/* highAvailability: a crashed guest comes back. */
-static void restart(struct mountd *md, const char *name)
-{
-	struct core_ctl msg = { .verb = CORE_V_START };
-	char err[CORE_ERR_MAX];
-
-	if (md_do(md, name, &msg, err, sizeof(err)) < 0)
-		md_log(LOG_WARN_, "restart %s: %s", name, err);
 }
 
 void md_refresh(struct mountd *md, const char *name)
@@ -194,6 +194,7 @@ void md_refresh(struct mountd *md, const char *name)
 	struct core_vm *vm;
 	enum core_phase was;
 	enum core_action act = CORE_ACT_NONE;
+	time_t ran_since, due = 0;
 	bool turn_off = false;
 	char pty[sizeof(in.console)];
 	pid_t qemu;
@@ -211,15 +212,18 @@ void md_refresh(struct mountd *md, const char *name)
 		return;
 	}
 	was = vm->st.phase;
+	ran_since = vm->st.start_time;
 	if (rc == -ENOENT)
 		mark_missing(vm, now);
 	else
 		apply_info(md, vm, &in, now);
+	md_restart_show(vm, now);
 	if (was != vm->st.phase)
 		core_model_event(md->m, vm, "PhaseChanged", "%s -> %s (%s)",
 				 core_phase_name(was), core_phase_name(vm->st.phase),
 				 rc == 0 ? in.reason : "undefined");
-	act = outside_stop(md, vm, was, rc == 0 ? in.reason : "undefined");
+	act = outside_stop(md, vm, was, rc == 0 ? in.reason : "undefined",
+			   ran_since, &due);
 	/* Only a stop seen happening counts: at start-up the previous phase
 	 * is Unknown, and spec.running then decides (start_if_wanted). */
 	turn_off = act == CORE_ACT_NONE && vm->spec.running &&
@@ -237,7 +241,7 @@ void md_refresh(struct mountd *md, const char *name)
 	if (turn_off)
 		md_set_running(md, name, false);
 	else if (act == CORE_ACT_START)
-		restart(md, name);
+		md_nq_put_at(&md->work.q, name, due);
 }
 
 /* ---- the reconciler -------------------------------------------------- */
@@ -321,6 +325,7 @@ static void look_at(struct mountd *md, const char *name, enum core_phase now)
 		adopt_new(md, name);
 	if (!known || !known_already(&v, now))
 		md_refresh(md, name);
+	md_restart_if_due(md, name);
 	if (md->sync)
 		md_cluster_reconcile(md, name);
 }
@@ -449,6 +454,10 @@ static void start_if_wanted(struct mountd *md, const char *name)
 	if (md->sync || md_vm_get(md, name, &v) < 0 || !v.want_running ||
 	    !((1u << v.phase) & MD_INACTIVE))
 		return;
+	if (md_restart_waiting(&v, time(NULL))) {
+		md_nq_put_at(&md->work.q, name, v.next_restart);
+		return;
+	}
 	md_log(LOG_INFO_, "vm %s should run; starting it", name);
 	if (md_do(md, name, &msg, err, sizeof(err)) < 0)
 		md_log(LOG_WARN_, "start %s: %s", name, err);

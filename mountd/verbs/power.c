@@ -264,7 +264,9 @@ int md_converge(struct mountd *md, const char *name, char *err, size_t errlen)
 
 	if (md_vm_get(md, name, &v) < 0)
 		return 0;
-	if (v.want_running && (phase_bit(v.phase) & MD_INACTIVE))
+	/* A restart waiting for its backoff comes from the queue. */
+	if (v.want_running && (phase_bit(v.phase) & MD_INACTIVE) &&
+	    !md_restart_waiting(&v, time(NULL)))
 		return start_vm(md, name, err, errlen);
 	if (!v.want_running && (phase_bit(v.phase) & MD_ACTIVE))
 		return stop_vm(md, name, false, v.phase, err, errlen);
@@ -276,7 +278,8 @@ static bool needs_work(const struct md_vm *v)
 	unsigned bit = phase_bit(v->phase);
 
 	return v->defined_gen != v->spec_gen ||
-	       (v->want_running && (bit & MD_INACTIVE)) ||
+	       (v->want_running && (bit & MD_INACTIVE) &&
+		!md_restart_waiting(v, time(NULL))) ||
 	       (!v->want_running && (bit & MD_ACTIVE));
 }
 

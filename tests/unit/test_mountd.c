@@ -50,6 +50,7 @@ static void open_md_as(struct t *t, const char *const *peers, size_t npeers,
 	struct md_config c = {
 		.node = "n1", .uri = URI, .state_dir = t->dir,
 		.pool_dir = pool, .stop_timeout_s = 1, .stats_interval_s = 1,
+		.restart_backoff_s = 1,
 		.peers = peers, .npeers = npeers,
 		.cluster = kubeconfig != NULL, .kubeconfig = kubeconfig,
 		.ns = kubeconfig ? "default" : NULL,
@@ -467,8 +468,10 @@ static void ha_vm(struct mountd *md, const char *name, const char *policy)
 {
 	json_object *spec = NULL, *ha = json_object_new_object();
 
-	ok(md, NULL, name[0] == 'l' ? "create l1" : name[0] == 'm' ?
-	   "create m1" : "create n1");
+	char create[64];
+
+	snprintf(create, sizeof(create), "create %s", name);
+	ok(md, NULL, create);
 	assert_int_equal(md_spec_copy(md, name, &spec), 0);
 	json_object_object_add(ha, "enabled", json_object_new_boolean(1));
 	json_object_object_add(ha, "restartPolicy",
@@ -488,16 +491,82 @@ static void wait_phase(struct mountd *md, const char *name, enum core_phase p)
 	assert_int_equal(phase(md, name), p);
 }
 
-static void test_ha_restarts_a_crash(void **state)
+static struct core_status status_of(struct mountd *md, const char *name)
+{
+	struct core_status st = { 0 };
+	struct core_vm *vm;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm)
+		st = vm->st;
+	core_model_unlock(md->m);
+	return st;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Crash name and time its way back: the wait shows in status. */
+static double crash_and_back(struct mountd *md, const char *name)
+{
+	struct core_status st;
+	double t0 = now_s();
+
+	assert_int_equal(fakebe_crash(URI, name), 0);
+	drain(md);
+	st = status_of(md, name);
+	assert_int_not_equal(st.phase, CORE_PHASE_RUNNING);
+	assert_true(st.next_restart > 0);
+	assert_string_equal(st.cond[CORE_COND_READY].reason, "CrashLoopBackOff");
+	wait_phase(md, name, CORE_PHASE_RUNNING);
+	return now_s() - t0;
+}
+
+/* --restart-backoff 1: 1 s, then 2 s (10 s and 20 s by default). */
+static void test_ha_restarts_with_backoff(void **state)
+{
+	struct mountd *md = ((struct t *)*state)->md;
+	double first, second;
+
+	ha_vm(md, "l1", "Always");
+	first = crash_and_back(md, "l1");
+	assert_true(has_event(md, "l1", "restart 1 in 1s (highAvailability)"));
+	assert_int_equal(status_of(md, "l1").restarts, 1);
+	assert_int_equal(status_of(md, "l1").next_restart, 0);
+	second = crash_and_back(md, "l1");
+	assert_true(has_event(md, "l1", "restart 2 in 2s (highAvailability)"));
+	assert_int_equal(status_of(md, "l1").restarts, 2);
+	/* Times are whole seconds: a wait of N s lasts N-1 to N s. */
+	assert_true(first < 5);
+	assert_true(second >= 1.0 && second < 8);
+	assert_true(want_running(md, "l1"));
+}
+
+/* A stop while the restart waits: it does not come, and the VM is
+ * meant to be off. */
+static void test_stop_cancels_waiting_restart(void **state)
 {
 	struct mountd *md = ((struct t *)*state)->md;
 
-	ha_vm(md, "l1", "Always");
-	assert_int_equal(fakebe_crash(URI, "l1"), 0);
+	ha_vm(md, "l2", "Always");
+	assert_int_equal(fakebe_crash(URI, "l2"), 0);
 	drain(md);
-	wait_phase(md, "l1", CORE_PHASE_RUNNING);
-	assert_true(has_event(md, "l1", "restarting (highAvailability)"));
-	assert_true(want_running(md, "l1"));
+	assert_true(status_of(md, "l2").next_restart > 0);
+	ok(md, "l2", "stop");
+	assert_int_equal(status_of(md, "l2").next_restart, 0);
+	assert_false(want_running(md, "l2"));
+	usleep(1500 * 1000);
+	drain(md);
+	assert_int_not_equal(phase(md, "l2"), CORE_PHASE_RUNNING);
+	assert_true(has_event(md, "l2", "RestartCancelled"));
+	/* And a later stop is refused as for any stopped VM. */
+	assert_int_equal(ctl(md, "l2", "stop"), -EBUSY);
 }
 
 static void test_ha_never_stays_down(void **state)
@@ -713,7 +782,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_spec_changes_nothing,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ha_restarts_a_crash, setup,
+		cmocka_unit_test_setup_teardown(test_ha_restarts_with_backoff, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stop_cancels_waiting_restart,
+						setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_never_stays_down, setup,
 						teardown),

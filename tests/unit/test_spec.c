@@ -311,6 +311,33 @@ static void test_unexpected_stop(void **state)
 	assert_int_equal(core_on_unexpected_stop(&s, true), CORE_ACT_NONE);
 }
 
+/* 10 s doubling to 5 min; a run of 10 min or more starts the count
+ * again (as the kubelet spaces a crashing container's restarts). */
+static void test_restart_delay(void **state)
+{
+	static const unsigned want[] = { 10, 20, 40, 80, 160, 300, 300, 300 };
+	unsigned failures = 0;
+	time_t t = 1000000;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(core_restart_delay(&failures, t - 5, t, 10), want[i]);
+	assert_int_equal(failures, 8);
+	/* Unknown start: no reset. */
+	assert_int_equal(core_restart_delay(&failures, 0, t, 10), 300);
+	/* Just under 10 min of running is still a failure in the row. */
+	assert_int_equal(core_restart_delay(&failures, t - 599, t, 10), 300);
+	assert_int_equal(core_restart_delay(&failures, t - 600, t, 10), 10);
+	assert_int_equal(failures, 1);
+	assert_int_equal(core_restart_delay(&failures, t - 1, t, 10), 20);
+	/* A first wait of 1 s: 1, 2, 4 ... 30; reset after 60 s. */
+	failures = 0;
+	assert_int_equal(core_restart_delay(&failures, t - 1, t, 1), 1);
+	assert_int_equal(core_restart_delay(&failures, t - 1, t, 1), 2);
+	failures = 9;
+	assert_int_equal(core_restart_delay(&failures, t - 59, t, 1), 30);
+	assert_int_equal(core_restart_delay(&failures, t - 60, t, 1), 1);
+}
+
 static void test_names(void **state)
 {
 	static const char *const good[] = { "a", "web", "my-vm-2", "0",
@@ -364,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_unexpected_stop),
+		cmocka_unit_test(test_restart_delay),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_util),
 	};

@@ -27,6 +27,8 @@ static const char fresh[] =
 	"vnc -\n"
 	"console -\n"
 	"operation -\n"
+	"restarts 0\n"
+	"nextRestart -\n"
 	"condition.Ready false\n"
 	"condition.Ready.reason -\n"
 	"condition.Ready.message -\n"
@@ -62,6 +64,8 @@ static const char running[] =
 	"vnc 127.0.0.1:5900\n"
 	"console /dev/pts/3\n"
 	"operation migrate\n"
+	"restarts 3\n"
+	"nextRestart 2026-11-26T15:04:15Z\n"
 	"condition.Ready true\n"
 	"condition.Ready.reason Started\n"
 	"condition.Ready.message domain is running\n"
@@ -99,6 +103,8 @@ static void fill(struct core_status *st)
 	st->vnc_port = 5900;
 	snprintf(st->console, sizeof(st->console), "/dev/pts/3");
 	snprintf(st->operation, sizeof(st->operation), "migrate");
+	st->restarts = 3;
+	st->next_restart = T0 + 10;
 	core_status_cond(st, CORE_COND_READY, true, "Started",
 			 "domain is running", T0);
 	core_status_cond(st, CORE_COND_DISK_READY, true, "Allocated", NULL, T0);
@@ -236,6 +242,9 @@ static void test_from_json_errors(void **state)
 		"{\"resources\": 1}",
 		"{\"vnc\": {\"port\": \"x\"}}",
 		"{\"startTime\": \"yesterday\"}",
+		"{\"restarts\": -1}",
+		"{\"restarts\": \"3\"}",
+		"{\"nextRestart\": \"soon\"}",
 		"{\"conditions\": {}}",
 		"{\"conditions\": [1]}",
 		("{\"conditions\": [{\"type\": \"Ready\", "
