@@ -427,6 +427,14 @@ void core_model_set_stats(struct core_model *m, struct core_vm *vm,
 void core_model_event(struct core_model *m, struct core_vm *vm,
 		      const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* One listener of every event as it is recorded, typed (reason and
+ * message as the line has them, one line each): called with the model
+ * write lock held, so it must only copy and queue.  Set it before the
+ * first event; fn NULL removes it. */
+typedef void (*core_event_fn)(void *arg, const struct core_vm *vm,
+			      time_t when, const char *reason,
+			      const char *msg);
+void core_model_on_event(struct core_model *m, core_event_fn fn, void *arg);
 
 /* Deliver queued change notifications; call after core_model_unlock.
  * Returns the sequence number of the last change delivered.  Flushes are

@@ -109,6 +109,14 @@ void core_model_watch(struct core_model *m, core_watch_fn fn, void *arg)
 	pthread_mutex_unlock(&m->flock);
 }
 
+void core_model_on_event(struct core_model *m, core_event_fn fn, void *arg)
+{
+	core_model_wrlock(m);
+	m->on_event = fn;
+	m->on_event_arg = arg;
+	core_model_unlock(m);
+}
+
 void core_model_unwatch(struct core_model *m, core_watch_fn fn, void *arg)
 {
 	pthread_mutex_lock(&m->flock);
@@ -609,6 +617,7 @@ void core_model_event(struct core_model *m, struct core_vm *vm,
 		      const char *reason, const char *fmt, ...)
 {
 	char msg[EVENT_MSG_MAX], line[EVENT_MSG_MAX], why[64], ts[32];
+	time_t now = time(NULL);
 	unsigned slot;
 	va_list ap;
 	char *e;
@@ -620,9 +629,11 @@ void core_model_event(struct core_model *m, struct core_vm *vm,
 	va_end(ap);
 	one_line(msg, sizeof(msg), line);
 	one_line(why, sizeof(why), reason && *reason ? reason : "Event");
-	core_rfc3339(time(NULL), ts, sizeof(ts));
+	core_rfc3339(now, ts, sizeof(ts));
 	if (asprintf(&e, "%s %s%s%s", ts, why, msg[0] ? " " : "", msg) < 0)
 		return;
+	if (m->on_event)
+		m->on_event(m->on_event_arg, vm, now, why, msg);
 	slot = vm->events_head;
 	free(vm->events[slot]);
 	vm->events[slot] = e;

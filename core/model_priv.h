@@ -47,6 +47,9 @@ struct core_model {
 	size_t nobjs;
 
 	size_t vm_priv, obj_priv;       /* core_model_set_priv */
+
+	core_event_fn on_event;         /* core_model_on_event */
+	void *on_event_arg;
 };
 
 /* Queue a tree-level change (name NULL, slot -1) for the watchers. */

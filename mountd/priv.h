@@ -339,6 +339,12 @@ int md_cluster_spec_forward(struct mountd *md, const char *name,
 			    json_object *spec, const char *owner, char *err,
 			    size_t errlen);
 
+/* report.c: Kubernetes Events of VMs (every line of their events) and
+ * of operations (start and end). */
+void md_report_init(struct mountd *md);
+void md_report_op(struct mountd *md, const char *op, const char *uid,
+		  const char *reason, const char *note);
+
 /* ---- host/: libvirt's side --------------------------------------------- */
 
 /* host/nodes.c: nodes/: this node, and with peers the nodes holding a lease

@@ -395,6 +395,8 @@ static int fill(struct sync *s, const struct sync_config *cfg,
 	}
 	r = sync_outbox_open(dir, &s->ob, err, errlen);
 	free(dir);
+	if (r == 0)
+		r = sync_reporter_new(s);
 	for (int k = 0; r == 0 && k < SYNC_KIND_COUNT; k++)
 		r = sync_watcher_new(s, k, &s->w[k]);
 	if (r == -ENOMEM)
@@ -447,6 +449,7 @@ static void stop_threads(struct sync *s)
 	pthread_cond_broadcast(&s->cv);
 	pthread_cond_broadcast(&s->push_cv);
 	pthread_mutex_unlock(&s->mu);
+	sync_reporter_wake(s);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
 	s->nthreads = 0;
@@ -472,6 +475,7 @@ int sync_start(struct sync *s)
 		r = spawn(s, sync_watch_main, s->w[k]);
 	r = r ? r : spawn(s, sync_lease_main, s);
 	r = r ? r : spawn(s, sync_push_main, s);
+	r = r ? r : spawn(s, sync_report_main, s);
 	if (r < 0)
 		stop_threads(s);
 	return r;
@@ -488,6 +492,7 @@ void sync_close(struct sync *s)
 	for (size_t i = 0; i < s->npool; i++)
 		sync_http_free(s->pool[i]);
 	sync_outbox_close(s->ob);
+	sync_reporter_free(s);
 	sync_creds_free(&s->creds);
 	if (s->have_locks) {
 		pthread_mutex_destroy(&s->mu);

@@ -2,7 +2,9 @@
  * kept on disk until the server has acknowledged them.
  *
  * One file per entry, <state_dir>/outbox/<20-digit sequence>.json, holding
- * {"kind", "name", "subresource" ("status" or absent), "body", "queued"}.
+ * {"kind", "name", "subresource" ("status" or absent), "body", "queued"};
+ * an Event of events.k8s.io (sync/report.c) has kind "Event" and
+ * "method" POST (the Event) or PATCH (its series).
  * Written as a temporary file, fsynced, renamed, directory fsynced: after a
  * crash an entry is whole or absent.  Files are replayed in sequence order.
  *
@@ -19,6 +21,8 @@
  *   is removed.  The owner node is the authority on status, so its newest
  *   view is the one to keep, and a node that was offline for hours sends
  *   one patch per object rather than thousands.
+ * - An Event's series patches are coalesced the same way.  An Event that
+ *   exists already (409 on its POST: a crash replayed it) is done.
  * - 404 on replay drops the entry (the object was deleted meanwhile) and
  *   logs it; 400/422 (the server will never accept it) likewise.
  * - Nothing is applied twice: an entry is removed only after the server
@@ -50,8 +54,9 @@
 
 struct ob_entry {
 	uint64_t seq;
-	enum sync_kind k;
+	enum sync_kind k;       /* not for an Event */
 	bool status;
+	bool event, create;     /* an Event; its POST (else its series) */
 	time_t queued;  /* the oldest change it carries */
 	char *name;
 };
@@ -77,8 +82,11 @@ static bool seq_name(const char *f, uint64_t *seq)
 	return end == f + SEQ_DIGITS;
 }
 
-static int kind_parse(const char *name, enum sync_kind *k)
+static int kind_parse(const char *name, enum sync_kind *k, bool *event)
 {
+	*event = name && strcmp(name, "Event") == 0;
+	if (*event)
+		return 0;
 	for (int i = 0; i < SYNC_KIND_COUNT; i++) {
 		if (name && strcmp(name, sync_kind_name(i)) == 0) {
 			*k = (enum sync_kind)i;
@@ -86,6 +94,17 @@ static int kind_parse(const char *name, enum sync_kind *k)
 		}
 	}
 	return -EINVAL;
+}
+
+/* An Event's method: POST makes it, PATCH adds to its series. */
+static int method_parse(json_object *m, bool event, bool *create)
+{
+	const char *v = m ? json_object_get_string(m) : NULL;
+
+	*create = v && strcmp(v, "POST") == 0;
+	if (!event)
+		return m ? -EINVAL : 0;
+	return *create || (v && strcmp(v, "PATCH") == 0) ? 0 : -EINVAL;
 }
 
 /* Read an entry file: its object (new reference) and its fields. */
@@ -110,11 +129,15 @@ static int read_entry(struct sync_outbox *ob, uint64_t seq,
 		return r;
 	name = json_object_get_string(json_object_object_get(o, "name"));
 	sub = json_object_object_get(o, "subresource");
+	e->k = SYNC_KIND_COUNT;
 	if (kind_parse(json_object_get_string(json_object_object_get(o,
-			"kind")), &e->k) < 0 || !sync_name_ok(name) ||
+			"kind")), &e->k, &e->event) < 0 ||
+	    method_parse(json_object_object_get(o, "method"), e->event,
+			 &e->create) < 0 || !sync_name_ok(name) ||
 	    !json_object_object_get_ex(o, "body", &b) ||
 	    !json_object_is_type(b, json_type_object) ||
-	    (sub && strcmp(json_object_get_string(sub), "status") != 0)) {
+	    (sub && (e->event ||
+		     strcmp(json_object_get_string(sub), "status") != 0))) {
 		json_object_put(o);
 		return -EINVAL;
 	}
@@ -301,30 +324,40 @@ static void forget(struct sync_outbox *ob, size_t i)
 	ob->n--;
 }
 
-/* The queued status entry of this object, or -1. */
-static long find_status(struct sync_outbox *ob, enum sync_kind k,
-			const char *name)
+/* Entries that a newer one of the same object replaces, merged: a
+ * status patch, an Event's series patch. */
+static bool coalesces(const struct ob_entry *e)
 {
+	return e->status || (e->event && !e->create);
+}
+
+/* The queued entry that e coalesces with, or -1. */
+static long find_coalesced(struct sync_outbox *ob, const struct ob_entry *e)
+{
+	if (!coalesces(e))
+		return -1;
 	for (size_t i = ob->n; i-- > 0;)
-		if (ob->v[i].status && ob->v[i].k == k &&
-		    strcmp(ob->v[i].name, name) == 0)
+		if (coalesces(&ob->v[i]) && ob->v[i].event == e->event &&
+		    ob->v[i].k == e->k && strcmp(ob->v[i].name, e->name) == 0)
 			return (long)i;
 	return -1;
 }
 
-static json_object *entry_doc(enum sync_kind k, const char *name,
-			      bool status, json_object *body, time_t queued)
+static json_object *entry_doc(const struct ob_entry *e, json_object *body)
 {
 	json_object *o = json_object_new_object();
 	char now[40];
 
-	core_rfc3339(queued, now, sizeof(now));
-	json_object_object_add(o, "kind",
-			       json_object_new_string(sync_kind_name(k)));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	if (status)
+	core_rfc3339(e->queued, now, sizeof(now));
+	json_object_object_add(o, "kind", json_object_new_string(
+		e->event ? "Event" : sync_kind_name(e->k)));
+	json_object_object_add(o, "name", json_object_new_string(e->name));
+	if (e->status)
 		json_object_object_add(o, "subresource",
 				       json_object_new_string("status"));
+	if (e->event)
+		json_object_object_add(o, "method", json_object_new_string(
+			e->create ? "POST" : "PATCH"));
 	json_object_object_add(o, "body", json_object_get(body));
 	json_object_object_add(o, "queued", json_object_new_string(now));
 	return o;
@@ -345,40 +378,32 @@ static json_object *coalesce(struct sync_outbox *ob, long old,
 	return c;
 }
 
-int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
-		    const char *name, bool status, json_object *body,
-		    char *err, size_t errlen)
+static int add(struct sync_outbox *ob, struct ob_entry *e, json_object *body,
+	       char *err, size_t errlen)
 {
-	struct ob_entry e = { .k = k, .status = status, .queued = time(NULL) };
 	json_object *b = NULL, *doc = NULL;
-	long old = -1;
+	long old;
 	int r;
 
-	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name)) {
-		snprintf(err, errlen, "bad kind or name");
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&ob->mu);
-	if (status)
-		old = find_status(ob, k, name);
+	old = find_coalesced(ob, e);
 	r = ob->n >= OUTBOX_MAX && old < 0 ? -ENOSPC : 0;
 	/* A coalesced entry is as old as the change it first carried: the
 	 * server has been missing that one since then. */
 	if (old >= 0)
-		e.queued = ob->v[old].queued;
+		e->queued = ob->v[old].queued;
 	if (r == 0 && (!(b = coalesce(ob, old, body)) ||
-		       !(doc = entry_doc(k, name, status, b, e.queued)) ||
-		       !(e.name = strdup(name))))
+		       !(doc = entry_doc(e, b))))
 		r = -ENOMEM;
 	if (r < 0)
 		goto out;
-	e.seq = ob->next++;
-	r = write_file(ob, e.seq, json_object_to_json_string_ext(doc,
+	e->seq = ob->next++;
+	r = write_file(ob, e->seq, json_object_to_json_string_ext(doc,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	r = r ? r : push_entry(ob, &e);
+	r = r ? r : push_entry(ob, e);
 	if (r < 0)
 		goto out;
-	e.name = NULL;
+	e->name = NULL;
 	/* The new file exists before the old one goes: a crash in between
 	 * replays both, old then new, to the same end. */
 	if (old >= 0) {
@@ -390,10 +415,47 @@ out:
 	if (r < 0)
 		snprintf(err, errlen, "outbox %s: %s", ob->dir,
 			 r == -ENOSPC ? "full" : strerror(-r));
-	free(e.name);
+	free(e->name);
 	json_object_put(b);
 	json_object_put(doc);
 	return r;
+}
+
+int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
+		    const char *name, bool status, json_object *body,
+		    char *err, size_t errlen)
+{
+	struct ob_entry e = { .k = k, .status = status, .queued = time(NULL) };
+
+	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name)) {
+		snprintf(err, errlen, "bad kind or name");
+		return -EINVAL;
+	}
+	e.name = strdup(name);
+	if (!e.name) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return add(ob, &e, body, err, errlen);
+}
+
+int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
+			  bool create, json_object *body, char *err,
+			  size_t errlen)
+{
+	struct ob_entry e = { .k = SYNC_KIND_COUNT, .event = true,
+			      .create = create, .queued = time(NULL) };
+
+	if (!sync_name_ok(name)) {
+		snprintf(err, errlen, "bad name");
+		return -EINVAL;
+	}
+	e.name = strdup(name);
+	if (!e.name) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return add(ob, &e, body, err, errlen);
 }
 
 int sync_outbox_peek(struct sync_outbox *ob, struct sync_outbox_entry *out)
@@ -421,6 +483,8 @@ int sync_outbox_peek(struct sync_outbox *ob, struct sync_outbox_entry *out)
 	out->seq = e.seq;
 	out->k = e.k;
 	out->status = e.status;
+	out->event = e.event;
+	out->create = e.create;
 	snprintf(out->name, sizeof(out->name), "%s", e.name);
 	free(e.name);
 	return 0;
@@ -441,6 +505,16 @@ void sync_outbox_done(struct sync_outbox *ob, uint64_t seq)
 
 /* ---- the pusher -------------------------------------------------------- */
 
+static void dropped(const struct sync_outbox_entry *e, int r, const char *err)
+{
+	const char *what = e->event ? (e->create ? "Event" : "Event series") :
+			   e->status ? "status patch" : "spec patch";
+
+	sync_log("outbox: dropped the %s of %s %s: %s", what,
+		 e->event ? "Event" : sync_kind_name(e->k), e->name,
+		 r == -ENOENT ? "the object was deleted meanwhile" : err);
+}
+
 /* 0: the entry is finished with (applied or dropped); < 0: keep it. */
 static int push_one(struct sync *s, struct sync_http *h,
 		    struct sync_outbox_entry *e)
@@ -448,22 +522,24 @@ static int push_one(struct sync *s, struct sync_http *h,
 	char path[512], err[CORE_ERR_MAX] = "";
 	int r = -EBUSY;
 
-	if (sync_path(s, e->k, e->name, e->status, path, sizeof(path)) < 0)
+	if (e->event)
+		r = sync_report_push(s, h, e->name, e->create, e->body, err,
+				     sizeof(err));
+	else if (sync_path(s, e->k, e->name, e->status, path, sizeof(path)) < 0)
 		return 0; /* cannot happen: names were checked when queued */
-	for (int i = 0; i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++)
+	for (int i = 0; !e->event && i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++)
 		r = sync_request_on(s, h, "PATCH", path, e->body,
 				    "application/merge-patch+json", NULL, err,
 				    sizeof(err));
+	if (r == -EEXIST && e->event && e->create)
+		return 0;       /* replayed after a crash: it is there */
 	if (r == -ENOENT || r == -EINVAL) {
-		sync_log("outbox: dropped the %s patch of %s %s: %s",
-			 e->status ? "status" : "spec", sync_kind_name(e->k),
-			 e->name, r == -ENOENT ? "the object was deleted "
-			 "meanwhile" : err);
+		dropped(e, r, err);
 		return 0;
 	}
 	if (r < 0 && r != SYNC_UNREACHABLE && r != -ECANCELED)
-		sync_log("outbox: %s %s: %s (will retry)", sync_kind_name(e->k),
-			 e->name, err);
+		sync_log("outbox: %s %s: %s (will retry)", e->event ? "Event" :
+			 sync_kind_name(e->k), e->name, err);
 	return r;
 }
 

@@ -10,6 +10,8 @@
 
 #define SYNC_API_PATH "/apis/" CORE_API_VERSION
 #define SYNC_LEASE_PREFIX "hypersdk-node-"
+/* reportingController of our Events */
+#define SYNC_REPORTER "hypersdk.io/mountd"
 /* Transport failures and "not now" answers (429, 502-504) of the API
  * server: the only results that send a patch to the outbox. */
 #define SYNC_UNREACHABLE (-EHOSTUNREACH)
@@ -118,6 +120,7 @@ int sync_http_errno(const struct sync_resp *rs, char *err, size_t errlen);
 
 struct sync_watcher;
 struct sync_outbox;
+struct sync_reporter;
 
 struct sync {
 	char *base;             /* the server URL without a trailing '/' */
@@ -140,8 +143,9 @@ struct sync {
 	pthread_mutex_t online_mu;
 
 	struct sync_outbox *ob;
+	struct sync_reporter *rep;
 	struct sync_watcher *w[SYNC_KIND_COUNT];
-	pthread_t threads[SYNC_KIND_COUNT + 2];
+	pthread_t threads[SYNC_KIND_COUNT + 3];
 	int nthreads;
 	bool started, have_locks;
 };
@@ -189,6 +193,18 @@ void sync_watcher_free(struct sync_watcher *w);
 void *sync_watch_main(void *arg);         /* arg: a sync_watcher */
 void *sync_lease_main(void *arg);         /* arg: struct sync */
 void *sync_push_main(void *arg);          /* arg: struct sync */
+void *sync_report_main(void *arg);        /* arg: struct sync */
+
+/* ---- Events (report.c) ---------------------------------------------- */
+
+int sync_reporter_new(struct sync *s);
+void sync_reporter_free(struct sync *s);
+void sync_reporter_wake(struct sync *s);
+/* One Event request on h: its POST (create), else its series' merge
+ * patch; for the outbox's replay.  Errnos as sync_request_on. */
+int sync_report_push(struct sync *s, struct sync_http *h, const char *ev,
+		     bool create, json_object *body, char *err,
+		     size_t errlen);
 
 /* ---- the outbox (outbox.c) ----------------------------------------- */
 
@@ -200,6 +216,11 @@ void sync_outbox_close(struct sync_outbox *ob);
 int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 		    const char *name, bool status, json_object *body,
 		    char *err, size_t errlen);
+/* Queue an Event's POST (create) or its series' merge patch (report.c);
+ * series patches of one Event are coalesced. */
+int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
+			  bool create, json_object *body, char *err,
+			  size_t errlen);
 size_t sync_outbox_count(struct sync_outbox *ob);
 /* When the oldest change still waiting was queued; 0 when none is. */
 time_t sync_outbox_since(struct sync_outbox *ob);
@@ -209,6 +230,7 @@ struct sync_outbox_entry {
 	enum sync_kind k;
 	char name[SYNC_NAME_MAX + 1];
 	bool status;
+	bool event, create;     /* an Event: its POST, else its series */
 	json_object *body;      /* owned by the caller of peek */
 };
 /* The oldest entry; -ENOENT when empty. */

@@ -192,6 +192,24 @@ int sync_nodes(struct sync *s,
 			  bool alive),
 	       void *arg, char *err, size_t errlen);
 
+/* Kubernetes Events: an events.k8s.io/v1 Event regarding an object of
+ * the watched namespace, reported by reportingController
+ * "hypersdk.io/mountd" and reportingInstance this node.  Returns at once
+ * (any lock may be held): a thread of sync sends it.  The same event
+ * again within 6 minutes (object, type, reason, note) is counted in the
+ * first one's series, patched at most every 5 s.  While the server is
+ * unreachable they wait in the outbox.  -EINVAL for a bad kind, name or
+ * empty reason; -ENOSPC when 1,024 wait already (dropped, and logged). */
+struct sync_report {
+	enum sync_kind kind;
+	const char *name, *uid; /* uid: the object's metadata.uid, or "" */
+	bool warning;           /* type Warning, else Normal */
+	const char *reason;     /* CamelCase, also the action; <= 128 */
+	const char *note;       /* one line, <= 1 KiB (longer is cut) */
+	time_t when;            /* 0: now */
+};
+int sync_report(struct sync *s, const struct sync_report *r);
+
 /* Entries waiting in the outbox (for status and tests). */
 size_t sync_outbox_len(struct sync *s);
 /* When the oldest change waiting in the outbox was queued (0: none), so

@@ -769,6 +769,7 @@ int md_cluster_start(struct mountd *md)
 	if (md_worker_start(&md->drops) < 0)
 		return -EAGAIN;
 	core_model_watch(md->m, on_model_change, md);
+	md_report_init(md);
 	return sync_start(md->sync);
 }
 

@@ -18,8 +18,9 @@ static bool is_terminal(const char *phase)
 	return false;
 }
 
-static void finish(struct mountd *md, const char *name, const char *vm,
-		   const char *type, int rc, int cancel, const char *err)
+static void finish(struct mountd *md, const char *name, const char *uid,
+		   const char *vm, const char *type, int rc, int cancel,
+		   const char *err)
 {
 	char now[32], msg[CORE_ERR_MAX + 64];
 	const char *phase = rc == 0 ? "Succeeded" :
@@ -40,6 +41,7 @@ static void finish(struct mountd *md, const char *name, const char *vm,
 	ops_publish(md, CORE_KIND_OPERATION, name);
 	md_event(md, vm, rc == 0 ? "OperationSucceeded" : "OperationFailed",
 		 msg);
+	md_report_op(md, name, uid, phase, msg);
 }
 
 /* The row of CORE_OPS names the run function; a verb of the tree's own
@@ -70,10 +72,10 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 	    char *err, size_t errlen)
 {
 	json_object *o = NULL;
-	const char *vm, *type;
+	const char *vm, *type, *uid;
 	const struct core_op *op;
 	struct md_mark m;
-	char now[32];
+	char now[32], note[CORE_NAME_MAX * 2 + 64];
 	struct core_obj *ob;
 	int rc = -ENOENT, cancel;
 
@@ -96,6 +98,10 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 		   "progress", json_object_new_int(0), "message",
 		   ops_jstr(type), NULL);
 	ops_publish(md, CORE_KIND_OPERATION, name);
+	uid = json_object_get_string(core_json_path(o, "metadata.uid"));
+	snprintf(note, sizeof(note), "%s of vm %s on node %s",
+		 type ? type : "?", vm ? vm : "?", md->node);
+	md_report_op(md, name, uid, "Started", note);
 	err[0] = '\0';
 	op = core_op_by_operation(type);
 	m = md_mark_verb(op ? op->verb : CORE_V_COUNT, false);
@@ -116,7 +122,8 @@ int ops_run(struct mountd *md, const char *name, struct md_run *run,
 		snprintf(err, errlen, "%s cancelled", type);
 	if (rc < 0 && !err[0])
 		snprintf(err, errlen, "%s: %s", type, strerror(-rc));
-	finish(md, name, vm, type ? type : "?", rc, rc < 0 ? cancel : 0, err);
+	finish(md, name, uid, vm, type ? type : "?", rc, rc < 0 ? cancel : 0,
+	       err);
 	if (rc < 0 && cancel == OPS_CANCEL_TIMEOUT)
 		rc = -ETIMEDOUT;
 	json_object_put(o);

@@ -455,6 +455,8 @@ yes_list=(
 	"create leases.coordination.k8s.io -n $WATCH"
 	"patch leases.coordination.k8s.io/hypersdk-node-$NODE -n $WATCH"
 	"list leases.coordination.k8s.io -n $WATCH"
+	"create events.events.k8s.io -n $WATCH"
+	"patch events.events.k8s.io -n $WATCH"
 )
 for q in "${yes_list[@]}"; do
 	# shellcheck disable=SC2086
@@ -484,6 +486,11 @@ no_list=(
 	"create pods -n $WATCH"
 	"create pods/exec -n $NS"
 	"create events -n $WATCH"
+	"get events.events.k8s.io -n $WATCH"
+	"list events.events.k8s.io -n $WATCH"
+	"update events.events.k8s.io -n $WATCH"
+	"delete events.events.k8s.io -n $WATCH"
+	"create events.events.k8s.io -n $NS"
 	"create serviceaccounts/token -n $NS"
 	"patch daemonsets.apps -n $NS"
 	"list nodes"
