@@ -93,6 +93,58 @@ static void expect_head(struct sync_outbox *ob, const char *name,
 	sync_outbox_done(ob, e.seq);
 }
 
+static void add_event(struct sync_outbox *ob, const char *name, bool create,
+		      const char *body)
+{
+	json_object *b = json_tokener_parse(body);
+	char err[256] = "";
+
+	assert_non_null(b);
+	if (sync_outbox_add_event(ob, name, create, b, err, sizeof(err)) != 0)
+		fail_msg("add_event: %s", err);
+	json_object_put(b);
+}
+
+/* Events wait in line with the patches; an Event's series patches are
+ * coalesced as status ones are, and the kind and method survive a
+ * restart. */
+static void test_events(void **state)
+{
+	struct sync_outbox *ob;
+	struct sync_outbox_entry e;
+	json_object *b;
+	char err[256];
+
+	assert_int_equal(sync_outbox_open(dir, &ob, err, sizeof(err)), 0);
+	add(ob, SYNC_VM, "web", false, "{\"spec\":{\"running\":false}}");
+	add_event(ob, "web.1", true, "{\"reason\":\"Stopped\"}");
+	add_event(ob, "web.1", false, "{\"series\":{\"count\":2}}");
+	add(ob, SYNC_VM, "web", true, "{\"status\":{\"phase\":\"Stopped\"}}");
+	add_event(ob, "web.1", false, "{\"series\":{\"count\":3}}");
+	assert_int_equal(sync_outbox_count(ob), 4);
+	sync_outbox_close(ob);
+	assert_int_equal(sync_outbox_open(dir, &ob, err, sizeof(err)), 0);
+	expect_head(ob, "web", false, "{\"spec\":{\"running\":false}}");
+	assert_int_equal(sync_outbox_peek(ob, &e), 0);
+	assert_true(e.event && e.create);
+	assert_string_equal(e.name, "web.1");
+	json_object_put(e.body);
+	sync_outbox_done(ob, e.seq);
+	expect_head(ob, "web", true, "{\"status\":{\"phase\":\"Stopped\"}}");
+	assert_int_equal(sync_outbox_peek(ob, &e), 0);
+	assert_true(e.event && !e.create);
+	assert_string_equal(json_object_to_json_string_ext(e.body,
+			    JSON_C_TO_STRING_PLAIN), "{\"series\":{\"count\":3}}");
+	json_object_put(e.body);
+	sync_outbox_done(ob, e.seq);
+	assert_int_equal(sync_outbox_peek(ob, &e), -ENOENT);
+	b = json_object_new_object();
+	assert_int_equal(sync_outbox_add_event(ob, "../x", true, b, err,
+					       sizeof(err)), -EINVAL);
+	json_object_put(b);
+	sync_outbox_close(ob);
+}
+
 static void test_order_and_coalescing(void **state)
 {
 	struct sync_outbox *ob;
@@ -238,6 +290,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_coalescing),
+		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_damaged),
 		cmocka_unit_test(test_age),
 		cmocka_unit_test(test_bad_input),
