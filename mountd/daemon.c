@@ -54,6 +54,7 @@ static void init(struct mountd *md, const struct md_config *c)
 				1000;
 	pthread_mutex_init(&md->runs_lock, NULL);
 	pthread_cond_init(&md->runs_cond, NULL);
+	pthread_mutex_init(&md->members_lock, NULL);
 	md->peers = calloc(c->npeers + 1, sizeof(*md->peers));
 	for (size_t i = 0; md->peers && i < c->npeers; i++) {
 		const char *eq = strchr(c->peers[i], '=');
@@ -175,6 +176,7 @@ void md_close(struct mountd *md)
 	if (md->store)
 		core_store_close(md->store);
 	free(md->peers);
+	free(md->members);
 	free(md->creating);
 	/* be_close took the watcher away; a stopped queue takes no more. */
 	free(md);

@@ -31,6 +31,7 @@ struct opts {
 	const char *http_token_file;
 	char http_token[WEB_TOKEN_MAX];
 	const char *group;      /* --group: who may create VMs */
+	const char *migration_uri;
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval, restart_backoff;
@@ -56,6 +57,7 @@ static void usage(FILE *f)
 	      "[--fuse-debug]\n"
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
+	      "         [--migration-uri LIBVIRT-URI]\n"
 	      "         [--http ADDR:PORT|off] [--http-token FILE] "
 	      "[--group NAME]\n"
 	      "         [--import-allow URL-PREFIX]... [--import-dir DIR]\n"
@@ -219,6 +221,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "import-low-speed", 1, 0, 'V' }, { "import-stall", 1, 0, 'Z' },
 		{ "import-max", 1, 0, 'X' }, { "probe", 1, 0, 'R' },
 		{ "restart-backoff", 1, 0, 'B' },
+		{ "migration-uri", 1, 0, 'M' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -238,6 +241,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'k': o->kubeconfig = optarg; break;
 		case 'N': o->ns = optarg; break;
 		case 'P': bad |= add_peer(o, optarg); break;
+		case 'M': o->migration_uri = optarg; break;
 		case 'C': o->copy_storage = true; break;
 		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
 		case 'T': o->http_token_file = optarg; break;
@@ -273,6 +277,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+static bool cluster_mode(const struct opts *o)
+{
+	return o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
+}
+
 static int check_opts(struct opts *o, char *err, size_t errlen)
 {
 	if (!o->pool_dir[0] &&
@@ -299,6 +308,18 @@ static int check_opts(struct opts *o, char *err, size_t errlen)
 			    o->http_token, sizeof(o->http_token), err,
 			    errlen) < 0)
 		return -EINVAL;
+	if (cluster_mode(o) && o->npeers) {
+		snprintf(err, errlen, "--peer is for standalone mode: in a "
+			 "cluster each node publishes its own --migration-uri "
+			 "in its Lease");
+		return -EINVAL;
+	}
+	if (o->migration_uri && (!strstr(o->migration_uri, "://") ||
+				 strlen(o->migration_uri) >= 512)) {
+		snprintf(err, errlen, "--migration-uri: a libvirt URI, such as "
+			 "qemu+tls://HOST/system");
+		return -EINVAL;
+	}
 	if (o->mount[0] != '/' || o->state_dir[0] != '/' || o->pool_dir[0] != '/' ||
 	    (o->kernel_dir[0] && o->kernel_dir[0] != '/')) {
 		snprintf(err, errlen, "--mount, --state-dir, --pool-dir and "
@@ -401,11 +422,6 @@ static void notify_parent(int fd, const char *err)
 		if (!freopen("/dev/null", "r", stdin))
 			md_log(LOG_WARN_, "cannot reopen stdin");
 	}
-}
-
-static bool cluster_mode(const struct opts *o)
-{
-	return o->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
 }
 
 /* Root writes into the state and pool folders, QEMU reads kernels from
@@ -522,6 +538,7 @@ static void config(struct opts *o, struct md_config *c)
 		.stop_timeout_s = o->stop_timeout,
 		.stats_interval_s = o->stats_interval,
 		.restart_backoff_s = (unsigned)o->restart_backoff,
+		.migration_uri = o->migration_uri,
 		.peers = o->peers, .npeers = (size_t)o->npeers,
 		.copy_storage = o->copy_storage, .imp = o->imp, .acl = o->acl,
 	};

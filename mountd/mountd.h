@@ -25,7 +25,9 @@ struct md_config {
 	int stop_timeout_s;             /* ACPI grace before destroy */
 	int stats_interval_s;           /* 0: 2 s */
 	unsigned restart_backoff_s;     /* first HA restart's wait; 0: 10 s */
-	const char *const *peers;       /* NODE=URI, for migrations */
+	const char *const *peers;       /* NODE=URI, for migrations
+					 * (standalone) */
+	const char *migration_uri;      /* cluster: published in the Lease */
 	size_t npeers;
 	bool copy_storage;              /* --migrate-copy-storage */
 	struct be_import_policy imp;    /* image sources (allow filled in) */

@@ -249,7 +249,12 @@ struct mountd {
 	} *creating;
 	size_t ncreating, capcreating;
 
-	/* --peer NODE=URI: libvirt URIs of nodes to migrate to */
+	/* cluster/members.c: the nodes with a Lease, by the stats thread */
+	pthread_mutex_t members_lock;
+	struct md_member *members;
+	size_t nmembers;
+
+	/* --peer NODE=URI (standalone): libvirt URIs of nodes to migrate to */
 	struct md_peer {
 		char node[CORE_NAME_MAX + 1];
 		char uri[512];
@@ -338,6 +343,23 @@ int md_cluster_forward(struct mountd *md, const char *name,
 int md_cluster_spec_forward(struct mountd *md, const char *name,
 			    json_object *spec, const char *owner, char *err,
 			    size_t errlen);
+
+/* members.c: the cluster's nodes as their Leases say. */
+#define MD_ANN_MIGRATION_URI CORE_API_GROUP "/migration-uri"
+struct md_member {
+	char name[CORE_NAME_MAX + 1];
+	double renew;           /* last renewal, seconds since the epoch */
+	int duration_s;
+	bool alive;
+	char uri[512];          /* its --migration-uri, "" when none */
+};
+/* A new table from the Leases (a request to the API server). */
+int md_members_refresh(struct mountd *md);
+int md_member_get(struct mountd *md, const char *name, struct md_member *out);
+/* A copy of the table (free it). */
+int md_members_copy(struct mountd *md, struct md_member **out, size_t *n);
+/* What this node tells the others in its Lease. */
+int md_members_publish(struct mountd *md);
 
 /* report.c: Kubernetes Events of VMs (every line of their events) and
  * of operations (start and end). */

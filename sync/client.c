@@ -471,6 +471,9 @@ int sync_start(struct sync *s)
 	if (s->started)
 		return -EBUSY;
 	s->started = true;
+	pthread_mutex_lock(&s->mu);
+	clock_gettime(CLOCK_MONOTONIC, &s->renewed);
+	pthread_mutex_unlock(&s->mu);
 	for (int k = 0; r == 0 && k < SYNC_KIND_COUNT; k++)
 		r = spawn(s, sync_watch_main, s->w[k]);
 	r = r ? r : spawn(s, sync_lease_main, s);
@@ -493,6 +496,8 @@ void sync_close(struct sync *s)
 		sync_http_free(s->pool[i]);
 	sync_outbox_close(s->ob);
 	sync_reporter_free(s);
+	for (int i = 0; i < s->nann; i++)
+		free(s->ann[i].val);
 	sync_creds_free(&s->creds);
 	if (s->have_locks) {
 		pthread_mutex_destroy(&s->mu);

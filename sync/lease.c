@@ -28,6 +28,18 @@ static json_object *lease_spec(struct sync *s, const char *now, bool create)
 	return spec;
 }
 
+/* What sync_lease_set published (mu held): null removes a key. */
+static json_object *annotations(struct sync *s)
+{
+	json_object *a = json_object_new_object();
+
+	for (int i = 0; i < s->nann; i++)
+		json_object_object_add(a, s->ann[i].key, s->ann[i].val ?
+				       json_object_new_string(s->ann[i].val) :
+				       NULL);
+	return a;
+}
+
 static json_object *lease_meta(struct sync *s, bool create)
 {
 	json_object *md = json_object_new_object();
@@ -37,6 +49,10 @@ static json_object *lease_meta(struct sync *s, bool create)
 	json_object_object_add(labels, CORE_NODE_LABEL,
 			       json_object_new_string("true"));
 	json_object_object_add(md, "labels", labels);
+	pthread_mutex_lock(&s->mu);
+	if (s->nann)
+		json_object_object_add(md, "annotations", annotations(s));
+	pthread_mutex_unlock(&s->mu);
 	if (create) {
 		snprintf(name, sizeof(name), SYNC_LEASE_PREFIX "%s", s->node);
 		json_object_object_add(md, "name", json_object_new_string(name));
@@ -84,6 +100,34 @@ static int renew(struct sync *s, struct sync_http *h, char *err,
 	return r;
 }
 
+static void renewed(struct sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	clock_gettime(CLOCK_MONOTONIC, &s->renewed);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Sleep ms, or until stopping, or until sync_lease_set asks for a
+ * renewal now. */
+static void lease_wait(struct sync *s, long ms, unsigned *seen)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && *seen == s->lease_kick)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
+			break;
+	*seen = s->lease_kick;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void *sync_lease_main(void *arg)
 {
 	struct sync *s = arg;
@@ -91,6 +135,7 @@ void *sync_lease_main(void *arg)
 	struct sync_backoff b = { 0 };
 	char err[CORE_ERR_MAX], last[CORE_ERR_MAX] = "";
 	struct sync_http *h = NULL;
+	unsigned seen = 0;
 	int r;
 
 	if (sync_http_new(&s->creds, &s->stop, &h, err, sizeof(err)) < 0) {
@@ -104,6 +149,7 @@ void *sync_lease_main(void *arg)
 	while (!sync_stopping(s)) {
 		r = renew(s, h, err, sizeof(err));
 		if (r == 0) {
+			renewed(s);
 			if (last[0])
 				sync_log("lease %s%s: renewed again",
 					 SYNC_LEASE_PREFIX, s->node);
@@ -120,39 +166,127 @@ void *sync_lease_main(void *arg)
 			if (wait_ms > period)
 				wait_ms = period;
 		}
-		sync_wait(s, &s->cv, wait_ms, NULL);
+		lease_wait(s, wait_ms, &seen);
 	}
 	sync_http_free(h);
 	return NULL;
 }
 
-static void one_lease(json_object *it, double now,
-		      void (*fn)(void *, const char *, const char *, bool),
-		      void *arg)
+static bool key_ok(const char *key)
 {
-	json_object *spec, *v;
-	const char *holder, *renew_s = "";
-	double t;
-	int dur = 0;
+	size_t n = key ? strlen(key) : 0;
+
+	return n > sizeof(CORE_API_GROUP) && n < 64 &&
+	       !strncmp(key, CORE_API_GROUP "/", sizeof(CORE_API_GROUP)) &&
+	       strspn(key + sizeof(CORE_API_GROUP),
+		      "abcdefghijklmnopqrstuvwxyz0123456789-.") ==
+	       n - sizeof(CORE_API_GROUP);
+}
+
+int sync_lease_set(struct sync *s, const char *key, const char *value)
+{
+	char *v = value ? strdup(value) : NULL;
+	int i, r = 0;
+
+	if (!key_ok(key) || (value && strlen(value) > 4096)) {
+		free(v);
+		return -EINVAL;
+	}
+	if (value && !v)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->nann && strcmp(s->ann[i].key, key); i++)
+		;
+	if (i == s->nann && i == (int)(sizeof(s->ann) / sizeof(s->ann[0])))
+		r = -ENOSPC;
+	if (r == 0) {
+		if (i == s->nann)
+			snprintf(s->ann[s->nann++].key, sizeof(s->ann[0].key),
+				 "%s", key);
+		free(s->ann[i].val);
+		s->ann[i].val = v;
+		v = NULL;
+		s->lease_kick++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(v);
+	return r;
+}
+
+int sync_lease_annotate(struct sync *s, const char *node, const char *key,
+			const char *value, char *err, size_t errlen)
+{
+	json_object *body, *md, *a;
+	char path[1024];
+	int r;
+
+	if (!key_ok(key) || !sync_name_ok(node)) {
+		snprintf(err, errlen, "bad node or annotation");
+		return -EINVAL;
+	}
+	body = json_object_new_object();
+	md = json_object_new_object();
+	a = json_object_new_object();
+	json_object_object_add(a, key, value ? json_object_new_string(value) :
+			       NULL);
+	json_object_object_add(md, "annotations", a);
+	json_object_object_add(body, "metadata", md);
+	snprintf(path, sizeof(path), LEASES "/" SYNC_LEASE_PREFIX "%s", s->ns,
+		 node);
+	r = sync_request(s, "PATCH", path, body, "application/merge-patch+json",
+			 NULL, err, errlen);
+	json_object_put(body);
+	return r;
+}
+
+double sync_lease_age(struct sync *s)
+{
+	struct timespec now, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&s->mu);
+	t = s->renewed;
+	pthread_mutex_unlock(&s->mu);
+	return (double)(now.tv_sec - t.tv_sec) +
+	       (now.tv_nsec - t.tv_nsec) / 1e9;
+}
+
+int sync_lease_seconds(struct sync *s)
+{
+	return s->lease_seconds;
+}
+
+static void one_lease(json_object *it, double now,
+		      void (*fn)(void *, const struct sync_node *), void *arg)
+{
+	struct sync_node n = { 0 };
+	json_object *spec, *v, *md;
+	const char *renew = "";
 
 	if (!json_object_object_get_ex(it, "spec", &spec) ||
 	    !json_object_object_get_ex(spec, "holderIdentity", &v) ||
 	    !json_object_is_type(v, json_type_string))
 		return;
-	holder = json_object_get_string(v);
+	n.name = json_object_get_string(v);
 	if (json_object_object_get_ex(spec, "renewTime", &v) &&
 	    json_object_is_type(v, json_type_string))
-		renew_s = json_object_get_string(v);
+		renew = json_object_get_string(v);
 	if (json_object_object_get_ex(spec, "leaseDurationSeconds", &v) &&
 	    json_object_is_type(v, json_type_int))
-		dur = json_object_get_int(v);
-	fn(arg, holder, renew_s, sync_parse_time(renew_s, &t) == 0 &&
-	   dur > 0 && now < t + dur);
+		n.duration_s = json_object_get_int(v);
+	if (sync_parse_time(renew, &n.renew) < 0)
+		n.renew = 0;
+	n.alive = n.renew > 0 && n.duration_s > 0 &&
+		  now < n.renew + n.duration_s;
+	if (json_object_object_get_ex(it, "metadata", &md) &&
+	    json_object_object_get_ex(md, "annotations", &v) &&
+	    json_object_is_type(v, json_type_object))
+		n.annotations = v;
+	fn(arg, &n);
 }
 
-int sync_nodes(struct sync *s,
-	       void (*fn)(void *arg, const char *node, const char *renew_time,
-			  bool alive),
+int sync_nodes(struct sync *s, void (*fn)(void *arg, const struct sync_node *n),
 	       void *arg, char *err, size_t errlen)
 {
 	char path[512];

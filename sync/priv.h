@@ -142,6 +142,16 @@ struct sync {
 	int told;               /* what h.online last heard */
 	pthread_mutex_t online_mu;
 
+	/* The Lease (lease.c), under mu: annotations to publish, renewals
+	 * asked for, and when it was last renewed (CLOCK_MONOTONIC). */
+	struct sync_ann {
+		char key[64];
+		char *val;      /* NULL: remove it */
+	} ann[16];
+	int nann;
+	unsigned lease_kick;
+	struct timespec renewed;
+
 	struct sync_outbox *ob;
 	struct sync_reporter *rep;
 	struct sync_watcher *w[SYNC_KIND_COUNT];

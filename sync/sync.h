@@ -184,13 +184,34 @@ int sync_claim(struct sync *s, enum sync_kind k, const char *name,
 
 /* Nodes: this node's Lease (coordination.k8s.io/v1, name
  * "hypersdk-node-<node>", in the watched namespace, labelled
- * hypersdk.io/node=true) is created and renewed by sync_start.  fn is
- * called for every node lease with its holder, renew time and whether it
- * is still valid. */
-int sync_nodes(struct sync *s,
-	       void (*fn)(void *arg, const char *node, const char *renew_time,
-			  bool alive),
+ * hypersdk.io/node=true) is created and renewed by sync_start, every third
+ * of its duration.  Its annotations carry what the node tells the others
+ * (sync_lease_set) and what others ask of it (sync_lease_annotate). */
+struct sync_node {
+	const char *name;       /* holderIdentity */
+	double renew;           /* renewTime, seconds since the epoch; 0 */
+	int duration_s;         /* leaseDurationSeconds */
+	bool alive;             /* now < renew + duration */
+	json_object *annotations;       /* borrowed; NULL when none */
+};
+/* fn is called for every node lease. */
+int sync_nodes(struct sync *s, void (*fn)(void *arg, const struct sync_node *n),
 	       void *arg, char *err, size_t errlen);
+/* An annotation this node publishes on its Lease, sent with the next
+ * renewal (which comes at once); value NULL removes it.  Keys are
+ * "hypersdk.io/..." and at most 16 are kept.  -EINVAL, -ENOSPC. */
+int sync_lease_set(struct sync *s, const char *key, const char *value);
+/* An annotation of a node's Lease (any node's, this one's included) set
+ * now by a merge patch: what one node asks of another.  value NULL
+ * removes it.  Never queued: -EHOSTUNREACH when the server is away,
+ * -ENOENT when the node has no Lease. */
+int sync_lease_annotate(struct sync *s, const char *node, const char *key,
+			const char *value, char *err, size_t errlen);
+/* Seconds since this node's Lease was last renewed (since sync_start
+ * when it never was): a node that cannot renew must assume the others
+ * will soon take its place (self-fencing). */
+double sync_lease_age(struct sync *s);
+int sync_lease_seconds(struct sync *s);
 
 /* Kubernetes Events: an events.k8s.io/v1 Event regarding an object of
  * the watched namespace, reported by reportingController

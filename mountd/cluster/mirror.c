@@ -770,6 +770,8 @@ int md_cluster_start(struct mountd *md)
 		return -EAGAIN;
 	core_model_watch(md->m, on_model_change, md);
 	md_report_init(md);
+	if (md_members_publish(md) < 0)
+		md_log(LOG_WARN_, "cannot publish --migration-uri in the Lease");
 	return sync_start(md->sync);
 }
 

@@ -57,70 +57,58 @@ static int render_self(struct mountd *md, const struct tally *t, char *buf,
 			t->running, t->vcpus, mem);
 }
 
-/* Peers shown under nodes/; more are left out with a warning (the
- * lease list is bounded by sync too). */
-#define MD_PEERS_SHOWN 1024
-
-struct peers {
-	struct mountd *md;
-	char (*seen)[CORE_NAME_MAX + 1];
-	int n;
-	bool cut;
-};
-
-static void got_lease(void *arg, const char *node, const char *renew,
-		      bool alive)
+static int render_member(const struct md_member *m, char *buf, size_t len)
 {
-	struct peers *p = arg;
-	char buf[512];
-	int n;
+	char hb[32] = "";
 
-	if (!strcmp(node, p->md->node) || !p->seen)
-		return;
-	if (p->n >= MD_PEERS_SHOWN) {
-		p->cut = true;
-		return;
-	}
-	snprintf(p->seen[p->n++], CORE_NAME_MAX + 1, "%s", node);
-	n = snprintf(buf, sizeof(buf), "name %s\nself false\nalive %s\n"
-		     "heartbeat %s\n", node, alive ? "true" : "false", renew);
-	core_model_wrlock(p->md->m);
-	core_model_set_node(p->md->m, node, buf, (size_t)n);
-	core_model_unlock(p->md->m);
+	if (m->renew > 0)
+		core_rfc3339((time_t)m->renew, hb, sizeof(hb));
+	return snprintf(buf, len, "name %s\nself false\nalive %s\n"
+			"heartbeat %s\nmigrationURI %s\n", m->name,
+			m->alive ? "true" : "false", hb[0] ? hb : "-",
+			m->uri[0] ? m->uri : "-");
 }
+
+struct seen {
+	struct core_model *m;
+	const char *self;
+	struct md_member *v;
+	size_t n;
+};
 
 static int drop_gone(struct core_node *n, void *arg)
 {
-	struct peers *p = arg;
+	struct seen *s = arg;
 
-	if (!strcmp(n->name, p->md->node))
+	if (!strcmp(n->name, s->self))
 		return 0;
-	for (int i = 0; i < p->n; i++)
-		if (!strcmp(p->seen[i], n->name))
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].name, n->name))
 			return 0;
-	core_model_remove_node(p->md->m, n->name);
+	core_model_remove_node(s->m, n->name);
 	return 1;       /* the iteration's array changed: start again */
 }
 
+/* nodes/ of every node with a Lease, from a fresh look at the Leases. */
 static void update_peers(struct mountd *md)
 {
-	struct peers p = { .md = md };
-	char err[CORE_ERR_MAX];
-	static bool warned;
+	struct seen s = { .m = md->m, .self = md->node };
+	char buf[1024];
+	int n;
 
-	p.seen = calloc(MD_PEERS_SHOWN, sizeof(*p.seen));
-	if (p.seen && sync_nodes(md->sync, got_lease, &p, err, sizeof(err)) == 0) {
-		core_model_wrlock(md->m);
-		while (core_model_each_node(md->m, drop_gone, &p))
-			;
-		core_model_unlock(md->m);
+	if (md_members_refresh(md) < 0 || md_members_copy(md, &s.v, &s.n) < 0)
+		return;
+	core_model_wrlock(md->m);
+	for (size_t i = 0; i < s.n; i++) {
+		if (!strcmp(s.v[i].name, md->node))
+			continue;
+		n = render_member(&s.v[i], buf, sizeof(buf));
+		core_model_set_node(md->m, s.v[i].name, buf, (size_t)n);
 	}
-	if (p.cut && !warned) {
-		warned = true;
-		md_log(LOG_WARN_, "more than %d nodes hold a lease: nodes/ shows "
-		       "%d of them", MD_PEERS_SHOWN, MD_PEERS_SHOWN);
-	}
-	free(p.seen);
+	while (core_model_each_node(md->m, drop_gone, &s))
+		;
+	core_model_unlock(md->m);
+	free(s.v);
 }
 
 void md_update_nodes(struct mountd *md, bool peers)

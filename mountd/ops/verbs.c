@@ -113,30 +113,58 @@ out:
 	return rc;
 }
 
-/* --peer NODE=URI: where a node's libvirt listens for migrations. */
+/* The data channel goes to the same host as the control one. */
+static void data_uri(const char *uri, char *data, size_t dlen)
+{
+	const char *host = strstr(uri, "://"), *end;
+
+	if (host && host[3] && host[3] != '/') {
+		host += 3;
+		end = host + strcspn(host, ":/");
+		snprintf(data, dlen, "tcp://%.*s", (int)(end - host), host);
+	} else {
+		/* A local socket: the peer is on this machine. */
+		snprintf(data, dlen, "tcp://127.0.0.1");
+	}
+}
+
+/* Where a node's libvirt takes migrations: in a cluster, what its Lease
+ * publishes (--migration-uri) while it is alive; standalone, --peer. */
 static int peer_uri(struct mountd *md, const char *node, char *uri,
 		    size_t len, char *data, size_t dlen)
 {
-	const char *host, *end;
+	struct md_member mb;
+	int rc = -ENOENT;
 
-	for (size_t i = 0; i < md->npeers; i++) {
+	/* A node that came up since the last look at the Leases. */
+	if (md->sync && md_member_get(md, node, &mb) < 0)
+		md_members_refresh(md);
+	if (md->sync && md_member_get(md, node, &mb) == 0 && mb.alive &&
+	    mb.uri[0]) {
+		snprintf(uri, len, "%s", mb.uri);
+		rc = 0;
+	}
+	for (size_t i = 0; !md->sync && i < md->npeers && rc; i++) {
 		if (strcmp(md->peers[i].node, node))
 			continue;
 		snprintf(uri, len, "%s", md->peers[i].uri);
-		/* The data channel goes to the same host as the control one. */
-		host = strstr(uri, "://");
-		data[0] = '\0';
-		if (host && host[3] && host[3] != '/') {
-			host += 3;
-			end = host + strcspn(host, ":/");
-			snprintf(data, dlen, "tcp://%.*s", (int)(end - host), host);
-		} else {
-			/* A local socket: the peer is on this machine. */
-			snprintf(data, dlen, "tcp://127.0.0.1");
-		}
-		return 0;
+		rc = 0;
 	}
-	return -ENOENT;
+	if (rc == 0)
+		data_uri(uri, data, dlen);
+	return rc;
+}
+
+static void no_peer(struct mountd *md, const char *node, char *err,
+		    size_t errlen)
+{
+	if (md->sync)
+		snprintf(err, errlen, "migrate: node %s does not exist, is not "
+			 "alive or takes no migrations (its Lease publishes no "
+			 "--migration-uri)", node);
+	else
+		snprintf(err, errlen, "migrate: node %s does not exist (or has "
+			 "no migration URI: --peer %s=URI)", node, node);
 }
 
 int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
@@ -160,8 +188,7 @@ int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
 		return -EINVAL;
 	}
 	if (peer_uri(md, node, uri, sizeof(uri), data, sizeof(data)) < 0) {
-		snprintf(err, errlen, "migrate: node %s does not exist (or has "
-			 "no migration URI: --peer %s=URI)", node, node);
+		no_peer(md, node, err, errlen);
 		return -ENOENT;
 	}
 	if (bw && core_rate_parse(bw, &mo.bandwidth, err, errlen) < 0)
@@ -329,8 +356,7 @@ int ops_precheck(struct mountd *md, const char *vm, const struct core_ctl *msg,
 			rc = -EINVAL;
 		} else if (peer_uri(md, msg->arg, uri, sizeof(uri), data,
 				    sizeof(data)) < 0) {
-			snprintf(err, errlen, "migrate: node %s does not exist (or has "
-				 "no migration URI: --peer %s=URI)", msg->arg, msg->arg);
+			no_peer(md, msg->arg, err, errlen);
 			rc = -ENOENT;
 		}
 		break;

@@ -14,10 +14,10 @@ cluster_up
 # In a cluster kernelBoot is off unless the node names its kernel folder:
 # the guest VM below boots a kernel from $T/guest, on either node.
 ACCEL=tcg start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
-	--peer "$NODE2=$URI2" --kernel-dir "$T/guest" ||
+	--migration-uri "$BACK" --kernel-dir "$T/guest" ||
 	{ not_ok "node 1's daemon starts"; done_testing; }
 start_mountd2 --accel tcg --kubeconfig "$KC/kubeconfig" --namespace default \
-	--peer "$NODE=$BACK" --kernel-dir "$T/guest"
+	--migration-uri "$URI2" --kernel-dir "$T/guest"
 check "node 2's daemon mounts on its own libvirtd" test -e "$M2/vms/ctl"
 
 a=${P}a

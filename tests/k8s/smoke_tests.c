@@ -357,10 +357,11 @@ struct nodes_seen {
 	int n1, old, other;
 };
 
-static void node_cb(void *arg, const char *node, const char *renew,
-		    bool alive)
+static void node_cb(void *arg, const struct sync_node *n)
 {
 	struct nodes_seen *s = arg;
+	const char *node = n->name;
+	bool alive = n->alive;
 
 	if (strcmp(node, NODE_A) == 0)
 		s->n1 = alive ? 1 : -1;
@@ -414,6 +415,30 @@ void t_lease(void)
 	   "sync_nodes: n1 alive, a lease renewed in 2020 dead, an unlabelled "
 	   "lease not a node (%d %d %d) %s", seen.n1, seen.old, seen.other,
 	   err);
+
+	/* What the node publishes, and what others ask of it, side by side:
+	 * a renewal keeps the annotations it does not publish itself. */
+	ok(sync_lease_set(C.a, "hypersdk.io/migration-uri",
+			  "qemu+tcp://127.0.0.9/system") == 0 &&
+	   sync_lease_set(C.a, "kubernetes.io/x", "y") == -EINVAL,
+	   "sync_lease_set: hypersdk.io/ keys only");
+	sleep_ms(500);
+	ok(sync_lease_annotate(C.a, NODE_A, "hypersdk.io/cordon", "true", err,
+			       sizeof(err)) == 0, "sync_lease_annotate %s", err);
+	sleep_ms(1600);
+	ok(strcmp(jp(lease, "{.metadata.annotations.hypersdk\\.io/migration-uri} "
+		     "{.metadata.annotations.hypersdk\\.io/cordon}"),
+		  "qemu+tcp://127.0.0.9/system true") == 0,
+	   "the Lease has both after a renewal: %s",
+	   jp(lease, "{.metadata.annotations}"));
+	ok(sync_lease_age(C.a) < 3.0, "renewed within its 3 s (%.1f s ago)",
+	   sync_lease_age(C.a));
+	ok(sync_lease_set(C.a, "hypersdk.io/migration-uri", NULL) == 0 &&
+	   sync_lease_annotate(C.a, NODE_A, "hypersdk.io/cordon", NULL, err,
+			       sizeof(err)) == 0, "both removed");
+	sleep_ms(500);
+	ok(strcmp(jp(lease, "{.metadata.annotations}"), "") == 0,
+	   "and gone: '%s'", jp(lease, "{.metadata.annotations}"));
 }
 
 void t_cut(void)
