@@ -236,6 +236,17 @@ struct core_ctl {
 int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 		   struct core_ctl *out, char *err, size_t errlen);
 const char *core_verb_name(enum core_verb v);
+
+/* nodes/NODE/ctl: one word per write, the rules of a VM's ctl. */
+enum core_node_verb {
+	CORE_NV_CORDON,         /* take no new VMs */
+	CORE_NV_UNCORDON,
+	CORE_NV_DRAIN,          /* cordon, then move or stop every VM */
+	CORE_NV_COUNT,
+};
+int core_node_ctl_parse(const char *buf, size_t len, enum core_node_verb *out,
+			char *err, size_t errlen);
+const char *core_node_verb_name(enum core_node_verb v);
 /* Whether the verb of msg may start from phase ph (enum core_phase; its
  * row's from, and CORE_OPF_FORCE_ANY). */
 bool core_op_allowed(const struct core_ctl *msg, int ph);

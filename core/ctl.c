@@ -423,3 +423,49 @@ out:
 	free(tk);
 	return r;
 }
+
+/* ---- nodes/NODE/ctl ------------------------------------------------- */
+
+static const char *const node_verbs[CORE_NV_COUNT] = {
+	[CORE_NV_CORDON] = "cordon",
+	[CORE_NV_UNCORDON] = "uncordon",
+	[CORE_NV_DRAIN] = "drain",
+};
+
+const char *core_node_verb_name(enum core_node_verb v)
+{
+	return (unsigned)v < CORE_NV_COUNT ? node_verbs[v] : "unknown";
+}
+
+int core_node_ctl_parse(const char *buf, size_t len, enum core_node_verb *out,
+			char *err, size_t errlen)
+{
+	struct toks *tk = malloc(sizeof(*tk));
+	int r;
+
+	if (!tk)
+		return -ENOMEM;
+	r = check_msg(buf, len, tk, err, errlen);
+	if (r < 0)
+		goto out;
+	tokenize(tk);
+	r = -EINVAL;
+	if (tk->n == 0) {
+		snprintf(err, errlen, "empty control message");
+		goto out;
+	}
+	for (int v = 0; v < CORE_NV_COUNT && r < 0; v++)
+		if (!strcmp(tk->t[0], node_verbs[v])) {
+			*out = (enum core_node_verb)v;
+			r = 0;
+		}
+	if (r < 0)
+		unknown(buf, len, err, errlen);
+	else if (tk->n > 1) {
+		snprintf(err, errlen, "%s", e_args);
+		r = -EINVAL;
+	}
+out:
+	free(tk);
+	return r;
+}

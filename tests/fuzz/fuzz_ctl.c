@@ -1,4 +1,5 @@
-/* libFuzzer: ctl messages.  The first byte picks vms/ctl or a VM's ctl. */
+/* libFuzzer: ctl messages.  The first byte picks vms/ctl or a VM's ctl
+ * (bit 0), or a node's ctl (bit 1). */
 #include "core/core.h"
 
 #include <stdlib.h>
@@ -25,6 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (data[0] & 2) {
+		enum core_node_verb nv = CORE_NV_COUNT;
+
+		r = core_node_ctl_parse((const char *)data + 1, size - 1, &nv,
+					err, sizeof(err));
+		if (r < 0)
+			check_err(err);
+		else if (r != 0 || nv >= CORE_NV_COUNT ||
+			 !strcmp(core_node_verb_name(nv), "unknown"))
+			abort();
+		return 0;
+	}
 	on_dir = data[0] & 1;
 	r = core_ctl_parse((const char *)data + 1, size - 1, on_dir, &c, err,
 			   sizeof(err));

@@ -313,9 +313,42 @@ static void test_long_names(void **state)
 	assert_string_equal(parse(msg, false).arg, name);
 }
 
+/* nodes/NODE/ctl: one word, the same rules for bytes and newlines. */
+static void test_node_ctl(void **state)
+{
+	static const struct { const char *msg; int rc; enum core_node_verb v;
+			      const char *err; } cases[] = {
+		{ "cordon", 0, CORE_NV_CORDON, NULL },
+		{ "uncordon\n", 0, CORE_NV_UNCORDON, NULL },
+		{ "  drain ", 0, CORE_NV_DRAIN, NULL },
+		{ "", -EINVAL, 0, "empty control message" },
+		{ "drain now", -EINVAL, 0, "wrong #args in control message" },
+		{ "start", -EINVAL, 0, "unknown control message \"start\"" },
+		{ "cordon\nuncordon", -EINVAL, 0,
+		  "control message has embedded newline" },
+	};
+	enum core_node_verb v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		v = CORE_NV_COUNT;
+		assert_int_equal(core_node_ctl_parse(cases[i].msg,
+						     strlen(cases[i].msg), &v,
+						     err, sizeof(err)),
+				 cases[i].rc);
+		if (cases[i].rc == 0)
+			assert_int_equal(v, cases[i].v);
+		else
+			assert_string_equal(err, cases[i].err);
+	}
+	assert_string_equal(core_node_verb_name(CORE_NV_DRAIN), "drain");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_node_ctl),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_simple_verbs),
 		cmocka_unit_test(test_clone),
