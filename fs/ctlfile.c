@@ -11,7 +11,8 @@
 
 #include "fs/internal.h"
 
-enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR, ACT_REFUSE, ACT_OBJ };
+enum act_kind { ACT_CTL, ACT_SPEC, ACT_MKDIR, ACT_RMDIR, ACT_REFUSE, ACT_OBJ,
+		ACT_NODE };
 
 struct action {
 	struct fs *fs;
@@ -25,6 +26,7 @@ struct action {
 	enum core_kind okind;           /* ACT_OBJ, and mkdir of an object */
 	char oname[CORE_NAME_MAX + 1];
 	char overb[16];
+	enum core_node_verb nverb;      /* ACT_NODE, on node oname */
 	bool obj;
 	bool flush;             /* a spec applied at close: answers FLUSH */
 	uid_t owner;            /* of the target VM (0: root's, templates) */
@@ -239,6 +241,10 @@ static void *action_main(void *arg)
 	} else if (a->kind == ACT_SPEC) {
 		rc = fs->ops->spec(fs->arg, a->vm, a->spec, err, sizeof(err));
 		a->spec = NULL;
+	} else if (a->kind == ACT_NODE) {
+		rc = fs->ops->node ? fs->ops->node(fs->arg, a->oname, a->nverb,
+						   err, sizeof(err)) :
+		     -EOPNOTSUPP;
 	} else {
 		rc = fs->ops->ctl(fs->arg, vm, &a->msg, err, sizeof(err));
 	}
@@ -471,6 +477,29 @@ static int obj_parse(fuse_ino_t ino, const char *buf, size_t size,
 	return -EINVAL;
 }
 
+/* nodes/NODE/ctl: root's (cordon and drain move every VM of a node). */
+static int node_target(struct fs *fs, fuse_ino_t ino, struct action *a,
+		       enum core_right *right)
+{
+	struct core_node *n;
+	enum node_file nf;
+	int slot, rc = -ENOENT;
+
+	if (!fs_ino_node(ino, &slot, &nf) || nf != NF_CTL)
+		return -EACCES;
+	core_model_rdlock(fs->m);
+	n = core_model_node_slot(fs->m, slot);
+	if (n) {
+		snprintf(a->oname, sizeof(a->oname), "%s", n->name);
+		rc = 0;
+	}
+	core_model_unlock(fs->m);
+	a->kind = ACT_NODE;
+	a->owner = 0;
+	*right = CORE_R_ADMIN;
+	return rc;
+}
+
 /* gen is the generation of the VM the file was opened on: a slot
  * reused by another VM must not take writes meant for the old one. */
 static int write_target(struct fs *fs, fuse_ino_t ino, uint64_t gen,
@@ -558,6 +587,8 @@ static int parse_write(fuse_ino_t ino, const char *buf, size_t size,
 {
 	if (a->obj)
 		return obj_parse(ino, buf, size, a, err, errlen);
+	if (a->kind == ACT_NODE)
+		return core_node_ctl_parse(buf, size, &a->nverb, err, errlen);
 	if (a->kind == ACT_CTL)
 		return core_ctl_parse(buf, size, ino == INO_VMS_CTL, &a->msg,
 				      err, errlen);
@@ -587,6 +618,8 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	if (fs_ino_obj(ino, &(int){ 0 }, &(enum obj_file){ 0 }))
 		rc = obj_target(fs, ino, gen, a, &right);
+	else if (fs_ino_node(ino, &(int){ 0 }, &(enum node_file){ 0 }))
+		rc = node_target(fs, ino, a, &right);
 	else
 		rc = write_target(fs, ino, gen, a, &right);
 	/* A refused caller leaves no trace in the VM's err or events. */

@@ -25,6 +25,9 @@ struct fs_ops {
 	int (*obj)(void *arg, enum core_kind kind, const char *vm,
 		   const char *name, const char *verb, json_object *spec,
 		   char *err, size_t errlen);
+	/* nodes/NODE/ctl (root only). */
+	int (*node)(void *arg, const char *node, enum core_node_verb verb,
+		    char *err, size_t errlen);
 };
 
 struct fs_config {

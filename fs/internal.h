@@ -45,7 +45,7 @@ enum obj_file { OF_DIR, OF_STATUS, OF_SPEC, OF_CTL, OF_COUNT, OF_STRIDE = 4 };
 #define INO_FIRST_NODE (1ULL << 48)
 /* Per-lookup inodes of ctl files (ctlino.c), above everything. */
 #define INO_FIRST_DYN (1ULL << 56)
-enum node_file { NF_DIR, NF_STATUS, NF_COUNT, NF_STRIDE = 4 };
+enum node_file { NF_DIR, NF_STATUS, NF_CTL, NF_COUNT, NF_STRIDE = 4 };
 
 #define ATTR_TIMEOUT 1.0
 #define ENTRY_TIMEOUT 1.0

@@ -274,7 +274,9 @@ static int inode_stat(struct fs *fs, fuse_ino_t ino, struct stat *st,
 		if (!core_model_node_slot(fs->m, slot))
 			return -ENOENT;
 		fs_text(fs, ino, &txt, &len, tmp, sizeof(tmp));
-		fill_stat(fs, ino, nf == NF_DIR ? S_IFDIR | 0550 : S_IFREG | 0440,
+		/* ctl: cordon and drain are root's (docs/security.md). */
+		fill_stat(fs, ino, nf == NF_DIR ? S_IFDIR | 0550 :
+			  nf == NF_CTL ? S_IFREG | 0200 : S_IFREG | 0440,
 			  0, (off_t)len, st);
 		return 0;
 	}
@@ -338,9 +340,11 @@ static fuse_ino_t child_ino(struct fs *fs, fuse_ino_t parent, const char *name)
 		if (node)
 			ino = fs_node_ino(node->slot, NF_DIR);
 		core_model_unlock(fs->m);
-	} else if (fs_ino_node(parent, &slot, &nf) && nf == NF_DIR &&
-		   !strcmp(name, "status")) {
-		return fs_node_ino(slot, NF_STATUS);
+	} else if (fs_ino_node(parent, &slot, &nf) && nf == NF_DIR) {
+		if (!strcmp(name, "status"))
+			return fs_node_ino(slot, NF_STATUS);
+		if (!strcmp(name, "ctl"))
+			return fs_node_ino(slot, NF_CTL);
 	}
 	return ino;
 }
@@ -351,8 +355,11 @@ static bool is_ctl(fuse_ino_t ino)
 	enum obj_file of;
 	int slot;
 
+	enum node_file nf;
+
 	return ino == INO_VMS_CTL ||
 	       (fs_ino_vm(ino, &slot, &f) && f == VF_CTL) ||
+	       (fs_ino_node(ino, &slot, &nf) && nf == NF_CTL) ||
 	       (fs_ino_obj(ino, &slot, &of) && of == OF_CTL);
 }
 
@@ -577,6 +584,7 @@ static void list_dir(struct dirbuf *d, fuse_ino_t ino)
 	} else if (ino == INO_NODES) {
 		list_nodes(d);
 	} else if (fs_ino_node(ino, &slot, &nf) && nf == NF_DIR) {
+		fs_dir_add(d, "ctl", fs_node_ino(slot, NF_CTL));
 		fs_dir_add(d, "status", fs_node_ino(slot, NF_STATUS));
 	}
 }
@@ -645,6 +653,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = req_fs(req);
 	struct fuse_entry_param e;
 	enum vm_file f = VF_COUNT;
+	enum node_file nf = NF_COUNT;
 	int slot = -1;
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 
@@ -676,9 +685,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	fs_ino_vm(ino, &slot, &f);
+	if (!fs_ino_vm(ino, &slot, &f))
+		fs_ino_node(ino, &(int){ 0 }, &nf);
 	/* root passes the permission bits; read-only files stay read-only. */
-	if (wr && ino != INO_VMS_CTL && f != VF_CTL && f != VF_SPEC) {
+	if (wr && ino != INO_VMS_CTL && f != VF_CTL && f != VF_SPEC &&
+	    nf != NF_CTL) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -686,7 +697,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_wait_open(fs, req, slot, fi);
 		return;
 	}
-	if (wr || ino == INO_VMS_CTL || f == VF_CTL || change_in_flight(fs, slot))
+	if (wr || ino == INO_VMS_CTL || f == VF_CTL || nf == NF_CTL ||
+	    change_in_flight(fs, slot))
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;

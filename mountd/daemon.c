@@ -55,6 +55,7 @@ static void init(struct mountd *md, const struct md_config *c)
 	pthread_mutex_init(&md->runs_lock, NULL);
 	pthread_cond_init(&md->runs_cond, NULL);
 	pthread_mutex_init(&md->members_lock, NULL);
+	pthread_mutex_init(&md->maint_lock, NULL);
 	md->peers = calloc(c->npeers + 1, sizeof(*md->peers));
 	for (size_t i = 0; md->peers && i < c->npeers; i++) {
 		const char *eq = strchr(c->peers[i], '=');
@@ -115,6 +116,8 @@ int md_open(const struct md_config *c, struct mountd **out, char *err,
 	if (rc == 0)
 		rc = import_policy(md, err, errlen);
 	if (rc == 0)
+		md_cordon_load(md);
+	if (rc == 0)
 		rc = md_load(md, err, errlen);
 	if (rc == 0)
 		rc = md_ops_load(md);
@@ -166,6 +169,7 @@ void md_close(struct mountd *md)
 	if (!md)
 		return;
 	md_stats_stop(md);
+	md_drain_join(md);
 	md_worker_stop(&md->work);
 	md_worker_stop(&md->status);
 	md_cluster_close(md);

@@ -249,6 +249,23 @@ struct mountd {
 	} *creating;
 	size_t ncreating, capcreating;
 
+	/* host/maint.c: cordon and drain (under maint_lock) */
+	pthread_mutex_t maint_lock;
+	bool cordoned;
+	char cordon_by[16];     /* tree, lease, node-object */
+	bool node_unschedulable;        /* its Node object says so */
+	struct md_drain {
+		bool running;
+		char phase[16];         /* "", Running, Succeeded, Failed */
+		unsigned total, moved, stopped, failed;
+		char msg[CORE_ERR_MAX];
+		time_t started, finished;
+	} drain;
+	char drain_token[2][64];        /* the last drain started from the
+					 * Lease [0] and the Node object [1] */
+	pthread_t drain_thread;
+	bool drain_thread_started;
+
 	/* cluster/members.c: the nodes with a Lease, by the stats thread */
 	pthread_mutex_t members_lock;
 	struct md_member *members;
@@ -352,6 +369,11 @@ struct md_member {
 	int duration_s;
 	bool alive;
 	char uri[512];          /* its --migration-uri, "" when none */
+	bool cordoned;          /* its Lease says hypersdk.io/cordon */
+	char drain[64];         /* hypersdk.io/drain: a drain asked of it */
+	char drain_done[64];    /* the last one it finished */
+	char drain_done_node[64];       /* ... asked by its Node object */
+	char drain_result[CORE_ERR_MAX];        /* "ok" or what failed */
 };
 /* A new table from the Leases (a request to the API server). */
 int md_members_refresh(struct mountd *md);
@@ -360,6 +382,27 @@ int md_member_get(struct mountd *md, const char *name, struct md_member *out);
 int md_members_copy(struct mountd *md, struct md_member **out, size_t *n);
 /* What this node tells the others in its Lease. */
 int md_members_publish(struct mountd *md);
+
+/* ---- host/maint.c: cordon and drain ------------------------------------ */
+
+#define MD_ANN_CORDON CORE_API_GROUP "/cordon"
+bool md_cordoned(struct mountd *md);
+/* Who cordoned this node ("" when it is not). */
+void md_cordon_show(struct mountd *md, char *by, size_t len);
+/* Standalone: the cordon the state directory kept. */
+void md_cordon_load(struct mountd *md);
+/* Cluster: what this node's Lease and its Node object say now. */
+void md_cordon_seen(struct mountd *md, bool lease, bool node_object);
+/* nodes/NODE/ctl. */
+int md_node_ctl(struct mountd *md, const char *node, enum core_node_verb v,
+		char *err, size_t errlen);
+/* A drain asked through the API: token from the node's Lease, or from
+ * its Node object; each token runs once. */
+void md_drain_asked(struct mountd *md, const char *token, bool node_object);
+/* Wait for a drain that runs (md_close). */
+void md_drain_join(struct mountd *md);
+/* cluster/mirror.c: whether spec's nodeSelector lets it run on node. */
+bool md_selector_allows(const struct core_spec *s, const char *node);
 
 /* report.c: Kubernetes Events of VMs (every line of their events) and
  * of operations (start and end). */

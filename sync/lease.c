@@ -323,3 +323,31 @@ out:
 	json_object_put(list);
 	return r;
 }
+
+int sync_node_object(struct sync *s, const char *name,
+		     struct sync_node_object *out, char *err, size_t errlen)
+{
+	json_object *o = NULL, *v;
+	char path[512];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!sync_name_ok(name)) {
+		snprintf(err, errlen, "bad node name");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "/api/v1/nodes/%s", name);
+	r = sync_request(s, "GET", path, NULL, NULL, &o, err, errlen);
+	if (r < 0)
+		return r;
+	v = core_json_path(o, "spec.unschedulable");
+	out->unschedulable = v && json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "metadata", &v) &&
+	    json_object_object_get_ex(v, "annotations", &v) &&
+	    json_object_object_get_ex(v, CORE_API_GROUP "/drain", &v) &&
+	    json_object_is_type(v, json_type_string))
+		snprintf(out->drain, sizeof(out->drain), "%s",
+			 json_object_get_string(v));
+	json_object_put(o);
+	return 0;
+}

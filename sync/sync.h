@@ -207,6 +207,17 @@ int sync_lease_set(struct sync *s, const char *key, const char *value);
  * -ENOENT when the node has no Lease. */
 int sync_lease_annotate(struct sync *s, const char *node, const char *key,
 			const char *value, char *err, size_t errlen);
+/* The Node object (core/v1) of a node's name, where the cluster has one:
+ * `kubectl cordon` sets spec.unschedulable, and the annotation
+ * hypersdk.io/drain asks for a drain (each new value once).  -ENOENT
+ * when there is no such Node, -EACCES when RBAC does not let this node
+ * read Nodes. */
+struct sync_node_object {
+	bool unschedulable;
+	char drain[64];         /* the annotation's value, "" when none */
+};
+int sync_node_object(struct sync *s, const char *name,
+		     struct sync_node_object *out, char *err, size_t errlen);
 /* Seconds since this node's Lease was last renewed (since sync_start
  * when it never was): a node that cannot renew must assume the others
  * will soon take its place (self-fencing). */

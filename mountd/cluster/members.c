@@ -46,6 +46,15 @@ static void got(void *arg, const struct sync_node *n)
 	m->alive = n->alive;
 	snprintf(m->uri, sizeof(m->uri), "%s",
 		 ann(n->annotations, MD_ANN_MIGRATION_URI));
+	m->cordoned = !strcmp(ann(n->annotations, MD_ANN_CORDON), "true");
+	snprintf(m->drain, sizeof(m->drain), "%s",
+		 ann(n->annotations, CORE_API_GROUP "/drain"));
+	snprintf(m->drain_done, sizeof(m->drain_done), "%s",
+		 ann(n->annotations, CORE_API_GROUP "/drain-done"));
+	snprintf(m->drain_done_node, sizeof(m->drain_done_node), "%s",
+		 ann(n->annotations, CORE_API_GROUP "/drain-done-node"));
+	snprintf(m->drain_result, sizeof(m->drain_result), "%s",
+		 ann(n->annotations, CORE_API_GROUP "/drain-result"));
 }
 
 int md_members_refresh(struct mountd *md)

@@ -366,7 +366,7 @@ static const struct sync_handler handler = {
 
 /* nodeSelector keys this node answers to: its name under the usual
  * hostname labels.  Other keys need labels this node does not have. */
-static bool selector_matches(struct mountd *md, const struct core_spec *s)
+bool md_selector_allows(const struct core_spec *s, const char *node)
 {
 	for (size_t i = 0; i < s->nnode_selector; i++) {
 		const char *k = s->node_selector[i].key;
@@ -374,7 +374,7 @@ static bool selector_matches(struct mountd *md, const struct core_spec *s)
 		if (strcmp(k, "kubernetes.io/hostname") != 0 &&
 		    strcmp(k, CORE_NODE_LABEL) != 0)
 			return false;
-		if (strcmp(s->node_selector[i].value, md->node) != 0)
+		if (strcmp(s->node_selector[i].value, node) != 0)
 			return false;
 	}
 	return true;
@@ -476,8 +476,8 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		unowned = !vm->st.node[0];
 		mine = !strcmp(vm->st.node, md->node);
 		busy = md_x(vm)->mark.hold != MD_HOLD_NONE;
-		fits = selector_matches(md, &vm->spec) &&
-		       (!unowned || capacity_fits(md, vm));
+		fits = md_selector_allows(&vm->spec, md->node) &&
+		       (!unowned || (!md_cordoned(md) && capacity_fits(md, vm)));
 		snprintf(rv, sizeof(rv), "%s", md_x(vm)->rv);
 	}
 	core_model_unlock(md->m);
@@ -705,7 +705,8 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 	if (rc == 0) {
 		upsert(md, SYNC_VM, created, &m);
 		rv = str_at(created, "metadata", "resourceVersion");
-		rc = claim(md, name, rv ? rv : "");
+		/* A cordoned node leaves its creates to the others. */
+		rc = md_cordoned(md) ? -EBUSY : claim(md, name, rv ? rv : "");
 		json_object_put(created);
 		if (rc < 0)
 			rc = lost_claim(md, name, rc, err, errlen);

@@ -174,16 +174,16 @@ static enum core_action outside_stop(struct mountd *md, struct core_vm *vm,
 	if (vm->st.phase != CORE_PHASE_STOPPED && vm->st.phase != CORE_PHASE_FAILED)
 		return CORE_ACT_NONE;
 	act = core_on_unexpected_stop(&vm->spec, crashed);
-	if (act == CORE_ACT_START)
-		*due = md_restart_plan(md, vm, ran_since, now);
-	if (act == CORE_ACT_START)
-		core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
-				 "domain stopped outside hypersdk (%s); restart "
-				 "%u in %lds (highAvailability)", reason,
-				 vm->st.restarts + 1, (long)(*due - now));
-	else
+	if (act != CORE_ACT_START) {
 		core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
 				 "domain stopped outside hypersdk (%s)", reason);
+		return act;
+	}
+	*due = md_restart_plan(md, vm, ran_since, now);
+	core_model_event(md->m, vm, crashed ? "Crashed" : "StoppedOutside",
+			 "domain stopped outside hypersdk (%s); restart %u in "
+			 "%lds (highAvailability)", reason, vm->st.restarts + 1,
+			 (long)(*due - now));
 	return act;
 }
 

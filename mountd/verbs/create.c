@@ -116,6 +116,11 @@ int md_run_create(struct mountd *md, const struct md_job *j, char *err,
 	json_object *spec;
 	int rc;
 
+	if (!md->sync && md_cordoned(md)) {
+		snprintf(err, errlen, "create: node %s is cordoned (echo "
+			 "uncordon > nodes/%s/ctl)", md->node, md->node);
+		return -EBUSY;
+	}
 	rc = md_create_spec(md, msg, &spec, err, errlen);
 	if (rc < 0)
 		return rc;

@@ -112,8 +112,15 @@ static int fs_obj(void *arg, enum core_kind kind, const char *vm,
 	return md_obj(arg, kind, vm, name, verb, spec, err, errlen);
 }
 
+static int fs_node(void *arg, const char *node, enum core_node_verb verb,
+		   char *err, size_t errlen)
+{
+	return md_node_ctl(arg, node, verb, err, errlen);
+}
+
 const struct fs_ops md_fs_ops = {
 	.ctl = fs_ctl,
 	.spec = fs_spec,
 	.obj = fs_obj,
+	.node = fs_node,
 };
