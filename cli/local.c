@@ -168,6 +168,29 @@ static int do_create(const struct ctx *c, int argc, char **argv)
 	return r < 0 ? fail(c, NULL, -r) : 0;
 }
 
+/* cordon|uncordon|drain NODE: nodes/NODE/ctl; its err line is vms/err. */
+static int do_node(const struct ctx *c, const char *verb)
+{
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/nodes/%s/ctl", c->mount, c->name);
+	r = write_once(path, verb, strlen(verb));
+	if (r == -ENOENT) {
+		cli_err("%s: no such node (ls %s/nodes)", c->name, c->mount);
+		return CLI_EXIT_FAIL;
+	}
+	return r < 0 ? fail(c, NULL, -r) : 0;
+}
+
+static bool is_node_verb(const char *v)
+{
+	for (int i = 0; i < CORE_NV_COUNT; i++)
+		if (!strcmp(v, core_node_verb_name(i)))
+			return true;
+	return false;
+}
+
 static int do_cat(const struct ctx *c, const char *file)
 {
 	char path[4096], *txt = NULL;
@@ -428,6 +451,8 @@ void cli_local_verbs(FILE *f)
 	fputs("list status wait spec events", f);
 	for (int v = 0; v < CORE_V_COUNT; v++)
 		fprintf(f, " %s", core_verb_name(v));
+	for (int v = 0; v < CORE_NV_COUNT; v++)
+		fprintf(f, " %s", core_node_verb_name(v));
 }
 
 int cli_local_main(const char *mount, int argc, char **argv)
@@ -436,7 +461,7 @@ int cli_local_main(const char *mount, int argc, char **argv)
 	struct ctx c = { mount, argc > 1 ? argv[1] : NULL };
 	char err[CORE_ERR_MAX];
 
-	if (strcmp(verb, "list") && !is_ctl_verb(verb) &&
+	if (strcmp(verb, "list") && !is_ctl_verb(verb) && !is_node_verb(verb) &&
 	    strcmp(verb, "create") && strcmp(verb, "status") &&
 	    strcmp(verb, "spec") && strcmp(verb, "events") &&
 	    strcmp(verb, "wait")) {
@@ -446,6 +471,10 @@ int cli_local_main(const char *mount, int argc, char **argv)
 	if (!strcmp(verb, "list") ? argc != 1 : argc < 2) {
 		cli_err(!strcmp(verb, "list") ? "usage: hyperctl list" :
 			"usage: hyperctl %s NAME [args...]", verb);
+		return CLI_EXIT_USAGE;
+	}
+	if (is_node_verb(verb) && argc != 2) {
+		cli_err("usage: hyperctl %s NODE", verb);
 		return CLI_EXIT_USAGE;
 	}
 	if (c.name && core_name_check(c.name, err, sizeof(err)) < 0) {
@@ -462,6 +491,8 @@ int cli_local_main(const char *mount, int argc, char **argv)
 		return do_spec(&c, argc - 2, argv + 2);
 	if (!strcmp(verb, "wait"))
 		return do_wait(&c, argc - 2, argv + 2);
+	if (is_node_verb(verb))
+		return do_node(&c, verb);
 	if (argc > 2 && (!strcmp(verb, "status") || !strcmp(verb, "events"))) {
 		cli_err("usage: hyperctl %s NAME", verb);
 		return CLI_EXIT_USAGE;

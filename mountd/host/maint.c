@@ -410,8 +410,8 @@ void md_drain_join(struct mountd *md)
 	md->drain_thread_started = false;
 }
 
-int md_node_ctl(struct mountd *md, const char *node, enum core_node_verb v,
-		char *err, size_t errlen)
+static int run_node_verb(struct mountd *md, const char *node,
+			 enum core_node_verb v, char *err, size_t errlen)
 {
 	bool self = !strcmp(node, md->node);
 
@@ -426,4 +426,14 @@ int md_node_ctl(struct mountd *md, const char *node, enum core_node_verb v,
 		snprintf(err, errlen, "unknown node verb");
 		return -EINVAL;
 	}
+}
+
+/* Its status says so before the write returns. */
+int md_node_ctl(struct mountd *md, const char *node, enum core_node_verb v,
+		char *err, size_t errlen)
+{
+	int rc = run_node_verb(md, node, v, err, errlen);
+
+	md_nodes_flush(md);
+	return rc;
 }

@@ -60,5 +60,11 @@ like "and its spec is off" "$(cat "$M/vms/$b/spec")" "running: false"
 is "a second drain finds nothing to do" "$(w "$NCTL" drain)" ok
 is "drain.total 0" "$(nkey drain.total)" 0
 
+HC=$BUILD/cli/hyperctl
+is "hyperctl uncordon $NODE" "$("$HC" -m "$M" uncordon "$NODE" 2>&1; echo "exit $?")" "exit 0"
+is "cordoned false again" "$(nkey cordoned)" false
+is "hyperctl cordon of a node that does not exist" "$("$HC" -m "$M" cordon no-such-node 2>&1; echo "exit $?")" "hyperctl: no-such-node: no such node (ls $M/nodes)
+exit 1"
+
 stop_mountd
 done_testing
