@@ -246,8 +246,10 @@ hypersdk-operator/templates/role.yaml
 hypersdk-operator/templates/serviceaccount.yaml" packaged
 R=$WORK/rendered.yaml
 t "helm template" bash -c "'$HELM' template hypersdk-operator '$CHART' --namespace $NS >'$R'"
-is "rendered: ServiceAccount, Role, RoleBinding, DaemonSet, the admission policies and their ConfigMap; nothing else cluster-wide" \
-	"ConfigMap/$NS/hypersdk-image-sources
+is "rendered: ServiceAccount, Role, RoleBinding, the ClusterRole to get Nodes and its binding, DaemonSet, the admission policies and their ConfigMap; nothing else cluster-wide" \
+	"ClusterRole//hypersdk-mountd-nodes
+ClusterRoleBinding//hypersdk-mountd-nodes
+ConfigMap/$NS/hypersdk-image-sources
 DaemonSet/$NS/hypersdk-mountd
 Role/$WATCH/hypersdk-mountd
 RoleBinding/$WATCH/hypersdk-mountd
@@ -317,7 +319,9 @@ t "http.tokenSecret=dash: --http-token names it" \
 	grep -q -- '- /etc/hypersdk/http/token' "$WORK/token.yaml"
 h template x "$CHART" -n vmns --set watchNamespace= -s templates/role.yaml >"$WORK/ns.yaml"
 is "watchNamespace empty: Role and RoleBinding in the release namespace" \
-	"Role/vmns/hypersdk-mountd
+	"ClusterRole//hypersdk-mountd-nodes
+ClusterRoleBinding//hypersdk-mountd-nodes
+Role/vmns/hypersdk-mountd
 RoleBinding/vmns/hypersdk-mountd" kinds "$WORK/ns.yaml"
 refused_values() { ! h template x "$CHART" "$@" >/dev/null 2>&1; }
 t "values refused: accel=fast" refused_values --set accel=fast
@@ -377,7 +381,8 @@ serviceaccount/hypersdk-mountd" \
 is "Role and RoleBinding in $WATCH" "role.rbac.authorization.k8s.io/hypersdk-mountd
 rolebinding.rbac.authorization.k8s.io/hypersdk-mountd" \
 	bash -c "kubectl --kubeconfig='$KC' -n $WATCH get role,rolebinding -o name | grep hypersdk"
-is "no ClusterRole or ClusterRoleBinding of ours" "" \
+is "one ClusterRole of ours (get Nodes) and its binding" "clusterrole.rbac.authorization.k8s.io/hypersdk-mountd-nodes
+clusterrolebinding.rbac.authorization.k8s.io/hypersdk-mountd-nodes" \
 	bash -c "kubectl --kubeconfig='$KC' get clusterrole,clusterrolebinding -o name | grep hypersdk || true"
 is "the DaemonSet is accepted as written (pod spec stored)" "true Bidirectional" \
 	k -n $NS get ds hypersdk-mountd -o 'jsonpath={.spec.template.spec.containers[0].securityContext.privileged} {.spec.template.spec.containers[0].volumeMounts[?(@.name=="tree")].mountPropagation}'
@@ -457,6 +462,7 @@ yes_list=(
 	"list leases.coordination.k8s.io -n $WATCH"
 	"create events.events.k8s.io -n $WATCH"
 	"patch events.events.k8s.io -n $WATCH"
+	"get nodes"
 )
 for q in "${yes_list[@]}"; do
 	# shellcheck disable=SC2086
@@ -494,7 +500,9 @@ no_list=(
 	"create serviceaccounts/token -n $NS"
 	"patch daemonsets.apps -n $NS"
 	"list nodes"
+	"watch nodes"
 	"patch nodes"
+	"update nodes"
 	"create customresourcedefinitions.apiextensions.k8s.io"
 	"delete customresourcedefinitions.apiextensions.k8s.io"
 	"create rolebindings.rbac.authorization.k8s.io -n $WATCH"
