@@ -16,10 +16,21 @@ enum be_accel {
 	BE_ACCEL_TCG,
 };
 
+/* A storage class: disks whose spec names it live in a libvirt dir pool
+ * at dir ("<pool_name>-<name>"). */
+#define BE_CLASSES_MAX 16
+struct be_class {
+	const char *name;
+	const char *dir;
+	bool shared;            /* the same storage on every node */
+};
+
 struct be_config {
 	const char *uri;        /* qemu:///system */
 	const char *pool_dir;   /* disk images, a libvirt dir pool */
 	const char *pool_name;  /* default "hypersdk" */
+	const struct be_class *classes; /* disks with a storageClass */
+	size_t nclasses;
 	const char *node;       /* written into each domain's metadata */
 	enum be_accel accel;
 	/* kernelBoot files must be root's regular files under this folder

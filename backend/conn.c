@@ -318,6 +318,26 @@ static int pick_accel(struct be_conn *c, enum be_accel want, char *err,
 	return 0;
 }
 
+/* Pool "<pool_name>-<class>" for each class. */
+static int classes_init(struct be_conn *c, const struct be_config *cfg)
+{
+	if (cfg->nclasses > BE_CLASSES_MAX)
+		return -E2BIG;
+	for (size_t i = 0; i < cfg->nclasses; i++) {
+		struct be_pool *p = &c->classes[c->nclasses++];
+
+		if (asprintf(&p->name, "%s-%s", c->pool_name,
+			     cfg->classes[i].name) < 0)
+			p->name = NULL;
+		p->klass = strdup(cfg->classes[i].name);
+		p->dir = strdup(cfg->classes[i].dir);
+		p->shared = cfg->classes[i].shared;
+		if (!p->name || !p->klass || !p->dir)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int conn_init(struct be_conn *c, const struct be_config *cfg)
 {
 	c->cb_life = c->cb_agent = -1;
@@ -332,7 +352,7 @@ static int conn_init(struct be_conn *c, const struct be_config *cfg)
 		return -ENOMEM;
 	if (!c->uri || !c->pool_name || !c->pool_dir || !c->node)
 		return -ENOMEM;
-	return 0;
+	return classes_init(c, cfg);
 }
 
 int be_open(const struct be_config *cfg, struct be_conn **out, char *err,
@@ -385,6 +405,11 @@ void be_close(struct be_conn *c)
 	free(c->uri);
 	free(c->pool_name);
 	free(c->pool_dir);
+	for (size_t i = 0; i < c->nclasses; i++) {
+		free(c->classes[i].name);
+		free(c->classes[i].klass);
+		free(c->classes[i].dir);
+	}
 	free(c->kernel_dir);
 	free(c->node);
 	free(c->owned);

@@ -41,6 +41,13 @@ struct be_conn {
 	char *uri;
 	char *pool_name;
 	char *pool_dir;         /* the pool's real target path */
+	/* One more pool per storage class: its pool name, class name, real
+	 * target path (same spelling rule as pool_dir). */
+	struct be_pool {
+		char *name, *klass, *dir;
+		bool shared;
+	} classes[BE_CLASSES_MAX];
+	size_t nclasses;
 	char *kernel_dir;       /* NULL: kernelBoot refused */
 	char *node;
 	bool kvm;
@@ -106,6 +113,8 @@ char *be_xml_text(const char *el, const char *end, const char *tag);
 
 /* ---- storage.c ---- */
 
+/* The pool of a storage class, or NULL. */
+const struct be_pool *be_class_pool(const struct be_conn *c, const char *klass);
 int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
 		   size_t errlen);
 /* Volume name of a VM disk: <vm>_<disk>.qcow2. */
@@ -116,7 +125,7 @@ int be_seed_path(const struct be_conn *c, char *out, size_t len,
 
 /* What be_storage_prepare made, so a failure can undo exactly that. */
 struct be_made {
-	char **vols;            /* volume names created by this call */
+	char **vols;            /* paths of the volumes this call created */
 	size_t nvols;
 	bool seed_created;
 	char **paths;           /* disk path per spec disk */

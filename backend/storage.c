@@ -32,16 +32,17 @@ static bool same_dir(const char *a, const char *b)
 	return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
 }
 
-static virStoragePoolPtr pool_define(struct be_conn *c, virConnectPtr vc)
+static virStoragePoolPtr pool_define(virConnectPtr vc, const char *name,
+				     const char *dir)
 {
 	struct be_sb b = { 0 };
 	virStoragePoolPtr p = NULL;
 	char *xml;
 
 	be_sb_printf(&b, "<pool type='dir'>\n  <name>");
-	be_sb_esc(&b, c->pool_name);
+	be_sb_esc(&b, name);
 	be_sb_printf(&b, "</name>\n  <target>\n    <path>");
-	be_sb_esc(&b, c->pool_dir);
+	be_sb_esc(&b, dir);
 	/* QEMU runs as libvirt-qemu and must traverse the directory. */
 	be_sb_printf(&b, "</path>\n    <permissions><mode>0711</mode>"
 		     "</permissions>\n  </target>\n</pool>\n");
@@ -54,8 +55,8 @@ static virStoragePoolPtr pool_define(struct be_conn *c, virConnectPtr vc)
 
 /* The pool of our name must be at our directory; anything else would
  * put disks where the operator does not expect them.  Volume paths come
- * back in libvirt's spelling of the directory, so adopt it. */
-static int pool_check_path(struct be_conn *c, virStoragePoolPtr p,
+ * back in libvirt's spelling of the directory, so adopt it (*dir). */
+static int pool_check_path(virStoragePoolPtr p, const char *name, char **dir,
 			   bool fresh, char *err, size_t errlen)
 {
 	char *xml = virStoragePoolGetXMLDesc(p, 0);
@@ -64,22 +65,22 @@ static int pool_check_path(struct be_conn *c, virStoragePoolPtr p,
 	int rc = 0;
 
 	if (!xml)
-		return be_err(err, errlen, "storage pool", c->pool_name);
+		return be_err(err, errlen, "storage pool", name);
 	end = xml + strlen(xml);
 	el = be_xml_next(be_xml_next(xml, end, "target"), end, "path");
 	if (el)
 		path = be_xml_text(el, end, "path");
-	if (!path || (!fresh && !same_dir(path, c->pool_dir))) {
+	if (!path || (!fresh && !same_dir(path, *dir))) {
 		rc = be_errf(err, errlen, -EEXIST, "storage pool %s exists "
-			     "with path %s, not %s", c->pool_name,
-			     path ? path : "(none)", c->pool_dir);
+			     "with path %s, not %s", name,
+			     path ? path : "(none)", *dir);
 		goto out;
 	}
-	/* Others read pool_dir without the lock; replace it only when the
-	 * spelling differs, which happens at most once, in be_open. */
-	if (strcmp(path, c->pool_dir) != 0) {
-		free(c->pool_dir);
-		c->pool_dir = path;
+	/* Others read the directory without the lock; replace it only when
+	 * the spelling differs, which happens at most once, in be_open. */
+	if (strcmp(path, *dir) != 0) {
+		free(*dir);
+		*dir = path;
 		path = NULL;
 	}
 out:
@@ -88,34 +89,34 @@ out:
 	return rc;
 }
 
-int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
-		   size_t errlen)
+static int pool_ensure(virConnectPtr vc, const char *name, char **dir,
+		       char *err, size_t errlen)
 {
 	virStoragePoolPtr p;
 	bool defined = false;
 	int rc = 0, autostart = 0;
 
-	p = virStoragePoolLookupByName(vc, c->pool_name);
+	p = virStoragePoolLookupByName(vc, name);
 	if (!p) {
 		virResetLastError();
-		p = pool_define(c, vc);
+		p = pool_define(vc, name, *dir);
 		if (!p)
-			return be_err(err, errlen, "storage pool", c->pool_name);
+			return be_err(err, errlen, "storage pool", name);
 		defined = true;
 	}
-	rc = pool_check_path(c, p, defined, err, errlen);
+	rc = pool_check_path(p, name, dir, defined, err, errlen);
 	if (rc < 0)
 		goto out;
 	if (virStoragePoolIsActive(p) != 1) {
 		/* Build is mkdir for a dir pool; harmless when it exists. */
 		if (virStoragePoolBuild(p, 0) < 0 || virStoragePoolCreate(p, 0) < 0) {
-			rc = be_err(err, errlen, "storage pool", c->pool_name);
+			rc = be_err(err, errlen, "storage pool", name);
 			goto out;
 		}
 	}
 	if (virStoragePoolGetAutostart(p, &autostart) == 0 && !autostart &&
 	    virStoragePoolSetAutostart(p, 1) < 0)
-		rc = be_err(err, errlen, "storage pool", c->pool_name);
+		rc = be_err(err, errlen, "storage pool", name);
 out:
 	if (rc < 0 && defined) {
 		virStoragePoolUndefine(p);
@@ -123,6 +124,25 @@ out:
 	}
 	virStoragePoolFree(p);
 	return rc;
+}
+
+int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
+		   size_t errlen)
+{
+	int rc = pool_ensure(vc, c->pool_name, &c->pool_dir, err, errlen);
+
+	for (size_t i = 0; rc == 0 && i < c->nclasses; i++)
+		rc = pool_ensure(vc, c->classes[i].name, &c->classes[i].dir,
+				 err, errlen);
+	return rc;
+}
+
+const struct be_pool *be_class_pool(const struct be_conn *c, const char *klass)
+{
+	for (size_t i = 0; klass && i < c->nclasses; i++)
+		if (!strcmp(c->classes[i].klass, klass))
+			return &c->classes[i];
+	return NULL;
 }
 
 /* ---- names ---------------------------------------------------------- */
@@ -186,6 +206,7 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 {
 	virStorageVolPtr v;
 	char vol[256], *path;
+	bool made;
 	int rc;
 
 	if (!be_name_ok(d->name))
@@ -195,6 +216,7 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 		return be_errf(err, errlen, -EINVAL, "define %s: disk name too "
 			       "long", name);
 	v = virStorageVolLookupByName(p, vol);
+	made = !v;
 	if (!v) {
 		virResetLastError();
 		if (d->size == 0)
@@ -203,18 +225,49 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 		v = vol_create(p, vol, d->size);
 		if (!v)
 			return be_err(err, errlen, "define", name);
-		if (strv_add(&m->vols, &m->nvols, vol) < 0) {
-			virStorageVolDelete(v, 0);
-			virStorageVolFree(v);
-			return be_errf(err, errlen, -ENOMEM, "out of memory");
-		}
 	}
 	path = virStorageVolGetPath(v);
 	rc = path ? strv_add(&m->paths, &m->npaths, path)
 		  : be_err(err, errlen, "define", name);
+	if (made && (rc < 0 || strv_add(&m->vols, &m->nvols, path) < 0)) {
+		virStorageVolDelete(v, 0);
+		rc = rc < 0 ? rc : be_errf(err, errlen, -ENOMEM, "out of memory");
+	}
 	free(path);
 	virStorageVolFree(v);
 	return rc;
+}
+
+/* The pool of a disk: its storage class's, else the node's own.  A pool
+ * on shared storage is refreshed first: another node may have made the
+ * volume, and it must be found, not made again. */
+static int disk_pool(struct be_conn *c, virConnectPtr vc, const char *name,
+		     const struct core_disk *d, virStoragePoolPtr *out,
+		     char *err, size_t errlen)
+{
+	const struct be_pool *bp = NULL;
+	int rc;
+
+	*out = NULL;
+	if (d->storage_class && *d->storage_class) {
+		bp = be_class_pool(c, d->storage_class);
+		if (!bp)
+			return be_errf(err, errlen, -EINVAL, "define %s: disk "
+				       "%s: no storage class %s on node %s "
+				       "(--storage-class %s=DIR)", name, d->name,
+				       d->storage_class, c->node,
+				       d->storage_class);
+	}
+	*out = virStoragePoolLookupByName(vc, bp ? bp->name : c->pool_name);
+	if (!*out)
+		return be_err(err, errlen, "define", name);
+	if (bp && bp->shared && virStoragePoolRefresh(*out, 0) < 0) {
+		rc = be_err(err, errlen, "define", name);
+		virStoragePoolFree(*out);
+		*out = NULL;
+		return rc;
+	}
+	return 0;
 }
 
 /* ---- the NoCloud seed ---------------------------------------------- */
@@ -490,13 +543,19 @@ int be_storage_prepare(struct be_conn *c, virConnectPtr vc, const char *name,
 	size_t i;
 	int rc = 0;
 
+	for (i = 0; i < spec->ndisks && rc == 0; i++) {
+		rc = disk_pool(c, vc, name, &spec->disks[i], &p, err, errlen);
+		if (rc == 0)
+			rc = disk_prepare(p, name, &spec->disks[i], m, err,
+					  errlen);
+		if (p)
+			virStoragePoolFree(p);
+	}
+	if (rc < 0 || !wants_seed(spec))
+		return rc;
 	p = virStoragePoolLookupByName(vc, c->pool_name);
 	if (!p)
 		return be_err(err, errlen, "define", name);
-	for (i = 0; i < spec->ndisks && rc == 0; i++)
-		rc = disk_prepare(p, name, &spec->disks[i], m, err, errlen);
-	if (rc < 0 || !wants_seed(spec))
-		goto out;
 	if (be_seed_path(c, seed, sizeof(seed), name) < 0) {
 		rc = be_errf(err, errlen, -ENAMETOOLONG, "define %s: name too "
 			     "long", name);
@@ -521,20 +580,17 @@ out:
 	return rc;
 }
 
+static int vol_delete_path(virConnectPtr vc, const char *path);
+
 void be_storage_undo(struct be_conn *c, virConnectPtr vc, const char *name,
 		     struct be_made *m)
 {
 	virStoragePoolPtr p = virStoragePoolLookupByName(vc, c->pool_name);
 	size_t i;
 
-	for (i = 0; p && i < m->nvols; i++) {
-		virStorageVolPtr v = virStorageVolLookupByName(p, m->vols[i]);
-
-		if (v) {
-			virStorageVolDelete(v, 0);
-			virStorageVolFree(v);
-		}
-	}
+	(void)name;
+	for (i = 0; i < m->nvols; i++)
+		vol_delete_path(vc, m->vols[i]);
 	if (m->seed_created && m->seed) {
 		unlink(m->seed);
 		if (p)
@@ -559,19 +615,30 @@ void be_made_free(struct be_made *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Only <pool_dir>/<vm>_*: a disk attached from elsewhere (a template
- * image, a shared volume) is never ours to delete.  '_' is in no DNS
- * label, so VM "web" never claims "web-x_root.qcow2". */
+static bool in_dir_of(const char *dir, const char *vm, const char *path)
+{
+	size_t dl = strlen(dir), vl = strlen(vm);
+
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	return strncmp(path, dir, dl) == 0 && path[dl] == '/' &&
+	       !strchr(path + dl + 1, '/') &&
+	       strncmp(path + dl + 1, vm, vl) == 0 && path[dl + 1 + vl] == '_';
+}
+
+/* Only <pool>/<vm>_*, in the node's pool or a storage class's: a disk
+ * attached from elsewhere (a template image, a shared volume) is never
+ * ours to delete.  '_' is in no DNS label, so VM "web" never claims
+ * "web-x_root.qcow2". */
 bool be_owned_path(const struct be_conn *c, const char *vm,
 		   const char *path)
 {
-	size_t dl = strlen(c->pool_dir), vl = strlen(vm);
-
-	while (dl > 1 && c->pool_dir[dl - 1] == '/')
-		dl--;
-	return strncmp(path, c->pool_dir, dl) == 0 && path[dl] == '/' &&
-	       !strchr(path + dl + 1, '/') &&
-	       strncmp(path + dl + 1, vm, vl) == 0 && path[dl + 1 + vl] == '_';
+	if (in_dir_of(c->pool_dir, vm, path))
+		return true;
+	for (size_t i = 0; i < c->nclasses; i++)
+		if (in_dir_of(c->classes[i].dir, vm, path))
+			return true;
+	return false;
 }
 
 static int vol_delete_path(virConnectPtr vc, const char *path)
