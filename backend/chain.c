@@ -42,7 +42,7 @@ char *be_vol_backing(virConnectPtr vc, const char *path)
 	return bp;
 }
 
-/* base is "<pool_dir>/<vm>_<disk>." : is path base + "qcow2" (the
+/* base is "<its pool's dir>/<vm>_<disk>." : is path base + "qcow2" (the
  * volume be_define made) or base + digits + ".qcow2" (an overlay made by
  * be_freeze)? */
 static int top_kind(const char *path, const char *base)
@@ -69,7 +69,8 @@ static bool other_disk(const struct be_conn *c, const char *path,
 
 	for (k = 0; k < spec->ndisks; k++)
 		if (k != i && snprintf(p, sizeof(p), "%s/%s_%s.qcow2",
-				       c->pool_dir, vm, spec->disks[k].name) > 0 &&
+				       be_disk_dir(c, &spec->disks[k]), vm,
+				       spec->disks[k].name) > 0 &&
 		    strcmp(p, path) == 0)
 			return true;
 	return false;
@@ -90,8 +91,8 @@ int be_spec_tops(struct be_conn *c, virDomainPtr d, unsigned flags,
 	for (i = 0; rc == 0 && tops && i < spec->ndisks; i++) {
 		const char *top = NULL;
 
-		snprintf(base, sizeof(base), "%s/%s_%s.", c->pool_dir, vm,
-			 spec->disks[i].name);
+		snprintf(base, sizeof(base), "%s/%s_%s.",
+			 be_disk_dir(c, &spec->disks[i]), vm, spec->disks[i].name);
 		for (k = 0; k < n && !top; k++)
 			if (top_kind(paths[k], base) &&
 			    !other_disk(c, paths[k], vm, spec, i))
@@ -199,7 +200,8 @@ static long free_stamp(const struct be_conn *c, const char *vm,
 	size_t i;
 
 	for (i = 0; i < spec->ndisks; i++) {
-		snprintf(p, sizeof(p), "%s/%s_%s.%ld.qcow2", c->pool_dir, vm,
+		snprintf(p, sizeof(p), "%s/%s_%s.%ld.qcow2",
+			 be_disk_dir(c, &spec->disks[i]), vm,
 			 spec->disks[i].name, t);
 		if (access(p, F_OK) == 0) {
 			t++;
@@ -240,8 +242,8 @@ static char *freeze_xml(const struct be_conn *c, const char *dxml,
 					     "      <driver type='qcow2'/>\n"
 					     "      <source file='");
 				snprintf(file, sizeof(file), "%s/%s_%s.%ld.qcow2",
-					 c->pool_dir, vm, spec->disks[i].name,
-					 stamp);
+					 be_disk_dir(c, &spec->disks[i]), vm,
+					 spec->disks[i].name, stamp);
 				be_sb_esc(&b, file);
 				be_sb_printf(&b, "'/>\n    </disk>\n");
 			}

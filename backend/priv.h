@@ -113,6 +113,8 @@ char *be_xml_text(const char *el, const char *end, const char *tag);
 
 /* ---- storage.c ---- */
 
+/* The folder of a disk's volumes: its class's pool's, else the node's. */
+const char *be_disk_dir(const struct be_conn *c, const struct core_disk *d);
 /* The pool of a storage class, or NULL. */
 const struct be_pool *be_class_pool(const struct be_conn *c, const char *klass);
 int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,

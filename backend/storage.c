@@ -137,6 +137,13 @@ int be_pool_ensure(struct be_conn *c, virConnectPtr vc, char *err,
 	return rc;
 }
 
+const char *be_disk_dir(const struct be_conn *c, const struct core_disk *d)
+{
+	const struct be_pool *p = be_class_pool(c, d->storage_class);
+
+	return p ? p->dir : c->pool_dir;
+}
+
 const struct be_pool *be_class_pool(const struct be_conn *c, const char *klass)
 {
 	for (size_t i = 0; klass && i < c->nclasses; i++)

@@ -91,7 +91,8 @@ int md_open(const struct md_config *c, struct mountd **out, char *err,
 	char pool[CORE_NAME_MAX + 16];
 	struct be_config bc = { .uri = c->uri, .pool_dir = c->pool_dir,
 				.pool_name = pool, .node = c->node,
-				.accel = c->accel, .kernel_dir = c->kernel_dir };
+				.accel = c->accel, .kernel_dir = c->kernel_dir,
+				.classes = c->classes, .nclasses = c->nclasses };
 	struct mountd *md = calloc(1, sizeof(*md));
 	int rc;
 

@@ -32,6 +32,11 @@ struct opts {
 	char http_token[WEB_TOKEN_MAX];
 	const char *group;      /* --group: who may create VMs */
 	const char *migration_uri;
+	/* --storage-class NAME=DIR[:shared] */
+	char class_names[BE_CLASSES_MAX][CORE_NAME_MAX + 1];
+	char class_dirs[BE_CLASSES_MAX][4096];
+	struct be_class classes[BE_CLASSES_MAX];
+	int nclasses;
 	enum be_accel accel;
 	bool foreground, fuse_debug, copy_storage;
 	int stop_timeout, stats_interval, restart_backoff;
@@ -58,6 +63,7 @@ static void usage(FILE *f)
 	      "         [--log-file FILE] [--kubeconfig FILE] [--namespace NS]\n"
 	      "         [--peer NODE=LIBVIRT-URI]... [--migrate-copy-storage]\n"
 	      "         [--migration-uri LIBVIRT-URI]\n"
+	      "         [--storage-class NAME=DIR[:shared]]...\n"
 	      "         [--http ADDR:PORT|off] [--http-token FILE] "
 	      "[--group NAME]\n"
 	      "         [--import-allow URL-PREFIX]... [--import-dir DIR]\n"
@@ -167,6 +173,49 @@ static int add_peer(struct opts *o, const char *arg)
 	return 0;
 }
 
+/* NAME=DIR[:shared]: a disk's storageClass NAME lives in a pool at DIR;
+ * shared: DIR is the same storage on every node. */
+static int add_class(struct opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char err[CORE_ERR_MAX];
+	int i = o->nclasses;
+	size_t dl;
+
+	if (!eq || eq == arg || (size_t)(eq - arg) > CORE_NAME_MAX ||
+	    eq[1] != '/' || i == BE_CLASSES_MAX) {
+		fprintf(stderr, "hypersdk-mountd: --storage-class %s: want "
+			"NAME=/DIR[:shared] (at most %d)\n", arg, BE_CLASSES_MAX);
+		return 1;
+	}
+	snprintf(o->class_names[i], sizeof(o->class_names[i]), "%.*s",
+		 (int)(eq - arg), arg);
+	dl = strlen(eq + 1);
+	o->classes[i].shared = dl > 7 && !strcmp(eq + 1 + dl - 7, ":shared");
+	if (o->classes[i].shared)
+		dl -= 7;
+	if (core_name_check(o->class_names[i], err, sizeof(err)) < 0 ||
+	    dl >= sizeof(o->class_dirs[i]) || memchr(eq + 1, ':', dl)) {
+		fprintf(stderr, "hypersdk-mountd: --storage-class %s: %s\n", arg,
+			dl >= sizeof(o->class_dirs[i]) ? "folder name too long" :
+			memchr(eq + 1, ':', dl) ? "only :shared may follow the "
+			"folder" : err);
+		return 1;
+	}
+	for (int j = 0; j < i; j++)
+		if (!strcmp(o->class_names[j], o->class_names[i])) {
+			fprintf(stderr, "hypersdk-mountd: --storage-class %s: "
+				"given twice\n", o->class_names[i]);
+			return 1;
+		}
+	snprintf(o->class_dirs[i], sizeof(o->class_dirs[i]), "%.*s", (int)dl,
+		 eq + 1);
+	o->classes[i].name = o->class_names[i];
+	o->classes[i].dir = o->class_dirs[i];
+	o->nclasses++;
+	return 0;
+}
+
 /* scheme://host[:port]/...: a prefix that ends at the host would also
  * match "host.evil.example" or "host@evil.example". */
 static int add_allow(struct opts *o, const char *arg)
@@ -222,6 +271,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "import-max", 1, 0, 'X' }, { "probe", 1, 0, 'R' },
 		{ "restart-backoff", 1, 0, 'B' },
 		{ "migration-uri", 1, 0, 'M' },
+		{ "storage-class", 1, 0, 'Y' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -242,6 +292,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'N': o->ns = optarg; break;
 		case 'P': bad |= add_peer(o, optarg); break;
 		case 'M': o->migration_uri = optarg; break;
+		case 'Y': bad |= add_class(o, optarg); break;
 		case 'C': o->copy_storage = true; break;
 		case 'H': o->http = strcmp(optarg, "off") ? optarg : NULL; break;
 		case 'T': o->http_token_file = optarg; break;
@@ -429,6 +480,30 @@ static void notify_parent(int fd, const char *err)
  * be root's alone before anything is opened in it (the log file
  * included), and is used by the resolved path that was checked.  The
  * import folder is the operator's to make. */
+/* A class's folder is held to the pool folder's rule: root writes
+ * there too.  A shared one is not made: it is the operator's mount. */
+static int trust_classes(struct opts *o, char *err, size_t errlen)
+{
+	char why[CORE_ERR_MAX / 2], real[4096];
+	int rc;
+
+	for (int i = 0; i < o->nclasses; i++) {
+		rc = o->classes[i].shared ? 0 : core_mkdir_p(o->class_dirs[i], 0755);
+		if (rc == 0)
+			rc = core_dir_trusted(o->class_dirs[i], real, sizeof(real),
+					      why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "%s", strerror(-rc));
+		if (rc < 0) {
+			snprintf(err, errlen, "--storage-class %s=%.200s: %.250s",
+				 o->class_names[i], o->class_dirs[i], why);
+			return rc;
+		}
+		snprintf(o->class_dirs[i], sizeof(o->class_dirs[i]), "%s", real);
+	}
+	return 0;
+}
+
 static int trust_dirs(struct opts *o, char *err, size_t errlen)
 {
 	char *dirs[] = { o->state_dir, o->pool_dir, o->kernel_dir,
@@ -460,7 +535,7 @@ static int trust_dirs(struct opts *o, char *err, size_t errlen)
 		snprintf(dirs[i], sizeof(o->state_dir), "%s", real);
 	}
 	o->imp.dir = o->import_dir[0] ? o->import_dir : NULL;
-	return 0;
+	return trust_classes(o, err, errlen);
 }
 
 static void sync_state(void *arg, struct web_sync_state *st)
@@ -539,6 +614,7 @@ static void config(struct opts *o, struct md_config *c)
 		.stats_interval_s = o->stats_interval,
 		.restart_backoff_s = (unsigned)o->restart_backoff,
 		.migration_uri = o->migration_uri,
+		.classes = o->classes, .nclasses = (size_t)o->nclasses,
 		.peers = o->peers, .npeers = (size_t)o->npeers,
 		.copy_storage = o->copy_storage, .imp = o->imp, .acl = o->acl,
 	};

@@ -28,6 +28,8 @@ struct md_config {
 	const char *const *peers;       /* NODE=URI, for migrations
 					 * (standalone) */
 	const char *migration_uri;      /* cluster: published in the Lease */
+	const struct be_class *classes; /* --storage-class */
+	size_t nclasses;
 	size_t npeers;
 	bool copy_storage;              /* --migrate-copy-storage */
 	struct be_import_policy imp;    /* image sources (allow filled in) */

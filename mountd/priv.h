@@ -370,6 +370,7 @@ struct md_member {
 	bool alive;
 	char uri[512];          /* its --migration-uri, "" when none */
 	bool cordoned;          /* its Lease says hypersdk.io/cordon */
+	char classes[512];      /* hypersdk.io/storage-classes */
 	char drain[64];         /* hypersdk.io/drain: a drain asked of it */
 	char drain_done[64];    /* the last one it finished */
 	char drain_done_node[64];       /* ... asked by its Node object */
@@ -382,6 +383,20 @@ int md_member_get(struct mountd *md, const char *name, struct md_member *out);
 int md_members_copy(struct mountd *md, struct md_member **out, size_t *n);
 /* What this node tells the others in its Lease. */
 int md_members_publish(struct mountd *md);
+
+/* ---- host/classes.c: storage classes ----------------------------------- */
+
+#define MD_ANN_CLASSES CORE_API_GROUP "/storage-classes"
+/* -EINVAL naming the first disk whose class this node lacks. */
+int md_classes_check(const struct mountd *md, const struct core_spec *s,
+		     char *err, size_t errlen);
+/* Every disk on a shared class: another node runs it from the same files. */
+bool md_classes_shared(const struct mountd *md, const struct core_spec *s);
+/* "fast=shared,scratch=local", as this node's Lease publishes it. */
+void md_classes_published(const struct mountd *md, char *buf, size_t len);
+bool md_classes_in(const char *published, const struct core_spec *s);
+/* nodes/NODE/status: "class.NAME DIR shared|local AVAIL/SIZE" lines. */
+int md_classes_render(const struct mountd *md, char *buf, size_t len);
 
 /* ---- host/maint.c: cordon and drain ------------------------------------ */
 

@@ -47,6 +47,8 @@ static void got(void *arg, const struct sync_node *n)
 	snprintf(m->uri, sizeof(m->uri), "%s",
 		 ann(n->annotations, MD_ANN_MIGRATION_URI));
 	m->cordoned = !strcmp(ann(n->annotations, MD_ANN_CORDON), "true");
+	snprintf(m->classes, sizeof(m->classes), "%s",
+		 ann(n->annotations, MD_ANN_CLASSES));
 	snprintf(m->drain, sizeof(m->drain), "%s",
 		 ann(n->annotations, CORE_API_GROUP "/drain"));
 	snprintf(m->drain_done, sizeof(m->drain_done), "%s",
@@ -116,7 +118,13 @@ int md_members_copy(struct mountd *md, struct md_member **out, size_t *n)
 int md_members_publish(struct mountd *md)
 {
 	const char *uri = md->cfg.migration_uri;
+	char classes[512];
+	int rc = 0;
 
-	return uri && *uri ? sync_lease_set(md->sync, MD_ANN_MIGRATION_URI, uri) :
-	       0;
+	if (uri && *uri)
+		rc = sync_lease_set(md->sync, MD_ANN_MIGRATION_URI, uri);
+	md_classes_published(md, classes, sizeof(classes));
+	if (rc == 0 && classes[0])
+		rc = sync_lease_set(md->sync, MD_ANN_CLASSES, classes);
+	return rc;
 }

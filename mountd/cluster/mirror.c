@@ -487,11 +487,59 @@ static void converge_failed(struct mountd *md, const char *name,
 		md_log(LOG_WARN_, "vm %s: %s", name, err);
 }
 
+/* A VM whose storage classes no node has: the alive node first by name
+ * claims it anyway, so that its status says why it cannot run. */
+static bool reports_missing_class(struct mountd *md, const struct core_spec *s)
+{
+	struct md_member *v = NULL;
+	bool first = true, anywhere = false;
+	size_t n = 0;
+
+	if (md_members_copy(md, &v, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].alive)
+			continue;
+		anywhere |= md_classes_in(v[i].classes, s);
+		first &= strcmp(v[i].name, md->node) >= 0;
+	}
+	free(v);
+	return first && !anywhere;
+}
+
+/* The spec names a class this node lacks: DiskReady says so, once per
+ * spec; nothing is defined. */
+static void class_missing(struct mountd *md, const char *name, const char *err)
+{
+	struct core_vm *vm;
+	bool first = false;
+
+	core_model_wrlock(md->m);
+	vm = core_model_find(md->m, name);
+	if (vm && md_x(vm)->refused_gen != vm->spec_gen) {
+		md_x(vm)->refused_gen = vm->spec_gen;
+		core_model_fail(md->m, vm, err);
+		first = true;
+	}
+	if (vm) {
+		if (!md_x(vm)->defined_gen)
+			vm->st.phase = CORE_PHASE_PENDING;
+		core_status_cond(&vm->st, CORE_COND_DISK_READY, false,
+				 "UnknownStorageClass", err, time(NULL));
+		core_model_status_changed(md->m, vm);
+	}
+	core_model_unlock(md->m);
+	core_model_flush(md->m);
+	if (first)
+		md_log(LOG_WARN_, "vm %s: %s", name, err);
+}
+
 void md_cluster_reconcile(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX] = "", rv[32] = "";
 	struct core_vm *vm;
 	bool unowned = false, mine = false, busy = false, fits = false;
+	bool classes = true;
 
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
@@ -499,8 +547,10 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		unowned = !vm->st.node[0];
 		mine = !strcmp(vm->st.node, md->node);
 		busy = md_x(vm)->mark.hold != MD_HOLD_NONE;
+		classes = md_classes_check(md, &vm->spec, err, sizeof(err)) == 0;
 		fits = md_selector_allows(&vm->spec, md->node) &&
-		       (!unowned || (!md_cordoned(md) && capacity_fits(md, vm)));
+		       (!unowned || (!md_cordoned(md) && capacity_fits(md, vm) &&
+				     (classes || reports_missing_class(md, &vm->spec))));
 		snprintf(rv, sizeof(rv), "%s", md_x(vm)->rv);
 	}
 	core_model_unlock(md->m);
@@ -508,7 +558,9 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		return;
 	if (unowned && claim(md, name, rv) < 0)
 		return;
-	if (md_converge_owned(md, name, err, sizeof(err)) < 0)
+	if (!classes)
+		class_missing(md, name, err);
+	else if (md_converge_owned(md, name, err, sizeof(err)) < 0)
 		converge_failed(md, name, err);
 	/* The pusher publishes it: one thread, so the last status pushed
 	 * is the one the API server has (md_push_status skips repeats). */

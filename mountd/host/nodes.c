@@ -83,6 +83,8 @@ static int render_self(struct mountd *md, const struct tally *t, char *buf,
 		     md->cfg.migration_uri ? md->cfg.migration_uri : "-");
 	if (n > 0 && (size_t)n < len)
 		n += render_maint(md, buf + n, len - (size_t)n);
+	if (n > 0 && (size_t)n < len)
+		n += md_classes_render(md, buf + n, len - (size_t)n);
 	return n;
 }
 
@@ -93,9 +95,11 @@ static int render_member(const struct md_member *m, char *buf, size_t len)
 	if (m->renew > 0)
 		core_rfc3339((time_t)m->renew, hb, sizeof(hb));
 	return snprintf(buf, len, "name %s\nself false\nalive %s\n"
-			"heartbeat %s\nmigrationURI %s\ncordoned %s\n", m->name,
+			"heartbeat %s\nmigrationURI %s\ncordoned %s\n"
+			"storageClasses %s\n", m->name,
 			m->alive ? "true" : "false", hb[0] ? hb : "-",
-			m->uri[0] ? m->uri : "-", m->cordoned ? "true" : "false");
+			m->uri[0] ? m->uri : "-", m->cordoned ? "true" : "false",
+			m->classes[0] ? m->classes : "-");
 }
 
 struct seen {

@@ -4,6 +4,7 @@
  * everywhere, so a refused write changes nothing. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "mountd/priv.h"
 
@@ -59,16 +60,55 @@ static int apply_spec(struct mountd *md, const char *name, json_object *old,
 	return rc;
 }
 
-/* A spec whose kernelBoot this node refuses is refused whole, before the
+static bool same_class(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+/* A disk that exists keeps its storage class: another one would make a
+ * new, empty volume and leave the data behind. */
+static int classes_kept(struct mountd *md, const char *name,
+			const struct core_spec *s, char *err, size_t errlen)
+{
+	const struct core_spec *old;
+	struct core_vm *vm;
+	int rc = 0;
+
+	core_model_rdlock(md->m);
+	vm = core_model_find(md->m, name);
+	old = vm ? &vm->spec : NULL;
+	for (size_t i = 0; old && i < s->ndisks && rc == 0; i++)
+		for (size_t j = 0; j < old->ndisks && rc == 0; j++)
+			if (!strcmp(s->disks[i].name, old->disks[j].name) &&
+			    !same_class(s->disks[i].storage_class,
+					old->disks[j].storage_class)) {
+				snprintf(err, errlen, "spec.disks[%zu].storageClass: "
+					 "disk %s exists on class %s; it keeps it "
+					 "(another would start empty)", i,
+					 s->disks[i].name,
+					 old->disks[j].storage_class ?
+					 old->disks[j].storage_class : "(none)");
+				rc = -EINVAL;
+			}
+	core_model_unlock(md->m);
+	return rc;
+}
+
+/* A spec this node cannot run (a kernelBoot it refuses, a storage class
+ * it lacks, a disk moved to another class) is refused whole, before the
  * domain is touched. */
-static int boot_allowed(struct mountd *md, json_object *spec, char *err,
-			size_t errlen)
+static int node_allows(struct mountd *md, const char *name, json_object *spec,
+		       char *err, size_t errlen)
 {
 	struct core_spec s;
 	int rc = core_spec_from_json(spec, &s, err, errlen);
 
 	if (rc == 0)
 		rc = be_boot_check(md->be, &s, err, errlen);
+	if (rc == 0)
+		rc = md_classes_check(md, &s, err, errlen);
+	if (rc == 0)
+		rc = classes_kept(md, name, &s, err, errlen);
 	core_spec_free(&s);
 	return rc;
 }
@@ -107,7 +147,7 @@ int md_spec_write(struct mountd *md, const char *name, json_object *spec,
 		return md_cluster_spec_forward(md, name, spec, owner, err,
 					       errlen);
 	new = json_object_get(spec);
-	rc = boot_allowed(md, spec, err, errlen);
+	rc = node_allows(md, name, spec, err, errlen);
 	if (rc == 0)
 		rc = md_claim(md, name, m, NULL, err, errlen);
 	if (rc < 0)
