@@ -297,12 +297,14 @@ int be_image_delete(struct be_conn *c, const char *vol, char *err,
 		    size_t errlen);
 
 /* Make the volume <vm>_<disk>.qcow2 from a pool volume base_vol (an
- * imported template image): a qcow2 overlay when linked, else a full copy,
- * grown to size bytes when that is larger.  Called before be_define, which
- * then finds the disk present.  -EEXIST when the volume exists. */
+ * imported template image) in the pool of storage class klass (NULL:
+ * the node's): a qcow2 overlay when linked, else a full copy, grown to
+ * size bytes when that is larger; on a shared class always a copy (the
+ * image is this node's).  Called before be_define, which then finds the
+ * disk present.  -EEXIST when the volume exists. */
 int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
-			 const char *base_vol, bool linked, uint64_t size,
-			 char *err, size_t errlen);
+			 const char *klass, const char *base_vol, bool linked,
+			 uint64_t size, char *err, size_t errlen);
 
 /* Pure: the domain XML for a spec (exposed for unit tests).  Caller
  * frees.  disk_paths[i] is the volume path of spec->disks[i]; seed_iso

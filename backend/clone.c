@@ -41,7 +41,7 @@ static char *vol_xml(const char *name, uint64_t cap, const char *backing)
  * image lock, cannot report progress and cannot be stopped.  The
  * source domain is paused meanwhile, and pausing flushes QEMU's qcow2
  * caches, so the file is consistent while it is read. */
-static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
+static int copy_vol(const char *dir, virStoragePoolPtr pool,
 		    const char *name, virStorageVolPtr base, const char *bpath,
 		    const struct be_progress *p, int done, int share,
 		    char *err, size_t errlen)
@@ -55,7 +55,7 @@ static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
 	virStorageVolInfo bi;
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/%s", c->pool_dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (virStorageVolGetInfo(base, &bi) == 0)
 		t.total = bi.allocation;
 	/* Claim the name first: two copies must not write one file. */
@@ -80,22 +80,42 @@ static int copy_vol(struct be_conn *c, virStoragePoolPtr pool,
 	return 0;
 }
 
-int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
-		  virStorageVolPtr base, bool linked, uint64_t capacity,
-		  const struct be_progress *p, int done, int share,
-		  char *err, size_t errlen)
+/* True when path is a file right in dir. */
+static bool in_dir(const char *dir, const char *path)
 {
-	virStoragePoolPtr pool = virStoragePoolLookupByName(vc, c->pool_name);
+	size_t dl = strlen(dir);
+
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	return !strncmp(path, dir, dl) && path[dl] == '/' &&
+	       !strchr(path + dl + 1, '/');
+}
+
+int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *klass,
+		  const char *name, virStorageVolPtr base, bool linked,
+		  uint64_t capacity, const struct be_progress *p, int done,
+		  int share, char *err, size_t errlen)
+{
+	const struct be_pool *to = be_class_pool(c, klass);
+	virStoragePoolPtr pool;
 	virStorageVolInfo bi;
 	virStorageVolPtr v = NULL;
 	char *xml = NULL, *bpath = NULL;
 	int rc = 0;
 
+	if (klass && *klass && !to)
+		return be_errf(err, errlen, -EINVAL, "volume %s: no storage "
+			       "class %s on node %s", name, klass, c->node);
+	pool = virStoragePoolLookupByName(vc, to ? to->name : c->pool_name);
 	if (!pool || virStorageVolGetInfo(base, &bi) < 0 ||
 	    !(bpath = virStorageVolGetPath(base))) {
 		rc = be_err(err, errlen, "volume", name);
 		goto out;
 	}
+	/* On shared storage a disk must not lean on a file of this node's
+	 * own: another node could not open it. */
+	if (linked && to && to->shared && !in_dir(to->dir, bpath))
+		linked = false;
 	if (capacity < bi.capacity)
 		capacity = bi.capacity;
 	xml = vol_xml(name, linked ? capacity : bi.capacity,
@@ -107,8 +127,8 @@ int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
 	if (linked) {
 		v = virStorageVolCreateXML(pool, xml, 0);
 	} else {
-		rc = copy_vol(c, pool, name, base, bpath, p, done, share, err,
-			      errlen);
+		rc = copy_vol(to ? to->dir : c->pool_dir, pool, name, base,
+			      bpath, p, done, share, err, errlen);
 		if (rc < 0)
 			goto out;
 		v = virStorageVolLookupByName(pool, name);
@@ -323,8 +343,9 @@ static int clone_disks(struct be_conn *c, virConnectPtr vc,
 		base = virStorageVolLookupByPath(vc, bases[i]);
 		if (!base)
 			return be_err(err, errlen, "clone", x->src);
-		rc = be_vol_derive(c, vc, dv, base, x->linked, 0, x->p,
-				   (int)(i * 90 / n), (int)(90 / n), err, errlen);
+		rc = be_vol_derive(c, vc, x->spec.disks[i].storage_class, dv,
+				   base, x->linked, 0, x->p, (int)(i * 90 / n),
+				   (int)(90 / n), err, errlen);
 		virStorageVolFree(base);
 		nm = rc == 0 ? realloc(x->made, (x->nmade + 1) * sizeof(*nm))
 			     : NULL;
@@ -507,7 +528,7 @@ int be_clone(struct be_conn *c, const char *src, const char *dst,
 /* ---- a VM's volume from an image ----------------------------------- */
 
 struct vfi_ctx {
-	const char *vm, *disk, *base;
+	const char *vm, *disk, *klass, *base;
 	bool linked;
 	uint64_t size;
 };
@@ -517,8 +538,8 @@ static int vfi_op(struct be_conn *c, virConnectPtr vc, void *arg,
 {
 	struct vfi_ctx *x = arg;
 	virStoragePoolPtr pool = virStoragePoolLookupByName(vc, c->pool_name);
-	virStorageVolPtr base = NULL, v;
-	char vol[256];
+	virStorageVolPtr base = NULL, v = NULL;
+	char vol[256], path[PATH_MAX];
 	int rc = 0;
 
 	if (!pool)
@@ -528,9 +549,14 @@ static int vfi_op(struct be_conn *c, virConnectPtr vc, void *arg,
 			     "long", x->vm);
 		goto out;
 	}
-	v = virStorageVolLookupByName(pool, vol);
-	if (v) {
-		virStorageVolFree(v);
+	/* The disk's own folder (its class's) decides whether it exists. */
+	snprintf(path, sizeof(path), "%s/%s",
+		 be_disk_dir(c, &(struct core_disk){ .storage_class =
+						     (char *)x->klass }), vol);
+	if (access(path, F_OK) == 0 ||
+	    (v = virStorageVolLookupByPath(vc, path))) {
+		if (v)
+			virStorageVolFree(v);
 		rc = be_errf(err, errlen, -EEXIST, "volume %s exists", vol);
 		goto out;
 	}
@@ -541,8 +567,8 @@ static int vfi_op(struct be_conn *c, virConnectPtr vc, void *arg,
 			     "pool %s", vol, x->base, c->pool_name);
 		goto out;
 	}
-	rc = be_vol_derive(c, vc, vol, base, x->linked, x->size, NULL, 0, 0,
-			   err, errlen);
+	rc = be_vol_derive(c, vc, x->klass, vol, base, x->linked, x->size, NULL,
+			   0, 0, err, errlen);
 out:
 	if (base)
 		virStorageVolFree(base);
@@ -551,10 +577,10 @@ out:
 }
 
 int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
-			 const char *base_vol, bool linked, uint64_t size,
-			 char *err, size_t errlen)
+			 const char *klass, const char *base_vol, bool linked,
+			 uint64_t size, char *err, size_t errlen)
 {
-	struct vfi_ctx x = { vm, disk, base_vol, linked, size };
+	struct vfi_ctx x = { vm, disk, klass, base_vol, linked, size };
 
 	if (!be_name_ok(vm) || !be_name_ok(disk) || !be_name_ok(base_vol))
 		return be_errf(err, errlen, -EINVAL, "volume: bad name");

@@ -218,12 +218,14 @@ int be_src_open_local(const struct be_conn *c, const char *source, int *fd,
  * volume is backed by one of paths, as "a b c" in out.  0 or -errno. */
 int be_deps_of(struct be_conn *c, virConnectPtr vc, const char *self,
 	       char *const *paths, size_t npaths, char *out, size_t outlen);
-/* Create volume name in our pool: a qcow2 overlay on base when linked,
- * else a full copy of base (progress via p).  capacity 0 = base's. */
-int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *name,
-		  virStorageVolPtr base, bool linked, uint64_t capacity,
-		  const struct be_progress *p, int done, int share,
-		  char *err, size_t errlen);
+/* Create volume name in the pool of storage class klass (NULL or "":
+ * the node's): a qcow2 overlay on base when linked, else a full copy of
+ * base (progress via p).  capacity 0 = base's.  On a shared class an
+ * overlay needs its base in the same folder, else it is a full copy. */
+int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *klass,
+		  const char *name, virStorageVolPtr base, bool linked,
+		  uint64_t capacity, const struct be_progress *p, int done,
+		  int share, char *err, size_t errlen);
 
 /* ---- progress.c ---- */
 

@@ -355,6 +355,7 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 		     size_t errlen)
 {
 	char tmpl[CORE_NAME_MAX + 1] = "", disk[CORE_NAME_MAX + 1] = "root";
+	char klass[CORE_NAME_MAX + 1] = "";
 	char vol[CORE_NAME_MAX + 16], phase[16] = "";
 	struct core_vm *v;
 	struct core_obj *o;
@@ -367,6 +368,9 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 		snprintf(tmpl, sizeof(tmpl), "%s", v->spec.template_ref);
 		if (v->spec.ndisks) {
 			snprintf(disk, sizeof(disk), "%s", v->spec.disks[0].name);
+			snprintf(klass, sizeof(klass), "%s",
+				 v->spec.disks[0].storage_class ?
+				 v->spec.disks[0].storage_class : "");
 			size = v->spec.disks[0].size;
 		}
 	}
@@ -386,7 +390,8 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 		return -EAGAIN;
 	}
 	vol_name(tmpl, vol, sizeof(vol));
-	rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err, errlen);
+	rc = be_volume_from_image(md->be, vm, disk, klass, vol, true, size, err,
+				  errlen);
 	/* Ready on another node (the status is shared) but never imported
 	 * into this node's pool: import it now, in a worker when this is the
 	 * reconciler, which must go on (the VM is queued again after). */
@@ -397,8 +402,8 @@ int md_template_disk(struct mountd *md, const char *vm, char *err,
 		return -EAGAIN;
 	}
 	if (rc == -ENOENT && ops_template_import(md, tmpl, err, errlen) == 0)
-		rc = be_volume_from_image(md->be, vm, disk, vol, true, size, err,
-					  errlen);
+		rc = be_volume_from_image(md->be, vm, disk, klass, vol, true,
+					  size, err, errlen);
 	return rc == -EEXIST ? 0 : rc;
 }
 

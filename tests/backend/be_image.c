@@ -222,12 +222,12 @@ static void image_use(struct be_conn *c)
 	int rc;
 
 	name(vm, sizeof(vm), "im");
-	rc = be_volume_from_image(c, vm, "root", "img-a.qcow2", true,
+	rc = be_volume_from_image(c, vm, "root", NULL, "img-a.qcow2", true,
 				  64ULL << 20, E(err), sizeof(err));
 	snprintf(want, sizeof(want), "%s/img-a.qcow2", pooldir);
 	ok(rc == 0 && backing_of(vm, b, sizeof(b)) == 0 && !strcmp(b, want),
 	   "be_volume_from_image linked: overlay on the image (%s)", err);
-	rc = be_volume_from_image(c, vm, "root", "img-a.qcow2", true,
+	rc = be_volume_from_image(c, vm, "root", NULL, "img-a.qcow2", true,
 				  64ULL << 20, E(err), sizeof(err));
 	ok(rc == -EEXIST, "again: EEXIST: %s", err);
 	rc = start64(c, vm, E(err), sizeof(err));
@@ -241,7 +241,7 @@ static void image_use(struct be_conn *c)
 		rc = be_image_delete(c, "img-a.qcow2", E(err), sizeof(err));
 	ok(rc == 0 && access(want, F_OK) != 0, "then deleted (%s)", err);
 	name(vm, sizeof(vm), "im2");
-	rc = be_volume_from_image(c, vm, "root", "img-f.qcow2", false,
+	rc = be_volume_from_image(c, vm, "root", NULL, "img-f.qcow2", false,
 				  32ULL << 20, E(err), sizeof(err));
 	ok(rc == 0 && backing_of(vm, b, sizeof(b)) == 0 && !b[0],
 	   "be_volume_from_image full copy (%s)", err);

@@ -2935,8 +2935,8 @@ out:
 }
 
 int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
-			 const char *base_vol, bool linked, uint64_t size,
-			 char *err, size_t errlen)
+			 const char *klass, const char *base_vol, bool linked,
+			 uint64_t size, char *err, size_t errlen)
 {
 	char vol[2 * FAKEBE_NAME_MAX + 16], path[PATH_MAX], bpath[PATH_MAX];
 	const struct fakebe_vol *base;
@@ -2947,6 +2947,10 @@ int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
 	if (rc == 0 && (!fakebe_name_ok(vm) || !fakebe_name_ok(disk) ||
 			!fakebe_name_ok(base_vol)))
 		rc = fakebe_errf(err, errlen, -EINVAL, "volume: bad name");
+	/* The fake has the node's pool only. */
+	if (rc == 0 && klass && *klass)
+		rc = fakebe_errf(err, errlen, -EINVAL, "volume: no storage "
+				 "class %s", klass);
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
 	if (rc < 0)

@@ -773,15 +773,15 @@ static void test_images(void **state)
 	assert_int_equal(be_image_import(c, url, NULL, "base", &size, NULL,
 					 err, sizeof(err)), -EEXIST);
 
-	assert_int_equal(be_volume_from_image(c, "vm", "root", "base", true,
+	assert_int_equal(be_volume_from_image(c, "vm", "root", NULL, "base", true,
 					      1ULL << 30, err, sizeof(err)), 0);
 	assert_int_equal(fakebe_volume(N1, "vm_root.qcow2", &size, backing,
 				       sizeof(backing)), 0);
 	assert_int_equal(size, 2ULL << 30);
 	assert_string_equal(backing, "/fake/pool/base");
-	assert_int_equal(be_volume_from_image(c, "vm", "root", "base", true, 0,
+	assert_int_equal(be_volume_from_image(c, "vm", "root", NULL, "base", true, 0,
 					      err, sizeof(err)), -EEXIST);
-	assert_int_equal(be_volume_from_image(c, "vm", "data", "nope", true, 0,
+	assert_int_equal(be_volume_from_image(c, "vm", "data", NULL, "nope", true, 0,
 					      err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "volume vm_data.qcow2: no image nope in pool "
 			    "hypersdk");
