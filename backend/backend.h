@@ -103,6 +103,9 @@ int be_resume(struct be_conn *c, const char *name, char *err, size_t errlen);
  * while it runs. */
 int be_undefine(struct be_conn *c, const char *name, char *err,
 		size_t errlen);
+/* Destroy (if it runs) and undefine the domain, keeping its volumes:
+ * another node owns the VM now and runs it from the same shared files. */
+int be_forget(struct be_conn *c, const char *name, char *err, size_t errlen);
 
 /* -ENOENT when there is no such domain. */
 int be_info(struct be_conn *c, const char *name, struct be_info *out,

@@ -376,6 +376,42 @@ int be_undefine(struct be_conn *c, const char *name, char *err,
 	return be_run(c, undefine_op, (void *)name, err, errlen);
 }
 
+/* Another node runs it now from the same (shared) files: only the domain
+ * and the node's own seed image go. */
+static int forget_op(struct be_conn *c, virConnectPtr vc, void *arg,
+		     char *err, size_t errlen)
+{
+	const char *name = arg;
+	virDomainPtr d = virDomainLookupByName(vc, name);
+	char seed[PATH_MAX];
+	int rc;
+
+	if (!d)
+		return be_err(err, errlen, "forget", name);
+	rc = be_dom_ours(c, d, NULL, NULL, NULL);
+	if (rc <= 0) {
+		rc = rc < 0 ? be_err(err, errlen, "forget", name) :
+		     be_errf(err, errlen, -ENOENT, "forget %s: domain is not "
+			     "hypersdk's", name);
+		goto out;
+	}
+	if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0) {
+		rc = be_err(err, errlen, "forget", name);
+		goto out;
+	}
+	rc = undefine_dom(d, name, err, errlen);
+	if (rc == 0 && be_seed_path(c, seed, sizeof(seed), name) == 0)
+		unlink(seed);
+out:
+	virDomainFree(d);
+	return rc;
+}
+
+int be_forget(struct be_conn *c, const char *name, char *err, size_t errlen)
+{
+	return be_run(c, forget_op, (void *)name, err, errlen);
+}
+
 /* ---- info ----------------------------------------------------------- */
 
 static const char *reason_name(int state, int reason)

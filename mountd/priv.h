@@ -91,6 +91,7 @@ struct md_vmx {
 	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */
 	uint64_t pushed;        /* cluster: hash of the status published last */
 	unsigned failures;      /* stops nobody asked for, in a row (backoff) */
+	bool lost;              /* cluster: another node took it over */
 };
 /* At o->priv of every object. */
 struct md_objx {

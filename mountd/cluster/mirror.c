@@ -125,13 +125,20 @@ static void merge_object(struct mountd *md, struct core_vm *vm,
 	}
 	/* Status is the owner's; while an action of this node runs on the VM
 	 * (a create before its claim lands), the local status stands. */
-	if (!strcmp(vm->st.node, md->node) ||
-	    md_x(vm)->mark.hold != MD_HOLD_NONE)
+	if (md_x(vm)->mark.hold != MD_HOLD_NONE)
 		return;
 	json_object_object_get_ex(obj, "status", &status);
 	/* "operation" marks this node's own actions: the owner's is not. */
 	if (core_status_from_json(status, &st) < 0)
 		return;
+	/* Ours, says this node; another's, says the API server: it failed
+	 * over while this node could not renew its Lease.  The reconciler
+	 * lets go of the domain (md_cluster_lose). */
+	if (!strcmp(vm->st.node, md->node)) {
+		if (!st.node[0] || !strcmp(st.node, md->node))
+			return;
+		md_x(vm)->lost = true;
+	}
 	st.operation[0] = '\0';
 	if (memcmp(&st, &vm->st, sizeof(st)) != 0) {
 		vm->st = st;
@@ -534,6 +541,37 @@ static void class_missing(struct mountd *md, const char *name, const char *err)
 		md_log(LOG_WARN_, "vm %s: %s", name, err);
 }
 
+static int lost_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	bool *was = arg;
+
+	(void)md;
+	*was = md_x(vm)->lost;
+	md_x(vm)->lost = false;
+	return 0;
+}
+
+/* Another node took the VM over (the API server says so): its domain
+ * here goes, its shared disks stay for the new owner. */
+static bool lose(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+	bool lost = false;
+
+	if (md_vm_edit(md, name, lost_locked, &lost) < 0 || !lost)
+		return false;
+	if (be_forget(md->be, name, err, sizeof(err)) < 0 &&
+	    be_info(md->be, name, &(struct be_info){ 0 }, err, sizeof(err)) != -ENOENT)
+		md_log(LOG_ERR_, "vm %s: another node owns it, but its domain "
+		       "here stays: %s", name, err);
+	md_event(md, name, "Lost", "another node owns the VM now; this node "
+		 "let go of its domain");
+	md_log(LOG_WARN_, "vm %s: another node owns it now; domain dropped "
+	       "here", name);
+	md_nodes_dirty(md);
+	return true;
+}
+
 void md_cluster_reconcile(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX] = "", rv[32] = "";
@@ -541,6 +579,8 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	bool unowned = false, mine = false, busy = false, fits = false;
 	bool classes = true;
 
+	if (lose(md, name))
+		return;
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm) {

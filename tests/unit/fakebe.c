@@ -46,6 +46,7 @@ static const char *const fakebe_op_names[FAKEBE_OP_COUNT] = {
 	[FAKEBE_OP_SUSPEND] = "be_suspend",
 	[FAKEBE_OP_RESUME] = "be_resume",
 	[FAKEBE_OP_UNDEFINE] = "be_undefine",
+	[FAKEBE_OP_FORGET] = "be_forget",
 	[FAKEBE_OP_INFO] = "be_info",
 	[FAKEBE_OP_LIST] = "be_list",
 	[FAKEBE_OP_STATS_ALL] = "be_stats_all",
@@ -1553,6 +1554,35 @@ int be_undefine(struct be_conn *c, const char *name, char *err,
 		rc = fakebe_reach(c, err, errlen);
 	if (rc == 0)
 		rc = fakebe_undefine_locked(c, name, err, errlen);
+	pthread_mutex_unlock(&fakebe_st.lock);
+	return rc;
+}
+
+/* The domain goes (destroyed if it runs), its volumes stay. */
+int be_forget(struct be_conn *c, const char *name, char *err, size_t errlen)
+{
+	struct fakebe_dom *d;
+	char seed[PATH_MAX];
+	int rc;
+
+	pthread_mutex_lock(&fakebe_st.lock);
+	rc = fakebe_enter(FAKEBE_OP_FORGET, err, errlen);
+	if (rc == 0)
+		rc = fakebe_reach(c, err, errlen);
+	d = rc == 0 ? fakebe_dom_find(c->h, name) : NULL;
+	if (rc == 0 && !d)
+		rc = fakebe_no_domain(err, errlen, "forget", name);
+	if (rc == 0 && fakebe_ours(c, d) != 1)
+		rc = fakebe_errf(err, errlen, -ENOENT, "forget %s: domain is "
+				 "not hypersdk's", name);
+	if (rc == 0) {
+		fakebe_dom_unlink(c->h, d);
+		fakebe_dom_free(d);
+		snprintf(seed, sizeof(seed), "%s/%s_cidata.iso", c->pool_dir,
+			 name);
+		fakebe_vol_del(c->h, seed);
+		fakebe_changed(c->h, name);
+	}
 	pthread_mutex_unlock(&fakebe_st.lock);
 	return rc;
 }
