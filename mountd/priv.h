@@ -73,6 +73,7 @@ enum md_hold {
 	MD_HOLD_SPEC,           /* a spec write */
 	MD_HOLD_RECONCILE,      /* the reconciler's converge */
 	MD_HOLD_SNAPSHOT_DELETE,
+	MD_HOLD_FENCE,          /* self-fencing destroys it */
 };
 struct md_mark {
 	enum md_hold hold;
@@ -92,6 +93,8 @@ struct md_vmx {
 	uint64_t pushed;        /* cluster: hash of the status published last */
 	unsigned failures;      /* stops nobody asked for, in a row (backoff) */
 	bool lost;              /* cluster: another node took it over */
+	char lost_reported[CORE_NAME_MAX + 1];  /* NodeLost said for this
+						 * owner (failover.c) */
 };
 /* At o->priv of every object. */
 struct md_objx {
@@ -114,6 +117,7 @@ struct md_vm {
 	char uid[40];
 	char rv[32];
 	time_t next_restart;    /* a restart waits for its backoff until then */
+	bool movable;           /* HA with every disk on a shared class */
 };
 /* 0 with the copy, or -ENOENT. */
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out);
@@ -235,6 +239,8 @@ struct mountd {
 	bool stopping;
 	pthread_t stats;
 	bool stats_started;
+	pthread_t fencer;       /* cluster/failover.c, every second */
+	bool fencer_started;
 
 	/* cluster mode (sync == NULL when standalone) */
 	struct sync *sync;
@@ -242,6 +248,8 @@ struct mountd {
 	char ns[CORE_NAME_MAX + 1];
 	uint64_t sync_epoch;    /* bumped after each complete list */
 	_Atomic bool online, synced;
+	_Atomic double online_since;    /* when the API server came back */
+	_Atomic bool fenced;    /* the Lease is too old: movable VMs stop */
 	/* Names this node is creating, with the mark their creator holds
 	 * (under work.q.lock). */
 	struct md_creating {
@@ -361,6 +369,17 @@ int md_cluster_forward(struct mountd *md, const char *name,
 int md_cluster_spec_forward(struct mountd *md, const char *name,
 			    json_object *spec, const char *owner, char *err,
 			    size_t errlen);
+
+/* failover.c: node loss.  Claims wait this long past a Lease's expiry;
+ * a node fences itself this long before its Lease expires. */
+#define MD_FAILOVER_MARGIN_S 5
+/* The stats thread, after a look at the Leases: take over the movable VMs
+ * of lost nodes, or say NodeLost for the others. */
+void md_failover_scan(struct mountd *md);
+/* Every tick: destroy this node's movable VMs when its Lease is too old. */
+void md_fence_check(struct mountd *md);
+/* Claim an unowned (or lost) VM at resourceVersion rv for this node. */
+int md_cluster_claim(struct mountd *md, const char *name, const char *rv);
 
 /* members.c: the cluster's nodes as their Leases say. */
 #define MD_ANN_MIGRATION_URI CORE_API_GROUP "/migration-uri"

@@ -17,7 +17,8 @@ struct md_objx *md_ox(const struct core_obj *o)
 	return o->priv;
 }
 
-static void copy_out(const struct core_vm *vm, struct md_vm *out)
+static void copy_out(const struct mountd *md, const struct core_vm *vm,
+		     struct md_vm *out)
 {
 	const struct md_vmx *x = vm->priv;
 
@@ -36,6 +37,7 @@ static void copy_out(const struct core_vm *vm, struct md_vm *out)
 	snprintf(out->uid, sizeof(out->uid), "%s", vm->uid);
 	snprintf(out->rv, sizeof(out->rv), "%s", x->rv);
 	out->next_restart = vm->st.next_restart;
+	out->movable = vm->spec.ha_enabled && md_classes_shared(md, &vm->spec);
 }
 
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out)
@@ -45,7 +47,7 @@ int md_vm_get(struct mountd *md, const char *name, struct md_vm *out)
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
 	if (vm)
-		copy_out(vm, out);
+		copy_out(md, vm, out);
 	core_model_unlock(md->m);
 	return vm ? 0 : -ENOENT;
 }
@@ -79,6 +81,8 @@ const char *md_mark_name(struct md_mark m)
 		return "reconcile";
 	case MD_HOLD_SNAPSHOT_DELETE:
 		return "snapshot delete";
+	case MD_HOLD_FENCE:
+		return "fence";
 	case MD_HOLD_VERB:
 		break;
 	}
@@ -137,7 +141,7 @@ static int claim_locked(struct mountd *md, struct core_vm *vm, void *arg)
 	struct claim *c = arg;
 	struct md_mark held = md_x(vm)->mark;
 
-	copy_out(vm, c->out);
+	copy_out(md, vm, c->out);
 	if (held.hold == MD_HOLD_NONE) {
 		md_mark_set(md, vm, c->want);
 		return 0;

@@ -358,6 +358,8 @@ static void on_online(void *arg, bool up)
 {
 	struct mountd *md = arg;
 
+	if (up && !md->online)
+		md->online_since = (double)time(NULL);
 	md->online = up;
 	md_log(up ? LOG_INFO_ : LOG_WARN_, "API server %s", up ? "reachable" :
 	       "unreachable; acting on own VMs, writes go to the outbox");
@@ -438,7 +440,7 @@ static bool capacity_fits(struct mountd *md, const struct core_vm *vm)
 	return c.memory + vm->spec.memory <= (uint64_t)pages * (uint64_t)psz;
 }
 
-static int claim(struct mountd *md, const char *name, const char *rv)
+int md_cluster_claim(struct mountd *md, const char *name, const char *rv)
 {
 	char err[CORE_ERR_MAX];
 	struct core_vm *vm;
@@ -596,7 +598,7 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	core_model_unlock(md->m);
 	if (!vm || busy || (!mine && !(unowned && fits && md->online)))
 		return;
-	if (unowned && claim(md, name, rv) < 0)
+	if (unowned && md_cluster_claim(md, name, rv) < 0)
 		return;
 	if (!classes)
 		class_missing(md, name, err);
@@ -821,7 +823,8 @@ int md_cluster_create(struct mountd *md, const char *name, json_object *spec,
 		upsert(md, SYNC_VM, created, &m);
 		rv = str_at(created, "metadata", "resourceVersion");
 		/* A cordoned node leaves its creates to the others. */
-		rc = md_cordoned(md) ? -EBUSY : claim(md, name, rv ? rv : "");
+		rc = md_cordoned(md) ? -EBUSY :
+		     md_cluster_claim(md, name, rv ? rv : "");
 		json_object_put(created);
 		if (rc < 0)
 			rc = lost_claim(md, name, rc, err, errlen);
@@ -871,6 +874,7 @@ int md_cluster_open(struct mountd *md, const char *kubeconfig, const char *ns,
 	rc = sync_open(&cfg, &handler, md, &md->sync, err, errlen);
 	if (rc == 0)
 		md->online = sync_online(md->sync);
+	md->online_since = (double)time(NULL);
 	if (rc == 0 && !md->online)
 		md_log(LOG_WARN_, "API server unreachable at start-up; serving "
 		       "this node's VMs from the state directory");

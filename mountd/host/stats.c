@@ -45,6 +45,8 @@ static void *stats_main(void *arg)
 		pthread_mutex_unlock(&md->slock);
 		be_stats_all(md->be, got_stats, &p);
 		md_update_nodes(md, true);
+		if (md->sync)
+			md_failover_scan(md);
 		core_model_wrlock(md->m);
 		core_model_each(md->m, clear_idle_stats, md->m);
 		core_model_unlock(md->m);
@@ -68,11 +70,34 @@ static void *stats_main(void *arg)
 	return NULL;
 }
 
+/* The fencing watchdog: a tick a second, whatever --stats-interval. */
+static void *fencer_main(void *arg)
+{
+	struct mountd *md = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&md->slock);
+	while (!md->stopping) {
+		pthread_mutex_unlock(&md->slock);
+		md_fence_check(md);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec++;
+		pthread_mutex_lock(&md->slock);
+		if (!md->stopping)
+			pthread_cond_timedwait(&md->scond, &md->slock, &until);
+	}
+	pthread_mutex_unlock(&md->slock);
+	return NULL;
+}
+
 int md_stats_start(struct mountd *md)
 {
 	if (pthread_create(&md->stats, NULL, stats_main, md))
 		return -EAGAIN;
 	md->stats_started = true;
+	if (md->sync && pthread_create(&md->fencer, NULL, fencer_main, md))
+		return -EAGAIN;
+	md->fencer_started = md->sync != NULL;
 	return 0;
 }
 
@@ -84,5 +109,7 @@ void md_stats_stop(struct mountd *md)
 	pthread_mutex_unlock(&md->slock);
 	if (md->stats_started)
 		pthread_join(md->stats, NULL);
-	md->stats_started = false;
+	if (md->fencer_started)
+		pthread_join(md->fencer, NULL);
+	md->stats_started = md->fencer_started = false;
 }

@@ -142,6 +142,13 @@ static int start_vm(struct mountd *md, const char *name, char *err,
 	struct md_vm v;
 	int rc = md_vm_get(md, name, &v);
 
+	/* Fenced: another node may be taking it over right now. */
+	if (rc == 0 && md->fenced && v.movable) {
+		snprintf(err, errlen, "start: vm %s: this node has not renewed "
+			 "its Lease in time and starts no VM that may fail over "
+			 "(fenced)", name);
+		return -EBUSY;
+	}
 	if (rc == 0 && v.defined_gen != v.spec_gen)
 		rc = md_redefine(md, name, err, errlen);
 	if (rc == 0)

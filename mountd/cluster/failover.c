@@ -1,0 +1,319 @@
+/* Node loss.  When a node's Lease has expired (plus a margin), every
+ * other node looks at the VMs it owned:
+ *   - a VM with highAvailability whose disks are all on shared storage
+ *     classes is claimed by one eligible node (the claim is guarded by
+ *     resourceVersion, so one of several racing nodes wins) and started
+ *     there from the same files;
+ *   - any other VM cannot move: the first alive node by name marks it
+ *     Unknown with a NodeLost condition, and it stays on the lost node.
+ * The lost node, for its part, destroys its own such VMs once it has not
+ * renewed its Lease for the duration less the margin (self-fencing, the
+ * watchdog below), so the two never run at once; libvirt's lock manager
+ * (lockd) is the second guard.  Clocks are assumed in step within the
+ * margin (NTP). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mountd/priv.h"
+
+struct lost_vm {
+	char name[CORE_NAME_MAX + 1];
+	char owner[CORE_NAME_MAX + 1];
+	char rv[32];
+	bool movable;           /* HA, running wanted, all disks shared */
+	bool may_here;          /* nodeSelector and classes allow this node */
+	bool reported;          /* NodeLost said for this owner already */
+};
+
+static const struct md_member *member(const struct md_member *v, size_t n,
+				      const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return &v[i];
+	return NULL;
+}
+
+/* Expired for more than the margin: a node that came back must not be
+ * judged on a Lease it had no chance to renew (after an outage every
+ * node's Lease is old until it renews). */
+static bool gone(const struct md_member *m, double now)
+{
+	return m && !m->alive && m->renew > 0 &&
+	       now > m->renew + m->duration_s + MD_FAILOVER_MARGIN_S;
+}
+
+struct scan {
+	struct mountd *md;
+	const struct md_member *v;
+	size_t n;
+	double now;
+	struct lost_vm *out;
+	size_t nout, cap;
+};
+
+static int look(struct core_vm *vm, void *arg)
+{
+	struct scan *s = arg;
+	struct lost_vm *l;
+
+	if (!vm->st.node[0] || !strcmp(vm->st.node, s->md->node) ||
+	    !gone(member(s->v, s->n, vm->st.node), s->now) ||
+	    md_x(vm)->mark.hold != MD_HOLD_NONE || s->nout == s->cap)
+		return 0;
+	l = &s->out[s->nout++];
+	snprintf(l->name, sizeof(l->name), "%s", vm->name);
+	snprintf(l->owner, sizeof(l->owner), "%s", vm->st.node);
+	snprintf(l->rv, sizeof(l->rv), "%s", md_x(vm)->rv);
+	l->movable = vm->spec.ha_enabled && vm->spec.running &&
+		     md_classes_shared(s->md, &vm->spec);
+	l->may_here = md_selector_allows(&vm->spec, s->md->node) &&
+		      md_classes_check(s->md, &vm->spec, (char[CORE_ERR_MAX]){ 0 },
+				       CORE_ERR_MAX) == 0;
+	l->reported = !strcmp(md_x(vm)->lost_reported, vm->st.node);
+	return 0;
+}
+
+/* This node speaks for the VMs that cannot move: the first alive node by
+ * name, so that one node writes their status. */
+static bool speaker(struct mountd *md, const struct md_member *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].alive && strcmp(v[i].name, md->node) < 0)
+			return false;
+	return true;
+}
+
+static void take_over(struct mountd *md, const struct lost_vm *l,
+		      const struct md_member *from, double now)
+{
+	char msg[CORE_ERR_MAX];
+
+	if (md_cordoned(md) || !l->may_here ||
+	    md_cluster_claim(md, l->name, l->rv) < 0)
+		return;
+
+	snprintf(msg, sizeof(msg), "from %s after %.0fs (its Lease expired; "
+		 "the disks are on shared storage)", l->owner, now - from->renew);
+	md_event(md, l->name, "FailedOver", msg);
+	md_log(LOG_WARN_, "vm %s: failed over from node %s after %.0f s",
+	       l->name, l->owner, now - from->renew);
+	md_queue(md, l->name);
+}
+
+static int reported_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	(void)md;
+	snprintf(md_x(vm)->lost_reported, sizeof(md_x(vm)->lost_reported),
+		 "%s", (const char *)arg);
+	return 0;
+}
+
+/* Unknown, NodeLost: the status the lost owner can no longer write. */
+static void node_lost(struct mountd *md, const struct lost_vm *l,
+		      const struct md_member *from)
+{
+	char err[CORE_ERR_MAX], msg[CORE_ERR_MAX], since[32], now[32];
+	json_object *st, *conds, *c;
+
+	core_rfc3339((time_t)from->renew, since, sizeof(since));
+	core_rfc3339(time(NULL), now, sizeof(now));
+	snprintf(msg, sizeof(msg), "node %s has not renewed its Lease since %s; "
+		 "the VM %s", l->owner, since, l->movable ?
+		 "waits for a node that may run it" :
+		 "cannot move (its disks are not all on shared storage, or it "
+		 "has no highAvailability)");
+	st = json_object_new_object();
+	conds = json_object_new_array();
+	c = json_object_new_object();
+	json_object_object_add(c, "type", json_object_new_string("Ready"));
+	json_object_object_add(c, "status", json_object_new_string("False"));
+	json_object_object_add(c, "reason", json_object_new_string("NodeLost"));
+	json_object_object_add(c, "message", json_object_new_string(msg));
+	json_object_object_add(c, "lastTransitionTime",
+			       json_object_new_string(now));
+	json_object_array_add(conds, c);
+	json_object_object_add(st, "phase", json_object_new_string("Unknown"));
+	json_object_object_add(st, "conditions", conds);
+	if (sync_patch_status(md->sync, SYNC_VM, l->name, st, err,
+			      sizeof(err)) == 0) {
+		md_vm_edit(md, l->name, reported_locked, (void *)l->owner);
+		md_event(md, l->name, "NodeLost", msg);
+	}
+	json_object_put(st);
+}
+
+void md_failover_scan(struct mountd *md)
+{
+	struct scan s = { .md = md, .now = (double)time(NULL) };
+	struct md_member *v = NULL;
+	const struct md_member *from;
+	int lease = sync_lease_seconds(md->sync);
+
+	/* Judge others only after a whole Lease period online: until then
+	 * this node's own view of their Leases may be stale. */
+	if (!md->online || s.now - md->online_since <
+	    lease + MD_FAILOVER_MARGIN_S || md_members_copy(md, &v, &s.n) < 0)
+		return;
+	s.v = v;
+	core_model_rdlock(md->m);
+	s.cap = core_model_count(md->m);
+	s.out = calloc(s.cap + 1, sizeof(*s.out));
+	if (s.out)
+		core_model_each(md->m, look, &s);
+	core_model_unlock(md->m);
+	for (size_t i = 0; s.out && i < s.nout; i++) {
+		from = member(v, s.n, s.out[i].owner);
+		if (s.out[i].movable && s.out[i].may_here)
+			take_over(md, &s.out[i], from, s.now);
+		else if (!s.out[i].reported && speaker(md, v, s.n))
+			node_lost(md, &s.out[i], from);
+	}
+	free(s.out);
+	free(v);
+}
+
+/* ---- self-fencing ------------------------------------------------------- */
+
+struct fence {
+	struct mountd *md;
+	char (*names)[CORE_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int fence_pick(struct core_vm *vm, void *arg)
+{
+	struct fence *f = arg;
+	bool active = vm->st.phase == CORE_PHASE_RUNNING ||
+		      vm->st.phase == CORE_PHASE_PAUSED ||
+		      vm->st.phase == CORE_PHASE_MIGRATING;
+
+	if (active && !strcmp(vm->st.node, f->md->node) && vm->spec.ha_enabled &&
+	    md_classes_shared(f->md, &vm->spec) && f->n < f->cap)
+		snprintf(f->names[f->n++], CORE_NAME_MAX + 1, "%s", vm->name);
+	return 0;
+}
+
+/* This node could not renew its Lease for the duration less the margin:
+ * the others may claim its movable VMs soon.  Destroy them here first. */
+static void fence(struct mountd *md, double age)
+{
+	struct fence f = { .md = md };
+	char err[CORE_ERR_MAX], msg[160];
+
+	core_model_rdlock(md->m);
+	f.cap = core_model_count(md->m);
+	f.names = calloc(f.cap + 1, sizeof(*f.names));
+	if (f.names)
+		core_model_each(md->m, fence_pick, &f);
+	core_model_unlock(md->m);
+	for (size_t i = 0; i < f.n; i++) {
+		/* Marked, so the stop is not taken for a crash to restart;
+		 * destroyed even when an action holds it. */
+		bool mine = md_claim(md, f.names[i], md_mark_of(MD_HOLD_FENCE),
+				     NULL, err, sizeof(err)) == 0;
+
+		if (be_destroy(md->be, f.names[i], err, sizeof(err)) < 0)
+			md_log(LOG_ERR_, "fence %s: %s", f.names[i], err);
+		md_refresh(md, f.names[i]);
+		if (mine)
+			md_release(md, f.names[i], md_mark_of(MD_HOLD_FENCE));
+		snprintf(msg, sizeof(msg), "this node has not renewed its Lease "
+			 "for %.0fs: the VM may fail over to another node, so it "
+			 "stops here", age);
+		md_event(md, f.names[i], "Fenced", msg);
+		md_log(LOG_WARN_, "vm %s: fenced (Lease not renewed for %.0f s)",
+		       f.names[i], age);
+	}
+	free(f.names);
+}
+
+static int queue_own(struct core_vm *vm, void *arg)
+{
+	struct fence *f = arg;
+
+	if (!strcmp(vm->st.node, f->md->node) && f->n < f->cap)
+		snprintf(f->names[f->n++], CORE_NAME_MAX + 1, "%s", vm->name);
+	return 0;
+}
+
+static int mark_lost_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	(void)md;
+	(void)arg;
+	md_x(vm)->lost = true;
+	return 0;
+}
+
+/* Still this node's, says the API server now (not the watch, which may
+ * still be catching up on what happened while this node was away)? */
+static bool still_mine(struct mountd *md, const char *name)
+{
+	char err[CORE_ERR_MAX];
+	json_object *o = NULL;
+	const char *node;
+	bool mine = false;
+
+	if (sync_get(md->sync, SYNC_VM, name, &o, err, sizeof(err)) == 0) {
+		node = json_object_get_string(core_json_path(o, "status.nodeName"));
+		mine = node && !strcmp(node, md->node);
+		if (!mine)
+			md_vm_edit(md, name, mark_lost_locked, NULL);
+	}
+	json_object_put(o);
+	return mine;
+}
+
+/* The Lease is renewed again: the reconciler looks at each VM this node
+ * still owns, so the fenced ones start again if nobody took them; one
+ * that another node took is let go (md_cluster_reconcile's lose). */
+static void requeue_own(struct mountd *md)
+{
+	struct fence f = { .md = md };
+	struct md_vm v;
+
+	md_log(LOG_INFO_, "Lease renewed again: fencing over");
+	core_model_rdlock(md->m);
+	f.cap = core_model_count(md->m);
+	f.names = calloc(f.cap + 1, sizeof(*f.names));
+	if (f.names)
+		core_model_each(md->m, queue_own, &f);
+	core_model_unlock(md->m);
+	for (size_t i = 0; i < f.n; i++)
+		if (md_vm_get(md, f.names[i], &v) == 0 && v.movable)
+			still_mine(md, f.names[i]);
+	/* Only now may they start again. */
+	md->fenced = false;
+	for (size_t i = 0; i < f.n; i++)
+		md_queue(md, f.names[i]);
+	free(f.names);
+}
+
+/* Called every second (the fencer thread).  While fenced, the
+ * node starts none of its movable VMs; once its Lease is renewed again,
+ * the reconciler looks at every VM (those still its own run again). */
+void md_fence_check(struct mountd *md)
+{
+	int lease;
+	double age;
+	bool was;
+
+	if (!md->sync)
+		return;
+	lease = sync_lease_seconds(md->sync);
+	age = sync_lease_age(md->sync);
+	was = md->fenced;
+	if (age > lease - MD_FAILOVER_MARGIN_S) {
+		md->fenced = true;
+		if (!was)
+			md_log(LOG_WARN_, "Lease not renewed for %.0f s: fencing "
+			       "this node's movable VMs", age);
+		fence(md, age);
+	} else if (was) {
+		requeue_own(md);        /* it ends the fencing */
+	}
+}
