@@ -88,6 +88,19 @@ static bool speaker(struct mountd *md, const struct md_member *v, size_t n)
 	return true;
 }
 
+/* What the lost owner last said is not this node's: libvirt here tells
+ * (a Running from there would read as a crash to restart after a wait). */
+static int fresh_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	(void)md;
+	(void)arg;
+	vm->st.phase = CORE_PHASE_PENDING;
+	vm->st.qemu_pid = 0;
+	vm->st.start_time = 0;
+	md_x(vm)->defined_gen = 0;
+	return 0;
+}
+
 static void take_over(struct mountd *md, const struct lost_vm *l,
 		      const struct md_member *from, double now)
 {
@@ -96,6 +109,7 @@ static void take_over(struct mountd *md, const struct lost_vm *l,
 	if (md_cordoned(md) || !l->may_here ||
 	    md_cluster_claim(md, l->name, l->rv) < 0)
 		return;
+	md_vm_edit(md, l->name, fresh_locked, NULL);
 
 	snprintf(msg, sizeof(msg), "from %s after %.0fs (its Lease expired; "
 		 "the disks are on shared storage)", l->owner, now - from->renew);

@@ -578,6 +578,7 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX] = "", rv[32] = "";
 	struct core_vm *vm;
+	struct md_vm v;
 	bool unowned = false, mine = false, busy = false, fits = false;
 	bool classes = true;
 
@@ -600,10 +601,15 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		return;
 	if (unowned && md_cluster_claim(md, name, rv) < 0)
 		return;
-	if (!classes)
+	if (!classes) {
 		class_missing(md, name, err);
-	else if (md_converge_owned(md, name, err, sizeof(err)) < 0)
+	} else if (md_converge_owned(md, name, err, sizeof(err)) < 0) {
 		converge_failed(md, name, err);
+		/* A VM that may fail over tries again: its disks may still be
+		 * held by the node it came from (lockd), for a moment. */
+		if (md_vm_get(md, name, &v) == 0 && v.movable && v.want_running)
+			md_nq_put_at(&md->work.q, name, time(NULL) + 5);
+	}
 	/* The pusher publishes it: one thread, so the last status pushed
 	 * is the one the API server has (md_push_status skips repeats). */
 	md_queue_status(md, name);
