@@ -263,6 +263,9 @@ struct mountd {
 	bool cordoned;
 	char cordon_by[16];     /* tree, lease, node-object */
 	bool node_unschedulable;        /* its Node object says so */
+	/* The Node object, read by the stats thread alone. */
+	time_t node_checked;
+	bool node_object_ok, node_unschedulable_seen;
 	struct md_drain {
 		bool running;
 		char phase[16];         /* "", Running, Succeeded, Failed */
@@ -421,6 +424,8 @@ int md_classes_render(const struct mountd *md, char *buf, size_t len);
 /* ---- host/maint.c: cordon and drain ------------------------------------ */
 
 #define MD_ANN_CORDON CORE_API_GROUP "/cordon"
+/* How often the Node object of this node is read (kubectl cordon). */
+#define MD_NODE_OBJECT_S 10
 bool md_cordoned(struct mountd *md);
 /* Who cordoned this node ("" when it is not). */
 void md_cordon_show(struct mountd *md, char *by, size_t len);

@@ -130,16 +130,26 @@ static void asked_of_self(struct mountd *md)
 	struct md_member self = { 0 };
 	char err[CORE_ERR_MAX];
 	static bool warned;
-	int rc;
+	time_t now = time(NULL);
+	int rc = -EAGAIN;
 
 	md_member_get(md, md->node, &self);
-	rc = sync_node_object(md->sync, md->node, &no, err, sizeof(err));
+	/* The Node object every MD_NODE_OBJECT_S, not every tick: one GET
+	 * per node and period is what kubectl cordon costs. */
+	if (now - md->node_checked >= MD_NODE_OBJECT_S) {
+		md->node_checked = now;
+		rc = sync_node_object(md->sync, md->node, &no, err, sizeof(err));
+		md->node_object_ok = rc == 0;
+		md->node_unschedulable_seen = rc == 0 && no.unschedulable;
+	} else {
+		no.unschedulable = md->node_unschedulable_seen;
+	}
 	if (rc == -EACCES && !warned) {
 		warned = true;
 		md_log(LOG_WARN_, "cannot read the Node object %s (%s): kubectl "
 		       "cordon is not seen", md->node, err);
 	}
-	md_cordon_seen(md, self.cordoned, rc == 0 && no.unschedulable);
+	md_cordon_seen(md, self.cordoned, md->node_object_ok && no.unschedulable);
 	if (strcmp(self.drain, self.drain_done))
 		md_drain_asked(md, self.drain, false);
 	if (rc == 0 && strcmp(no.drain, self.drain_done_node))

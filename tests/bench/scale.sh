@@ -580,8 +580,9 @@ echo "# outage: the API server showed every change ${settle_ms} ms after the out
 # relist is paged (500 a page), and a node can be quiet for seconds between
 # two pages while it stores what the last one brought, and again before
 # its reconciler pushes the status of every VM it owns once more.
-quiet_for() { # BYTES-FROM: nothing but leases and watches in the audit log since
-	! tail -c +$(($1 + 1)) "$AUDIT" | grep -v '"verb":"watch"' | grep -qv '"resource":"leases"'
+quiet_for() { # BYTES-FROM: nothing but leases, watches and a node's look at its Node object since
+	! tail -c +$(($1 + 1)) "$AUDIT" | grep -v '"verb":"watch"' | grep -v '"resource":"nodes"' |
+		grep -qv '"resource":"leases"'
 }
 relisted() { # every node's last list or watch of each kind since the outage is a watch
 	[ "$(audit_requests "$AUDIT_OUT0" "$(stat -c %s "$AUDIT")" |
