@@ -167,6 +167,7 @@ void md_failover_scan(struct mountd *md)
 	struct md_member *v = NULL;
 	const struct md_member *from;
 	int lease = sync_lease_seconds(md->sync);
+	size_t i;
 
 	/* Judge others only after a whole Lease period online: until then
 	 * this node's own view of their Leases may be stale. */
@@ -174,13 +175,20 @@ void md_failover_scan(struct mountd *md)
 	    lease + MD_FAILOVER_MARGIN_S || md_members_copy(md, &v, &s.n) < 0)
 		return;
 	s.v = v;
+	/* Most of the time no node is lost: no walk over every VM. */
+	for (i = 0; i < s.n && !gone(&v[i], s.now); i++)
+		;
+	if (i == s.n) {
+		free(v);
+		return;
+	}
 	core_model_rdlock(md->m);
 	s.cap = core_model_count(md->m);
 	s.out = calloc(s.cap + 1, sizeof(*s.out));
 	if (s.out)
 		core_model_each(md->m, look, &s);
 	core_model_unlock(md->m);
-	for (size_t i = 0; s.out && i < s.nout; i++) {
+	for (i = 0; s.out && i < s.nout; i++) {
 		from = member(v, s.n, s.out[i].owner);
 		if (s.out[i].movable && s.out[i].may_here)
 			take_over(md, &s.out[i], from, s.now);
