@@ -180,20 +180,24 @@ static bool live_migrates(struct mountd *md, const char *name)
 	return r;
 }
 
-static bool allowed_on(struct mountd *md, const char *name, const char *node)
+/* classes: what the node's Lease publishes (NULL standalone: unknown). */
+static bool allowed_on(struct mountd *md, const char *name, const char *node,
+		       const char *classes)
 {
 	struct core_vm *vm;
 	bool r;
 
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
-	r = vm && md_selector_allows(&vm->spec, node);
+	r = vm && md_selector_allows(&vm->spec, node) &&
+	    (!classes || md_classes_in(classes, &vm->spec));
 	core_model_unlock(md->m);
 	return r;
 }
 
-/* A node that takes the VM: alive, not cordoned, taking migrations, and
- * allowed by its nodeSelector.  Standalone: the first --peer. */
+/* A node that takes the VM: alive, not cordoned, taking migrations,
+ * allowed by its nodeSelector and with its storage classes.  Standalone:
+ * the first --peer. */
 static int pick_target(struct mountd *md, const char *name, char *out,
 		       size_t len)
 {
@@ -203,7 +207,7 @@ static int pick_target(struct mountd *md, const char *name, char *out,
 
 	if (!md->sync) {
 		for (size_t i = 0; i < md->npeers && rc; i++)
-			if (allowed_on(md, name, md->peers[i].node)) {
+			if (allowed_on(md, name, md->peers[i].node, NULL)) {
 				snprintf(out, len, "%s", md->peers[i].node);
 				rc = 0;
 			}
@@ -214,7 +218,7 @@ static int pick_target(struct mountd *md, const char *name, char *out,
 	for (size_t i = 0; i < n && rc; i++) {
 		if (!strcmp(v[i].name, md->node) || !v[i].alive ||
 		    v[i].cordoned || !v[i].uri[0] ||
-		    !allowed_on(md, name, v[i].name))
+		    !allowed_on(md, name, v[i].name, v[i].classes))
 			continue;
 		snprintf(out, len, "%s", v[i].name);
 		rc = 0;
@@ -251,8 +255,9 @@ static int drain_one(struct mountd *md, const char *name, char *err,
 	if (live_migrates(md, name)) {
 		if (pick_target(md, name, to, sizeof(to)) < 0) {
 			snprintf(err, errlen, "vm %s: no node to migrate it to "
-				 "(alive, not cordoned, with a migration URI, "
-				 "allowed by its nodeSelector)", name);
+				 "(alive, not cordoned, with a migration URI and "
+				 "its storage classes, allowed by its "
+				 "nodeSelector)", name);
 			return -ENOENT;
 		}
 		msg.verb = CORE_V_MIGRATE;

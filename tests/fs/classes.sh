@@ -48,8 +48,4 @@ is "delete" "$("$ONEWRITE" "$M/vms/$a/ctl" delete)" ok
 check "the class's volume is gone" test ! -e "$T/shared/${a}_data.qcow2"
 
 stop_mountd
-for p in $("${VIRSH[@]}" pool-list --all --name | grep "^hypersdk-$NODE-"); do
-	"${VIRSH[@]}" pool-destroy "$p" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-undefine "$p" >/dev/null 2>&1
-done
 done_testing

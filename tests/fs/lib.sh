@@ -125,8 +125,7 @@ cleanup2() {
 		virsh -q -c "$URI2" destroy "$d" >/dev/null 2>&1
 		virsh -q -c "$URI2" undefine --snapshots-metadata "$d" >/dev/null 2>&1
 	done
-	virsh -q -c "$URI2" pool-destroy "hypersdk-$NODE2" >/dev/null 2>&1
-	virsh -q -c "$URI2" pool-undefine "hypersdk-$NODE2" >/dev/null 2>&1
+	drop_pools virsh -q -c "$URI2" "$NODE2"
 	if [ "$tap_failed" -gt 0 ] && [ -s "$T/mountd2.log" ]; then
 		echo "# node 2's daemon log:"
 		tail -n 20 "$T/mountd2.log" | sed 's/^/#   /'
@@ -141,8 +140,18 @@ drop_libvirt() {
 		"${VIRSH[@]}" undefine --snapshots-metadata --nvram "$d" >/dev/null 2>&1 ||
 			"${VIRSH[@]}" undefine "$d" >/dev/null 2>&1
 	done
-	"${VIRSH[@]}" pool-destroy "hypersdk-$NODE" >/dev/null 2>&1
-	"${VIRSH[@]}" pool-undefine "hypersdk-$NODE" >/dev/null 2>&1
+	drop_pools "${VIRSH[@]}" "$NODE"
+}
+
+# drop_pools VIRSH... NODE: the node's pool and its storage classes' pools
+# (hypersdk-NODE, hypersdk-NODE-CLASS).
+drop_pools() {
+	local node=${*: -1} p
+	local v=("${@:1:$#-1}")
+	for p in $("${v[@]}" pool-list --all --name 2>/dev/null | grep -E "^hypersdk-$node(-|\$)"); do
+		"${v[@]}" pool-destroy "$p" >/dev/null 2>&1
+		"${v[@]}" pool-undefine "$p" >/dev/null 2>&1
+	done
 }
 
 cleanup() {

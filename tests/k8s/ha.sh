@@ -8,17 +8,7 @@
 #   - a VM on local disks of the dead node becomes Unknown with NodeLost,
 #     and is not started elsewhere.
 . "$(dirname "$0")/lib.sh"
-# The class pools are this run's too (drop_libvirt knows the node's own).
-drop_class_pools() {
-	local u p
-	for u in qemu:///system ${URI2:+"$URI2"}; do
-		for p in "hypersdk-$NODE-san" "hypersdk-$NODE2-san"; do
-			virsh -q -c "$u" pool-destroy "$p" >/dev/null 2>&1
-			virsh -q -c "$u" pool-undefine "$p" >/dev/null 2>&1
-		done
-	done
-}
-trap 'kill "$WATCH_PID" 2>/dev/null; cluster_down; cleanup; drop_class_pools' EXIT
+trap 'kill "$WATCH_PID" 2>/dev/null; cluster_down; cleanup' EXIT
 WATCH_PID=
 
 node2_require

@@ -26,7 +26,8 @@ wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$PORT/jammy.img"
 SUM=$(sha256sum "$T/www/jammy.img" | cut -d' ' -f1)
 
 cluster_up "CRDs installed as in the seed's Quick Start"
-start_mountd --kubeconfig "$KC/kubeconfig" \
+# The seed's VM names storage class fast-ssd, as the DaemonSet defines it.
+start_mountd --kubeconfig "$KC/kubeconfig" --storage-class "fast-ssd=$T/fast-ssd" \
 	--import-allow "http://127.0.0.1:$PORT/" || { not_ok "node starts"; done_testing; }
 ok "one node serves the namespace"
 
@@ -49,8 +50,8 @@ is "   it runs (kubectl)" "$(jp vm "$vm" '{.status.phase}')" Running
 is "   it runs (libvirt)" "$(domstate "$vm")" running
 like "   with the manifest's 4 vCPUs and 8Gi" "$("${VIRSH[@]}" dominfo "$vm" | tr -s ' ' | grep -E '^(CPU\(s\)|Max memory)' | tr '\n' ' ')" "CPU\(s\): 4 Max memory: 8388608 KiB"
 check "   and its cloud-init seed" test -e "$POOL/${vm}_cidata.iso"
-like "   its disk is an overlay on the template's image" \
-	"$(qemu-img info -U "$POOL/${vm}_root.qcow2" 2>&1)" "backing file: .*tmpl.ubuntu-22-04-template.qcow2"
+like "   its disk, in class fast-ssd's folder, is an overlay on the template's image" \
+	"$(qemu-img info -U "$T/fast-ssd/${vm}_root.qcow2" 2>&1)" "backing file: .*tmpl.ubuntu-22-04-template.qcow2"
 wait_for 10 jp_is vmtpl ubuntu-22-04-template '{.status.usageCount}' 1
 is "   and the template counts it" "$(jp vmtpl ubuntu-22-04-template '{.status.usageCount}')" 1
 
