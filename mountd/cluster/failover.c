@@ -171,7 +171,7 @@ void md_failover_scan(struct mountd *md)
 
 	/* Judge others only after a whole Lease period online: until then
 	 * this node's own view of their Leases may be stale. */
-	if (!md->online || s.now - md->online_since <
+	if (!md->online || !md->synced || s.now - md->online_since <
 	    lease + MD_FAILOVER_MARGIN_S || md_members_copy(md, &v, &s.n) < 0)
 		return;
 	s.v = v;

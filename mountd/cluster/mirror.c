@@ -320,6 +320,37 @@ struct stale {
 	uint64_t epoch;
 };
 
+static int collect_all(struct core_vm *vm, void *arg)
+{
+	struct stale *s = arg;
+	char *dup = strdup(vm->name);
+
+	if (dup)
+		s->names[s->n++] = dup;
+	return 0;
+}
+
+/* The first complete list: until now this node acted on no VM and
+ * published no status (its store may say it owns VMs that another node
+ * took while it was away); now every VM gets its look. */
+static void first_sync(struct mountd *md)
+{
+	struct stale s = { 0 };
+
+	core_model_rdlock(md->m);
+	s.names = calloc(core_model_count(md->m) + 1, sizeof(char *));
+	if (s.names)
+		core_model_each(md->m, collect_all, &s);
+	core_model_unlock(md->m);
+	md->synced = true;
+	for (size_t i = 0; i < s.n; i++) {
+		md_queue(md, s.names[i]);
+		md_queue_status(md, s.names[i]);
+		free(s.names[i]);
+	}
+	free(s.names);
+}
+
 static int collect_stale(struct core_vm *vm, void *arg)
 {
 	struct stale *s = arg;
@@ -353,7 +384,8 @@ static void on_synced(void *arg, enum sync_kind k)
 		free(s.names[i]);
 	}
 	free(s.names);
-	md->synced = true;
+	if (!md->synced)
+		first_sync(md);
 }
 
 static void on_online(void *arg, bool up)
@@ -584,7 +616,8 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	bool unowned = false, mine = false, busy = false, fits = false;
 	bool classes = true;
 
-	if (lose(md, name))
+	/* Nothing before the first complete list (first_sync). */
+	if (!md->synced || lose(md, name))
 		return;
 	core_model_rdlock(md->m);
 	vm = core_model_find(md->m, name);
@@ -665,7 +698,9 @@ void md_push_status(struct mountd *md, const char *name)
 	char err[CORE_ERR_MAX];
 	int rc;
 
-	if (!md->sync)
+	/* Not before the first complete list: a status of a VM another node
+	 * took meanwhile would name this node again. */
+	if (!md->sync || !md->synced)
 		return;
 	rc = md_vm_edit(md, name, status_locked, &p);
 	if (rc == 0)
