@@ -148,7 +148,9 @@ drop_libvirt() {
 drop_pools() {
 	local node=${*: -1} p
 	local v=("${@:1:$#-1}")
-	for p in $("${v[@]}" pool-list --all --name 2>/dev/null | grep -E "^hypersdk-$node(-|\$)"); do
+	# (virsh -q pads the names with spaces)
+	for p in $("${v[@]}" pool-list --all --name 2>/dev/null | awk '{print $1}' |
+		grep -E "^hypersdk-$node(-.*)?\$"); do
 		"${v[@]}" pool-destroy "$p" >/dev/null 2>&1
 		"${v[@]}" pool-undefine "$p" >/dev/null 2>&1
 	done
