@@ -3,7 +3,7 @@
 # one API server, sharing one folder as storage class "san":
 #   - failover: the owner's daemon is killed (-9) and its QEMU destroyed;
 #     the time until the HA VM runs on the other node, over
-#     BENCH_FAILOVERS rounds (2 in the suite, 5 for the record), alternating
+#     BENCH_FAILOVERS rounds (1 in the suite, 5 for the record), alternating
 #     nodes.  The floor is the Lease's expiry plus the margin (15 + 5 s):
 #     no node may claim before it.  KubeVirt's anchor is about 5 min
 #     (node-monitor-grace 40 s plus pod eviction).
@@ -11,7 +11,7 @@
 #     node 1, `echo drain > nodes/NODE/ctl`, until it returns.
 . "$(dirname "$0")/../k8s/lib.sh"
 trap 'cluster_down; cleanup' EXIT
-ROUNDS=${BENCH_FAILOVERS:-2}
+ROUNDS=${BENCH_FAILOVERS:-1}
 NDRAIN=${BENCH_DRAIN_VMS:-10}
 
 
