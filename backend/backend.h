@@ -218,6 +218,16 @@ int be_resize(struct be_conn *c, const char *vm, int cpus, uint64_t memory,
 int be_limits(struct be_conn *c, const char *vm, int *max_cpus,
 	      uint64_t *max_memory, char *err, size_t errlen);
 
+/* The folder of a storage class ("" or NULL: the node's pool), in
+ * libvirt's spelling; NULL for a class the node lacks. */
+const char *be_folder(const struct be_conn *c, const char *klass);
+
+/* A target node's folder for a storage class ("" for its --pool-dir). */
+struct be_dest_dir {
+	const char *klass;
+	const char *dir;
+};
+
 struct be_migrate_opts {
 	const char *dest_uri;           /* libvirt URI of the target node,
 					 * e.g. qemu+tls://node2/system;
@@ -232,6 +242,14 @@ struct be_migrate_opts {
 					 * shorter and sure to converge */
 	bool autoconverge, postcopy;    /* live only */
 	bool copy_storage;              /* target does not see our pool */
+	/* The target's folders (a cluster node publishes them in its
+	 * Lease).  Given, disks on shared classes stay where they are and
+	 * the others are copied into the target's folder of their class
+	 * (copy-storage, the copies here removed once the guest runs
+	 * there; an ISO is ejected).  NULL: the target sees our paths, and
+	 * copy_storage copies every disk to the same paths there. */
+	const struct be_dest_dir *dest_dirs;
+	size_t ndest_dirs;
 	uint64_t bandwidth;             /* bits/s, 0 unlimited */
 };
 /* Peer-to-peer migration; progress from the job (data processed and
@@ -239,7 +257,9 @@ struct be_migrate_opts {
  * is defined there) and is undefined here.  *cancel aborts the job
  * (-ECANCELED, the domain keeps running here; 0 when it had already
  * moved).  postcopy where QEMU cannot (no userfaultfd): -EOPNOTSUPP.
- * Without copy_storage the target must see the same disk paths. */
+ * Without copy_storage or dest_dirs the target must see the same disk
+ * paths.  An offline migration copies no disk: local disks with
+ * dest_dirs are -EINVAL. */
 int be_migrate(struct be_conn *c, const char *vm,
 	       const struct be_migrate_opts *o, const struct be_progress *p,
 	       char *err, size_t errlen);

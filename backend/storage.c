@@ -144,6 +144,16 @@ const char *be_disk_dir(const struct be_conn *c, const struct core_disk *d)
 	return p ? p->dir : c->pool_dir;
 }
 
+const char *be_folder(const struct be_conn *c, const char *klass)
+{
+	const struct be_pool *p;
+
+	if (!klass || !*klass)
+		return c->pool_dir;
+	p = be_class_pool(c, klass);
+	return p ? p->dir : NULL;
+}
+
 const struct be_pool *be_class_pool(const struct be_conn *c, const char *klass)
 {
 	for (size_t i = 0; klass && i < c->nclasses; i++)

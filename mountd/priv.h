@@ -74,6 +74,7 @@ enum md_hold {
 	MD_HOLD_RECONCILE,      /* the reconciler's converge */
 	MD_HOLD_SNAPSHOT_DELETE,
 	MD_HOLD_FENCE,          /* self-fencing destroys it */
+	MD_HOLD_HANDOVER,       /* a drain hands it to another node */
 };
 struct md_mark {
 	enum md_hold hold;
@@ -189,6 +190,11 @@ int md_verb_check(const char *name, const struct core_ctl *msg,
 /* power.c */
 int md_set_running(struct mountd *md, const char *name, bool running);
 int md_redefine(struct mountd *md, const char *name, char *err, size_t errlen);
+/* Shut the guest down (force: pull the plug; a guest that does not power
+ * off within --stop-timeout is destroyed), spec untouched; the caller
+ * holds the mark. */
+int md_power_off(struct mountd *md, const char *name, bool force,
+		 enum core_phase phase, char *err, size_t errlen);
 /* Start or stop as spec.running says (the caller holds the mark). */
 int md_converge(struct mountd *md, const char *name, char *err, size_t errlen);
 /* Bring an owned VM to its spec under a reconcile mark. */
@@ -383,6 +389,15 @@ void md_failover_scan(struct mountd *md);
 void md_fence_check(struct mountd *md);
 /* Claim an unowned (or lost) VM at resourceVersion rv for this node. */
 int md_cluster_claim(struct mountd *md, const char *name, const char *rv);
+/* Give this node's VM to node to (phase Pending there), guarded by its
+ * resourceVersion; this node stops acting on it. */
+int md_cluster_give(struct mountd *md, const char *name, const char *to,
+		    char *err, size_t errlen);
+/* A drain's move of an HA VM on shared storage (the caller checked it
+ * may run on to): shut down here, domain dropped (the disks stay), given
+ * to node to, which starts it from the same files. */
+int md_hand_over(struct mountd *md, const char *name, const char *to,
+		 char *err, size_t errlen);
 
 /* members.c: the cluster's nodes as their Leases say. */
 #define MD_ANN_MIGRATION_URI CORE_API_GROUP "/migration-uri"
@@ -394,6 +409,7 @@ struct md_member {
 	char uri[512];          /* its --migration-uri, "" when none */
 	bool cordoned;          /* its Lease says hypersdk.io/cordon */
 	char classes[512];      /* hypersdk.io/storage-classes */
+	char dirs[2048];        /* hypersdk.io/storage-dirs (JSON) */
 	char drain[64];         /* hypersdk.io/drain: a drain asked of it */
 	char drain_done[64];    /* the last one it finished */
 	char drain_done_node[64];       /* ... asked by its Node object */
@@ -418,6 +434,22 @@ bool md_classes_shared(const struct mountd *md, const struct core_spec *s);
 /* "fast=shared,scratch=local", as this node's Lease publishes it. */
 void md_classes_published(const struct mountd *md, char *buf, size_t len);
 bool md_classes_in(const char *published, const struct core_spec *s);
+#define MD_ANN_DIRS CORE_API_GROUP "/storage-dirs"
+/* {"": POOL, "fast": DIR}: this node's folder of each class, published
+ * so that a migration to it copies local disks into them. */
+int md_classes_dirs_published(const struct mountd *md, char *buf,
+			      size_t len);
+struct md_dest_dirs {
+	json_object *j;                 /* holds the strings of v */
+	struct be_dest_dir v[BE_CLASSES_MAX + 1];
+	size_t n;
+};
+/* A target's published folders: -EINVAL for one that is not a plain
+ * absolute path (a Lease is not trusted with "..").  Free with
+ * md_dest_dirs_free, also after an error. */
+int md_dest_dirs_parse(const char *published, struct md_dest_dirs *out,
+		       char *err, size_t errlen);
+void md_dest_dirs_free(struct md_dest_dirs *d);
 /* nodes/NODE/status: "class.NAME DIR shared|local AVAIL/SIZE" lines. */
 int md_classes_render(const struct mountd *md, char *buf, size_t len);
 

@@ -83,6 +83,8 @@ const char *md_mark_name(struct md_mark m)
 		return "snapshot delete";
 	case MD_HOLD_FENCE:
 		return "fence";
+	case MD_HOLD_HANDOVER:
+		return "handover";
 	case MD_HOLD_VERB:
 		break;
 	}

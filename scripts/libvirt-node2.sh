@@ -5,7 +5,8 @@
 # /var/lib/libvirt, their own host_uuid, and a TLS listener on
 # 127.0.0.2:16514 that takes only clients with a certificate of the node's
 # own CA (no plain TCP listener: the connection is authenticated and
-# encrypted).  Migration streams to node 2 are TLS too: its QEMU requires
+# encrypted).  Its own virtlockd, as node 1's (scripts/libvirt-up.sh), guards
+# the disks in shared folders.  Migration streams to node 2 are TLS too: its QEMU requires
 # a client certificate of the same CA, which node 1's QEMU finds in
 # /etc/pki/qemu (libvirt's default_tls_x509_cert_dir).  The certificates
 # are made here, once, with openssl (docs/deploy.md, "TLS between nodes").
@@ -70,6 +71,7 @@ stop_one() { # NAME
 down() {
 	stop_one libvirtd
 	stop_one virtlogd
+	stop_one virtlockd
 	say "stopped"
 }
 
@@ -129,7 +131,7 @@ migrate_tls_x509_cert_dir = "$DIR/qemu-pki"
 migrate_tls_x509_verify = 1
 EOF
 	mv "$etc/qemu.conf.new" "$etc/qemu.conf"
-	touch "$etc/.tls-v1"
+	touch "$etc/.tls-v2"
 }
 
 # ---- certificates (openssl; made once, kept in $PKI) ----
@@ -213,7 +215,8 @@ start_daemons() {
 	rm -f "$DIR/run/libvirt-sock" "$DIR/run/libvirt-sock-ro" \
 		"$DIR/run/libvirt-admin-sock" "$DIR/run/virtlogd-sock" \
 		"$DIR/run/virtlogd-admin-sock" "$DIR/run/libvirtd.pid" \
-		"$DIR/run/virtlogd.pid"
+		"$DIR/run/virtlogd.pid" "$DIR/run/virtlockd-sock" \
+		"$DIR/run/virtlockd-admin-sock" "$DIR/run/virtlockd.pid"
 	mkdir -p "$DIR/node1-run"
 	"$HERE/detached" unshare -m --propagation private bash -euc '
 		# Node 1 stays reachable from here (migrating back is
@@ -224,6 +227,7 @@ start_daemons() {
 		mount --bind "$1/run" /run/libvirt
 		mount --bind "$1/lib" /var/lib/libvirt
 		virtlogd -d -p /run/libvirt/virtlogd.pid
+		virtlockd -d -p /run/libvirt/virtlockd.pid
 		libvirtd -d --listen -p /run/libvirt/libvirtd.pid
 	' node2 "$DIR"
 }
@@ -248,10 +252,11 @@ up() {
 	command -v unshare >/dev/null || die "unshare not found (util-linux)"
 	make_pki
 	# A node 2 started with another configuration: start over.
-	if answers && [ ! -f "$DIR/etc/.tls-v1" ]; then
+	if answers && [ ! -f "$DIR/etc/.tls-v2" ]; then
 		say "restarting node 2 for its configuration"
 		stop_one libvirtd
 		stop_one virtlogd
+		stop_one virtlockd
 	fi
 	if answers; then
 		# Without its virtlogd, node 2 answers but cannot start guests.
@@ -261,6 +266,12 @@ up() {
 			"$HERE/detached" nsenter --target "$(pid_of libvirtd)" --mount \
 				virtlogd -d -p /run/libvirt/virtlogd.pid
 		fi
+		if ! alive virtlockd; then
+			say "restarting node 2's virtlockd"
+			rm -f "$DIR/run/virtlockd-sock" "$DIR/run/virtlockd-admin-sock"
+			"$HERE/detached" nsenter --target "$(pid_of libvirtd)" --mount \
+				virtlockd -d -p /run/libvirt/virtlockd.pid
+		fi
 		ensure_network
 		say "answers at $URI"
 		return 0
@@ -268,6 +279,7 @@ up() {
 	# Half-alive (killed run, hung daemon): start over.
 	stop_one libvirtd
 	stop_one virtlogd
+	stop_one virtlockd
 	make_etc
 	start_daemons
 	local i=0

@@ -13,6 +13,7 @@ LOGDIR=/var/log/libvirt
 # warnings and errors go to these files, shown when a start fails.
 LIBVIRTD_LOG=$LOGDIR/libvirtd.log
 VIRTLOGD_LOG=$LOGDIR/virtlogd.log
+VIRTLOCKD_LOG=$LOGDIR/virtlockd.log
 TAIL_LOG=
 
 die() {
@@ -26,6 +27,7 @@ say() { echo "libvirt-up: $*"; }
 command -v libvirtd >/dev/null || die "libvirtd not installed (libvirt-daemon-system)"
 command -v virtlogd >/dev/null || die "virtlogd not installed (libvirt-daemon-system)"
 command -v virsh >/dev/null || die "virsh not installed (libvirt-clients)"
+command -v virtlockd >/dev/null || die "virtlockd not installed (libvirt-daemon)"
 
 answers() { virsh -c "$URI" version >/dev/null 2>&1; }
 
@@ -50,11 +52,25 @@ mkdir -p /run/libvirt "$LOGDIR"
 # host".  Written once; a running libvirtd is restarted only when it changed.
 NODE1_UUID=00000000-0000-4000-8000-000000000001
 CONF=/etc/libvirt/libvirtd.conf
-uuid_changed=0
+conf_changed=0
 if ! grep -Eq '^[[:space:]]*host_uuid[[:space:]]*=' "$CONF"; then
 	printf '\n# hypersdk: distinct from node 2 (scripts/libvirt-node2.sh)\nhost_uuid = "%s"\n' \
 		"$NODE1_UUID" >>"$CONF"
-	uuid_changed=1
+	conf_changed=1
+fi
+
+# libvirt's lock manager (docs/ha.md): virtlockd holds a lock on each disk
+# a guest has open, on the disk file itself.  On a folder that several
+# nodes share (a :shared storage class) a second node's QEMU then cannot
+# open a disk that a first one still runs, whatever the daemons believe.
+# On local disks it costs nothing, so it is always on.  A lock manager the
+# operator chose (sanlock) is left alone.
+QEMU_CONF=/etc/libvirt/qemu.conf
+if ! grep -Eq '^[[:space:]]*lock_manager[[:space:]]*=' "$QEMU_CONF"; then
+	printf '\n# hypersdk: virtlockd guards disks on shared storage (docs/ha.md)\nlock_manager = "lockd"\n' >>"$QEMU_CONF"
+	conf_changed=1
+elif ! grep -Eq '^[[:space:]]*lock_manager[[:space:]]*=[[:space:]]*"lockd"' "$QEMU_CONF"; then
+	say "warning: $QEMU_CONF names another lock_manager; left alone (shared storage classes rely on one)"
 fi
 
 # By pid file, not by process name: a second node's daemons (own mount
@@ -70,8 +86,17 @@ if ! alive /run/virtlogd.pid; then
 		die "virtlogd failed to start"
 fi
 
-if [ "$uuid_changed" = 1 ] && alive /run/libvirtd.pid; then
-	say "restarting libvirtd for host_uuid"
+# Before libvirtd: with lock_manager "lockd" a domain's start fails
+# without it.
+if ! alive /run/virtlockd.pid; then
+	say "starting virtlockd"
+	TAIL_LOG=$VIRTLOCKD_LOG
+	LIBVIRT_LOG_OUTPUTS="3:file:$VIRTLOCKD_LOG" "$HERE/detached" virtlockd -d ||
+		die "virtlockd failed to start"
+fi
+
+if [ "$conf_changed" = 1 ] && alive /run/libvirtd.pid; then
+	say "restarting libvirtd for its configuration (host_uuid, lock_manager)"
 	kill "$(cat /run/libvirtd.pid)"
 	for _ in $(seq 40); do alive /run/libvirtd.pid || break; sleep 0.25; done
 fi

@@ -749,8 +749,9 @@ out:
 /* The resourceVersion in the patch is a precondition: the server answers
  * 409 if the object changed since the caller read it, so of two nodes
  * claiming from the same read exactly one wins. */
-int sync_claim(struct sync *s, enum sync_kind k, const char *name,
-	       const char *resource_version, char *err, size_t errlen)
+static int assign(struct sync *s, enum sync_kind k, const char *name,
+		  const char *resource_version, const char *node,
+		  const char *phase, char *err, size_t errlen)
 {
 	json_object *body, *md, *st;
 	char path[512];
@@ -766,13 +767,33 @@ int sync_claim(struct sync *s, enum sync_kind k, const char *name,
 	st = json_object_new_object();
 	json_object_object_add(md, "resourceVersion",
 			       json_object_new_string(resource_version));
-	json_object_object_add(st, "nodeName", json_object_new_string(s->node));
+	json_object_object_add(st, "nodeName", json_object_new_string(node));
+	if (phase)
+		json_object_object_add(st, "phase", json_object_new_string(phase));
 	json_object_object_add(body, "metadata", md);
 	json_object_object_add(body, "status", st);
 	r = sync_request(s, "PATCH", path, body, MERGE_PATCH, NULL, err,
 			 errlen);
 	json_object_put(body);
 	return unreachable(s, r, err, errlen);
+}
+
+int sync_claim(struct sync *s, enum sync_kind k, const char *name,
+	       const char *resource_version, char *err, size_t errlen)
+{
+	return assign(s, k, name, resource_version, s->node, NULL, err, errlen);
+}
+
+int sync_give(struct sync *s, enum sync_kind k, const char *name,
+	      const char *resource_version, const char *node, char *err,
+	      size_t errlen)
+{
+	if (!node || !*node || !strcmp(node, s->node)) {
+		snprintf(err, errlen, "give %s: no other node named", name);
+		return -EINVAL;
+	}
+	return assign(s, k, name, resource_version, node, "Pending", err,
+		      errlen);
 }
 
 size_t sync_outbox_len(struct sync *s)

@@ -188,6 +188,13 @@ int sync_get(struct sync *s, enum sync_kind k, const char *name,
 int sync_claim(struct sync *s, enum sync_kind k, const char *name,
 	       const char *resource_version, char *err, size_t errlen);
 
+/* Give an object to another node: status.nodeName NODE and phase Pending
+ * (the VM is not running anywhere), guarded by resource_version as a
+ * claim is.  A drain hands an HA VM on shared storage over this way. */
+int sync_give(struct sync *s, enum sync_kind k, const char *name,
+	      const char *resource_version, const char *node, char *err,
+	      size_t errlen);
+
 /* Nodes: this node's Lease (coordination.k8s.io/v1, name
  * "hypersdk-node-<node>", in the watched namespace, labelled
  * hypersdk.io/node=true) is created and renewed by sync_start, every third

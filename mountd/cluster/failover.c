@@ -1,4 +1,5 @@
-/* Node loss.  When a node's Lease has expired (plus a margin), every
+/* VMs that move between nodes from the same files on shared storage.
+ * Node loss.  When a node's Lease has expired (plus a margin), every
  * other node looks at the VMs it owned:
  *   - a VM with highAvailability whose disks are all on shared storage
  *     classes is claimed by one eligible node (the claim is guarded by
@@ -197,6 +198,46 @@ void md_failover_scan(struct mountd *md)
 	}
 	free(s.out);
 	free(v);
+}
+
+/* ---- a drain's hand-over --------------------------------------------- */
+
+int md_hand_over(struct mountd *md, const char *name, const char *to,
+		 char *err, size_t errlen)
+{
+	const struct md_mark m = md_mark_of(MD_HOLD_HANDOVER);
+	char msg[CORE_ERR_MAX];
+	struct md_vm v;
+	int rc = md_claim(md, name, m, NULL, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = md_vm_get(md, name, &v);
+	if (rc == 0 && (v.phase == CORE_PHASE_RUNNING ||
+			v.phase == CORE_PHASE_PAUSED))
+		rc = md_power_off(md, name, false, v.phase, err, errlen);
+	/* Undefined before it is given: from the give on, the other node
+	 * may start it, and this node's domain must be gone by then. */
+	if (rc == 0) {
+		rc = be_forget(md->be, name, err, errlen);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	if (rc == 0)
+		rc = md_cluster_give(md, name, to, err, errlen);
+	md_release(md, name, m);
+	if (rc < 0) {
+		/* Still this node's: the reconciler defines and starts it
+		 * again here. */
+		md_queue(md, name);
+		return rc;
+	}
+	snprintf(msg, sizeof(msg), "handed over to node %s: stopped here, it "
+		 "starts there from the same disks (highAvailability on "
+		 "shared storage)", to);
+	md_event(md, name, "Drained", msg);
+	md_nodes_dirty(md);
+	return 0;
 }
 
 /* ---- self-fencing ------------------------------------------------------- */

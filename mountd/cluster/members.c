@@ -49,6 +49,8 @@ static void got(void *arg, const struct sync_node *n)
 	m->cordoned = !strcmp(ann(n->annotations, MD_ANN_CORDON), "true");
 	snprintf(m->classes, sizeof(m->classes), "%s",
 		 ann(n->annotations, MD_ANN_CLASSES));
+	snprintf(m->dirs, sizeof(m->dirs), "%s",
+		 ann(n->annotations, MD_ANN_DIRS));
 	snprintf(m->drain, sizeof(m->drain), "%s",
 		 ann(n->annotations, CORE_API_GROUP "/drain"));
 	snprintf(m->drain_done, sizeof(m->drain_done), "%s",
@@ -118,7 +120,7 @@ int md_members_copy(struct mountd *md, struct md_member **out, size_t *n)
 int md_members_publish(struct mountd *md)
 {
 	const char *uri = md->cfg.migration_uri;
-	char classes[512];
+	char classes[512], dirs[2048];
 	int rc = 0;
 
 	if (uri && *uri)
@@ -126,5 +128,7 @@ int md_members_publish(struct mountd *md)
 	md_classes_published(md, classes, sizeof(classes));
 	if (rc == 0 && classes[0])
 		rc = sync_lease_set(md->sync, MD_ANN_CLASSES, classes);
+	if (rc == 0 && md_classes_dirs_published(md, dirs, sizeof(dirs)) == 0)
+		rc = sync_lease_set(md->sync, MD_ANN_DIRS, dirs);
 	return rc;
 }

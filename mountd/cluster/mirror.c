@@ -502,6 +502,38 @@ int md_cluster_claim(struct mountd *md, const char *name, const char *rv)
 	return 0;
 }
 
+struct given {
+	const char *to;
+};
+
+static int given_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	const struct given *g = arg;
+
+	snprintf(vm->st.node, sizeof(vm->st.node), "%s", g->to);
+	vm->st.phase = CORE_PHASE_PENDING;
+	vm->st.qemu_pid = 0;
+	vm->st.start_time = 0;
+	md_x(vm)->defined_gen = 0;
+	core_model_status_changed(md->m, vm);
+	return 0;
+}
+
+int md_cluster_give(struct mountd *md, const char *name, const char *to,
+		    char *err, size_t errlen)
+{
+	struct md_vm v;
+	int rc = md_vm_get(md, name, &v);
+
+	if (rc == 0)
+		rc = sync_give(md->sync, SYNC_VM, name, v.rv, to, err, errlen);
+	else
+		snprintf(err, errlen, "vm %s: no such VM", name);
+	if (rc == 0)
+		md_vm_edit(md, name, given_locked, &(struct given){ .to = to });
+	return rc;
+}
+
 /* Nobody wrote this spec to the tree, so nobody saw the refusal: the VM's
  * err and events carry it, once per spec (the reconciler retries). */
 static void converge_failed(struct mountd *md, const char *name,

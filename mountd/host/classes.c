@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/statvfs.h>
 
 #include "mountd/priv.h"
@@ -109,4 +110,81 @@ int md_classes_render(const struct mountd *md, char *buf, size_t len)
 				      size[0] ? size : "?");
 	}
 	return (int)(n < len ? n : len - 1);
+}
+
+/* ---- folders, for migrations that copy disks ---------------------------- */
+
+int md_classes_dirs_published(const struct mountd *md, char *buf, size_t len)
+{
+	json_object *o = json_object_new_object();
+	const char *dir = be_folder(md->be, NULL);
+	int rc = -ENOMEM;
+
+	if (!o)
+		return rc;
+	if (dir)
+		json_object_object_add(o, "", json_object_new_string(dir));
+	for (size_t i = 0; i < md->cfg.nclasses; i++) {
+		dir = be_folder(md->be, md->cfg.classes[i].name);
+		if (dir)
+			json_object_object_add(o, md->cfg.classes[i].name,
+					       json_object_new_string(dir));
+	}
+	rc = snprintf(buf, len, "%s", json_object_to_json_string_ext(o,
+		      JSON_C_TO_STRING_PLAIN)) < (int)len ? 0 : -ENAMETOOLONG;
+	json_object_put(o);
+	return rc;
+}
+
+/* Absolute, no "." or ".." component, no empty one, printable. */
+static bool plain_path(const char *p)
+{
+	if (p[0] != '/' || strlen(p) >= PATH_MAX)
+		return false;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return false;
+	for (const char *c = p; *c; c++) {
+		size_t n;
+
+		if (*c != '/')
+			continue;
+		n = strcspn(c + 1, "/");
+		if ((n == 0 && c[1]) || (n == 1 && c[1] == '.') ||
+		    (n == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+	}
+	return true;
+}
+
+int md_dest_dirs_parse(const char *published, struct md_dest_dirs *out,
+		       char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!published || !*published)
+		return -ENOENT;
+	out->j = json_tokener_parse(published);
+	if (!out->j || !json_object_is_type(out->j, json_type_object)) {
+		snprintf(err, errlen, "%s is not a JSON object", MD_ANN_DIRS);
+		return -EINVAL;
+	}
+	json_object_object_foreach(out->j, k, v) {
+		const char *dir = json_object_get_string(v);
+
+		if (out->n == BE_CLASSES_MAX + 1 ||
+		    !json_object_is_type(v, json_type_string) ||
+		    (*k && core_name_check(k, NULL, 0) < 0) || !plain_path(dir)) {
+			snprintf(err, errlen, "%s: %.40s: not a class and a "
+				 "plain absolute folder", MD_ANN_DIRS, k);
+			return -EINVAL;
+		}
+		out->v[out->n++] = (struct be_dest_dir){ .klass = k, .dir = dir };
+	}
+	return 0;
+}
+
+void md_dest_dirs_free(struct md_dest_dirs *d)
+{
+	json_object_put(d->j);
+	memset(d, 0, sizeof(*d));
 }

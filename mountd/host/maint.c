@@ -180,6 +180,15 @@ static bool live_migrates(struct mountd *md, const char *name)
 	return r;
 }
 
+/* HA on shared storage, in a cluster: another node can start it from the
+ * same files. */
+static bool movable(struct mountd *md, const char *name)
+{
+	struct md_vm v;
+
+	return md->sync && md_vm_get(md, name, &v) == 0 && v.movable;
+}
+
 /* classes: what the node's Lease publishes (NULL standalone: unknown). */
 static bool allowed_on(struct mountd *md, const char *name, const char *node,
 		       const char *classes)
@@ -195,11 +204,11 @@ static bool allowed_on(struct mountd *md, const char *name, const char *node,
 	return r;
 }
 
-/* A node that takes the VM: alive, not cordoned, taking migrations,
- * allowed by its nodeSelector and with its storage classes.  Standalone:
- * the first --peer. */
-static int pick_target(struct mountd *md, const char *name, char *out,
-		       size_t len)
+/* A node that takes the VM: alive, not cordoned, allowed by its
+ * nodeSelector and with its storage classes, and for a live migration
+ * with a migration URI.  Standalone: the first --peer. */
+static int pick_target(struct mountd *md, const char *name, bool live,
+		       char *out, size_t len)
 {
 	struct md_member *v = NULL;
 	size_t n = 0;
@@ -217,7 +226,7 @@ static int pick_target(struct mountd *md, const char *name, char *out,
 		return -ENOMEM;
 	for (size_t i = 0; i < n && rc; i++) {
 		if (!strcmp(v[i].name, md->node) || !v[i].alive ||
-		    v[i].cordoned || !v[i].uri[0] ||
+		    v[i].cordoned || (live && !v[i].uri[0]) ||
 		    !allowed_on(md, name, v[i].name, v[i].classes))
 			continue;
 		snprintf(out, len, "%s", v[i].name);
@@ -253,7 +262,7 @@ static int drain_one(struct mountd *md, const char *name, char *err,
 	int rc;
 
 	if (live_migrates(md, name)) {
-		if (pick_target(md, name, to, sizeof(to)) < 0) {
+		if (pick_target(md, name, true, to, sizeof(to)) < 0) {
 			snprintf(err, errlen, "vm %s: no node to migrate it to "
 				 "(alive, not cordoned, with a migration URI and "
 				 "its storage classes, allowed by its "
@@ -263,6 +272,12 @@ static int drain_one(struct mountd *md, const char *name, char *err,
 		msg.verb = CORE_V_MIGRATE;
 		snprintf(msg.arg, sizeof(msg.arg), "%s", to);
 		rc = md_do(md, name, &msg, err, errlen);
+		if (rc == 0)
+			progress(md, NULL, 1, 0, 0, NULL);
+		return rc;
+	}
+	if (movable(md, name) && pick_target(md, name, false, to, sizeof(to)) == 0) {
+		rc = md_hand_over(md, name, to, err, errlen);
 		if (rc == 0)
 			progress(md, NULL, 1, 0, 0, NULL);
 		return rc;

@@ -167,9 +167,28 @@ static void no_peer(struct mountd *md, const char *node, char *err,
 			 "no migration URI: --peer %s=URI)", node, node);
 }
 
+/* In a cluster the target publishes its folders: local disks are copied
+ * into them.  0 with none published (an older node: same paths). */
+static int dest_dirs(struct mountd *md, const char *node,
+		     struct md_dest_dirs *d, char *err, size_t errlen)
+{
+	struct md_member m;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	if (!md->sync || md_member_get(md, node, &m) < 0)
+		return 0;
+	rc = md_dest_dirs_parse(m.dirs, d, err, errlen);
+	if (rc == -EINVAL)
+		snprintf(err + strlen(err), errlen - strlen(err), " (the Lease "
+			 "of node %s)", node);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
 		   size_t errlen)
 {
+	struct md_dest_dirs dd;
 	const char *op = j->op;
 	json_object *o = j->obj;
 	struct md_run *run = j->run;
@@ -203,6 +222,15 @@ int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
 	mo.autoconverge = get_bool(o, "spec.migrateSpec.autoConverge");
 	mo.postcopy = get_bool(o, "spec.migrateSpec.postCopy");
 	mo.copy_storage = md->cfg.copy_storage;
+	rc = dest_dirs(md, node, &dd, err, errlen);
+	if (rc < 0) {
+		md_dest_dirs_free(&dd);
+		return rc;
+	}
+	if (dd.j) {
+		mo.dest_dirs = dd.v;
+		mo.ndest_dirs = dd.n;
+	}
 	ops_progress_init(&bp, &pc, md, CORE_KIND_OPERATION, op, run);
 	md_log(LOG_INFO_, "migrating vm %s to node %s (%s)", vm, node,
 	       mo.offline ? "offline" : mo.nonlive ?
@@ -210,6 +238,7 @@ int md_run_migrate(struct mountd *md, const struct md_job *j, char *err,
 	md_event(md, vm, "Migrating", node);
 	md_refresh(md, vm);     /* phase Migrating */
 	rc = be_migrate(md->be, vm, &mo, &bp, err, errlen);
+	md_dest_dirs_free(&dd);
 	free(pc);
 	if (rc < 0) {
 		md_refresh(md, vm);

@@ -170,8 +170,8 @@ static int start_vm(struct mountd *md, const char *name, char *err,
 	return rc;
 }
 
-static int stop_vm(struct mountd *md, const char *name, bool force,
-		   enum core_phase phase, char *err, size_t errlen)
+int md_power_off(struct mountd *md, const char *name, bool force,
+		 enum core_phase phase, char *err, size_t errlen)
 {
 	char msg[128];
 	int rc = 0;
@@ -197,10 +197,18 @@ static int stop_vm(struct mountd *md, const char *name, bool force,
 			rc = 0;
 	}
 	read_back(md, name, MD_INACTIVE, rc);
-	if (rc < 0)
-		return rc;
-	md_event(md, name, "Stopped", force ? "powered off" : "shut down by the guest");
-	return md_set_running(md, name, false);
+	if (rc == 0)
+		md_event(md, name, "Stopped", force ? "powered off" :
+			 "shut down by the guest");
+	return rc;
+}
+
+static int stop_vm(struct mountd *md, const char *name, bool force,
+		   enum core_phase phase, char *err, size_t errlen)
+{
+	int rc = md_power_off(md, name, force, phase, err, errlen);
+
+	return rc < 0 ? rc : md_set_running(md, name, false);
 }
 
 int md_run_start(struct mountd *md, const struct md_job *j, char *err,

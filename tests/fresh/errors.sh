@@ -76,6 +76,7 @@ expect "deps.sh: a failing npm install shows npm's error and the reason" \
 fake virsh 'echo "error: failed to connect to the hypervisor"; exit 1'
 fake libvirtd 'echo "libvirtd: cannot start"; exit 1'
 fake virtlogd 'exit 0'
+fake virtlockd 'exit 0'
 if [ "$(id -u)" -eq 0 ]; then
 	expect "libvirt-up.sh: a libvirtd that does not answer gives the reason" \
 		'libvirt-up: libvirtd' -- env LIBVIRT_UP_WAIT=1 scripts/libvirt-up.sh

@@ -6,19 +6,54 @@
 #     nodeName, a watcher sampling both libvirts never sees two copies
 #     running, and events say FailedOver;
 #   - a VM on local disks of the dead node becomes Unknown with NodeLost,
-#     and is not started elsewhere.
+#     and is not started elsewhere;
+#   - self-fencing: node 2 cut off from the API server (its own proxy is
+#     killed) destroys the VM before its Lease could expire, node 1 takes
+#     it over, and node 2 lets go once it is back;
+#   - frozen daemon (SIGSTOP) with its guest still running: node 2 claims
+#     the VM but libvirt's lock manager refuses it the disk; after SIGCONT
+#     node 1 fences itself and node 2 starts the VM;
+#   - a drain hands the HA VM (not LiveMigrate) to the other node;
+#   - kubectl get events shows all of it.
 . "$(dirname "$0")/lib.sh"
-trap 'kill "$WATCH_PID" 2>/dev/null; cluster_down; cleanup' EXIT
 WATCH_PID=
+PROXY_PID=
+# A frozen daemon must thaw before its mount can go.
+trap '[ -z "$MOUNTD_PID" ] || kill -CONT "$MOUNTD_PID" 2>/dev/null
+	kill "$WATCH_PID" 2>/dev/null; proxy_cut; cluster_down; cleanup' EXIT
 
 node2_require
 cluster_up
+. "$KC/env"
 SAN=$T/san
 mkdir -p "$SAN" && chmod 755 "$SAN"
-ACCEL=tcg start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
-	--migration-uri "$BACK" --storage-class "san=$SAN:shared" ||
+
+# Node 2 reaches the API server through a proxy of its own: killing it
+# cuts node 2 off while node 1 and kubectl still reach the server.
+PROXY_PORT=$((20000 + $$ % 20000))
+proxy_up() {
+	socat "TCP-LISTEN:$PROXY_PORT,bind=127.0.0.1,reuseaddr,fork" \
+		"TCP:127.0.0.1:$APISERVER_PORT" 2>>"$T/socat.log" &
+	PROXY_PID=$!
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PROXY_PORT" 2>/dev/null
+}
+# socat's children carry the open connections (the watches): they go too.
+proxy_cut() {
+	[ -n "$PROXY_PID" ] || return 0
+	pkill -9 -P "$PROXY_PID" 2>/dev/null
+	kill -9 "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	PROXY_PID=
+}
+sed "s#server: $APISERVER_URL#server: https://127.0.0.1:$PROXY_PORT#" \
+	"$KC/kubeconfig" >"$T/kubeconfig2" && chmod 600 "$T/kubeconfig2"
+check "node 2's proxy to the API server" proxy_up
+
+NODE1_ARGS=(--kubeconfig "$KC/kubeconfig" --namespace default
+	--migration-uri "$BACK" --storage-class "san=$SAN:shared")
+ACCEL=tcg start_mountd "${NODE1_ARGS[@]}" ||
 	{ not_ok "node 1's daemon starts"; done_testing; }
-start_mountd2 --accel tcg --kubeconfig "$KC/kubeconfig" --namespace default \
+start_mountd2 --accel tcg --kubeconfig "$T/kubeconfig2" --namespace default \
 	--migration-uri "$URI2" --storage-class "san=$SAN:shared"
 check "node 2's daemon mounts" test -e "$M2/vms/ctl"
 
@@ -90,9 +125,67 @@ nl() { [ "$(jp "$l" '{.status.phase}/{.status.conditions[?(@.type=="Ready")].rea
 check "the local VM: Unknown, NodeLost" wait_for 30 nl
 is "still assigned to node 1" "$(jp "$l" '{.status.nodeName}')" "$NODE"
 is "and not started on node 2" "$(state2 "$l")" ""
+
+# ---- self-fencing: node 2 loses the API server, node 1 does not
+fusermount3 -uz "$M" 2>/dev/null
+ACCEL=tcg start_mountd "${NODE1_ARGS[@]}"
+check "node 1's daemon is back" test -e "$M/vms/ctl"
+lback() { [ "$(jp "$l" '{.status.phase}/{.status.nodeName}')" = "Running/$NODE" ]; }
+check "node 1, back, runs its local VM again (it stayed assigned)" wait_for 60 lback
+sleep 3         # node 1 synced and renewing
+t0=$SECONDS
+proxy_cut
+stopped2() { [ "$(state2 "$a")" != running ]; }
+check "node 2, cut off, destroys the VM itself" wait_for 20 stopped2
+fenced=$((SECONDS - t0))
+# Its Lease (15 s) had not expired: nobody could have claimed the VM yet.
+is "(before its Lease expired: ${fenced} s after the cut)" "$((fenced < 15))" 1
+like "node 2's events say Fenced" "$(cat "$M2/vms/$a/events")" "Fenced.*has not renewed its Lease"
+running1() { [ "$(state1 "$a")" = running ]; }
+check "node 1 takes the VM over and runs it" wait_for 60 running1
+echo "# fencing: node 2 stopped the VM ${fenced} s after the cut, node 1 ran it after $((SECONDS - t0)) s"
+is "kubectl: node 1 owns it" "$(jp "$a" '{.status.nodeName}')" "$NODE"
+check "node 2's proxy is back" proxy_up
+lost2() { grep -q "Lost" "$M2/vms/$a/events" 2>/dev/null; }
+check "node 2, back, lets go of the VM (event Lost)" wait_for 30 lost2
+is "and does not run it" "$(state2 "$a")" ""
+is "node 1 still runs it" "$(state1 "$a")" running
+
+# ---- frozen daemon: node 1's daemon stops, its guest does not
+sleep 10        # node 2 online again for a whole Lease period by the claim
+t0=$SECONDS
+kill -STOP "$MOUNTD_PID"
+check "node 2 claims the VM of the frozen node" wait_for 60 owner_is "$a" "$NODE2"
+locked2() { grep -qi "lock" "$M2/vms/$a/err" "$M2/vms/$a/events" 2>/dev/null; }
+check "libvirt's lock manager refuses node 2 the disk" wait_for 30 locked2
+sleep 6         # one more try of node 2's (every 5 s)
+is "node 2 does not run it" "$(state2 "$a")" ""
+is "the frozen node's guest still runs" "$(state1 "$a")" running
+echo "# frozen: node 2 claimed after $((SECONDS - t0)) s; lock: $(grep -hi lock "$M2/vms/$a/err" 2>/dev/null | tail -n 1 | cut -c1-160)"
+t1=$SECONDS
+kill -CONT "$MOUNTD_PID"
+check "thawed, node 1 fences itself and node 2 runs the VM" wait_for 60 running2
+echo "# frozen: Running on node 2 $((SECONDS - t1)) s after SIGCONT"
+stopped1() { [ "$(state1 "$a")" != running ]; }
+check "node 1 does not run it" wait_for 10 stopped1
+like "node 1's events say Fenced" "$(cat "$M/vms/$a/events")" "Fenced"
+
+# ---- drain: the HA VM on shared storage is handed over, not stopped
+check "drain node 2 (from node 1's tree)" sh -c "echo drain > '$M/nodes/$NODE2/ctl'"
+check "the VM runs on node 1" wait_for 60 running1
+is "kubectl: node 1 owns it, spec.running still true" \
+	"$(jp "$a" '{.status.nodeName}/{.spec.running}')" "$NODE/true"
+like "events: Drained, handed over" "$(cat "$M/vms/$a/events")" "Drained.*handed over to node $NODE"
+is "node 2 no longer has the domain" "$(state2 "$a")" ""
+
 touch "$T/stop-watch"
 wait "$WATCH_PID"
 like "never two copies running (samples with both / all)" "$(cat "$T/watch.out")" '^0/[0-9]+$'
+
+ev=$(k get events --field-selector "involvedObject.name=$a" -o jsonpath='{range .items[*]}{.reason} {end}' 2>&1)
+for r in Started FailedOver Fenced Lost Drained; do
+	like "kubectl get events: $r" "$ev" "$r"
+done
 
 stop2
 done_testing

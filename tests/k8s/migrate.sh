@@ -5,7 +5,9 @@
 # once the guest runs there; node 2 then acts on it, and ctl writes on
 # node 1 (stop force, start, pause, resume) reach it there.  Then back
 # through node 2's tree; cancels; and migrateSpec.live: false (the guest
-# paused while its memory moves).
+# paused while its memory moves).  Disks: a disk of the node's own pool
+# is copied into the target's pool (copy-storage) and leaves none behind;
+# one on a shared storage class is not copied at all.
 . "$(dirname "$0")/lib.sh"
 trap 'cluster_down; cleanup' EXIT
 
@@ -13,11 +15,13 @@ node2_require
 cluster_up
 # In a cluster kernelBoot is off unless the node names its kernel folder:
 # the guest VM below boots a kernel from $T/guest, on either node.
+SAN=$T/san
+mkdir -p "$SAN" && chmod 755 "$SAN"
 ACCEL=tcg start_mountd --kubeconfig "$KC/kubeconfig" --namespace default \
-	--migration-uri "$BACK" --kernel-dir "$T/guest" ||
+	--migration-uri "$BACK" --kernel-dir "$T/guest" --storage-class "san=$SAN:shared" ||
 	{ not_ok "node 1's daemon starts"; done_testing; }
 start_mountd2 --accel tcg --kubeconfig "$KC/kubeconfig" --namespace default \
-	--migration-uri "$URI2" --kernel-dir "$T/guest"
+	--migration-uri "$URI2" --kernel-dir "$T/guest" --storage-class "san=$SAN:shared"
 check "node 2's daemon mounts on its own libvirtd" test -e "$M2/vms/ctl"
 
 a=${P}a
@@ -68,6 +72,9 @@ mig_op "${P}mig" "$a"
 check "kubectl's VMOperation migrate Succeeds" wait_for 60 is_op "${P}mig" Succeeded
 is "node 2's libvirt runs the guest" "$(state2 "$a")" running
 is "node 1's libvirt has no such domain" "$(domstate "$a")" ""
+disk2() { virsh -q -c "$URI2" domblklist "$1" 2>/dev/null | awk '$1 == "vda" { print $2 }'; }
+is "its disk was copied into node 2's pool" "$(disk2 "$a")" "$T/pool2/${a}_root.qcow2"
+is "and node 1's copy is gone" "$(test -e "$T/pool/${a}_root.qcow2" && echo there)" ""
 check "status.nodeName is node 2" wait_for 10 owner_is "$NODE2"
 check "node 2's tree shows it Running" wait_for 10 bash -c "head -n 1 '$M2/vms/$a/status' | grep -q 'phase Running'"
 like "and names node 2 in node 1's tree" "$(status_key "$a" node)" "^$NODE2\$"
@@ -82,6 +89,35 @@ is "node 2's libvirt: running" "$(state2 "$a")" running
 is "migrate back through node 2's tree" "$("$ONEWRITE" "$M2/vms/$a/ctl" "migrate $NODE")" ok
 check "owned by node 1 again" wait_for 10 owner_is "$NODE"
 is "node 1's libvirt runs it" "$(domstate "$a")" running
+is "from node 1's pool again, nothing left in node 2's" \
+	"$(virsh -q -c qemu:///system domblklist "$a" | awk '$1 == "vda" { print $2 }') $(ls "$T/pool2" | grep -c "^$a")" \
+	"$T/pool/${a}_root.qcow2 0"
+
+# A disk on a shared class is not copied: the target runs the same file.
+s=${P}s
+k apply -f - >/dev/null <<YAML
+apiVersion: hypersdk.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: $s
+spec:
+  cpus: 1
+  memory: 64Mi
+  running: true
+  disks:
+  - name: root
+    size: 64Mi
+    storageClass: san
+  nodeSelector:
+    hypersdk.io/node: $NODE
+YAML
+wait_for 30 phase_is "$s" Running
+ino=$(stat -c %i "$SAN/${s}_root.qcow2" 2>/dev/null)
+mig_op "${P}migs" "$s"
+check "a VM on shared storage migrates" wait_for 60 is_op "${P}migs" Succeeded
+is "node 2 runs it from the same file, not a copy" \
+	"$(disk2 "$s") $(stat -c %i "$SAN/${s}_root.qcow2" 2>/dev/null)" "$SAN/${s}_root.qcow2 $ino"
+k delete vm "$s" --wait=false >/dev/null
 op=$(k get vmoperation -o name | grep -- "$a-migrate-" | head -n 1)
 check "kubectl sees the tree's migration as a VMOperation" test -n "$op"
 is "Succeeded" "$(opphase "${op#*/}")" Succeeded

@@ -348,6 +348,21 @@ void t_claim(void)
 		      "resourceVersion"), err, sizeof(err)) == 0 &&
 	   strcmp(jp("vm/claimme", "{.status.nodeName}"), NODE_A) == 0,
 	   "re-read and claim again: wins %s", err);
+	ok(sync_give(C.a, SYNC_VM, "claimme", rv, NODE_B, err,
+		     sizeof(err)) == -EBUSY, "a give with a stale "
+	   "resourceVersion: -EBUSY (%s)", err);
+	json_object_put(o);
+	o = NULL;
+	err[0] = '\0';
+	ok(sync_get(C.a, SYNC_VM, "claimme", &o, err, sizeof(err)) == 0 &&
+	   sync_give(C.a, SYNC_VM, "claimme", sync_meta_str(o,
+		     "resourceVersion"), NODE_B, err, sizeof(err)) == 0 &&
+	   strcmp(jp("vm/claimme", "{.status.nodeName}/{.status.phase}"),
+		  NODE_B "/Pending") == 0,
+	   "give it to node B: nodeName B, phase Pending %s", err);
+	ok(sync_give(C.a, SYNC_VM, "claimme", "1", NODE_A, err,
+		     sizeof(err)) == -EINVAL, "give to itself: -EINVAL (%s)",
+	   err);
 out:
 	json_object_put(o);
 	sync_close(b);

@@ -542,6 +542,12 @@ static void fakebe_pool_path(const struct be_conn *c, char *out, size_t len,
 	snprintf(out, len, "%s/%s", c->pool_dir, vol);
 }
 
+/* No storage classes here: only the node's pool has a folder. */
+const char *be_folder(const struct be_conn *c, const char *klass)
+{
+	return klass && *klass ? NULL : c->pool_dir;
+}
+
 /* be_owned_path: <pool_dir>/<vm>_*, a file of vm's to delete. */
 static bool fakebe_owned_path(const struct be_conn *c, const char *vm,
 			      const char *path)

@@ -759,6 +759,40 @@ static void test_forward_offline(void **state)
 	assert_int_equal(fakebe_calls(FAKEBE_OP_DEFINE), 0);
 }
 
+/* A target's folders come from its Lease: only a plain absolute folder
+ * per class is taken; anything else refuses the migration. */
+static void test_dest_dirs_from_lease(void **state)
+{
+	static const char *const bad[] = {
+		"not json", "[]", "{\"\": 7}", "{\"\": \"relative/dir\"}",
+		"{\"\": \"/a/../etc\"}", "{\"\": \"/a/./b\"}",
+		"{\"\": \"/a//b\"}", "{\"\": \"/a/..\"}",
+		"{\"\": \"/a\\nb\"}", "{\"Bad Class\": \"/x\"}",
+	};
+	struct md_dest_dirs d;
+	char msg[CORE_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(md_dest_dirs_parse("", &d, msg, sizeof(msg)), -ENOENT);
+	md_dest_dirs_free(&d);
+	assert_int_equal(md_dest_dirs_parse("{\"\": \"/var/lib/hypersdk/pool\", "
+					    "\"fast\": \"/srv/fast/\", \"x\": "
+					    "\"/a/..b/.c\"}", &d, msg,
+					    sizeof(msg)), 0);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.v[0].klass, "");
+	assert_string_equal(d.v[0].dir, "/var/lib/hypersdk/pool");
+	assert_string_equal(d.v[1].klass, "fast");
+	md_dest_dirs_free(&d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		msg[0] = '\0';
+		assert_int_equal(md_dest_dirs_parse(bad[i], &d, msg,
+						    sizeof(msg)), -EINVAL);
+		assert_non_null(strstr(msg, "storage-dirs"));
+		md_dest_dirs_free(&d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -801,6 +835,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_forward_offline, setup,
 						teardown),
+		cmocka_unit_test(test_dest_dirs_from_lease),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
