@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define MERGE_PATCH "application/merge-patch+json"
+#define JSON_PATCH "application/json-patch+json"
 #define JSON_CT "application/json"
 /* Status merge patches carry no resourceVersion, so a 409 means the
  * server lost an internal race; a few quick retries settle it. */
@@ -422,6 +423,10 @@ int sync_open(const struct sync_config *cfg, const struct sync_handler *h,
 	if (h)
 		s->h = *h;
 	s->arg = arg;
+	/* The start counts as a renewal: a node that just started has not
+	 * been away for as long as its last Lease is old (sync_lease_age,
+	 * self-fencing). */
+	clock_gettime(CLOCK_MONOTONIC, &s->renewed);
 	r = fill(s, cfg, err, errlen);
 	r = r ? r : check_server(s, err, errlen);
 	/* A node must come back after a reboot even while the API server is
@@ -571,6 +576,88 @@ static int patch(struct sync *s, enum sync_kind k, const char *name,
 		return queue(s, k, name, status, body, e, err, errlen);
 	if (r < 0)
 		snprintf(err, errlen, "%s", e);
+	return r;
+}
+
+static json_object *op_new(const char *op, const char *path,
+			   json_object *value)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "value", value);
+	return o;
+}
+
+json_object *sync_owned_patch(json_object *body, const char *owner)
+{
+	json_object *ops = json_object_new_array(), *st;
+	char path[SYNC_NAME_MAX * 2 + 16];
+
+	json_object_array_add(ops, op_new("test", "/status/nodeName",
+					  json_object_new_string(owner)));
+	if (!json_object_object_get_ex(body, "status", &st) ||
+	    !json_object_is_type(st, json_type_object))
+		return ops;
+	json_object_object_foreach(st, key, v) {
+		size_t n = (size_t)snprintf(path, sizeof(path), "/status/");
+
+		/* RFC 6901: ~ and / in a key are escaped. */
+		for (const char *c = key; *c && n + 3 < sizeof(path); c++)
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "%s",
+					      *c == '~' ? "~0" : *c == '/' ? "~1" :
+					      (char[2]){ *c, 0 });
+		json_object_array_add(ops, op_new("add", path,
+						  json_object_get(v)));
+	}
+	return ops;
+}
+
+int sync_patch_status_owned(struct sync *s, enum sync_kind k,
+			    const char *name, const char *owner,
+			    json_object *status_patch, char *err,
+			    size_t errlen)
+{
+	char path[512], e[CORE_ERR_MAX] = "", q[CORE_ERR_MAX];
+	json_object *body = json_object_new_object(), *ops = NULL;
+	int r = -EBUSY;
+
+	json_object_object_add(body, "status", json_object_get(status_patch));
+	if (sync_path(s, k, name, true, path, sizeof(path)) < 0 || !owner ||
+	    !sync_name_ok(owner)) {
+		snprintf(err, errlen, "bad name or owner");
+		r = -EINVAL;
+		goto out;
+	}
+	if (must_queue(s)) {
+		snprintf(e, sizeof(e), "%s", sync_outbox_count(s->ob) ?
+			 "earlier patches wait there" :
+			 "the API server is unreachable");
+		r = SYNC_UNREACHABLE;
+	} else {
+		ops = sync_owned_patch(body, owner);
+		for (int i = 0; i < CONFLICT_TRIES && r == -EBUSY; i++)
+			r = sync_request(s, "PATCH", path, ops, JSON_PATCH, NULL,
+					 e, sizeof(e));
+	}
+	if (r == SYNC_UNREACHABLE) {
+		r = sync_outbox_add_owned(s->ob, k, name, owner, body, q,
+					  sizeof(q));
+		if (r == 0) {
+			sync_kick(s);
+			snprintf(err, errlen, "queued in the outbox: %s", e);
+			r = -EAGAIN;
+		} else {
+			snprintf(err, errlen, "the API server is unreachable "
+				 "(%s) and the outbox failed: %s", e, q);
+		}
+	} else if (r < 0) {
+		snprintf(err, errlen, "%s", e);
+	}
+out:
+	json_object_put(ops);
+	json_object_put(body);
 	return r;
 }
 

@@ -59,6 +59,8 @@ struct ob_entry {
 	bool event, create;     /* an Event; its POST (else its series) */
 	time_t queued;  /* the oldest change it carries */
 	char *name;
+	char owner[CORE_NAME_MAX + 1];  /* status applied only while
+					 * status.nodeName is this ("": any) */
 };
 
 struct sync_outbox {
@@ -143,6 +145,8 @@ static int read_entry(struct sync_outbox *ob, uint64_t seq,
 	}
 	e->seq = seq;
 	e->status = sub != NULL;
+	snprintf(e->owner, sizeof(e->owner), "%s", json_object_get_string(
+		json_object_object_get(o, "owner")) ?: "");
 	/* An entry of an older version without the field counts from now. */
 	if (core_rfc3339_parse(json_object_get_string(
 			json_object_object_get(o, "queued")), &e->queued) < 0)
@@ -338,7 +342,8 @@ static long find_coalesced(struct sync_outbox *ob, const struct ob_entry *e)
 		return -1;
 	for (size_t i = ob->n; i-- > 0;)
 		if (coalesces(&ob->v[i]) && ob->v[i].event == e->event &&
-		    ob->v[i].k == e->k && strcmp(ob->v[i].name, e->name) == 0)
+		    ob->v[i].k == e->k && strcmp(ob->v[i].name, e->name) == 0 &&
+		    strcmp(ob->v[i].owner, e->owner) == 0)
 			return (long)i;
 	return -1;
 }
@@ -355,6 +360,9 @@ static json_object *entry_doc(const struct ob_entry *e, json_object *body)
 	if (e->status)
 		json_object_object_add(o, "subresource",
 				       json_object_new_string("status"));
+	if (e->owner[0])
+		json_object_object_add(o, "owner",
+				       json_object_new_string(e->owner));
 	if (e->event)
 		json_object_object_add(o, "method", json_object_new_string(
 			e->create ? "POST" : "PATCH"));
@@ -439,6 +447,26 @@ int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 	return add(ob, &e, body, err, errlen);
 }
 
+int sync_outbox_add_owned(struct sync_outbox *ob, enum sync_kind k,
+			  const char *name, const char *owner,
+			  json_object *body, char *err, size_t errlen)
+{
+	struct ob_entry e = { .k = k, .status = true, .queued = time(NULL) };
+
+	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name) ||
+	    !sync_name_ok(owner) || strlen(owner) > CORE_NAME_MAX) {
+		snprintf(err, errlen, "bad kind, name or owner");
+		return -EINVAL;
+	}
+	snprintf(e.owner, sizeof(e.owner), "%s", owner);
+	e.name = strdup(name);
+	if (!e.name) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return add(ob, &e, body, err, errlen);
+}
+
 int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
 			  bool create, json_object *body, char *err,
 			  size_t errlen)
@@ -485,6 +513,7 @@ int sync_outbox_peek(struct sync_outbox *ob, struct sync_outbox_entry *out)
 	out->status = e.status;
 	out->event = e.event;
 	out->create = e.create;
+	snprintf(out->owner, sizeof(out->owner), "%s", e.owner);
 	snprintf(out->name, sizeof(out->name), "%s", e.name);
 	free(e.name);
 	return 0;
@@ -510,9 +539,14 @@ static void dropped(const struct sync_outbox_entry *e, int r, const char *err)
 	const char *what = e->event ? (e->create ? "Event" : "Event series") :
 			   e->status ? "status patch" : "spec patch";
 
-	sync_log("outbox: dropped the %s of %s %s: %s", what,
-		 e->event ? "Event" : sync_kind_name(e->k), e->name,
-		 r == -ENOENT ? "the object was deleted meanwhile" : err);
+	if (r == -EINVAL && e->owner[0])
+		sync_log("outbox: dropped the %s of %s %s: node %s no longer "
+			 "owns it (%s)", what, sync_kind_name(e->k), e->name,
+			 e->owner, err);
+	else
+		sync_log("outbox: dropped the %s of %s %s: %s", what,
+			 e->event ? "Event" : sync_kind_name(e->k), e->name,
+			 r == -ENOENT ? "the object was deleted meanwhile" : err);
 }
 
 /* 0: the entry is finished with (applied or dropped); < 0: keep it. */
@@ -520,9 +554,13 @@ static int push_one(struct sync *s, struct sync_http *h,
 		    struct sync_outbox_entry *e)
 {
 	char path[512], err[CORE_ERR_MAX] = "";
-	json_object *got = NULL;
+	json_object *got = NULL, *ops = NULL;
 	int r = -EBUSY;
 
+	/* An owned status patch applies only while the VM is still the
+	 * owner's: after an outage another node may have taken it over. */
+	if (e->owner[0])
+		ops = sync_owned_patch(e->body, e->owner);
 	if (e->event)
 		r = sync_report_push(s, h, e->name, e->create, e->body, err,
 				     sizeof(err));
@@ -531,10 +569,12 @@ static int push_one(struct sync *s, struct sync_http *h,
 	for (int i = 0; !e->event && i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++) {
 		json_object_put(got);
 		got = NULL;
-		r = sync_request_on(s, h, "PATCH", path, e->body,
+		r = sync_request_on(s, h, "PATCH", path, ops ? ops : e->body,
+				    ops ? "application/json-patch+json" :
 				    "application/merge-patch+json", &got, err,
 				    sizeof(err));
 	}
+	json_object_put(ops);
 	/* Told before the entry leaves the outbox: who waits for an empty
 	 * outbox then knows the revision to wait for. */
 	if (r == 0 && !e->event && !e->status && s->h.replayed &&

@@ -226,6 +226,14 @@ void sync_outbox_close(struct sync_outbox *ob);
 int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 		    const char *name, bool status, json_object *body,
 		    char *err, size_t errlen);
+/* {"status": {...}} as a JSON Patch: a test that status.nodeName is
+ * owner, then an add of each field of status.  New reference. */
+json_object *sync_owned_patch(json_object *body, const char *owner);
+/* Queue a status patch that applies only while the object's
+ * status.nodeName is owner (sync_patch_status_owned). */
+int sync_outbox_add_owned(struct sync_outbox *ob, enum sync_kind k,
+			  const char *name, const char *owner,
+			  json_object *body, char *err, size_t errlen);
 /* Queue an Event's POST (create) or its series' merge patch (report.c);
  * series patches of one Event are coalesced. */
 int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
@@ -241,6 +249,7 @@ struct sync_outbox_entry {
 	char name[SYNC_NAME_MAX + 1];
 	bool status;
 	bool event, create;     /* an Event: its POST, else its series */
+	char owner[CORE_NAME_MAX + 1];  /* "" or sync_outbox_add_owned's */
 	json_object *body;      /* owned by the caller of peek */
 };
 /* The oldest entry; -ENOENT when empty. */

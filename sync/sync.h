@@ -171,6 +171,15 @@ int sync_patch(struct sync *s, enum sync_kind k, const char *name,
 	       json_object *patch, char *err, size_t errlen);
 int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,
 		      json_object *status_patch, char *err, size_t errlen);
+/* As sync_patch_status, applied only while the object's status.nodeName
+ * is owner (a JSON Patch whose first operation tests it), also when it
+ * waited in the outbox: a node that lost a VM to another while it was
+ * away cannot write over the new owner's status.  -EINVAL when it is not
+ * owner's (or the server refuses the patch). */
+int sync_patch_status_owned(struct sync *s, enum sync_kind k,
+			    const char *name, const char *owner,
+			    json_object *status_patch, char *err,
+			    size_t errlen);
 /* Create an object (metadata.namespace is filled in).  *created, when
  * not NULL, gets the object as the server returned it. */
 int sync_create(struct sync *s, enum sync_kind k, json_object *obj,

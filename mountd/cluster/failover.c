@@ -154,8 +154,9 @@ static void node_lost(struct mountd *md, const struct lost_vm *l,
 	json_object_array_add(conds, c);
 	json_object_object_add(st, "phase", json_object_new_string("Unknown"));
 	json_object_object_add(st, "conditions", conds);
-	if (sync_patch_status(md->sync, SYNC_VM, l->name, st, err,
-			      sizeof(err)) == 0) {
+	/* Still the lost node's: not over a node that took it meanwhile. */
+	if (sync_patch_status_owned(md->sync, SYNC_VM, l->name, l->owner, st,
+				    err, sizeof(err)) == 0) {
 		md_vm_edit(md, l->name, reported_locked, (void *)l->owner);
 		md_event(md, l->name, "NodeLost", msg);
 	}
@@ -304,11 +305,13 @@ static int queue_own(struct core_vm *vm, void *arg)
 	return 0;
 }
 
+/* The API server names another owner: this node lets go (lose), and
+ * acts as that node's mirror from now on, before its watch says so. */
 static int mark_lost_locked(struct mountd *md, struct core_vm *vm, void *arg)
 {
-	(void)md;
-	(void)arg;
 	md_x(vm)->lost = true;
+	snprintf(vm->st.node, sizeof(vm->st.node), "%s", (const char *)arg);
+	core_model_status_changed(md->m, vm);
 	return 0;
 }
 
@@ -325,7 +328,8 @@ static bool still_mine(struct mountd *md, const char *name)
 		node = json_object_get_string(core_json_path(o, "status.nodeName"));
 		mine = node && !strcmp(node, md->node);
 		if (!mine)
-			md_vm_edit(md, name, mark_lost_locked, NULL);
+			md_vm_edit(md, name, mark_lost_locked,
+				   (void *)(node ? node : ""));
 	}
 	json_object_put(o);
 	return mine;

@@ -519,16 +519,42 @@ static int given_locked(struct mountd *md, struct core_vm *vm, void *arg)
 	return 0;
 }
 
+/* The object's resourceVersion now, while the API server says it is
+ * this node's: this node's own status pushes move it on. */
+static int owned_rv(struct mountd *md, const char *name, char *rv,
+		    size_t len, char *err, size_t errlen)
+{
+	json_object *o = NULL;
+	const char *node;
+	int rc = sync_get(md->sync, SYNC_VM, name, &o, err, errlen);
+
+	if (rc == 0) {
+		node = json_object_get_string(core_json_path(o, "status.nodeName"));
+		if (!node || strcmp(node, md->node)) {
+			snprintf(err, errlen, "vm %s: not this node's on the API "
+				 "server", name);
+			rc = -EBUSY;
+		} else {
+			snprintf(rv, len, "%s", json_object_get_string(
+				core_json_path(o, "metadata.resourceVersion")));
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
+
 int md_cluster_give(struct mountd *md, const char *name, const char *to,
 		    char *err, size_t errlen)
 {
-	struct md_vm v;
-	int rc = md_vm_get(md, name, &v);
+	char rv[32];
+	int rc = -EBUSY;
 
-	if (rc == 0)
-		rc = sync_give(md->sync, SYNC_VM, name, v.rv, to, err, errlen);
-	else
-		snprintf(err, errlen, "vm %s: no such VM", name);
+	for (int i = 0; i < 3 && rc == -EBUSY; i++) {
+		rc = owned_rv(md, name, rv, sizeof(rv), err, errlen);
+		if (rc == 0)
+			rc = sync_give(md->sync, SYNC_VM, name, rv, to, err,
+				       errlen);
+	}
 	if (rc == 0)
 		md_vm_edit(md, name, given_locked, &(struct given){ .to = to });
 	return rc;
@@ -735,12 +761,22 @@ void md_push_status(struct mountd *md, const char *name)
 	if (!md->sync || !md->synced)
 		return;
 	rc = md_vm_edit(md, name, status_locked, &p);
+	/* Only while the API server still says this node owns it: after an
+	 * outage another node may have taken it over (failover). */
 	if (rc == 0)
-		rc = sync_patch_status(md->sync, SYNC_VM, name, p.st, err,
-				       sizeof(err));
+		rc = sync_patch_status_owned(md->sync, SYNC_VM, name, md->node,
+					     p.st, err, sizeof(err));
 	/* Queued in the outbox counts: the outbox delivers it. */
 	if (p.st && (rc == 0 || rc == -EAGAIN))
 		md_vm_edit(md, name, pushed_locked, &p.hash);
+	else if (rc == -EINVAL) {
+		/* A migration's own patch (nodeName) may still be on its way:
+		 * the push again in a moment, nothing else (the watch tells
+		 * soon if another node has it). */
+		md_log(LOG_DEBUG_, "status of %s: not this node's on the API "
+		       "server (%s)", name, err);
+		md_nq_put_at(&md->status.q, name, time(NULL) + 2);
+	}
 	else if (p.st && rc != -ENOENT && rc != -EALREADY)
 		md_log(LOG_WARN_, "status of %s: %s", name, err);
 	json_object_put(p.st);
@@ -1004,7 +1040,8 @@ void md_migrated(struct mountd *md, const char *name, const char *node)
 	core_model_flush(md->m);
 	st = json_object_new_object();
 	json_object_object_add(st, "nodeName", json_object_new_string(node));
-	rc = sync_patch_status(md->sync, SYNC_VM, name, st, err, sizeof(err));
+	rc = sync_patch_status_owned(md->sync, SYNC_VM, name, md->node, st, err,
+				     sizeof(err));
 	json_object_put(st);
 	if (rc < 0)
 		md_log(LOG_WARN_, "vm %s moved to %s but the API was not told: %s",
