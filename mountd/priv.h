@@ -88,6 +88,7 @@ struct md_vmx {
 	uint64_t defined_gen;   /* spec_gen the domain was last defined from */
 	uint64_t refused_gen;   /* spec_gen the reconciler last failed on
 				 * (its err and event are recorded once) */
+	int refused_rc;         /* ... and how (another reason is news) */
 	char rv[32];            /* cluster: metadata.resourceVersion */
 	uint64_t epoch;         /* cluster: list epoch it was last seen in */
 	uint64_t hold_rv;       /* cluster: ignore older specs from the watch */

@@ -562,7 +562,7 @@ int md_cluster_give(struct mountd *md, const char *name, const char *to,
 
 /* Nobody wrote this spec to the tree, so nobody saw the refusal: the VM's
  * err and events carry it, once per spec (the reconciler retries). */
-static void converge_failed(struct mountd *md, const char *name,
+static void converge_failed(struct mountd *md, const char *name, int rc,
 			    const char *err)
 {
 	struct core_vm *vm;
@@ -570,8 +570,10 @@ static void converge_failed(struct mountd *md, const char *name,
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
-	if (vm && md_x(vm)->refused_gen != vm->spec_gen) {
+	if (vm && (md_x(vm)->refused_gen != vm->spec_gen ||
+		   md_x(vm)->refused_rc != rc)) {
 		md_x(vm)->refused_gen = vm->spec_gen;
+		md_x(vm)->refused_rc = rc;
 		core_model_fail(md->m, vm, err);
 		first = true;
 	}
@@ -673,6 +675,7 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 	struct md_vm v;
 	bool unowned = false, mine = false, busy = false, fits = false;
 	bool classes = true;
+	int rc;
 
 	/* Nothing before the first complete list (first_sync). */
 	if (!md->synced || lose(md, name))
@@ -696,8 +699,8 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		return;
 	if (!classes) {
 		class_missing(md, name, err);
-	} else if (md_converge_owned(md, name, err, sizeof(err)) < 0) {
-		converge_failed(md, name, err);
+	} else if ((rc = md_converge_owned(md, name, err, sizeof(err))) < 0) {
+		converge_failed(md, name, rc, err);
 		/* A VM that may fail over tries again: its disks may still be
 		 * held by the node it came from (lockd), for a moment. */
 		if (md_vm_get(md, name, &v) == 0 && v.movable && v.want_running)

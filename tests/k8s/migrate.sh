@@ -118,6 +118,9 @@ check "a VM on shared storage migrates" wait_for 60 is_op "${P}migs" Succeeded
 is "node 2 runs it from the same file, not a copy" \
 	"$(disk2 "$s") $(stat -c %i "$SAN/${s}_root.qcow2" 2>/dev/null)" "$SAN/${s}_root.qcow2 $ino"
 k delete vm "$s" --wait=false >/dev/null
+ev=$(k get events --field-selector "involvedObject.name=$a" -o jsonpath='{range .items[*]}{.reason} {end}' 2>&1)
+like "kubectl get events: the migration (Migrating)" "$ev" "Migrating"
+like "and Migrated" "$ev" "Migrated"
 op=$(k get vmoperation -o name | grep -- "$a-migrate-" | head -n 1)
 check "kubectl sees the tree's migration as a VMOperation" test -n "$op"
 is "Succeeded" "$(opphase "${op#*/}")" Succeeded
