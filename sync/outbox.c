@@ -446,14 +446,25 @@ static int push_one(struct sync *s, struct sync_http *h,
 		    struct sync_outbox_entry *e)
 {
 	char path[512], err[CORE_ERR_MAX] = "";
+	json_object *got = NULL;
 	int r = -EBUSY;
 
 	if (sync_path(s, e->k, e->name, e->status, path, sizeof(path)) < 0)
 		return 0; /* cannot happen: names were checked when queued */
-	for (int i = 0; i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++)
+	for (int i = 0; i < PUSH_CONFLICT_TRIES && r == -EBUSY; i++) {
+		json_object_put(got);
+		got = NULL;
 		r = sync_request_on(s, h, "PATCH", path, e->body,
-				    "application/merge-patch+json", NULL, err,
+				    "application/merge-patch+json", &got, err,
 				    sizeof(err));
+	}
+	/* Told before the entry leaves the outbox: who waits for an empty
+	 * outbox then knows the revision to wait for. */
+	if (r == 0 && !e->status && s->h.replayed &&
+	    sync_meta_str(got, "resourceVersion"))
+		s->h.replayed(s->arg, e->k, e->name,
+			      sync_meta_str(got, "resourceVersion"));
+	json_object_put(got);
 	if (r == -ENOENT || r == -EINVAL) {
 		sync_log("outbox: dropped the %s patch of %s %s: %s",
 			 e->status ? "status" : "spec", sync_kind_name(e->k),

@@ -123,6 +123,12 @@ struct sync_handler {
 	void (*synced)(void *arg, enum sync_kind k);
 	/* The API server became reachable (true) or unreachable (false). */
 	void (*online)(void *arg, bool up);
+	/* A spec patch from the outbox was applied: rv is the object's
+	 * resourceVersion with it.  Until the watch reaches rv, what it and
+	 * a relist deliver predates the patch (a relist's snapshot may have
+	 * been taken before the replay). */
+	void (*replayed)(void *arg, enum sync_kind k, const char *name,
+			 const char *rv);
 };
 
 struct sync_config {

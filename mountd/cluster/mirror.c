@@ -83,7 +83,10 @@ static void unknown_owner(struct mountd *md, struct core_vm *vm,
  * lags) must not put the old spec back: the reconciler would act on it.
  * resourceVersions are etcd revisions; comparing them within one object
  * is what the watch order guarantees anyway.  While the write waits in
- * the outbox, everything is held until the outbox is empty. */
+ * the outbox (hold_rv UINT64_MAX), everything is held; once the outbox
+ * applied it, until a revision at least the one the replay made (a
+ * relist's pages are a snapshot that may predate the replay).  A write
+ * the outbox dropped releases the hold when the outbox is empty. */
 static bool holding(struct mountd *md, struct core_vm *vm, const char *rv)
 {
 	unsigned long long n = rv ? strtoull(rv, NULL, 10) : 0;
@@ -91,12 +94,10 @@ static bool holding(struct mountd *md, struct core_vm *vm, const char *rv)
 
 	if (!x->hold_rv)
 		return false;
-	if (x->hold_rv == UINT64_MAX) {
-		if (!md->online || sync_outbox_len(md->sync) > 0)
-			return true;
-	} else if (n < x->hold_rv) {
+	if (!md->online || sync_outbox_len(md->sync) > 0)
 		return true;
-	}
+	if (x->hold_rv != UINT64_MAX && n < x->hold_rv)
+		return true;
 	x->hold_rv = 0;
 	return false;
 }
@@ -355,11 +356,33 @@ static void on_online(void *arg, bool up)
 	       "unreachable; acting on own VMs, writes go to the outbox");
 }
 
+static int replayed_locked(struct mountd *md, struct core_vm *vm, void *arg)
+{
+	uint64_t rv = *(uint64_t *)arg, *h = &md_x(vm)->hold_rv;
+
+	(void)md;
+	if (*h == UINT64_MAX || *h < rv)
+		*h = rv;
+	return 0;
+}
+
+/* The outbox applied this node's spec patch: hold the spec until the
+ * watch gets to that revision. */
+static void on_replayed(void *arg, enum sync_kind k, const char *name,
+			const char *rv)
+{
+	uint64_t n = strtoull(rv, NULL, 10);
+
+	if (k == SYNC_VM && n)
+		md_vm_edit(arg, name, replayed_locked, &n);
+}
+
 static const struct sync_handler handler = {
 	.upsert = on_upsert,
 	.remove = on_remove,
 	.synced = on_synced,
 	.online = on_online,
+	.replayed = on_replayed,
 };
 
 /* ---- claiming and converging ---------------------------------------- */

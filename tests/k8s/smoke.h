@@ -47,6 +47,8 @@ struct rec {
 	json_object *first_seen;                /* name -> ms */
 	unsigned synced[SYNC_KIND_COUNT];
 	unsigned ups, downs;
+	char replayed[256];     /* "name@rv" of the last replayed spec patch */
+	unsigned nreplayed;
 };
 
 struct smoke {

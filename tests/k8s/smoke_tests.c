@@ -574,12 +574,13 @@ static void outage_queue(void)
 void t_outage(void)
 {
 	char gen[32], out[1024];
-	unsigned ups;
+	unsigned ups, replays;
 	double took = 0;
 
 	snprintf(gen, sizeof(gen), "%s", jp("vm/lat-3", "{.metadata.generation}"));
 	pthread_mutex_lock(&C.rec.mu);
 	ups = C.rec.ups + 1;
+	replays = C.rec.nreplayed;
 	pthread_mutex_unlock(&C.rec.mu);
 	if (!ok(hook("apiserver-stop") == 0, "kube-apiserver killed"))
 		return;
@@ -605,6 +606,19 @@ void t_outage(void)
 	   "nothing created");
 	ok(outbox_files("state-a") == 0, "the outbox directory is empty");
 	ok(wait_for(p_ups, &ups, 5000), "online(true) was reported");
+	pthread_mutex_lock(&C.rec.mu);
+	snprintf(out, sizeof(out), "lat-3@%s",
+		 jp("vm/lat-3", "{.metadata.resourceVersion}"));
+	/* Two spec patches replayed (the ghost's was dropped): the last
+	 * one's revision, or a later one if the status patch came after. */
+	ok(C.rec.nreplayed - replays == 2 && !strncmp(C.rec.replayed, "lat-3@", 6) &&
+	   strtoull(C.rec.replayed + 6, NULL, 10) <=
+	   strtoull(out + 6, NULL, 10) && strtoull(C.rec.replayed + 6, NULL,
+						     10) > 0,
+	   "replayed() told each applied spec patch with its revision "
+	   "(%u, %s; now %s)", C.rec.nreplayed - replays, C.rec.replayed,
+	   out);
+	pthread_mutex_unlock(&C.rec.mu);
 }
 
 void t_restart_client(void)

@@ -101,8 +101,20 @@ static void on_online(void *arg, bool up)
 	pthread_mutex_unlock(&r->mu);
 }
 
+static void on_replayed(void *arg, enum sync_kind k, const char *name,
+			const char *rv)
+{
+	struct rec *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	if (k == SYNC_VM)
+		snprintf(r->replayed, sizeof(r->replayed), "%s@%s", name, rv);
+	r->nreplayed++;
+	pthread_mutex_unlock(&r->mu);
+}
+
 static const struct sync_handler handler = {
-	on_upsert, on_remove, on_synced, on_online,
+	on_upsert, on_remove, on_synced, on_online, on_replayed,
 };
 
 static void rec_init(struct rec *r)
