@@ -94,10 +94,12 @@ static bool holding(struct mountd *md, struct core_vm *vm, const char *rv)
 
 	if (!x->hold_rv)
 		return false;
-	if (!md->online || sync_outbox_len(md->sync) > 0)
+	if (x->hold_rv == UINT64_MAX) {
+		if (!md->online || sync_outbox_len(md->sync) > 0)
+			return true;
+	} else if (n < x->hold_rv) {
 		return true;
-	if (x->hold_rv != UINT64_MAX && n < x->hold_rv)
-		return true;
+	}
 	x->hold_rv = 0;
 	return false;
 }
