@@ -429,42 +429,50 @@ out:
 	return r;
 }
 
+/* e's name set from name (checked), then queued. */
+static int add_named(struct sync_outbox *ob, struct ob_entry *e,
+		     const char *name, json_object *body, char *err,
+		     size_t errlen)
+{
+	if (!sync_name_ok(name)) {
+		snprintf(err, errlen, "bad name");
+		return -EINVAL;
+	}
+	e->queued = time(NULL);
+	e->name = strdup(name);
+	if (!e->name) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return add(ob, e, body, err, errlen);
+}
+
 int sync_outbox_add(struct sync_outbox *ob, enum sync_kind k,
 		    const char *name, bool status, json_object *body,
 		    char *err, size_t errlen)
 {
-	struct ob_entry e = { .k = k, .status = status, .queued = time(NULL) };
+	struct ob_entry e = { .k = k, .status = status };
 
-	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name)) {
-		snprintf(err, errlen, "bad kind or name");
+	if ((unsigned)k >= SYNC_KIND_COUNT) {
+		snprintf(err, errlen, "bad kind");
 		return -EINVAL;
 	}
-	e.name = strdup(name);
-	if (!e.name) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	return add(ob, &e, body, err, errlen);
+	return add_named(ob, &e, name, body, err, errlen);
 }
 
 int sync_outbox_add_owned(struct sync_outbox *ob, enum sync_kind k,
 			  const char *name, const char *owner,
 			  json_object *body, char *err, size_t errlen)
 {
-	struct ob_entry e = { .k = k, .status = true, .queued = time(NULL) };
+	struct ob_entry e = { .k = k, .status = true };
 
-	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(name) ||
-	    !sync_name_ok(owner) || strlen(owner) > CORE_NAME_MAX) {
-		snprintf(err, errlen, "bad kind, name or owner");
+	if ((unsigned)k >= SYNC_KIND_COUNT || !sync_name_ok(owner) ||
+	    strlen(owner) > CORE_NAME_MAX) {
+		snprintf(err, errlen, "bad kind or owner");
 		return -EINVAL;
 	}
 	snprintf(e.owner, sizeof(e.owner), "%s", owner);
-	e.name = strdup(name);
-	if (!e.name) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	return add(ob, &e, body, err, errlen);
+	return add_named(ob, &e, name, body, err, errlen);
 }
 
 int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
@@ -472,18 +480,9 @@ int sync_outbox_add_event(struct sync_outbox *ob, const char *name,
 			  size_t errlen)
 {
 	struct ob_entry e = { .k = SYNC_KIND_COUNT, .event = true,
-			      .create = create, .queued = time(NULL) };
+			      .create = create };
 
-	if (!sync_name_ok(name)) {
-		snprintf(err, errlen, "bad name");
-		return -EINVAL;
-	}
-	e.name = strdup(name);
-	if (!e.name) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	return add(ob, &e, body, err, errlen);
+	return add_named(ob, &e, name, body, err, errlen);
 }
 
 int sync_outbox_peek(struct sync_outbox *ob, struct sync_outbox_entry *out)
