@@ -7,13 +7,13 @@
 #     nodes.  The floor is the Lease's expiry plus the margin (15 + 5 s):
 #     no node may claim before it.  KubeVirt's anchor is about 5 min
 #     (node-monitor-grace 40 s plus pod eviction).
-#   - drain: BENCH_DRAIN_VMS VMs (4 in the suite, 10 for the record) with
+#   - drain: BENCH_DRAIN_VMS VMs (2 in the suite, 10 for the record) with
 #     evictionStrategy LiveMigrate on node 1, `echo drain > nodes/NODE/ctl`,
 #     until it returns.
 . "$(dirname "$0")/../k8s/lib.sh"
 trap 'cluster_down; cleanup' EXIT
 ROUNDS=${BENCH_FAILOVERS:-1}
-NDRAIN=${BENCH_DRAIN_VMS:-4}
+NDRAIN=${BENCH_DRAIN_VMS:-2}
 
 
 node2_require
@@ -33,22 +33,7 @@ runs_on() { # NAME NODE
 	[ "$(jp "$1" '{.status.nodeName}/{.status.phase}')" = "$2/Running" ]
 }
 a=${P}a
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $a
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-    storageClass: san
-  highAvailability:
-    enabled: true
-YAML
+vm_yaml "$a" class=san ha | k apply -f - >/dev/null
 check "an HA VM on shared storage runs" wait_for 60 runs_on "$a" "$(jp "$a" '{.status.nodeName}')"
 ms() { date +%s%3N; }
 times=()
@@ -90,26 +75,8 @@ sleep 6         # the node that came back renewing its Lease
 names=()
 for ((i = 0; i < NDRAIN; i++)); do
 	names+=("${P}d$i")
-	cat <<YAML
----
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: ${P}d$i
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-    storageClass: san
-  nodeSelector:
-    hypersdk.io/node: $NODE
-  highAvailability:
-    enabled: true
-    evictionStrategy: LiveMigrate
-YAML
+	echo ---
+	vm_yaml "${P}d$i" class=san node="$NODE" ha="evictionStrategy: LiveMigrate"
 done >"$T/drain.yaml"
 k apply -f "$T/drain.yaml" >/dev/null
 all_on1() { for n in "${names[@]}"; do runs_on "$n" "$NODE" || return 1; done; }

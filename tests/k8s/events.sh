@@ -3,8 +3,8 @@
 # a VM's events is an events.k8s.io/v1 Event regarding its VirtualMachine
 # (`kubectl get events --field-selector involvedObject.name=VM`), an
 # operation's start and end are Events of its VMOperation, repeats become
-# one Event with a series, and Events made while the API server is away
-# wait in the outbox.
+# one Event with a series (Events made while the API server is away wait
+# in the outbox: tests/k8s/offline.sh).
 . "$(dirname "$0")/lib.sh"
 trap 'cluster_down; cleanup' EXIT
 
@@ -12,21 +12,7 @@ cluster_up
 start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
 	{ not_ok "daemon starts in cluster mode"; done_testing; }
 a=${P}a
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $a
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-  nodeSelector:
-    hypersdk.io/node: $NODE
-YAML
+vm_yaml "$a" node="$NODE" | k apply -f - >/dev/null
 check "a VM runs" wait_for 60 phase_is "$a" Running
 
 # events_of NAME: "reason|type|note|count" per Event about NAME (core/v1's
@@ -74,14 +60,6 @@ spec:
 YAML
 check "a VMOperation's start is an Event on it" wait_for 60 has_event "${P}op" "^Started|Normal|start of vm $a on node $NODE"
 check "and its end" wait_for 60 has_event "${P}op" "^Succeeded|Normal|"
-
-# Away: Events wait in the outbox and arrive after.
-"$TOP/tests/k8s/cluster.sh" stop-apiserver "$KC" >/dev/null 2>&1
-is "with the API server away, a stop through the tree works" "$("$ONEWRITE" "$M/vms/$a/ctl" "stop force")" ok
-"$TOP/tests/k8s/cluster.sh" start-apiserver "$KC" >/dev/null 2>&1
-check "the API server comes back" test $? -eq 0
-stopped_twice() { [ "$(events_of "$a" | grep -c '^Stopped|')" -ge 2 ] || events_of "$a" | grep -q '^Stopped|.*|[2-9]$'; }
-check "the stop made while it was away arrives as an Event" wait_for 60 stopped_twice
 
 # RBAC: exactly create and patch of events.k8s.io Events (also checked with
 # the DaemonSet's ServiceAccount in deploy.sh).

@@ -64,29 +64,9 @@ state2() { virsh -q -c "$URI2" domstate "$1" 2>/dev/null | head -n 1; }
 
 a=${P}a  # HA, on shared storage: fails over
 l=${P}l  # HA, on node 1's local pool: cannot move
-vm() { # NAME CLASS
-	cat <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $1
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-${2:+    storageClass: $2}
-  nodeSelector:
-    hypersdk.io/node: $NODE
-  highAvailability:
-    enabled: true
-    restartPolicy: Always
-YAML
-}
-vm "$a" san | k apply -f - >/dev/null
-vm "$l" "" | k apply -f - >/dev/null
+vm() { vm_yaml "$1" node="$NODE" ha="restartPolicy: Always" "${@:2}"; } # NAME [OPTION...]
+vm "$a" class=san | k apply -f - >/dev/null
+vm "$l" | k apply -f - >/dev/null
 check "the shared VM runs on node 1" wait_for 60 phase_is "$a" Running
 check "the local one too" wait_for 60 phase_is "$l" Running
 check "its disk is in the shared folder" test -f "$SAN/${a}_root.qcow2"

@@ -32,24 +32,6 @@ is "echo cordon > nodes/$NODE/ctl on node 2's tree" "$("$ONEWRITE" "$M2/nodes/$N
 check "node 1 says it is cordoned, by its Lease" wait_for 15 key_is "$M" cordon.by lease
 check "node 2's tree shows node 1 cordoned" wait_for 15 key_is "$M2" cordoned true
 u=${P}u
-vm_yaml() { # NAME [EVICTION]
-	cat <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $1
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-${2:+  highAvailability:
-    enabled: true
-    evictionStrategy: $2}
-YAML
-}
 vm_yaml "$u" | k apply -f - >/dev/null
 check "a new VM goes to node 2, not to the cordoned node 1" wait_for 60 owner_is "$u" "$NODE2"
 is "uncordon through node 1's own tree" "$("$ONEWRITE" "$M/nodes/$NODE/ctl" uncordon)" ok
@@ -75,11 +57,7 @@ check "kubectl uncordon: node 1 is not cordoned" wait_for 15 key_is "$M" cordone
 # ---- a drain asked with kubectl
 a=${P}a
 b=${P}b
-cat >"$T/ab.yaml" <<YAML
-$(vm_yaml "$a" LiveMigrate | sed "s/^spec:/spec:\n  nodeSelector:\n    hypersdk.io\/node: $NODE/")
----
-$(vm_yaml "$b" | sed "s/^spec:/spec:\n  nodeSelector:\n    hypersdk.io\/node: $NODE/")
-YAML
+{ vm_yaml "$a" node="$NODE" ha="evictionStrategy: LiveMigrate"; echo ---; vm_yaml "$b" node="$NODE"; } >"$T/ab.yaml"
 k apply -f "$T/ab.yaml" >/dev/null
 check "two VMs run on node 1" wait_for 60 phase_is "$a" Running
 check "(both)" wait_for 60 phase_is "$b" Running

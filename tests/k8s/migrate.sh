@@ -31,21 +31,7 @@ is_op() { [ "$(opphase "$1")" = "$2" ]; }
 state2() { virsh -q -c "$URI2" domstate "$1" 2>/dev/null | head -n 1; }
 owner_is() { [ "$(jp "$a" '{.status.nodeName}')" = "$1" ]; }
 
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $a
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-  nodeSelector:
-    hypersdk.io/node: $NODE
-YAML
+vm_yaml "$a" node="$NODE" | k apply -f - >/dev/null
 wait_for 30 phase_is "$a" Running
 is "a VM placed on node 1 runs there" "$(domstate "$a")" running
 
@@ -95,22 +81,7 @@ is "from node 1's pool again, nothing left in node 2's" \
 
 # A disk on a shared class is not copied: the target runs the same file.
 s=${P}s
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $s
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-    storageClass: san
-  nodeSelector:
-    hypersdk.io/node: $NODE
-YAML
+vm_yaml "$s" class=san node="$NODE" | k apply -f - >/dev/null
 wait_for 30 phase_is "$s" Running
 ino=$(stat -c %i "$SAN/${s}_root.qcow2" 2>/dev/null)
 mig_op "${P}migs" "$s"
@@ -134,26 +105,11 @@ else
 	done_testing
 fi
 g=${P}g
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $g
-spec:
-  cpus: 1
-  memory: 128Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-    storageClass: san   # no disk copy: the slowed copy is the memory's
-  kernelBoot:
+# On class san there is no disk to copy: the slowed copy is the memory's.
+vm_yaml "$g" memory=128Mi class=san node="$NODE" "  kernelBoot:
     kernel: $GUEST/vmlinuz
     initrd: $GUEST/initrd.img
-    cmdline: console=ttyS0
-  nodeSelector:
-    hypersdk.io/node: $NODE
-YAML
+    cmdline: console=ttyS0" | k apply -f - >/dev/null
 wait_for 60 phase_is "$g" Running
 is "a kernel-booted guest runs on node 1" "$(domstate "$g")" running
 slow() { mig_op "$1" "$g" "bandwidth: 8Mbps" "live: ${2:-true}"; } # NAME [LIVE]

@@ -24,28 +24,10 @@ start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
 	{ not_ok "daemon starts in cluster mode"; done_testing; }
 ok "daemon mounts in cluster mode"
 
-vm() { # NAME RUNNING [NODESELECTOR]
-	cat <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $1
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: $2
-  disks:
-  - name: root
-    size: 64Mi
-${3:+  nodeSelector:
-    hypersdk.io/node: $3}
-YAML
-}
-
 # kubectl -> tree -> libvirt
 a=${P}a
 t0=$(date +%s%N)
-vm "$a" true "$NODE" | k apply -f - >/dev/null
+vm_yaml "$a" node="$NODE" | k apply -f - >/dev/null
 wait_for 5 test -d "$M/vms/$a"
 t1=$(date +%s%N)
 check "kubectl apply: the VM appears in the tree ($(((t1 - t0) / 1000000)) ms from kubectl start)" test -d "$M/vms/$a"
@@ -92,7 +74,7 @@ wait_for 10 test -e "$M/nodes/$NODE2/status"
 like "node 1 lists node 2 under nodes/ (from its lease)" "$(cat "$M/nodes/$NODE2/status" 2>&1)" "alive true"
 like "node 2's own status says cluster" "$(cat "$M2/nodes/$NODE2/status")" "mode cluster"
 c=${P}c
-vm "$c" true "$NODE2" | k apply -f - >/dev/null
+vm_yaml "$c" node="$NODE2" | k apply -f - >/dev/null
 wait_for 20 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $c -o jsonpath='{.status.phase}')\" = Running ]"
 is "nodeSelector places it on node 2" "$(jp "$c" '{.status.nodeName}')" "$NODE2"
 wait_for 5 phase_is "$c" Running
@@ -140,7 +122,7 @@ check "node 2 destroyed and undefined the domain" bash -c "! virsh -q -c $URI2 d
 
 # Claim race: no nodeSelector, both nodes see it at once.
 d=${P}d
-vm "$d" true | k apply -f - >/dev/null
+vm_yaml "$d" | k apply -f - >/dev/null
 wait_for 20 bash -c "[ \"\$(kubectl --kubeconfig=$KC/kubeconfig --cache-dir=$T/kcache get vm $d -o jsonpath='{.status.phase}')\" = Running ]"
 owner=$(jp "$d" '{.status.nodeName}')
 like "one node claimed it" "$owner" "^($NODE|$NODE2)\$"
@@ -150,7 +132,7 @@ is "one domain in the two libvirtds" "$(domains "$d")" 1
 
 # Capacity: a VM no node can hold is claimed by none.
 e=${P}e
-vm "$e" true | sed 's/memory: 64Mi/memory: 64Ti/' | k apply -f - >/dev/null
+vm_yaml "$e" memory=64Ti | k apply -f - >/dev/null
 sleep 2
 is "a VM bigger than any node stays unowned" "$(jp "$e" '{.status.nodeName}')" ""
 check "and has no domain" bash -c "! ${VIRSH[*]} dominfo $e >/dev/null 2>&1"

@@ -11,21 +11,7 @@ cluster_up
 start_mountd --kubeconfig "$KC/kubeconfig" --namespace default ||
 	{ not_ok "daemon starts in cluster mode"; done_testing; }
 a=${P}a
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $a
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-  nodeSelector:
-    hypersdk.io/node: $NODE
-YAML
+vm_yaml "$a" node="$NODE" | k apply -f - >/dev/null
 wait_for 30 phase_is "$a" Running
 is "a VM of this node runs" "$(phase "$a")" Running
 
@@ -61,6 +47,11 @@ check "the readiness probe passes again" wait_for 30 ready_again
 drained() { [ "$(metric hypersdk_sync_outbox_entries)" = 0 ]; }
 check "/metrics: the outbox drains" wait_for 30 drained
 is "/metrics: lag 0, online 1" "$(metric hypersdk_sync_lag_seconds) $(metric hypersdk_sync_online)" "0 1"
+stopped_event() {
+	k get events --field-selector "involvedObject.name=$a" -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' |
+		grep -qx Stopped
+}
+check "the stop made while it was away arrives as an Event" wait_for 30 stopped_event
 k patch vm "$a" --type merge -p '{"spec":{"running":true}}' >/dev/null
 wait_for 30 phase_is "$a" Running
 is "and the watch works: a patch starts it" "$(phase "$a")" Running

@@ -18,19 +18,7 @@ snapphase() { k get vmsnapshot "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
 is_op() { [ "$(opphase "$1")" = "$2" ]; }
 is_snap() { [ "$(snapphase "$1")" = "$2" ]; }
 
-k apply -f - >/dev/null <<YAML
-apiVersion: hypersdk.io/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: $a
-spec:
-  cpus: 1
-  memory: 64Mi
-  running: true
-  disks:
-  - name: root
-    size: 64Mi
-YAML
+vm_yaml "$a" | k apply -f - >/dev/null
 wait_for 30 phase_is "$a" Running
 is "a VM applied with kubectl runs" "$(phase "$a")" Running
 
