@@ -56,7 +56,8 @@ bool sync_stopping(struct sync *s)
 	return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-bool sync_wait(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen)
+bool sync_wait_for(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen,
+		   const unsigned *counter)
 {
 	struct timespec dl;
 	bool stopping;
@@ -69,14 +70,19 @@ bool sync_wait(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen)
 		dl.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop && !(seen && *seen != s->kick))
+	while (!s->stop && !(seen && *seen != *counter))
 		if (pthread_cond_timedwait(cv, &s->mu, &dl) == ETIMEDOUT)
 			break;
 	if (seen)
-		*seen = s->kick;
+		*seen = *counter;
 	stopping = s->stop;
 	pthread_mutex_unlock(&s->mu);
 	return stopping;
+}
+
+bool sync_wait(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen)
+{
+	return sync_wait_for(s, cv, ms, seen, &s->kick);
 }
 
 void sync_kick(struct sync *s)

@@ -107,27 +107,6 @@ static void renewed(struct sync *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Sleep ms, or until stopping, or until sync_lease_set asks for a
- * renewal now. */
-static void lease_wait(struct sync *s, long ms, unsigned *seen)
-{
-	struct timespec dl;
-
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&s->mu);
-	while (!s->stop && *seen == s->lease_kick)
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
-			break;
-	*seen = s->lease_kick;
-	pthread_mutex_unlock(&s->mu);
-}
-
 void *sync_lease_main(void *arg)
 {
 	struct sync *s = arg;
@@ -166,7 +145,8 @@ void *sync_lease_main(void *arg)
 			if (wait_ms > period)
 				wait_ms = period;
 		}
-		lease_wait(s, wait_ms, &seen);
+		/* Or sooner, when sync_lease_set asks for a renewal now. */
+		sync_wait_for(s, &s->cv, wait_ms, &seen, &s->lease_kick);
 	}
 	sync_http_free(h);
 	return NULL;

@@ -179,8 +179,11 @@ int sync_request_on(struct sync *s, struct sync_http *h, const char *method,
 int sync_path(const struct sync *s, enum sync_kind k, const char *name,
 	      bool status, char *buf, size_t len);
 bool sync_stopping(struct sync *s);
-/* Wait ms, or until stopping (true), or for the pusher until *seen differs
- * from the kick counter (seen may be NULL). */
+/* Wait ms, or until stopping (true), or until *seen differs from *counter
+ * (seen may be NULL), which then becomes *seen; the counter is s->mu's. */
+bool sync_wait_for(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen,
+		   const unsigned *counter);
+/* sync_wait_for on the pusher's kick counter. */
 bool sync_wait(struct sync *s, pthread_cond_t *cv, long ms, unsigned *seen);
 void sync_kick(struct sync *s);
 void sync_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
