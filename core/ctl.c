@@ -379,6 +379,32 @@ static int unknown(const char *buf, size_t len, char *err, size_t errlen)
 	return -EINVAL;
 }
 
+/* A message checked and cut into words (at least one) in *out, which the
+ * caller frees. */
+static int words(const char *buf, size_t len, struct toks **out, char *err,
+		 size_t errlen)
+{
+	struct toks *tk = malloc(sizeof(*tk));
+	int r;
+
+	*out = NULL;
+	if (!tk)
+		return -ENOMEM;
+	r = check_msg(buf, len, tk, err, errlen);
+	if (r == 0) {
+		tokenize(tk);
+		if (tk->n == 0) {
+			snprintf(err, errlen, "empty control message");
+			r = -EINVAL;
+		}
+	}
+	if (r < 0)
+		free(tk);
+	else
+		*out = tk;
+	return r;
+}
+
 int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 		   struct core_ctl *out, char *err, size_t errlen)
 {
@@ -386,20 +412,10 @@ int core_ctl_parse(const char *buf, size_t len, bool on_dir,
 	const struct core_op *vb;
 	unsigned seen = 0;
 	size_t i = 1;
-	int r;
+	int r = words(buf, len, &tk, err, errlen);
 
-	tk = malloc(sizeof(*tk));
-	if (!tk)
-		return -ENOMEM;
-	r = check_msg(buf, len, tk, err, errlen);
 	if (r < 0)
-		goto out;
-	tokenize(tk);
-	if (tk->n == 0) {
-		snprintf(err, errlen, "empty control message");
-		r = -EINVAL;
-		goto out;
-	}
+		return r;
 	vb = find_verb(tk->t[0], on_dir);
 	if (!vb) {
 		r = unknown(buf, len, err, errlen);
@@ -440,20 +456,12 @@ const char *core_node_verb_name(enum core_node_verb v)
 int core_node_ctl_parse(const char *buf, size_t len, enum core_node_verb *out,
 			char *err, size_t errlen)
 {
-	struct toks *tk = malloc(sizeof(*tk));
-	int r;
+	struct toks *tk;
+	int r = words(buf, len, &tk, err, errlen);
 
-	if (!tk)
-		return -ENOMEM;
-	r = check_msg(buf, len, tk, err, errlen);
 	if (r < 0)
-		goto out;
-	tokenize(tk);
+		return r;
 	r = -EINVAL;
-	if (tk->n == 0) {
-		snprintf(err, errlen, "empty control message");
-		goto out;
-	}
 	for (int v = 0; v < CORE_NV_COUNT && r < 0; v++)
 		if (!strcmp(tk->t[0], node_verbs[v])) {
 			*out = (enum core_node_verb)v;
@@ -465,7 +473,6 @@ int core_node_ctl_parse(const char *buf, size_t len, enum core_node_verb *out,
 		snprintf(err, errlen, "%s", e_args);
 		r = -EINVAL;
 	}
-out:
 	free(tk);
 	return r;
 }

@@ -129,6 +129,12 @@ typedef int (*md_edit_fn)(struct mountd *md, struct core_vm *vm, void *arg);
 int md_vm_edit(struct mountd *md, const char *name, md_edit_fn fn, void *arg);
 /* The spec document, a deep copy. */
 int md_spec_copy(struct mountd *md, const char *name, json_object **out);
+/* The names of the VMs pick() is true of, under the model's read lock,
+ * so that the caller acts on each without it. *names is the caller's to
+ * free; 0 or -ENOMEM. */
+typedef bool (*md_pick_fn)(struct mountd *md, const struct core_vm *vm);
+typedef char md_name[CORE_NAME_MAX + 1];
+int md_vm_names(struct mountd *md, md_pick_fn pick, md_name **names, size_t *n);
 
 struct md_mark md_mark_verb(enum core_verb v, bool force);
 struct md_mark md_mark_of(enum md_hold h);

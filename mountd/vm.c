@@ -3,6 +3,7 @@
  * holds on a VM while it talks to libvirt without the model lock. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mountd/priv.h"
@@ -64,6 +65,37 @@ int md_vm_edit(struct mountd *md, const char *name, md_edit_fn fn, void *arg)
 	core_model_unlock(md->m);
 	core_model_flush(md->m);
 	return rc;
+}
+
+struct picked {
+	struct mountd *md;
+	md_pick_fn pick;
+	md_name *names;
+	size_t n, cap;
+};
+
+static int pick_one(struct core_vm *vm, void *arg)
+{
+	struct picked *p = arg;
+
+	if (p->n < p->cap && p->pick(p->md, vm))
+		snprintf(p->names[p->n++], sizeof(md_name), "%s", vm->name);
+	return 0;
+}
+
+int md_vm_names(struct mountd *md, md_pick_fn pick, md_name **names, size_t *n)
+{
+	struct picked p = { .md = md, .pick = pick };
+
+	core_model_rdlock(md->m);
+	p.cap = core_model_count(md->m);
+	p.names = calloc(p.cap + 1, sizeof(*p.names));
+	if (p.names)
+		core_model_each(md->m, pick_one, &p);
+	core_model_unlock(md->m);
+	*names = p.names;
+	*n = p.n;
+	return p.names ? 0 : -ENOMEM;
 }
 
 /* ---- the busy mark ---------------------------------------------------- */

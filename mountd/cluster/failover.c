@@ -243,66 +243,49 @@ int md_hand_over(struct mountd *md, const char *name, const char *to,
 
 /* ---- self-fencing ------------------------------------------------------- */
 
-struct fence {
-	struct mountd *md;
-	char (*names)[CORE_NAME_MAX + 1];
-	size_t n, cap;
-};
-
-static int fence_pick(struct core_vm *vm, void *arg)
+static bool fence_pick(struct mountd *md, const struct core_vm *vm)
 {
-	struct fence *f = arg;
 	bool active = vm->st.phase == CORE_PHASE_RUNNING ||
 		      vm->st.phase == CORE_PHASE_PAUSED ||
 		      vm->st.phase == CORE_PHASE_MIGRATING;
 
-	if (active && !strcmp(vm->st.node, f->md->node) && vm->spec.ha_enabled &&
-	    md_classes_shared(f->md, &vm->spec) && f->n < f->cap)
-		snprintf(f->names[f->n++], CORE_NAME_MAX + 1, "%s", vm->name);
-	return 0;
+	return active && !strcmp(vm->st.node, md->node) && vm->spec.ha_enabled &&
+	       md_classes_shared(md, &vm->spec);
 }
 
 /* This node could not renew its Lease for the duration less the margin:
  * the others may claim its movable VMs soon.  Destroy them here first. */
 static void fence(struct mountd *md, double age)
 {
-	struct fence f = { .md = md };
 	char err[CORE_ERR_MAX], msg[160];
+	md_name *names = NULL;
+	size_t n = 0;
 
-	core_model_rdlock(md->m);
-	f.cap = core_model_count(md->m);
-	f.names = calloc(f.cap + 1, sizeof(*f.names));
-	if (f.names)
-		core_model_each(md->m, fence_pick, &f);
-	core_model_unlock(md->m);
-	for (size_t i = 0; i < f.n; i++) {
+	md_vm_names(md, fence_pick, &names, &n);
+	for (size_t i = 0; i < n; i++) {
 		/* Marked, so the stop is not taken for a crash to restart;
 		 * destroyed even when an action holds it. */
-		bool mine = md_claim(md, f.names[i], md_mark_of(MD_HOLD_FENCE),
+		bool mine = md_claim(md, names[i], md_mark_of(MD_HOLD_FENCE),
 				     NULL, err, sizeof(err)) == 0;
 
-		if (be_destroy(md->be, f.names[i], err, sizeof(err)) < 0)
-			md_log(LOG_ERR_, "fence %s: %s", f.names[i], err);
-		md_refresh(md, f.names[i]);
+		if (be_destroy(md->be, names[i], err, sizeof(err)) < 0)
+			md_log(LOG_ERR_, "fence %s: %s", names[i], err);
+		md_refresh(md, names[i]);
 		if (mine)
-			md_release(md, f.names[i], md_mark_of(MD_HOLD_FENCE));
+			md_release(md, names[i], md_mark_of(MD_HOLD_FENCE));
 		snprintf(msg, sizeof(msg), "this node has not renewed its Lease "
 			 "for %.0fs: the VM may fail over to another node, so it "
 			 "stops here", age);
-		md_event(md, f.names[i], "Fenced", msg);
+		md_event(md, names[i], "Fenced", msg);
 		md_log(LOG_WARN_, "vm %s: fenced (Lease not renewed for %.0f s)",
-		       f.names[i], age);
+		       names[i], age);
 	}
-	free(f.names);
+	free(names);
 }
 
-static int queue_own(struct core_vm *vm, void *arg)
+static bool own_pick(struct mountd *md, const struct core_vm *vm)
 {
-	struct fence *f = arg;
-
-	if (!strcmp(vm->st.node, f->md->node) && f->n < f->cap)
-		snprintf(f->names[f->n++], CORE_NAME_MAX + 1, "%s", vm->name);
-	return 0;
+	return !strcmp(vm->st.node, md->node);
 }
 
 /* The API server names another owner: this node lets go (lose), and
@@ -340,24 +323,20 @@ static bool still_mine(struct mountd *md, const char *name)
  * that another node took is let go (md_cluster_reconcile's lose). */
 static void requeue_own(struct mountd *md)
 {
-	struct fence f = { .md = md };
+	md_name *names = NULL;
+	size_t n = 0;
 	struct md_vm v;
 
 	md_log(LOG_INFO_, "Lease renewed again: fencing over");
-	core_model_rdlock(md->m);
-	f.cap = core_model_count(md->m);
-	f.names = calloc(f.cap + 1, sizeof(*f.names));
-	if (f.names)
-		core_model_each(md->m, queue_own, &f);
-	core_model_unlock(md->m);
-	for (size_t i = 0; i < f.n; i++)
-		if (md_vm_get(md, f.names[i], &v) == 0 && v.movable)
-			still_mine(md, f.names[i]);
+	md_vm_names(md, own_pick, &names, &n);
+	for (size_t i = 0; i < n; i++)
+		if (md_vm_get(md, names[i], &v) == 0 && v.movable)
+			still_mine(md, names[i]);
 	/* Only now may they start again. */
 	md->fenced = false;
-	for (size_t i = 0; i < f.n; i++)
-		md_queue(md, f.names[i]);
-	free(f.names);
+	for (size_t i = 0; i < n; i++)
+		md_queue(md, names[i]);
+	free(names);
 }
 
 /* Called every second (the fencer thread).  While fenced, the

@@ -136,35 +136,13 @@ static int cordon(struct mountd *md, const char *node, bool on, char *err,
 
 /* ---- drain -------------------------------------------------------------- */
 
-struct owned {
-	const char *node;
-	char (*names)[CORE_NAME_MAX + 1];
-	size_t n, cap;
-};
-
-static int collect_active(struct core_vm *vm, void *arg)
+/* Running or paused here: what a drain moves. */
+static bool active_here(struct mountd *md, const struct core_vm *vm)
 {
-	struct owned *o = arg;
 	bool active = vm->st.phase == CORE_PHASE_RUNNING ||
 		      vm->st.phase == CORE_PHASE_PAUSED;
 
-	if (!active || (vm->st.node[0] && strcmp(vm->st.node, o->node)))
-		return 0;
-	if (o->n < o->cap)
-		snprintf(o->names[o->n++], CORE_NAME_MAX + 1, "%s", vm->name);
-	return 0;
-}
-
-static int active_vms(struct mountd *md, struct owned *o)
-{
-	o->node = md->node;
-	core_model_rdlock(md->m);
-	o->cap = core_model_count(md->m);
-	o->names = calloc(o->cap + 1, sizeof(*o->names));
-	if (o->names)
-		core_model_each(md->m, collect_active, o);
-	core_model_unlock(md->m);
-	return o->names ? 0 : -ENOMEM;
+	return active && (!vm->st.node[0] || !strcmp(vm->st.node, md->node));
 }
 
 static bool live_migrates(struct mountd *md, const char *name)
@@ -293,7 +271,8 @@ static int drain_one(struct mountd *md, const char *name, char *err,
 
 static int drain_here(struct mountd *md, char *err, size_t errlen)
 {
-	struct owned o = { 0 };
+	md_name *names = NULL;
+	size_t n = 0;
 	char e[CORE_ERR_MAX] = "";
 	int rc, failed = 0;
 
@@ -311,23 +290,23 @@ static int drain_here(struct mountd *md, char *err, size_t errlen)
 		return rc;
 	}
 	rc = cordon(md, md->node, true, err, errlen);
-	if (rc == 0)
-		rc = active_vms(md, &o);
+	if (rc == 0 && (rc = md_vm_names(md, active_here, &names, &n)) < 0)
+		snprintf(err, errlen, "drain: out of memory");
 	pthread_mutex_lock(&md->maint_lock);
-	md->drain.total = (unsigned)o.n;
+	md->drain.total = (unsigned)n;
 	pthread_mutex_unlock(&md->maint_lock);
 	progress(md, "Running", 0, 0, 0, "");
-	for (size_t i = 0; rc == 0 && i < o.n; i++) {
-		if (drain_one(md, o.names[i], e, sizeof(e)) == 0)
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (drain_one(md, names[i], e, sizeof(e)) == 0)
 			continue;
 		failed++;
 		progress(md, NULL, 0, 0, 1, e);
 		md_log(LOG_WARN_, "drain: %s", e);
 	}
-	free(o.names);
+	free(names);
 	if (rc == 0 && failed) {
 		snprintf(err, errlen, "drain: %d of %zu VMs are still here; the "
-			 "last reason: %s", failed, o.n, e);
+			 "last reason: %s", failed, n, e);
 		rc = -EIO;
 	}
 	pthread_mutex_lock(&md->maint_lock);
