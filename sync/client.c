@@ -12,9 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MERGE_PATCH "application/merge-patch+json"
-#define JSON_PATCH "application/json-patch+json"
-#define JSON_CT "application/json"
 /* Status merge patches carry no resourceVersion, so a 409 means the
  * server lost an internal race; a few quick retries settle it. */
 #define CONFLICT_TRIES 4
@@ -533,14 +530,18 @@ static bool must_queue(struct sync *s)
 	       sync_outbox_count(s->ob) > 0;
 }
 
+/* owner: a status patch that applies only while status.nodeName is owner
+ * (NULL: any). */
 static int queue(struct sync *s, enum sync_kind k, const char *name,
-		 bool status, json_object *body, const char *why, char *err,
-		 size_t errlen)
+		 bool status, const char *owner, json_object *body,
+		 const char *why, char *err, size_t errlen)
 {
 	char e[CORE_ERR_MAX] = "";
 	int r;
 
-	r = sync_outbox_add(s->ob, k, name, status, body, e, sizeof(e));
+	r = owner ? sync_outbox_add_owned(s->ob, k, name, owner, body, e,
+					  sizeof(e)) :
+		    sync_outbox_add(s->ob, k, name, status, body, e, sizeof(e));
 	if (r < 0) {
 		snprintf(err, errlen, "the API server is unreachable (%s) and "
 			 "the outbox failed: %s", why, e);
@@ -551,14 +552,22 @@ static int queue(struct sync *s, enum sync_kind k, const char *name,
 	return -EAGAIN;
 }
 
+/* A merge patch; with an owner (a status patch), the JSON Patch of
+ * sync_owned_patch, which applies only while status.nodeName is owner. */
 static int patch(struct sync *s, enum sync_kind k, const char *name,
-		 bool status, json_object *body, char *err, size_t errlen)
+		 bool status, const char *owner, json_object *body, char *err,
+		 size_t errlen)
 {
 	char path[512], e[CORE_ERR_MAX] = "the API server is unreachable";
+	json_object *ops;
 	int r = -EBUSY;
 
 	if (sync_path(s, k, name, status, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, "bad name \"%s\"", name ? name : "");
+		return -EINVAL;
+	}
+	if (owner && !sync_name_ok(owner)) {
+		snprintf(err, errlen, "bad owner \"%s\"", owner);
 		return -EINVAL;
 	}
 	if (!json_object_is_type(body, json_type_object)) {
@@ -566,20 +575,23 @@ static int patch(struct sync *s, enum sync_kind k, const char *name,
 		return -EINVAL;
 	}
 	if (must_queue(s))
-		return queue(s, k, name, status, body,
+		return queue(s, k, name, status, owner, body,
 			     sync_outbox_count(s->ob) ? "earlier patches wait "
 			     "there" : "the API server is unreachable", err,
 			     errlen);
+	ops = owner ? sync_owned_patch(body, owner) : NULL;
 	for (int i = 0; i < CONFLICT_TRIES && r == -EBUSY; i++) {
 		if (i > 0)
 			usleep(20000 * i);
-		r = sync_request(s, "PATCH", path, body, MERGE_PATCH, NULL, e,
-				 sizeof(e));
+		r = sync_request(s, "PATCH", path, ops ? ops : body,
+				 ops ? SYNC_JSON_PATCH : SYNC_MERGE_PATCH, NULL,
+				 e, sizeof(e));
 		if (!status)
 			break;
 	}
+	json_object_put(ops);
 	if (r == SYNC_UNREACHABLE)
-		return queue(s, k, name, status, body, e, err, errlen);
+		return queue(s, k, name, status, owner, body, e, err, errlen);
 	if (r < 0)
 		snprintf(err, errlen, "%s", e);
 	return r;
@@ -620,61 +632,16 @@ json_object *sync_owned_patch(json_object *body, const char *owner)
 	return ops;
 }
 
-int sync_patch_status_owned(struct sync *s, enum sync_kind k,
-			    const char *name, const char *owner,
-			    json_object *status_patch, char *err,
-			    size_t errlen)
-{
-	char path[512], e[CORE_ERR_MAX] = "", q[CORE_ERR_MAX];
-	json_object *body = json_object_new_object(), *ops = NULL;
-	int r = -EBUSY;
-
-	json_object_object_add(body, "status", json_object_get(status_patch));
-	if (sync_path(s, k, name, true, path, sizeof(path)) < 0 || !owner ||
-	    !sync_name_ok(owner)) {
-		snprintf(err, errlen, "bad name or owner");
-		r = -EINVAL;
-		goto out;
-	}
-	if (must_queue(s)) {
-		snprintf(e, sizeof(e), "%s", sync_outbox_count(s->ob) ?
-			 "earlier patches wait there" :
-			 "the API server is unreachable");
-		r = SYNC_UNREACHABLE;
-	} else {
-		ops = sync_owned_patch(body, owner);
-		for (int i = 0; i < CONFLICT_TRIES && r == -EBUSY; i++)
-			r = sync_request(s, "PATCH", path, ops, JSON_PATCH, NULL,
-					 e, sizeof(e));
-	}
-	if (r == SYNC_UNREACHABLE) {
-		r = sync_outbox_add_owned(s->ob, k, name, owner, body, q,
-					  sizeof(q));
-		if (r == 0) {
-			sync_kick(s);
-			snprintf(err, errlen, "queued in the outbox: %s", e);
-			r = -EAGAIN;
-		} else {
-			snprintf(err, errlen, "the API server is unreachable "
-				 "(%s) and the outbox failed: %s", e, q);
-		}
-	} else if (r < 0) {
-		snprintf(err, errlen, "%s", e);
-	}
-out:
-	json_object_put(ops);
-	json_object_put(body);
-	return r;
-}
-
 int sync_patch(struct sync *s, enum sync_kind k, const char *name,
 	       json_object *p, char *err, size_t errlen)
 {
-	return patch(s, k, name, false, p, err, errlen);
+	return patch(s, k, name, false, NULL, p, err, errlen);
 }
 
-int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,
-		      json_object *status_patch, char *err, size_t errlen)
+/* {"status": status_patch}, as patch() sends it. */
+static int patch_status(struct sync *s, enum sync_kind k, const char *name,
+			const char *owner, json_object *status_patch,
+			char *err, size_t errlen)
 {
 	json_object *body = json_object_new_object();
 	int r;
@@ -684,9 +651,27 @@ int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,
 		return -ENOMEM;
 	}
 	json_object_object_add(body, "status", json_object_get(status_patch));
-	r = patch(s, k, name, true, body, err, errlen);
+	r = patch(s, k, name, true, owner, body, err, errlen);
 	json_object_put(body);
 	return r;
+}
+
+int sync_patch_status(struct sync *s, enum sync_kind k, const char *name,
+		      json_object *status_patch, char *err, size_t errlen)
+{
+	return patch_status(s, k, name, NULL, status_patch, err, errlen);
+}
+
+int sync_patch_status_owned(struct sync *s, enum sync_kind k,
+			    const char *name, const char *owner,
+			    json_object *status_patch, char *err,
+			    size_t errlen)
+{
+	if (!owner) {
+		snprintf(err, errlen, "no owner");
+		return -EINVAL;
+	}
+	return patch_status(s, k, name, owner, status_patch, err, errlen);
 }
 
 static int unreachable(struct sync *s, int r, char *err, size_t errlen)
@@ -743,7 +728,7 @@ int sync_create(struct sync *s, enum sync_kind k, json_object *obj,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	r = sync_request(s, "POST", path, c, JSON_CT, created, err, errlen);
+	r = sync_request(s, "POST", path, c, SYNC_JSON, created, err, errlen);
 	json_object_put(c);
 	return unreachable(s, r, err, errlen);
 }
@@ -865,7 +850,7 @@ static int assign(struct sync *s, enum sync_kind k, const char *name,
 		json_object_object_add(st, "phase", json_object_new_string(phase));
 	json_object_object_add(body, "metadata", md);
 	json_object_object_add(body, "status", st);
-	r = sync_request(s, "PATCH", path, body, MERGE_PATCH, NULL, err,
+	r = sync_request(s, "PATCH", path, body, SYNC_MERGE_PATCH, NULL, err,
 			 errlen);
 	json_object_put(body);
 	return unreachable(s, r, err, errlen);

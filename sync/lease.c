@@ -78,8 +78,7 @@ static int renew(struct sync *s, struct sync_http *h, char *err,
 		json_object_object_add(body, "metadata", lease_meta(s, false));
 		json_object_object_add(body, "spec", lease_spec(s, now, false));
 		r = sync_request_on(s, h, "PATCH", path, body,
-				    "application/merge-patch+json", NULL, err,
-				    errlen);
+				    SYNC_MERGE_PATCH, NULL, err, errlen);
 		json_object_put(body);
 		if (r != -ENOENT)
 			break;
@@ -90,8 +89,8 @@ static int renew(struct sync *s, struct sync_http *h, char *err,
 				       json_object_new_string("Lease"));
 		json_object_object_add(body, "metadata", lease_meta(s, true));
 		json_object_object_add(body, "spec", lease_spec(s, now, true));
-		r = sync_request_on(s, h, "POST", coll, body,
-				    "application/json", NULL, err, errlen);
+		r = sync_request_on(s, h, "POST", coll, body, SYNC_JSON, NULL,
+				    err, errlen);
 		json_object_put(body);
 		/* Created by our previous incarnation meanwhile: patch it. */
 		if (r != -EEXIST)
@@ -214,8 +213,8 @@ int sync_lease_annotate(struct sync *s, const char *node, const char *key,
 	json_object_object_add(body, "metadata", md);
 	snprintf(path, sizeof(path), LEASES "/" SYNC_LEASE_PREFIX "%s", s->ns,
 		 node);
-	r = sync_request(s, "PATCH", path, body, "application/merge-patch+json",
-			 NULL, err, errlen);
+	r = sync_request(s, "PATCH", path, body, SYNC_MERGE_PATCH, NULL, err,
+			 errlen);
 	json_object_put(body);
 	return r;
 }

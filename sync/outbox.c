@@ -569,9 +569,8 @@ static int push_one(struct sync *s, struct sync_http *h,
 		json_object_put(got);
 		got = NULL;
 		r = sync_request_on(s, h, "PATCH", path, ops ? ops : e->body,
-				    ops ? "application/json-patch+json" :
-				    "application/merge-patch+json", &got, err,
-				    sizeof(err));
+				    ops ? SYNC_JSON_PATCH : SYNC_MERGE_PATCH,
+				    &got, err, sizeof(err));
 	}
 	json_object_put(ops);
 	/* Told before the entry leaves the outbox: who waits for an empty

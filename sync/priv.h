@@ -178,6 +178,10 @@ int sync_request_on(struct sync *s, struct sync_http *h, const char *method,
 /* SYNC_API_PATH "/namespaces/NS/PLURAL[/NAME[/status]]" */
 int sync_path(const struct sync *s, enum sync_kind k, const char *name,
 	      bool status, char *buf, size_t len);
+/* Content types of sync_request's bodies. */
+#define SYNC_JSON "application/json"
+#define SYNC_MERGE_PATCH "application/merge-patch+json"
+#define SYNC_JSON_PATCH "application/json-patch+json"
 bool sync_stopping(struct sync *s);
 /* Wait ms, or until stopping (true), or until *seen differs from *counter
  * (seen may be NULL), which then becomes *seen; the counter is s->mu's. */

@@ -223,13 +223,12 @@ int sync_report_push(struct sync *s, struct sync_http *h, const char *ev,
 
 	if (create) {
 		snprintf(path, sizeof(path), EVENTS, s->ns);
-		return sync_request_on(s, h, "POST", path, body,
-				       "application/json", NULL, err, errlen);
+		return sync_request_on(s, h, "POST", path, body, SYNC_JSON,
+				       NULL, err, errlen);
 	}
 	snprintf(path, sizeof(path), EVENTS "/%s", s->ns, ev);
-	return sync_request_on(s, h, "PATCH", path, body,
-			       "application/merge-patch+json", NULL, err,
-			       errlen);
+	return sync_request_on(s, h, "PATCH", path, body, SYNC_MERGE_PATCH,
+			       NULL, err, errlen);
 }
 
 /* Send now, or queue behind what waits in the outbox.  0 when the server

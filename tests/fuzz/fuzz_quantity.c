@@ -26,11 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 4096)
 		return 0;
-	s = malloc(size + 1);
+	s = strndup((const char *)data, size);
 	if (!s)
 		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
 	r = core_qty_parse(s, &v, err, sizeof(err));
 	if (r == 0)
 		round_trip(v);
