@@ -396,6 +396,13 @@ void md_failover_scan(struct mountd *md);
 void md_fence_check(struct mountd *md);
 /* Claim an unowned (or lost) VM at resourceVersion rv for this node. */
 int md_cluster_claim(struct mountd *md, const char *name, const char *rv);
+/* A VM as the API server has it now, not as the watch told it so far. */
+struct md_api_vm {
+	char node[CORE_NAME_MAX + 1];   /* status.nodeName, "" for none */
+	char rv[32];                    /* metadata.resourceVersion */
+};
+int md_cluster_get(struct mountd *md, const char *name, struct md_api_vm *out,
+		   char *err, size_t errlen);
 /* Give this node's VM to node to (phase Pending there), guarded by its
  * resourceVersion; this node stops acting on it. */
 int md_cluster_give(struct mountd *md, const char *name, const char *to,

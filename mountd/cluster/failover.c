@@ -303,18 +303,14 @@ static int mark_lost_locked(struct mountd *md, struct core_vm *vm, void *arg)
 static bool still_mine(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX];
-	json_object *o = NULL;
-	const char *node;
-	bool mine = false;
+	struct md_api_vm now;
+	bool mine;
 
-	if (sync_get(md->sync, SYNC_VM, name, &o, err, sizeof(err)) == 0) {
-		node = json_object_get_string(core_json_path(o, "status.nodeName"));
-		mine = node && !strcmp(node, md->node);
-		if (!mine)
-			md_vm_edit(md, name, mark_lost_locked,
-				   (void *)(node ? node : ""));
-	}
-	json_object_put(o);
+	if (md_cluster_get(md, name, &now, err, sizeof(err)) < 0)
+		return false;
+	mine = !strcmp(now.node, md->node);
+	if (!mine)
+		md_vm_edit(md, name, mark_lost_locked, now.node);
 	return mine;
 }
 

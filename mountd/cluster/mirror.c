@@ -519,25 +519,17 @@ static int given_locked(struct mountd *md, struct core_vm *vm, void *arg)
 	return 0;
 }
 
-/* The object's resourceVersion now, while the API server says it is
- * this node's: this node's own status pushes move it on. */
-static int owned_rv(struct mountd *md, const char *name, char *rv,
-		    size_t len, char *err, size_t errlen)
+int md_cluster_get(struct mountd *md, const char *name, struct md_api_vm *out,
+		   char *err, size_t errlen)
 {
 	json_object *o = NULL;
-	const char *node;
 	int rc = sync_get(md->sync, SYNC_VM, name, &o, err, errlen);
 
 	if (rc == 0) {
-		node = json_object_get_string(core_json_path(o, "status.nodeName"));
-		if (!node || strcmp(node, md->node)) {
-			snprintf(err, errlen, "vm %s: not this node's on the API "
-				 "server", name);
-			rc = -EBUSY;
-		} else {
-			snprintf(rv, len, "%s", json_object_get_string(
-				core_json_path(o, "metadata.resourceVersion")));
-		}
+		snprintf(out->node, sizeof(out->node), "%s",
+			 str_at(o, "status", "nodeName") ?: "");
+		snprintf(out->rv, sizeof(out->rv), "%s",
+			 str_at(o, "metadata", "resourceVersion") ?: "");
 	}
 	json_object_put(o);
 	return rc;
@@ -546,14 +538,21 @@ static int owned_rv(struct mountd *md, const char *name, char *rv,
 int md_cluster_give(struct mountd *md, const char *name, const char *to,
 		    char *err, size_t errlen)
 {
-	char rv[32];
+	struct md_api_vm now;
 	int rc = -EBUSY;
 
+	/* At the revision it has now, while the API server says it is this
+	 * node's: this node's own status pushes move it on. */
 	for (int i = 0; i < 3 && rc == -EBUSY; i++) {
-		rc = owned_rv(md, name, rv, sizeof(rv), err, errlen);
-		if (rc == 0)
-			rc = sync_give(md->sync, SYNC_VM, name, rv, to, err,
+		rc = md_cluster_get(md, name, &now, err, errlen);
+		if (rc == 0 && strcmp(now.node, md->node)) {
+			snprintf(err, errlen, "vm %s: not this node's on the API "
+				 "server", name);
+			rc = -EBUSY;
+		} else if (rc == 0) {
+			rc = sync_give(md->sync, SYNC_VM, name, now.rv, to, err,
 				       errlen);
+		}
 	}
 	if (rc == 0)
 		md_vm_edit(md, name, given_locked, &(struct given){ .to = to });
@@ -813,16 +812,11 @@ static void hold(struct mountd *md, const char *name, uint64_t rv)
 static uint64_t current_rv(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX];
-	json_object *obj = NULL;
-	const char *rv;
-	uint64_t n = 0;
+	struct md_api_vm now;
 
-	if (sync_get(md->sync, SYNC_VM, name, &obj, err, sizeof(err)) == 0) {
-		rv = str_at(obj, "metadata", "resourceVersion");
-		n = rv ? strtoull(rv, NULL, 10) : 0;
-	}
-	json_object_put(obj);
-	return n;
+	if (md_cluster_get(md, name, &now, err, sizeof(err)) < 0)
+		return 0;
+	return strtoull(now.rv, NULL, 10);
 }
 
 int md_cluster_spec(struct mountd *md, const char *name, json_object *old,
