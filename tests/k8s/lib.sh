@@ -28,16 +28,15 @@ cluster_api() {
 api() { curl -sS --max-time 10 --cacert "$K8S_CA" --cert "$K8S_CLIENT_CERT" --key "$K8S_CLIENT_KEY" "$@"; }
 
 # vm_yaml NAME [OPTION...]: a running VirtualMachine of 1 CPU and one 64Mi
-# root disk. Options: stopped (running: false), node=NODE (its nodeSelector), class=CLASS (the
-# disk's storageClass), memory=QUANTITY (64Mi), ha (highAvailability
-# enabled), ha=FIELD (and that "key: value" under it); any other word is
-# appended under spec as it is, indentation included.
+# root disk. Options: node=NODE (its nodeSelector), class=CLASS (the disk's
+# storageClass), memory=QUANTITY (64Mi), ha (highAvailability enabled),
+# ha=FIELD (and that "key: value" under it); any other word is appended
+# under spec as it is, indentation included.
 vm_yaml() {
-	local name=$1 o mem=64Mi run=true class= node= ha= hafield= extra=
+	local name=$1 o mem=64Mi class= node= ha= hafield= extra=
 	shift
 	for o in "$@"; do
 		case $o in
-		stopped) run=false ;;
 		node=*) node=${o#node=} ;;
 		class=*) class=${o#class=} ;;
 		memory=*) mem=${o#memory=} ;;
@@ -47,7 +46,7 @@ vm_yaml() {
 		esac
 	done
 	printf 'apiVersion: hypersdk.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: %s\n' "$name"
-	printf 'spec:\n  cpus: 1\n  memory: %s\n  running: %s\n' "$mem" "$run"
+	printf 'spec:\n  cpus: 1\n  memory: %s\n  running: true\n' "$mem"
 	printf '  disks:\n  - name: root\n    size: 64Mi\n'
 	[ -z "$class" ] || printf '    storageClass: %s\n' "$class"
 	[ -z "$node" ] || printf '  nodeSelector:\n    hypersdk.io/node: %s\n' "$node"
