@@ -72,7 +72,7 @@ int carbon_parse_ukgrid_forecast(const char *buf, size_t len,
 /* The file provider's file: the shape of Electricity Maps' latest
  * (zone, carbonIntensity, datetime), so `curl ... > file` or one printf
  * writes it; an optional "forecast" array as in Electricity Maps'
- * forecast. */
+ * forecast (fc may be NULL).  zone is optional: "" when absent. */
 int carbon_parse_file(const char *buf, size_t len, struct carbon_reading *out,
 		      struct carbon_forecast *fc, char *err, size_t errlen);
 
@@ -124,6 +124,9 @@ struct carbon_poll {
  *   -EAGAIN     429 (retry_after_s from Retry-After, seconds or a date)
  *   -EIO        5xx, another status, a transport error
  *   -EINVAL     a body that does not parse (the reason in err)
+ * Before a request: the token file's -EINVAL, -EPERM, -ENOENT as for
+ * carbon_open; the file provider: -EIO when the file cannot be read.
+ * On success err is empty, or says why the forecast is missing.
  * err never holds the token. */
 int carbon_poll(struct carbon *c, bool want_forecast, struct carbon_poll *out,
 		char *err, size_t errlen);

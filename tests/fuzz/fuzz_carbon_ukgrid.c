@@ -1,0 +1,43 @@
+/* libFuzzer: the UK Carbon Intensity API's answers (carbon/parse.c),
+ * national and regional.  The first byte picks the current reading or
+ * the 24 h forecast. */
+#include <errno.h>
+#include <stdint.h>
+
+#include "fuzz_carbon.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[FUZZ_ERR_MAX] = "", *s;
+	struct carbon_reading r;
+	struct carbon_forecast fc;
+	int rc;
+
+	if (size < 1)
+		return 0;
+	s = malloc(size);
+	if (!s)
+		return 0;
+	memcpy(s, data + 1, size - 1);
+	if (data[0] & 1) {
+		rc = carbon_parse_ukgrid_forecast(s, size - 1, &fc, err,
+						  sizeof(err));
+		if (rc == 0)
+			check_forecast(&fc);
+		else if (fc.n)
+			abort();
+	} else {
+		rc = carbon_parse_ukgrid(s, size - 1, &r, err, sizeof(err));
+		/* "GB" or "GB-N" */
+		if (rc == 0)
+			check_reading(&r, true);
+		if (rc == 0 && strncmp(r.zone, "GB", 2))
+			abort();
+	}
+	if (rc < 0)
+		check_err(rc, err);
+	free(s);
+	return 0;
+}
