@@ -41,8 +41,19 @@ void core_qty_format(uint64_t bytes, char *buf, size_t len);
 /* Bit rates: "100Mbps", "1Gbps", "500kbps", "10MiBps" (bytes) -> bits/s. */
 int core_rate_parse(const char *s, uint64_t *bits_per_sec, char *err,
 		    size_t errlen);
+/* Durations as Kubernetes writes them, hours, minutes and seconds in that
+ * order: "6h", "90m", "1h30m", "45s" -> seconds, at most max_s.  -EINVAL,
+ * -ERANGE. */
+#define CORE_DURATION_ERR "want e.g. 6h, 90m or 1h30m"
+int core_duration_parse(const char *s, unsigned max_s, unsigned *secs,
+			char *err, size_t errlen);
 
 /* ---- spec --------------------------------------------------------- */
+
+/* carbonAware's defaults, and the longest wait one may ask for. */
+#define CORE_CARBON_MAX_INTENSITY 200
+#define CORE_CARBON_DELAY_S (6 * 3600)
+#define CORE_CARBON_DELAY_MAX_S (7 * 24 * 3600)
 
 struct core_kv {
 	char *key;
@@ -81,7 +92,8 @@ struct core_spec {
 	char *network_data;     /* cloudInit.networkData */
 	char *meta_data;        /* cloudInit.metaData */
 	bool carbon_aware;
-	int carbon_max_intensity;
+	int carbon_max_intensity;       /* gCO2eq/kWh; 200 when not given */
+	unsigned carbon_max_delay_s;    /* maxDelay; CORE_CARBON_DELAY_S */
 	bool ha_enabled;
 	char *ha_restart_policy;   /* Always, OnFailure, Never */
 	char *ha_eviction;         /* LiveMigrate, Shutdown, None */
@@ -156,8 +168,8 @@ json_object *core_json_merge_diff(json_object *from, json_object *to);
 #define CORE_PH_ALL ((CORE_PH(UNKNOWN) << 1) - 1)
 #define CORE_OPS(X) \
 	X(CREATE, create, NULL, CORE_OPF_DIR | CORE_OPF_ARG, NULL, 0, 0) \
-	X(START, start, "start", 0, "vm-start", CORE_PH_INACTIVE, \
-	  CORE_PH(RUNNING)) \
+	X(START, start, "start", 0, "vm-start", CORE_PH_INACTIVE | \
+	  CORE_PH(PENDING), CORE_PH(RUNNING)) \
 	X(STOP, stop, "stop", 0, "vm-stop", CORE_PH_ACTIVE, CORE_PH_INACTIVE) \
 	X(RESTART, restart, "restart", 0, "vm-restart", CORE_PH_ACTIVE, \
 	  CORE_PH(RUNNING)) \
@@ -208,6 +220,7 @@ struct core_ctl {
 	char arg[CORE_NAME_MAX + 1]; /* create NAME, clone TARGET, migrate NODE,
 				      * snapshot SNAP, revert SNAP */
 	bool force;             /* stop force, delete force */
+	bool now;               /* start now: past a carbonAware wait */
 	/* create, resize */
 	int cpus;               /* 0 = not given */
 	uint64_t memory;        /* 0 = not given */
@@ -272,6 +285,7 @@ enum core_cond_type {
 	CORE_COND_NETWORK_READY,
 	CORE_COND_AGENT_CONNECTED,
 	CORE_COND_RESTART_REQUIRED,     /* a resize waits for the next start */
+	CORE_COND_CARBON_DELAYED,       /* a start waits for a greener grid */
 	CORE_COND_COUNT,
 };
 const char *core_cond_name(enum core_cond_type t);
@@ -300,6 +314,18 @@ struct core_status {
 	char operation[32];     /* the action in flight, "" when none */
 	unsigned restarts;      /* restarts after stops nobody asked for */
 	time_t next_restart;    /* when the next one is due, 0 when none */
+	/* carbonAware: the start that waits for a greener grid, and the
+	 * reading it was last decided on (status.carbon). */
+	struct core_carbon_status {
+		time_t since;           /* a start waits since, 0 when none */
+		time_t deadline;        /* ... and starts at the latest then */
+		time_t next_window;     /* forecast under maxIntensity, 0 none */
+		int intensity;          /* gCO2eq/kWh, -1 when none */
+		time_t reading_at;      /* the reading's own time */
+		char zone[64];
+		char provider[16];
+		unsigned last_delay_s;  /* how long the last start waited */
+	} carbon;
 };
 
 void core_status_init(struct core_status *st);
@@ -542,17 +568,31 @@ char *core_obj_render_status(json_object *status, size_t *len);
 
 /* The nodes/ directory: this node, and in a cluster the nodes holding a
  * lease.  Protected by the model lock, like VMs. */
+/* A node's grid, as its provider (or its Lease) last said. */
+struct core_grid_reading {
+	int intensity;          /* gCO2eq/kWh, -1 when none */
+	time_t at;              /* the reading's own time */
+	char zone[64];
+	char provider[16];      /* "" when the node has none */
+};
+
 struct core_node {
 	char name[CORE_NAME_MAX + 1];
 	int slot;               /* stable small integer for inode numbers */
 	char *txt;              /* its status file */
 	size_t len;
+	struct core_grid_reading grid;  /* the dashboard's badge, /metrics */
 };
 
 /* Add or update a node's status text (write lock held). */
 int core_model_set_node(struct core_model *m, const char *name,
 			const char *txt, size_t len);
 void core_model_remove_node(struct core_model *m, const char *name);
+/* The typed grid reading of a node set by core_model_set_node (write
+ * lock held; its text carries the same, so the change is delivered with
+ * the text's).  -ENOENT. */
+int core_model_set_node_grid(struct core_model *m, const char *name,
+			     const struct core_grid_reading *g);
 struct core_node *core_model_node(struct core_model *m, const char *name);
 struct core_node *core_model_node_slot(struct core_model *m, int slot);
 int core_model_each_node(struct core_model *m,

@@ -70,6 +70,7 @@ static const struct opt opts[] = {
 	{ "template", O_NAME, VBIT(CORE_V_CREATE), F(template_name) },
 	{ "running", O_BOOL, VBIT(CORE_V_CREATE), F(running) },
 	{ "force", O_FLAG, VBIT(CORE_V_STOP) | VBIT(CORE_V_DELETE), F(force) },
+	{ "now", O_FLAG, VBIT(CORE_V_START), F(now) },
 	{ "linked", O_FLAG, VBIT(CORE_V_CLONE), F(linked) },
 	{ "start", O_FLAG, VBIT(CORE_V_CLONE), F(start) },
 	{ "offline", O_FLAG, VBIT(CORE_V_MIGRATE), F(offline) },

@@ -61,6 +61,7 @@ static int add_node(struct core_model *m, const char *name,
 		return -ENOMEM;
 	memcpy(n->name, name, strlen(name) + 1);
 	n->slot = slot;
+	n->grid.intensity = -1;
 	m->nodes[slot] = n;
 	*out = n;
 	return 0;
@@ -113,4 +114,15 @@ void core_nodes_free(struct core_model *m)
 		free(m->nodes[i]);
 	}
 	free(m->nodes);
+}
+
+int core_model_set_node_grid(struct core_model *m, const char *name,
+			     const struct core_grid_reading *g)
+{
+	struct core_node *n = core_model_node(m, name);
+
+	if (!n)
+		return -ENOENT;
+	n->grid = *g;
+	return 0;
 }

@@ -271,3 +271,51 @@ bad:
 	snprintf(err, errlen, "bad rate %s: want e.g. 100Mbps or 10MiBps", q);
 	return -EINVAL;
 }
+
+/* One "<digits><unit>" step; units must come in the order h, m, s. */
+static int duration_step(const char **p, int *last, uint64_t *total)
+{
+	static const char units[] = "hms";
+	static const unsigned mul[] = { 3600, 60, 1 };
+	uint64_t n = 0;
+	const char *u;
+	int digits = 0;
+
+	while (**p >= '0' && **p <= '9' && digits < 9) {
+		n = n * 10 + (uint64_t)(**p - '0');
+		(*p)++;
+		digits++;
+	}
+	u = **p ? strchr(units, **p) : NULL;
+	if (!digits || !u || (int)(u - units) <= *last)
+		return -EINVAL;
+	*last = (int)(u - units);
+	*total += n * mul[*last];
+	(*p)++;
+	return 0;
+}
+
+int core_duration_parse(const char *s, unsigned max_s, unsigned *secs,
+			char *err, size_t errlen)
+{
+	const char *p = s ? s : "";
+	uint64_t total = 0;
+	int last = -1;
+	char q[80];
+
+	core_quote(q, sizeof(q), p, strlen(p));
+	if (!*p)
+		goto bad;
+	while (*p)
+		if (duration_step(&p, &last, &total) < 0)
+			goto bad;
+	if (total > max_s) {
+		snprintf(err, errlen, "duration %s: more than %us", q, max_s);
+		return -ERANGE;
+	}
+	*secs = (unsigned)total;
+	return 0;
+bad:
+	snprintf(err, errlen, "bad duration %s: " CORE_DURATION_ERR, q);
+	return -EINVAL;
+}

@@ -218,6 +218,28 @@ static int read_strmap(struct vctx *v, json_object *o, const char *key,
 
 /* ---- sections ------------------------------------------------------ */
 
+static int read_carbon(struct vctx *v, json_object *ca, struct core_spec *s)
+{
+	char *delay = NULL, derr[CORE_ERR_MAX];
+	int r;
+
+	r = read_bool(v, ca, "enabled", "spec.carbonAware.enabled",
+		      &s->carbon_aware);
+	if (r == 0)
+		r = read_int(v, ca, "maxIntensity",
+			     "spec.carbonAware.maxIntensity", 0, 100000,
+			     &s->carbon_max_intensity);
+	if (r == 0)
+		r = read_str(v, ca, "maxDelay", "spec.carbonAware.maxDelay",
+			     &delay);
+	if (r == 0 && delay &&
+	    core_duration_parse(delay, CORE_CARBON_DELAY_MAX_S,
+				&s->carbon_max_delay_s, derr, sizeof(derr)) < 0)
+		r = fail(v, "spec.carbonAware.maxDelay", "%s", derr);
+	free(delay);
+	return r;
+}
+
 static int read_disk(struct vctx *v, json_object *d, size_t i,
 		     struct core_disk *out, struct core_disk *prev)
 {
@@ -403,12 +425,7 @@ static int read_policies(struct vctx *v, json_object *spec,
 
 	r = read_obj(v, spec, "carbonAware", "spec.carbonAware", &ca);
 	if (r == 0 && ca)
-		r = read_bool(v, ca, "enabled", "spec.carbonAware.enabled",
-			      &s->carbon_aware);
-	if (r == 0 && ca)
-		r = read_int(v, ca, "maxIntensity",
-			     "spec.carbonAware.maxIntensity", 0, 100000,
-			     &s->carbon_max_intensity);
+		r = read_carbon(v, ca, s);
 	if (r == 0)
 		r = read_obj(v, spec, "highAvailability",
 			     "spec.highAvailability", &ha);
@@ -489,6 +506,8 @@ int core_spec_from_json(json_object *spec, struct core_spec *out, char *err,
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	out->carbon_max_intensity = CORE_CARBON_MAX_INTENSITY;
+	out->carbon_max_delay_s = CORE_CARBON_DELAY_S;
 	if (!json_object_is_type(spec, json_type_object))
 		return fail(&v, "spec", "must be a mapping");
 	r = read_resources(&v, spec, out);

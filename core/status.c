@@ -20,6 +20,10 @@
  *   operation    the action in flight
  *   restarts     restarts after stops nobody asked for (highAvailability)
  *   nextRestart  RFC 3339 UTC time of the next one, while it waits
+ *   carbon.*     carbonAware: the reading a start was last decided on
+ *                (intensity, zone, provider, readingTime), a start that
+ *                waits (waitingSince, deadline, nextWindow) and how long
+ *                the last one waited (lastDelay, seconds)
  *   condition.T            true or false, for T in Ready, DiskReady,
  *                          NetworkReady, AgentConnected
  *   condition.T.reason     CamelCase reason
@@ -46,6 +50,7 @@ static const char *const conds[] = {
 	[CORE_COND_NETWORK_READY] = "NetworkReady",
 	[CORE_COND_AGENT_CONNECTED] = "AgentConnected",
 	[CORE_COND_RESTART_REQUIRED] = "RestartRequired",
+	[CORE_COND_CARBON_DELAYED] = "CarbonDelayed",
 };
 
 const char *core_phase_name(enum core_phase p)
@@ -78,6 +83,7 @@ void core_status_init(struct core_status *st)
 	memset(st, 0, sizeof(*st));
 	st->phase = CORE_PHASE_PENDING;
 	st->vnc_port = -1;
+	st->carbon.intensity = -1;
 }
 
 void core_status_cond(struct core_status *st, enum core_cond_type t,
@@ -156,6 +162,23 @@ static void put_conds(struct out *o, const struct core_status *st)
 	}
 }
 
+static void put_carbon(struct out *o, const struct core_carbon_status *c)
+{
+	char b[32] = "";
+
+	if (c->intensity >= 0)
+		snprintf(b, sizeof(b), "%d", c->intensity);
+	put(o, "carbon.intensity", b);
+	put(o, "carbon.zone", c->zone);
+	put(o, "carbon.provider", c->provider);
+	put_time(o, "carbon.readingTime", c->reading_at);
+	put_time(o, "carbon.waitingSince", c->since);
+	put_time(o, "carbon.deadline", c->deadline);
+	put_time(o, "carbon.nextWindow", c->next_window);
+	snprintf(b, sizeof(b), "%u", c->last_delay_s);
+	put(o, "carbon.lastDelay", b);
+}
+
 int core_status_render(const struct core_status *st, const char *name,
 		       char *buf, size_t len)
 {
@@ -190,6 +213,7 @@ int core_status_render(const struct core_status *st, const char *name,
 	snprintf(b, sizeof(b), "%u", st->restarts);
 	put(&o, "restarts", b);
 	put_time(&o, "nextRestart", st->next_restart);
+	put_carbon(&o, &st->carbon);
 	put_conds(&o, st);
 	if (o.full)
 		return -ENOSPC;
@@ -247,6 +271,25 @@ static json_object *conds_to_json(const struct core_status *st)
 	return a;
 }
 
+static json_object *carbon_to_json(const struct core_carbon_status *c)
+{
+	json_object *o = json_object_new_object();
+
+	if (c->intensity >= 0)
+		json_object_object_add(o, "intensity",
+				       json_object_new_int(c->intensity));
+	add_str(o, "zone", c->zone);
+	add_str(o, "provider", c->provider);
+	add_time(o, "readingTime", c->reading_at);
+	add_time(o, "waitingSince", c->since);
+	add_time(o, "deadline", c->deadline);
+	add_time(o, "nextWindow", c->next_window);
+	if (c->last_delay_s)
+		json_object_object_add(o, "lastDelaySeconds",
+				       json_object_new_int64(c->last_delay_s));
+	return o;
+}
+
 json_object *core_status_to_json(const struct core_status *st)
 {
 	json_object *o = json_object_new_object();
@@ -279,6 +322,9 @@ json_object *core_status_to_json(const struct core_status *st)
 		json_object_object_add(o, "restarts",
 				       json_object_new_int64(st->restarts));
 	add_time(o, "nextRestart", st->next_restart);
+	if (st->carbon.intensity >= 0 || st->carbon.since ||
+	    st->carbon.last_delay_s)
+		json_object_object_add(o, "carbon", carbon_to_json(&st->carbon));
 	json_object_object_add(o, "conditions", conds_to_json(st));
 	return o;
 }
@@ -409,6 +455,35 @@ static int nested_from_json(json_object *o, struct core_status *st)
 	return r;
 }
 
+static int carbon_from_json(json_object *o, struct core_carbon_status *c)
+{
+	json_object *j = NULL;
+	int r = 0;
+
+	if (!json_object_object_get_ex(o, "carbon", &j) || !j)
+		return 0;
+	if (!json_object_is_type(j, json_type_object))
+		return -EINVAL;
+	r = get_int(j, "intensity", &c->intensity);
+	if (r == 0 && c->intensity < -1)
+		r = -EINVAL;
+	if (r == 0)
+		r = get_str(j, "zone", c->zone, sizeof(c->zone));
+	if (r == 0)
+		r = get_str(j, "provider", c->provider, sizeof(c->provider));
+	if (r == 0)
+		r = get_time(j, "readingTime", &c->reading_at);
+	if (r == 0)
+		r = get_time(j, "waitingSince", &c->since);
+	if (r == 0)
+		r = get_time(j, "deadline", &c->deadline);
+	if (r == 0)
+		r = get_time(j, "nextWindow", &c->next_window);
+	if (r == 0)
+		r = get_count(j, "lastDelaySeconds", &c->last_delay_s);
+	return r;
+}
+
 int core_status_from_json(json_object *o, struct core_status *st)
 {
 	char phase[32] = "";
@@ -443,6 +518,8 @@ int core_status_from_json(json_object *o, struct core_status *st)
 		r = get_count(o, "restarts", &st->restarts);
 	if (r == 0)
 		r = get_time(o, "nextRestart", &st->next_restart);
+	if (r == 0)
+		r = carbon_from_json(o, &st->carbon);
 	if (r == 0)
 		r = conds_from_json(o, st);
 	return r < 0 ? -EINVAL : 0;

@@ -56,6 +56,7 @@ static void init(struct mountd *md, const struct md_config *c)
 	pthread_cond_init(&md->runs_cond, NULL);
 	pthread_mutex_init(&md->members_lock, NULL);
 	pthread_mutex_init(&md->maint_lock, NULL);
+	pthread_mutex_init(&md->carbon_lock, NULL);
 	md->peers = calloc(c->npeers + 1, sizeof(*md->peers));
 	for (size_t i = 0; md->peers && i < c->npeers; i++) {
 		const char *eq = strchr(c->peers[i], '=');
@@ -117,6 +118,8 @@ int md_open(const struct md_config *c, struct mountd **out, char *err,
 	if (rc == 0)
 		rc = import_policy(md, err, errlen);
 	if (rc == 0)
+		rc = md_carbon_open(md, err, errlen);
+	if (rc == 0)
 		md_cordon_load(md);
 	if (rc == 0)
 		rc = md_load(md, err, errlen);
@@ -150,6 +153,8 @@ int md_start(struct mountd *md)
 	rc = md_worker_start(&md->work);
 	if (rc == 0)
 		rc = md_stats_start(md);
+	if (rc == 0)
+		rc = md_carbon_start(md);
 	if (rc == 0 && md->sync)
 		rc = md_worker_start(&md->status);
 	if (rc < 0)
@@ -170,6 +175,7 @@ void md_close(struct mountd *md)
 	if (!md)
 		return;
 	md_stats_stop(md);
+	md_carbon_close(md);
 	md_drain_join(md);
 	md_worker_stop(&md->work);
 	md_worker_stop(&md->status);

@@ -47,8 +47,14 @@ struct opts {
 	const char *import_allow[MAX_ALLOW];
 	struct be_import_policy imp;
 	const char *probe;      /* live or ready: probe, don't serve */
+	struct carbon_cfg carbon;       /* --carbon-* */
+	int carbon_interval;
 	struct core_acl acl;    /* --group, resolved */
 };
+
+/* Long options without a letter of their own. */
+enum { OPT_CARBON_PROVIDER = 256, OPT_CARBON_ZONE, OPT_CARBON_URL,
+       OPT_CARBON_TOKEN, OPT_CARBON_FILE, OPT_CARBON_INTERVAL };
 
 static void usage(FILE *f)
 {
@@ -70,6 +76,10 @@ static void usage(FILE *f)
 	      "         [--import-max-size BYTES] [--import-timeout SECONDS]\n"
 	      "         [--import-low-speed BYTES/S] [--import-stall SECONDS]\n"
 	      "         [--import-max N]\n"
+	      "         [--carbon-provider electricitymaps|ukgrid|file|none]\n"
+	      "         [--carbon-zone ZONE] [--carbon-url URL] "
+	      "[--carbon-token-file FILE]\n"
+	      "         [--carbon-file FILE] [--carbon-interval SECONDS]\n"
 	      "       hypersdk-mountd --probe live|ready [--mount DIR]\n"
 	      "With --kubeconfig (or in a pod, with its service account) the\n"
 	      "tree mirrors the hypersdk.io VirtualMachines of the namespace.\n"
@@ -272,6 +282,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "restart-backoff", 1, 0, 'B' },
 		{ "migration-uri", 1, 0, 'M' },
 		{ "storage-class", 1, 0, 'Y' },
+		{ "carbon-provider", 1, 0, OPT_CARBON_PROVIDER },
+		{ "carbon-zone", 1, 0, OPT_CARBON_ZONE },
+		{ "carbon-url", 1, 0, OPT_CARBON_URL },
+		{ "carbon-token-file", 1, 0, OPT_CARBON_TOKEN },
+		{ "carbon-file", 1, 0, OPT_CARBON_FILE },
+		{ "carbon-interval", 1, 0, OPT_CARBON_INTERVAL },
 		{ 0, 0, 0, 0 },
 	};
 	int c, bad = 0, lvl;
@@ -310,6 +326,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'B':
 			bad |= parse_secs(optarg, &o->restart_backoff) ||
 			       o->restart_backoff < 1 || o->restart_backoff > 3600;
+			break;
+		case OPT_CARBON_PROVIDER:
+			bad |= carbon_kind_parse(optarg, &o->carbon.kind) < 0;
+			break;
+		case OPT_CARBON_ZONE: o->carbon.zone = optarg; break;
+		case OPT_CARBON_URL: o->carbon.url = optarg; break;
+		case OPT_CARBON_TOKEN: o->carbon.token_file = optarg; break;
+		case OPT_CARBON_FILE: o->carbon.file = optarg; break;
+		case OPT_CARBON_INTERVAL:
+			bad |= parse_secs(optarg, &o->carbon_interval) ||
+			       o->carbon_interval < 1 || o->carbon_interval > 86400;
 			break;
 		case 'l':
 			lvl = parse_level(optarg);
@@ -617,6 +644,8 @@ static void config(struct opts *o, struct md_config *c)
 		.classes = o->classes, .nclasses = (size_t)o->nclasses,
 		.peers = o->peers, .npeers = (size_t)o->npeers,
 		.copy_storage = o->copy_storage, .imp = o->imp, .acl = o->acl,
+		.carbon = o->carbon,
+		.carbon_interval_s = (unsigned)o->carbon_interval,
 	};
 	c->imp.allow = o->import_allow;
 }

@@ -9,6 +9,7 @@
 #define HYPERSDK_MOUNTD_H
 
 #include "backend/backend.h"
+#include "carbon/carbon.h"
 #include "core/core.h"
 #include "fs/fs.h"
 
@@ -34,7 +35,10 @@ struct md_config {
 	bool copy_storage;              /* --migrate-copy-storage */
 	struct be_import_policy imp;    /* image sources (allow filled in) */
 	struct core_acl acl;            /* --group */
+	struct carbon_cfg carbon;       /* --carbon-*: kind NONE when off */
+	unsigned carbon_interval_s;     /* 0: MD_CARBON_INTERVAL_S */
 };
+#define MD_CARBON_INTERVAL_S 300
 
 struct mountd;
 
@@ -51,6 +55,16 @@ struct core_model *md_model(struct mountd *md);
 bool md_cluster_mode(const struct mountd *md);
 void md_outbox(struct mountd *md, bool *online, size_t *queued,
 	       time_t *oldest);
+/* This node's grid for /metrics: -ENOSYS without a provider, -ENODATA
+ * before the first reading (provider and zone filled in). */
+struct md_grid_view {
+	char provider[16], zone[CARBON_ZONE_MAX];
+	int intensity;          /* -1 when none */
+	time_t at, polled;
+	bool fresh;
+	char error[CORE_ERR_MAX];       /* the last poll's failure, "" */
+};
+int md_grid_now(struct mountd *md, struct md_grid_view *out);
 /* "node n1, libvirt test:///default, accel tcg, 3 vms" for the log. */
 void md_describe(struct mountd *md, char *buf, size_t len);
 

@@ -95,6 +95,8 @@ struct md_vmx {
 	uint64_t pushed;        /* cluster: hash of the status published last */
 	unsigned failures;      /* stops nobody asked for, in a row (backoff) */
 	bool lost;              /* cluster: another node took it over */
+	bool keep_up;           /* its next start keeps it up (a failover):
+				 * no carbon wait */
 	char lost_reported[CORE_NAME_MAX + 1];  /* NodeLost said for this
 						 * owner (failover.c) */
 };
@@ -120,6 +122,8 @@ struct md_vm {
 	char rv[32];
 	time_t next_restart;    /* a restart waits for its backoff until then */
 	bool movable;           /* HA with every disk on a shared class */
+	bool carbon_aware;      /* spec.carbonAware.enabled */
+	bool carbon_waits;      /* a start waits for a greener grid */
 };
 /* 0 with the copy, or -ENOENT. */
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out);
@@ -296,6 +300,23 @@ struct mountd {
 	struct md_member *members;
 	size_t nmembers;
 
+	/* host/carbon.c: the grid here (under carbon_lock) */
+	struct carbon *carbon;          /* NULL: no --carbon-provider */
+	pthread_mutex_t carbon_lock;
+	struct md_grid {
+		bool have;              /* a reading was had */
+		struct carbon_reading r;
+		time_t polled;          /* r's poll */
+		struct carbon_forecast fc;      /* n 0 when none */
+		time_t fc_polled;
+		unsigned failures;      /* polls failed in a row */
+		int last_rc;            /* the last poll's, for the log */
+		char error[CORE_ERR_MAX];       /* the last one's, "" */
+	} grid;
+	char carbon_published[3][64];   /* what the Lease says (the thread's) */
+	pthread_t carbon_thread;
+	bool carbon_started;
+
 	/* --peer NODE=URI (standalone): libvirt URIs of nodes to migrate to */
 	struct md_peer {
 		char node[CORE_NAME_MAX + 1];
@@ -428,6 +449,7 @@ struct md_member {
 	char drain_done[64];    /* the last one it finished */
 	char drain_done_node[64];       /* ... asked by its Node object */
 	char drain_result[CORE_ERR_MAX];        /* "ok" or what failed */
+	struct core_grid_reading grid;  /* hypersdk.io/carbon-* */
 };
 /* A new table from the Leases (a request to the API server). */
 int md_members_refresh(struct mountd *md);
@@ -520,6 +542,36 @@ void md_restart_if_due(struct mountd *md, const char *name);
  * when nothing waited. */
 bool md_restart_cancel(struct mountd *md, const char *name);
 bool md_restart_waiting(const struct md_vm *v, time_t now);
+
+/* host/carbon.c: carbonAware starts wait for a greener grid. */
+/* How long a carbonAware VM is left to a greener node (Leases). */
+#define MD_GREENER_WAIT_S 20
+#define MD_ANN_CARBON_ZONE CORE_API_GROUP "/carbon-zone"
+#define MD_ANN_CARBON_INTENSITY CORE_API_GROUP "/carbon-intensity"
+#define MD_ANN_CARBON_UPDATED CORE_API_GROUP "/carbon-updated"
+int md_carbon_open(struct mountd *md, char *err, size_t errlen);
+int md_carbon_start(struct mountd *md);
+/* After md->stopping (md_stats_stop). */
+void md_carbon_close(struct mountd *md);
+/* The gate of a start: *wait when the VM waits (Pending, CarbonDelayed,
+ * a look queued at its deadline); now is `start now`. */
+int md_carbon_gate(struct mountd *md, const char *name, bool now, bool *wait);
+/* Model lock held: a refresh of a VM that waits keeps it Pending. */
+void md_carbon_show(struct core_vm *vm, time_t now);
+/* The reconciler's look: start a VM that waits if its time has come. */
+void md_carbon_if_due(struct mountd *md, const char *name);
+/* A stop of a VM that waits: no start, spec.running false.  false when
+ * nothing waited. */
+bool md_carbon_cancel(struct mountd *md, const char *name);
+/* This node's reading into its Lease (when it changed). */
+void md_carbon_publish(struct mountd *md);
+/* nodes/NODE/status lines of this node's grid, and of a member's. */
+int md_carbon_render(struct mountd *md, char *buf, size_t len);
+int md_carbon_render_member(const struct md_member *m, char *buf, size_t len);
+/* A fresh reading of a member's Lease (a node's own time rules). */
+bool md_carbon_member_fresh(const struct md_member *m, time_t now);
+/* The grid of this node as a member's would read, for placement. */
+int md_carbon_self(struct mountd *md, struct core_grid_reading *out);
 
 /* host/follow.c */
 /* The reconciler's work: one VM's events, all VMs, nodes/ after a batch. */

@@ -39,6 +39,8 @@ static void copy_out(const struct mountd *md, const struct core_vm *vm,
 	snprintf(out->rv, sizeof(out->rv), "%s", x->rv);
 	out->next_restart = vm->st.next_restart;
 	out->movable = vm->spec.ha_enabled && md_classes_shared(md, &vm->spec);
+	out->carbon_aware = vm->spec.carbon_aware;
+	out->carbon_waits = vm->st.carbon.since != 0;
 }
 
 int md_vm_get(struct mountd *md, const char *name, struct md_vm *out)

@@ -264,6 +264,43 @@ static unsigned get_config(struct web *w, char **body)
 	return 200;
 }
 
+static int add_node(struct core_node *n, void *arg)
+{
+	struct listing *l = arg;
+	json_object *o = json_object_new_object(), *g = json_object_new_object();
+	char at[32];
+
+	json_object_object_add(o, "name", json_object_new_string(n->name));
+	json_object_object_add(o, "self", json_object_new_boolean(
+		l->w->cfg.node && !strcmp(n->name, l->w->cfg.node)));
+	json_object_object_add(g, "zone", json_object_new_string(n->grid.zone));
+	json_object_object_add(g, "provider",
+			       json_object_new_string(n->grid.provider));
+	if (n->grid.intensity >= 0) {
+		core_rfc3339(n->grid.at, at, sizeof(at));
+		json_object_object_add(g, "intensity",
+				       json_object_new_int(n->grid.intensity));
+		json_object_object_add(g, "readingTime",
+				       json_object_new_string(at));
+	}
+	json_object_object_add(o, "carbon", g);
+	json_object_array_add(l->items, o);
+	return 0;
+}
+
+/* Each node with its grid's intensity (the dashboard's badges). */
+static unsigned get_nodes(struct web *w, const struct core_cred *who,
+			  char **body)
+{
+	struct listing l = { w, who, json_object_new_array() };
+
+	core_model_rdlock(w->cfg.model);
+	core_model_each_node(w->cfg.model, add_node, &l);
+	core_model_unlock(w->cfg.model);
+	*body = web_json_text(web_json_list("NodeList", l.items));
+	return 200;
+}
+
 unsigned web_api_get(struct web *w, const struct web_route *r,
 		     const struct core_cred *who, char **body)
 {
@@ -275,6 +312,7 @@ unsigned web_api_get(struct web *w, const struct web_route *r,
 	case WEB_R_TEMPLATES: return web_objects_get(w, r, who, body);
 	case WEB_R_VM_METRICS: return get_vm_metrics(w, who, body);
 	case WEB_R_CONFIG: return get_config(w, body);
+	case WEB_R_NODES: return get_nodes(w, who, body);
 	default:
 		*body = web_json_error("not found");
 		return 404;

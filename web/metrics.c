@@ -177,11 +177,52 @@ static void sync_metrics(struct web *w, struct web_buf *b)
 	web_buf_printf(b, "hypersdk_sync_outbox_entries %zu\n", st.queued);
 }
 
+/* This node's grid, and how long each carbonAware VM's start waits
+ * (or, when it runs, waited last). */
+static int carbon_vm_line(struct core_vm *vm, void *arg)
+{
+	struct web_buf *b = arg;
+	const struct core_carbon_status *c = &vm->st.carbon;
+	time_t now = time(NULL);
+
+	if (!vm->spec.carbon_aware)
+		return 0;
+	web_buf_printf(b, "hypersdk_vm_carbon_delay_seconds{vm=\"%s\","
+		       "namespace=\"%s\",waiting=\"%s\"} %lld\n", vm->name,
+		       vm->ns, c->since ? "true" : "false",
+		       c->since ? (long long)(now - c->since) :
+				  (long long)c->last_delay_s);
+	return 0;
+}
+
+static void carbon_metrics(struct web *w, struct web_buf *b)
+{
+	struct core_node *n;
+
+	core_model_rdlock(w->cfg.model);
+	n = w->cfg.node ? core_model_node(w->cfg.model, w->cfg.node) : NULL;
+	if (n && n->grid.provider[0]) {
+		help(b, "hypersdk_grid_carbon_intensity", "gauge",
+		     "The grid's carbon intensity here (gCO2eq/kWh), as the "
+		     "provider last said it; absent without a fresh reading.");
+		if (n->grid.intensity >= 0)
+			web_buf_printf(b, "hypersdk_grid_carbon_intensity{zone=\"%s\","
+				       "provider=\"%s\"} %d\n", n->grid.zone,
+				       n->grid.provider, n->grid.intensity);
+	}
+	help(b, "hypersdk_vm_carbon_delay_seconds", "gauge",
+	     "How long a carbonAware VM's start has waited for a greener "
+	     "grid (waiting=\"true\"), or its last start waited.");
+	core_model_each(w->cfg.model, carbon_vm_line, b);
+	core_model_unlock(w->cfg.model);
+}
+
 char *web_metrics(struct web *w, size_t *len)
 {
 	struct web_buf b = { 0 };
 
 	vm_metrics(w, &b);
+	carbon_metrics(w, &b);
 	fuse_metrics(&b);
 	sync_metrics(w, &b);
 	web_object_metrics(w, &b);

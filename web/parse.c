@@ -446,6 +446,7 @@ int web_route(const char *path, struct web_route *r, char *err,
 		{ "/api/k8s/vm-metrics", WEB_R_VM_METRICS },
 		{ "/api/k8s/operations", WEB_R_OPERATIONS },
 		{ "/api/k8s/events", WEB_R_EVENTS },
+		{ "/api/k8s/nodes", WEB_R_NODES },
 	};
 	const char *p;
 

@@ -119,6 +119,7 @@ enum web_route_kind {
 	WEB_R_VM_METRICS,       /* /api/k8s/vm-metrics */
 	WEB_R_OPERATIONS,       /* /api/k8s/operations */
 	WEB_R_EVENTS,           /* /api/k8s/events (text/event-stream) */
+	WEB_R_NODES,            /* /api/k8s/nodes */
 };
 
 struct web_route {

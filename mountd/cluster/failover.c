@@ -99,6 +99,7 @@ static int fresh_locked(struct mountd *md, struct core_vm *vm, void *arg)
 	vm->st.qemu_pid = 0;
 	vm->st.start_time = 0;
 	md_x(vm)->defined_gen = 0;
+	md_x(vm)->keep_up = true;
 	return 0;
 }
 

@@ -82,6 +82,9 @@ static int check_phase(struct mountd *md, const char *name,
 
 	if (md_vm_get(md, name, &v) < 0)
 		return 0;       /* the API server answers 404 */
+	/* A stop of a start that waits for a greener grid cancels it. */
+	if (msg->verb == CORE_V_STOP && v.carbon_waits)
+		return 0;
 	rc = md_verb_check(name, msg, v.phase, err, errlen);
 	if (rc == 0)
 		goto out;
@@ -111,6 +114,21 @@ static int forward_op(struct mountd *md, const char *name,
 	return rc;
 }
 
+/* Where the owner's status goes: a carbonAware start may wait, Pending,
+ * for a greener grid (a stop that cancels such a wait leaves it
+ * Stopped, which the verb's own phases have). */
+static unsigned start_outcome(struct mountd *md, const char *name,
+			      const struct core_ctl *msg)
+{
+	unsigned to = core_op(msg->verb)->to;
+	struct md_vm v;
+
+	if (msg->verb == CORE_V_START && md_vm_get(md, name, &v) == 0 &&
+	    v.carbon_aware)
+		to |= CORE_PH(PENDING);
+	return to;
+}
+
 /* The owner does the work; the writer changes the object and waits for
  * the owner's status.  Verbs with no spec field to express them run on
  * the owner's tree only. */
@@ -130,14 +148,14 @@ int md_cluster_forward(struct mountd *md, const char *name,
 	switch (msg->verb) {
 	case CORE_V_START:
 	case CORE_V_STOP:
-		/* "force" has no spec field to travel in: a VMOperation
-		 * carries it. */
-		if (msg->force)
+		/* "force" and "now" have no spec field to travel in: a
+		 * VMOperation carries them. */
+		if (msg->force || msg->now)
 			return forward_op(md, name, msg, err, errlen);
 		rc = patch_running(md, name, start, err, errlen);
 		if (rc == 0)
 			rc = wait_owner(md, name, verb, owner,
-					core_op(msg->verb)->to, err, errlen);
+					start_outcome(md, name, msg), err, errlen);
 		return rc;
 	case CORE_V_DELETE:
 		/* With or without force: the owner destroys a running domain

@@ -3,6 +3,7 @@
  * refreshes the table every --stats-interval; placement, migration and
  * nodes/ read copies of it. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,34 @@ static const char *ann(json_object *a, const char *key)
 	    !json_object_is_type(v, json_type_string))
 		return "";
 	return json_object_get_string(v);
+}
+
+/* Zones as providers spell them ("DE", "US-CAL-CISO", "GB-13"). */
+static bool zone_ok(const char *z)
+{
+	size_t n = strspn(z, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789_-");
+
+	return n > 0 && n < 64 && !z[n];
+}
+
+/* hypersdk.io/carbon-*: a number in range and a time, or nothing. */
+static void grid_of(json_object *a, struct core_grid_reading *g)
+{
+	const char *n = ann(a, MD_ANN_CARBON_INTENSITY);
+	char *end;
+	long v;
+
+	g->intensity = -1;
+	snprintf(g->zone, sizeof(g->zone), "%s", ann(a, MD_ANN_CARBON_ZONE));
+	if (!zone_ok(g->zone))
+		g->zone[0] = '\0';
+	errno = 0;
+	v = strtol(n, &end, 10);
+	if (!*n || *end || errno || v < 0 || v > CARBON_INTENSITY_MAX ||
+	    core_rfc3339_parse(ann(a, MD_ANN_CARBON_UPDATED), &g->at) < 0)
+		return;
+	g->intensity = (int)v;
 }
 
 static void got(void *arg, const struct sync_node *n)
@@ -59,6 +88,7 @@ static void got(void *arg, const struct sync_node *n)
 		 ann(n->annotations, CORE_API_GROUP "/drain-done-node"));
 	snprintf(m->drain_result, sizeof(m->drain_result), "%s",
 		 ann(n->annotations, CORE_API_GROUP "/drain-result"));
+	grid_of(n->annotations, &m->grid);
 }
 
 int md_members_refresh(struct mountd *md)

@@ -667,13 +667,53 @@ static bool lose(struct mountd *md, const char *name)
 	return true;
 }
 
+/* Could a member take this VM, as far as its Lease tells? */
+static bool member_may(const struct md_member *m, const struct core_spec *s)
+{
+	return m->alive && !m->cordoned && md_classes_in(m->classes, s) &&
+	       md_selector_allows(s, m->name);
+}
+
+/* A carbonAware VM is left, for MD_GREENER_WAIT_S after its creation,
+ * to a node that could take it and whose grid is greener by its Lease
+ * (a node without a fresh reading counts as the dirtiest).  After that
+ * any node that fits claims it: a greener node that cannot (its memory)
+ * holds nothing up.  Model read lock held; *until is when to look
+ * again. */
+static bool greener_elsewhere(struct mountd *md, const struct core_vm *vm,
+			      time_t *until)
+{
+	struct md_member *v = NULL;
+	struct core_grid_reading self;
+	time_t now = time(NULL), created = 0;
+	bool greener = false;
+	size_t n = 0;
+
+	if (!vm->spec.carbon_aware ||
+	    core_rfc3339_parse(vm->created, &created) < 0 ||
+	    now >= created + MD_GREENER_WAIT_S ||
+	    md_members_copy(md, &v, &n) < 0)
+		return false;
+	md_carbon_self(md, &self);
+	for (size_t i = 0; i < n && !greener; i++)
+		greener = strcmp(v[i].name, md->node) != 0 &&
+			  md_carbon_member_fresh(&v[i], now) &&
+			  (self.intensity < 0 ||
+			   v[i].grid.intensity < self.intensity) &&
+			  member_may(&v[i], &vm->spec);
+	free(v);
+	*until = created + MD_GREENER_WAIT_S;
+	return greener;
+}
+
 void md_cluster_reconcile(struct mountd *md, const char *name)
 {
 	char err[CORE_ERR_MAX] = "", rv[32] = "";
 	struct core_vm *vm;
 	struct md_vm v;
 	bool unowned = false, mine = false, busy = false, fits = false;
-	bool classes = true;
+	bool classes = true, greener = false;
+	time_t until = 0;
 	int rc;
 
 	/* Nothing before the first complete list (first_sync). */
@@ -689,9 +729,14 @@ void md_cluster_reconcile(struct mountd *md, const char *name)
 		fits = md_selector_allows(&vm->spec, md->node) &&
 		       (!unowned || (!md_cordoned(md) && capacity_fits(md, vm) &&
 				     (classes || reports_missing_class(md, &vm->spec))));
+		greener = unowned && fits && greener_elsewhere(md, vm, &until);
 		snprintf(rv, sizeof(rv), "%s", md_x(vm)->rv);
 	}
 	core_model_unlock(md->m);
+	if (greener) {
+		md_nq_put_at(&md->work.q, name, until);
+		return;
+	}
 	if (!vm || busy || (!mine && !(unowned && fits && md->online)))
 		return;
 	if (unowned && md_cluster_claim(md, name, rv) < 0)

@@ -218,6 +218,7 @@ void md_refresh(struct mountd *md, const char *name)
 	else
 		apply_info(md, vm, &in, now);
 	md_restart_show(vm, now);
+	md_carbon_show(vm, now);
 	if (was != vm->st.phase)
 		core_model_event(md->m, vm, "PhaseChanged", "%s -> %s (%s)",
 				 core_phase_name(was), core_phase_name(vm->st.phase),
@@ -326,6 +327,7 @@ static void look_at(struct mountd *md, const char *name, enum core_phase now)
 	if (!known || !known_already(&v, now))
 		md_refresh(md, name);
 	md_restart_if_due(md, name);
+	md_carbon_if_due(md, name);
 	if (md->sync)
 		md_cluster_reconcile(md, name);
 }
@@ -484,6 +486,10 @@ int md_load(struct mountd *md, char *err, size_t errlen)
 	for (size_t i = 0; i < l.n; i++) {
 		md_refresh(md, l.names[i]);
 		start_if_wanted(md, l.names[i]);
+		/* A start that waited when the daemon stopped: its deadline,
+		 * or no provider any more. */
+		if (!md->sync)
+			md_carbon_if_due(md, l.names[i]);
 		free(l.names[i]);
 	}
 	free(l.names);

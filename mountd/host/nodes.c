@@ -85,21 +85,27 @@ static int render_self(struct mountd *md, const struct tally *t, char *buf,
 		n += render_maint(md, buf + n, len - (size_t)n);
 	if (n > 0 && (size_t)n < len)
 		n += md_classes_render(md, buf + n, len - (size_t)n);
+	if (n > 0 && (size_t)n < len)
+		n += md_carbon_render(md, buf + n, len - (size_t)n);
 	return n;
 }
 
 static int render_member(const struct md_member *m, char *buf, size_t len)
 {
 	char hb[32] = "";
+	int n;
 
 	if (m->renew > 0)
 		core_rfc3339((time_t)m->renew, hb, sizeof(hb));
-	return snprintf(buf, len, "name %s\nself false\nalive %s\n"
-			"heartbeat %s\nmigrationURI %s\ncordoned %s\n"
-			"storageClasses %s\n", m->name,
-			m->alive ? "true" : "false", hb[0] ? hb : "-",
-			m->uri[0] ? m->uri : "-", m->cordoned ? "true" : "false",
-			m->classes[0] ? m->classes : "-");
+	n = snprintf(buf, len, "name %s\nself false\nalive %s\n"
+		     "heartbeat %s\nmigrationURI %s\ncordoned %s\n"
+		     "storageClasses %s\n", m->name,
+		     m->alive ? "true" : "false", hb[0] ? hb : "-",
+		     m->uri[0] ? m->uri : "-", m->cordoned ? "true" : "false",
+		     m->classes[0] ? m->classes : "-");
+	if (n > 0 && (size_t)n < len)
+		n += md_carbon_render_member(m, buf + n, len - (size_t)n);
+	return n;
 }
 
 struct seen {
@@ -160,7 +166,7 @@ static void asked_of_self(struct mountd *md)
 static void update_peers(struct mountd *md)
 {
 	struct seen s = { .m = md->m, .self = md->node };
-	char buf[1024];
+	char buf[2048];
 	int n;
 
 	if (md_members_refresh(md) < 0 || md_members_copy(md, &s.v, &s.n) < 0)
@@ -171,7 +177,10 @@ static void update_peers(struct mountd *md)
 		if (!strcmp(s.v[i].name, md->node))
 			continue;
 		n = render_member(&s.v[i], buf, sizeof(buf));
+		if (n < 0 || (size_t)n >= sizeof(buf))
+			n = (int)strlen(buf);
 		core_model_set_node(md->m, s.v[i].name, buf, (size_t)n);
+		core_model_set_node_grid(md->m, s.v[i].name, &s.v[i].grid);
 	}
 	while (core_model_each_node(md->m, drop_gone, &s))
 		;
@@ -182,6 +191,7 @@ static void update_peers(struct mountd *md)
 void md_update_nodes(struct mountd *md, bool peers)
 {
 	struct tally t = { .md = md };
+	struct core_grid_reading g;
 	char buf[4096];
 	int n;
 
@@ -190,8 +200,10 @@ void md_update_nodes(struct mountd *md, bool peers)
 	core_model_each(md->m, count_vm, &t);
 	core_model_unlock(md->m);
 	n = render_self(md, &t, buf, sizeof(buf));
+	md_carbon_self(md, &g);
 	core_model_wrlock(md->m);
 	core_model_set_node(md->m, md->node, buf, (size_t)n);
+	core_model_set_node_grid(md->m, md->node, &g);
 	core_model_unlock(md->m);
 	if (peers && md->sync && md->online)
 		update_peers(md);

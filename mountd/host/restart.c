@@ -90,7 +90,8 @@ static int failed_locked(struct mountd *md, struct core_vm *vm, void *arg)
 
 void md_restart_if_due(struct mountd *md, const char *name)
 {
-	struct core_ctl msg = { .verb = CORE_V_START };
+	/* An HA restart keeps a VM up: no carbon wait (start now). */
+	struct core_ctl msg = { .verb = CORE_V_START, .now = true };
 	struct take t = { .now = time(NULL) };
 	char err[CORE_ERR_MAX];
 	time_t due;

@@ -56,6 +56,8 @@ static int dispatch(struct mountd *md, const char *name,
 			    .run = run };
 
 	msg.force = json_object_get_boolean(core_json_path(o, "spec.force"));
+	msg.now = op->verb == CORE_V_START &&
+		  json_object_get_boolean(core_json_path(o, "spec.now"));
 	if (!(op->flags & CORE_OPF_OBJECT))
 		return md_do(md, vm, &msg, err, errlen);
 	return md_run_of(op->verb)(md, &j, err, errlen);
@@ -379,6 +381,8 @@ int md_op_forward(struct mountd *md, const char *vm, const struct core_ctl *msg,
 	json_object_object_add(spec, "operation", ops_jstr(verb));
 	if (msg->force)
 		json_object_object_add(spec, "force", json_object_new_boolean(true));
+	if (msg->now)
+		json_object_object_add(spec, "now", json_object_new_boolean(true));
 	rc = ops_create(md, CORE_KIND_OPERATION, o, false, err, errlen);
 	if (rc == 0)
 		rc = ops_wait_remote(md, CORE_KIND_OPERATION, name,

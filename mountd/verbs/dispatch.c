@@ -43,8 +43,10 @@ static int run_here(struct mountd *md, const char *name,
 	struct md_vm v;
 	int rc;
 
-	/* A stop while a restart waits for its backoff: no restart. */
-	if (msg->verb == CORE_V_STOP && md_restart_cancel(md, name))
+	/* A stop while a restart waits for its backoff, or a start for a
+	 * greener grid: it will not come. */
+	if (msg->verb == CORE_V_STOP && (md_restart_cancel(md, name) ||
+					 md_carbon_cancel(md, name)))
 		return 0;
 	/* A verb refused for the phase leaves the status untouched. */
 	if (md_vm_get(md, name, &v) == 0 &&

@@ -134,13 +134,24 @@ int md_wait_phase(struct mountd *md, const char *name, unsigned mask,
 
 /* Define only when the spec moved since the last define; a domain that
  * went missing shows as ENOENT from the start itself.  So a start costs
- * one libvirt lookup, as virsh start does. */
-static int start_vm(struct mountd *md, const char *name, char *err,
-		    size_t errlen)
+ * one libvirt lookup, as virsh start does.  A start asked for (not a
+ * restart of a running guest, nor an HA restart) passes the carbon gate
+ * first: a carbonAware VM may wait there, Pending, for a greener grid,
+ * and what was asked for is recorded (spec.running). */
+enum gate { GATE_ASK, GATE_SKIP };
+
+static int start_vm(struct mountd *md, const char *name, enum gate gate,
+		    char *err, size_t errlen)
 {
 	long t0 = now_ms(), t1, t2;
 	struct md_vm v;
+	bool wait = false;
 	int rc = md_vm_get(md, name, &v);
+
+	if (rc == 0 && gate == GATE_ASK)
+		rc = md_carbon_gate(md, name, false, &wait);
+	if (rc == 0 && wait)
+		return md_set_running(md, name, true);
 
 	/* Fenced: another node may be taking it over right now. */
 	if (rc == 0 && md->fenced && v.movable) {
@@ -214,7 +225,12 @@ static int stop_vm(struct mountd *md, const char *name, bool force,
 int md_run_start(struct mountd *md, const struct md_job *j, char *err,
 		 size_t errlen)
 {
-	return start_vm(md, j->vm, err, errlen);
+	bool wait;
+
+	/* start now: past the wait, which the gate ends and records. */
+	if (j->msg->now && md_carbon_gate(md, j->vm, true, &wait) == 0)
+		return start_vm(md, j->vm, GATE_SKIP, err, errlen);
+	return start_vm(md, j->vm, GATE_ASK, err, errlen);
 }
 
 int md_run_stop(struct mountd *md, const struct md_job *j, char *err,
@@ -228,7 +244,7 @@ int md_run_restart(struct mountd *md, const struct md_job *j, char *err,
 {
 	int rc = stop_vm(md, j->vm, false, j->phase, err, errlen);
 
-	return rc < 0 ? rc : start_vm(md, j->vm, err, errlen);
+	return rc < 0 ? rc : start_vm(md, j->vm, GATE_SKIP, err, errlen);
 }
 
 static int vcpus(struct mountd *md, const char *name, bool pause, char *err,
@@ -265,7 +281,7 @@ int md_start_marked(struct mountd *md, const char *name, char *err,
 	int rc = md_claim(md, name, m, NULL, err, errlen);
 
 	if (rc == 0) {
-		rc = start_vm(md, name, err, errlen);
+		rc = start_vm(md, name, GATE_ASK, err, errlen);
 		md_release(md, name, m);
 	}
 	return rc;
@@ -282,7 +298,7 @@ int md_converge(struct mountd *md, const char *name, char *err, size_t errlen)
 	/* A restart waiting for its backoff comes from the queue. */
 	if (v.want_running && (phase_bit(v.phase) & MD_INACTIVE) &&
 	    !md_restart_waiting(&v, time(NULL)))
-		return start_vm(md, name, err, errlen);
+		return start_vm(md, name, GATE_ASK, err, errlen);
 	if (!v.want_running && (phase_bit(v.phase) & MD_ACTIVE))
 		return stop_vm(md, name, false, v.phase, err, errlen);
 	return 0;

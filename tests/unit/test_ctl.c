@@ -89,6 +89,19 @@ static void test_simple_verbs(void **state)
 	assert_string_equal(core_verb_name((enum core_verb)99), "unknown");
 }
 
+static void test_start_now(void **state)
+{
+	struct core_ctl c = parse("start", false);
+
+	assert_int_equal(c.verb, CORE_V_START);
+	assert_false(c.now);
+	c = parse("start now", false);
+	assert_true(c.now);
+	expect_err("stop now", false, "bad argument \"now\": unknown option for stop");
+	expect_err("start later", false,
+		   "bad argument \"later\": unknown option for start");
+}
+
 static void test_clone(void **state)
 {
 	struct core_ctl c = parse("clone web-2", false);
@@ -198,7 +211,7 @@ static void test_unknown(void **state)
 static void test_wrong_args(void **state)
 {
 	static const char *const v[] = {
-		"start now", "restart 1", "pause x", "resume x", "cancel all",
+		"restart 1", "pause x", "resume x", "cancel all",
 		"clone", "migrate", "snapshot", "revert", "revert a b",
 		"resize", "clone cpus=2",
 	};
@@ -351,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_node_ctl),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_simple_verbs),
+		cmocka_unit_test(test_start_now),
 		cmocka_unit_test(test_clone),
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_resize),

@@ -150,6 +150,35 @@ static void test_format_round_trip(void **state)
 	}
 }
 
+static void test_duration(void **state)
+{
+	static const struct {
+		const char *s;
+		unsigned v;
+	} ok[] = {
+		{ "6h", 21600 }, { "90m", 5400 }, { "1h30m", 5400 },
+		{ "45s", 45 }, { "0s", 0 }, { "1h2m3s", 3723 }, { "168h", 604800 },
+	};
+	static const char *const bad[] = {
+		"", "6", "h", "30m1h", "1h1h", "1d", "-1h", "1.5h", " 1h",
+		"1h ", "1H", "9999999999h",
+	};
+	char err[CORE_ERR_MAX];
+	unsigned v;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(core_duration_parse(ok[i].s, 604800, &v, err,
+						     sizeof(err)), 0);
+		assert_int_equal(v, ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(core_duration_parse(bad[i], 604800, &v, err,
+						     sizeof(err)), -EINVAL);
+	assert_int_equal(core_duration_parse("169h", 604800, &v, err,
+					     sizeof(err)), -ERANGE);
+	assert_non_null(strstr(err, "more than 604800s"));
+}
+
 static void test_rate(void **state)
 {
 	static const struct {
@@ -192,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_parse_range),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_round_trip),
+		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_rate),
 	};
 

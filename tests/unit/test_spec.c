@@ -47,6 +47,7 @@ static void test_seed(void **state)
 	assert_string_equal(s.user_data, "#cloud-config\nhostname: my-vm\n");
 	assert_true(s.carbon_aware);
 	assert_int_equal(s.carbon_max_intensity, 200);
+	assert_int_equal(s.carbon_max_delay_s, CORE_CARBON_DELAY_S);
 	assert_true(s.ha_enabled);
 	assert_string_equal(s.ha_restart_policy, "Always");
 	assert_string_equal(s.ha_eviction, "LiveMigrate");
@@ -212,6 +213,13 @@ static const struct {
 	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"carbonAware\":"
 	  " {\"maxIntensity\": -1}}",
 	  "spec.carbonAware.maxIntensity: must be >= 0" },
+	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"carbonAware\":"
+	  " {\"maxDelay\": \"soon\"}}",
+	  "spec.carbonAware.maxDelay: bad duration \"soon\": want e.g. 6h, "
+	  "90m or 1h30m" },
+	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"carbonAware\":"
+	  " {\"maxDelay\": \"200h\"}}",
+	  "spec.carbonAware.maxDelay: duration \"200h\": more than 604800s" },
 	{ "{\"cpus\": 1, \"memory\": \"1Gi\", \"highAvailability\":"
 	  " {\"restartPolicy\": \"Sometimes\"}}",
 	  "spec.highAvailability.restartPolicy: bad value \"Sometimes\": "

@@ -29,6 +29,14 @@ static const char fresh[] =
 	"operation -\n"
 	"restarts 0\n"
 	"nextRestart -\n"
+	"carbon.intensity -\n"
+	"carbon.zone -\n"
+	"carbon.provider -\n"
+	"carbon.readingTime -\n"
+	"carbon.waitingSince -\n"
+	"carbon.deadline -\n"
+	"carbon.nextWindow -\n"
+	"carbon.lastDelay 0\n"
 	"condition.Ready false\n"
 	"condition.Ready.reason -\n"
 	"condition.Ready.message -\n"
@@ -48,7 +56,11 @@ static const char fresh[] =
 	"condition.RestartRequired false\n"
 	"condition.RestartRequired.reason -\n"
 	"condition.RestartRequired.message -\n"
-	"condition.RestartRequired.since -\n";
+	"condition.RestartRequired.since -\n"
+	"condition.CarbonDelayed false\n"
+	"condition.CarbonDelayed.reason -\n"
+	"condition.CarbonDelayed.message -\n"
+	"condition.CarbonDelayed.since -\n";
 
 static const char running[] =
 	"phase Running\n"
@@ -66,6 +78,14 @@ static const char running[] =
 	"operation migrate\n"
 	"restarts 3\n"
 	"nextRestart 2026-11-26T15:04:15Z\n"
+	"carbon.intensity -\n"
+	"carbon.zone -\n"
+	"carbon.provider -\n"
+	"carbon.readingTime -\n"
+	"carbon.waitingSince -\n"
+	"carbon.deadline -\n"
+	"carbon.nextWindow -\n"
+	"carbon.lastDelay 0\n"
 	"condition.Ready true\n"
 	"condition.Ready.reason Started\n"
 	"condition.Ready.message domain is running\n"
@@ -85,7 +105,11 @@ static const char running[] =
 	"condition.RestartRequired false\n"
 	"condition.RestartRequired.reason -\n"
 	"condition.RestartRequired.message -\n"
-	"condition.RestartRequired.since -\n";
+	"condition.RestartRequired.since -\n"
+	"condition.CarbonDelayed false\n"
+	"condition.CarbonDelayed.reason -\n"
+	"condition.CarbonDelayed.message -\n"
+	"condition.CarbonDelayed.since -\n";
 
 static void fill(struct core_status *st)
 {
@@ -231,6 +255,40 @@ static void test_json_round_trip(void **state)
 	json_object_put(o);
 }
 
+/* A start that waits for the grid survives the trip through the API. */
+static void test_carbon_round_trip(void **state)
+{
+	struct core_status a, b;
+	json_object *o, *c;
+	char ta[4096], tb[4096];
+
+	fill(&a);
+	a.carbon.intensity = 302;
+	snprintf(a.carbon.zone, sizeof(a.carbon.zone), "DE");
+	snprintf(a.carbon.provider, sizeof(a.carbon.provider), "electricitymaps");
+	a.carbon.reading_at = T0;
+	a.carbon.since = T0 + 5;
+	a.carbon.deadline = T0 + 3600;
+	a.carbon.next_window = T0 + 1800;
+	a.carbon.last_delay_s = 42;
+	core_status_cond(&a, CORE_COND_CARBON_DELAYED, true, "IntensityAbove",
+			 "302 > 200", T0 + 5);
+	o = core_status_to_json(&a);
+	c = json_object_object_get(o, "carbon");
+	assert_int_equal(json_object_get_int(json_object_object_get(c,
+			 "intensity")), 302);
+	assert_string_equal(json_object_get_string(json_object_object_get(c,
+			    "deadline")), "2026-11-26T16:04:05Z");
+	assert_int_equal(core_status_from_json(o, &b), 0);
+	core_status_render(&a, "web", ta, sizeof(ta));
+	core_status_render(&b, "web", tb, sizeof(tb));
+	assert_string_equal(ta, tb);
+	assert_non_null(strstr(ta, "\ncarbon.intensity 302\n"));
+	assert_non_null(strstr(ta, "\ncondition.CarbonDelayed.reason "
+			       "IntensityAbove\n"));
+	json_object_put(o);
+}
+
 static void test_from_json_errors(void **state)
 {
 	static const char *const bad[] = {
@@ -245,6 +303,11 @@ static void test_from_json_errors(void **state)
 		"{\"restarts\": -1}",
 		"{\"restarts\": \"3\"}",
 		"{\"nextRestart\": \"soon\"}",
+		"{\"carbon\": 1}",
+		"{\"carbon\": {\"intensity\": \"high\"}}",
+		"{\"carbon\": {\"intensity\": -5}}",
+		"{\"carbon\": {\"deadline\": \"later\"}}",
+		"{\"carbon\": {\"lastDelaySeconds\": -1}}",
 		"{\"conditions\": {}}",
 		"{\"conditions\": [1]}",
 		("{\"conditions\": [{\"type\": \"Ready\", "
@@ -282,6 +345,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_fresh),
+		cmocka_unit_test(test_carbon_round_trip),
 		cmocka_unit_test(test_render_running),
 		cmocka_unit_test(test_render_vnc),
 		cmocka_unit_test(test_cond_transition),

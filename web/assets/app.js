@@ -220,13 +220,31 @@ function render() {
   $('updated').textContent = new Date().toLocaleTimeString();
 }
 
+/* One badge a node with a carbon provider: its zone's intensity now. */
+function renderGrid(nodes) {
+  const box = $('grid');
+  box.replaceChildren();
+  for (const n of nodes) {
+    const g = n.carbon || {};
+    if (!g.provider) continue;
+    const known = typeof g.intensity === 'number';
+    const level = !known ? 'unknown' : g.intensity <= 200 ? 'low' : g.intensity <= 400 ? 'mid' : 'high';
+    const text = n.name + ' ' + (g.zone || '?') + ' ' + (known ? g.intensity + ' gCO2/kWh' : 'no reading');
+    box.append(el('span', { class: 'badge grid-' + level, role: 'listitem', text,
+      title: known ? 'grid carbon intensity from ' + g.provider + ', reading ' + g.readingTime
+                   : 'no fresh reading from ' + g.provider }));
+  }
+}
+
 async function refresh() {
   if (state.refreshing) { state.again = true; return; }
   state.refreshing = true;
   try {
-    const [vms, templates, snapshots, ops] = await Promise.all([
+    const [vms, templates, snapshots, ops, nodes] = await Promise.all([
       getJSON('/api/k8s/vms'), getJSON('/api/k8s/templates'),
-      getJSON('/api/k8s/snapshots'), getJSON('/api/k8s/operations')]);
+      getJSON('/api/k8s/snapshots'), getJSON('/api/k8s/operations'),
+      getJSON('/api/k8s/nodes')]);
+    renderGrid(items(nodes));
     state.vms = items(vms);
     state.templates = items(templates);
     state.snapshots = items(snapshots);
