@@ -268,7 +268,7 @@ int be_freeze(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 
 	rc = be_spec_tops(c, d, 0, vm, spec, &tops);
 	if (rc < 0) {
-		be_errf(err, errlen, rc, "clone %s: out of memory", vm);
+		core_errf(err, errlen, rc, "clone %s: out of memory", vm);
 		goto out;
 	}
 	dxml = virDomainGetXMLDesc(d, 0);

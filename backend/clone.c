@@ -61,7 +61,7 @@ static int copy_vol(const char *dir, virStoragePoolPtr pool,
 	/* Claim the name first: two copies must not write one file. */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return be_errf(err, errlen, -errno, "volume %s: %s", name,
+		return core_errf(err, errlen, -errno, "volume %s: %s", name,
 			       strerror(errno));
 	close(fd);
 	rc = be_spawn(argv, out, sizeof(out), true, p ? p->cancel : NULL,
@@ -69,8 +69,8 @@ static int copy_vol(const char *dir, virStoragePoolPtr pool,
 	if (rc < 0) {
 		unlink(path);
 		return rc == -ECANCELED ?
-			be_errf(err, errlen, rc, "volume %s: cancelled", name) :
-			be_errf(err, errlen, rc, "volume %s: qemu-img: %s",
+			core_errf(err, errlen, rc, "volume %s: cancelled", name) :
+			core_errf(err, errlen, rc, "volume %s: qemu-img: %s",
 				name, be_last_line(out));
 	}
 	if (virStoragePoolRefresh(pool, 0) < 0) {
@@ -104,7 +104,7 @@ int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *klass,
 	int rc = 0;
 
 	if (klass && *klass && !to)
-		return be_errf(err, errlen, -EINVAL, "volume %s: no storage "
+		return core_errf(err, errlen, -EINVAL, "volume %s: no storage "
 			       "class %s on node %s", name, klass, c->node);
 	pool = virStoragePoolLookupByName(vc, to ? to->name : c->pool_name);
 	if (!pool || virStorageVolGetInfo(base, &bi) < 0 ||
@@ -121,7 +121,7 @@ int be_vol_derive(struct be_conn *c, virConnectPtr vc, const char *klass,
 	xml = vol_xml(name, linked ? capacity : bi.capacity,
 		      linked ? bpath : NULL);
 	if (!xml) {
-		rc = be_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (linked) {
@@ -276,7 +276,7 @@ static int clone_spec(struct be_conn *c, virDomainPtr d, struct clone_ctx *x,
 		rc = be_dom_ours(c, d, NULL, NULL, &text);
 		if (rc != 1 || !text) {
 			free(text);
-			return be_errf(err, errlen, -ENOENT, "clone %s: not a "
+			return core_errf(err, errlen, -ENOENT, "clone %s: not a "
 				       "hypersdk VM of this node", x->src);
 		}
 		x->own_json = json_tokener_parse(text);
@@ -297,7 +297,7 @@ static int dst_free(struct be_conn *c, virConnectPtr vc, struct clone_ctx *x,
 
 	if (d) {
 		virDomainFree(d);
-		return be_errf(err, errlen, -EEXIST, "clone %s: domain %s "
+		return core_errf(err, errlen, -EEXIST, "clone %s: domain %s "
 			       "exists", x->src, x->dst);
 	}
 	virResetLastError();
@@ -305,19 +305,19 @@ static int dst_free(struct be_conn *c, virConnectPtr vc, struct clone_ctx *x,
 		virStorageVolPtr v;
 
 		if (be_vol_name(vol, sizeof(vol), x->dst, x->spec.disks[i].name))
-			return be_errf(err, errlen, -ENAMETOOLONG, "clone %s: "
+			return core_errf(err, errlen, -ENAMETOOLONG, "clone %s: "
 				       "name too long", x->src);
 		v = virStorageVolLookupByName(pool, vol);
 		if (v) {
 			virStorageVolFree(v);
-			return be_errf(err, errlen, -EEXIST, "clone %s: volume "
+			return core_errf(err, errlen, -EEXIST, "clone %s: volume "
 				       "%s exists", x->src, vol);
 		}
 		virResetLastError();
 	}
 	if (be_seed_path(c, seed, sizeof(seed), x->dst) == 0 &&
 	    access(seed, F_OK) == 0)
-		return be_errf(err, errlen, -EEXIST, "clone %s: %s exists",
+		return core_errf(err, errlen, -EEXIST, "clone %s: %s exists",
 			       x->src, seed);
 	return 0;
 }
@@ -337,7 +337,7 @@ static int clone_disks(struct be_conn *c, virConnectPtr vc,
 		char **nm;
 
 		if (be_cancelled(x->p))
-			return be_errf(err, errlen, -ECANCELED, "clone %s: "
+			return core_errf(err, errlen, -ECANCELED, "clone %s: "
 				       "cancelled", x->src);
 		be_vol_name(dv, sizeof(dv), x->dst, x->spec.disks[i].name);
 		base = virStorageVolLookupByPath(vc, bases[i]);
@@ -383,13 +383,13 @@ static int clone_define(struct be_conn *c, virConnectPtr vc,
 		return rc;
 	/* The clone's screen is not the source's: a password of its own. */
 	if (be_vnc_password_new(vnc, sizeof(vnc)) < 0)
-		return be_errf(err, errlen, -EIO, "clone: no random bytes for "
+		return core_errf(err, errlen, -EIO, "clone: no random bytes for "
 			       "the VNC password");
 	xp.vnc_password = vnc;
 	/* No <uuid> (unless uid is one) and no <mac>: libvirt makes new. */
 	xml = be_domain_xml(&xp);
 	if (!xml)
-		return be_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	nd = virDomainDefineXML(vc, xml);
 	free(xml);
 	if (!nd)
@@ -427,7 +427,7 @@ static int clone_make(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 	} else {
 		rc = be_spec_tops(c, d, 0, x->src, &x->spec, &bases);
 		if (rc < 0)
-			be_errf(err, errlen, rc, "clone %s: out of memory",
+			core_errf(err, errlen, rc, "clone %s: out of memory",
 				x->src);
 	}
 	if (rc == 0 && state == VIR_DOMAIN_RUNNING && !x->linked) {
@@ -443,7 +443,7 @@ static int clone_make(struct be_conn *c, virConnectPtr vc, virDomainPtr d,
 		rc = be_storage_prepare(c, vc, x->dst, x->uid, &x->spec, m, err,
 					errlen);
 	if (rc == 0 && be_cancelled(x->p))
-		rc = be_errf(err, errlen, -ECANCELED, "clone %s: cancelled",
+		rc = core_errf(err, errlen, -ECANCELED, "clone %s: cancelled",
 			     x->src);
 	be_report(x->p, 95, "defining");
 	if (rc == 0)
@@ -515,7 +515,7 @@ int be_clone(struct be_conn *c, const char *src, const char *dst,
 	int rc;
 
 	if (!be_name_ok(dst) || !be_name_ok(src))
-		return be_errf(err, errlen, -EINVAL, "clone: bad name \"%s\"",
+		return core_errf(err, errlen, -EINVAL, "clone: bad name \"%s\"",
 			       be_name_ok(src) ? dst : src);
 	rc = be_run(c, clone_op, &x, err, errlen);
 	be_strv_free(x.made, x.nmade);
@@ -545,7 +545,7 @@ static int vfi_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (!pool)
 		return be_err(err, errlen, "volume", x->vm);
 	if (be_vol_name(vol, sizeof(vol), x->vm, x->disk) < 0) {
-		rc = be_errf(err, errlen, -ENAMETOOLONG, "volume %s: name too "
+		rc = core_errf(err, errlen, -ENAMETOOLONG, "volume %s: name too "
 			     "long", x->vm);
 		goto out;
 	}
@@ -557,13 +557,13 @@ static int vfi_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	    (v = virStorageVolLookupByPath(vc, path))) {
 		if (v)
 			virStorageVolFree(v);
-		rc = be_errf(err, errlen, -EEXIST, "volume %s exists", vol);
+		rc = core_errf(err, errlen, -EEXIST, "volume %s exists", vol);
 		goto out;
 	}
 	virResetLastError();
 	base = virStorageVolLookupByName(pool, x->base);
 	if (!base) {
-		rc = be_errf(err, errlen, -ENOENT, "volume %s: no image %s in "
+		rc = core_errf(err, errlen, -ENOENT, "volume %s: no image %s in "
 			     "pool %s", vol, x->base, c->pool_name);
 		goto out;
 	}
@@ -583,6 +583,6 @@ int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
 	struct vfi_ctx x = { vm, disk, klass, base_vol, linked, size };
 
 	if (!be_name_ok(vm) || !be_name_ok(disk) || !be_name_ok(base_vol))
-		return be_errf(err, errlen, -EINVAL, "volume: bad name");
+		return core_errf(err, errlen, -EINVAL, "volume: bad name");
 	return be_run(c, vfi_op, &x, err, errlen);
 }

@@ -48,18 +48,6 @@ static void ev_init(void)
 
 /* ---- errors --------------------------------------------------------- */
 
-int be_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static int map_code(const virError *e)
 {
 	switch (e->code) {
@@ -93,16 +81,16 @@ int be_err(char *err, size_t errlen, const char *verb, const char *name)
 	char *nl;
 
 	if (!e)
-		return be_errf(err, errlen, -EIO, "%s %s: libvirt failed",
+		return core_errf(err, errlen, -EIO, "%s %s: libvirt failed",
 			       verb, name ? name : "");
 	snprintf(msg, sizeof(msg), "%s", e->message ? e->message : "error");
 	/* err is one line; QEMU's messages carry their log's newlines. */
 	while ((nl = strpbrk(msg, "\r\n")))
 		*nl = ' ';
 	if (name && *name)
-		be_errf(err, errlen, 0, "%s %s: %s", verb, name, msg);
+		core_errf(err, errlen, 0, "%s %s: %s", verb, name, msg);
 	else
-		be_errf(err, errlen, 0, "%s: %s", verb, msg);
+		core_errf(err, errlen, 0, "%s: %s", verb, msg);
 	return map_code(e);
 }
 
@@ -222,7 +210,7 @@ static int dial(struct be_conn *c, char *err, size_t errlen)
 	if (!c->vc) {
 		virErrorPtr e = virGetLastError();
 
-		return be_errf(err, errlen, -EIO,
+		return core_errf(err, errlen, -EIO,
 			       "libvirt at %s does not answer: %s", c->uri,
 			       e && e->message ? e->message : "unknown error");
 	}
@@ -311,7 +299,7 @@ static int pick_accel(struct be_conn *c, enum be_accel want, char *err,
 		 strstr(caps, "<domain type='kvm'") != NULL;
 	free(caps);
 	if (want == BE_ACCEL_KVM && !usable)
-		return be_errf(err, errlen, -EOPNOTSUPP,
+		return core_errf(err, errlen, -EOPNOTSUPP,
 			       "kvm requested but /dev/kvm is not usable by "
 			       "libvirt's qemu (see scripts/libvirt-up.sh)");
 	c->kvm = usable;
@@ -364,18 +352,18 @@ int be_open(const struct be_config *cfg, struct be_conn **out, char *err,
 	*out = NULL;
 	pthread_once(&ev_once, ev_init);
 	if (ev_status < 0)
-		return be_errf(err, errlen, ev_status,
+		return core_errf(err, errlen, ev_status,
 			       "cannot start libvirt's event loop");
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return be_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
 		free(c);
-		return be_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	rc = conn_init(c, cfg);
 	if (rc < 0) {
-		be_errf(err, errlen, rc, "out of memory");
+		core_errf(err, errlen, rc, "out of memory");
 		goto out;
 	}
 	pthread_mutex_lock(&c->lock);

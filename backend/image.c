@@ -89,40 +89,40 @@ static int dl_fail(const struct dl *d, CURLcode cc, long code,
 	const struct be_import_policy *pol = d->pol;
 
 	if (d->stop == DL_ADDR)
-		return be_errf(err, errlen, -EACCES, "import %s: refused: address "
+		return core_errf(err, errlen, -EACCES, "import %s: refused: address "
 			       "%s is %s (allowed only for hosts an "
 			       "--import-allow prefix names)", shown, d->addr,
 			       d->addr_class);
 	if (d->stop == DL_BIG || cc == CURLE_FILESIZE_EXCEEDED)
-		return be_errf(err, errlen, -EFBIG, "import %s: larger than "
+		return core_errf(err, errlen, -EFBIG, "import %s: larger than "
 			       "--import-max-size (%" PRIu64 " bytes)", shown,
 			       pol->max_bytes);
 	if (d->stop == DL_LATE)
-		return be_errf(err, errlen, -ETIMEDOUT, "import %s: longer than "
+		return core_errf(err, errlen, -ETIMEDOUT, "import %s: longer than "
 			       "--import-timeout (%d s)", shown, pol->timeout_s);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
-		return be_errf(err, errlen, -ECANCELED, "import: cancelled");
+		return core_errf(err, errlen, -ECANCELED, "import: cancelled");
 	if (cc == CURLE_OPERATION_TIMEDOUT && code > 0)
-		return be_errf(err, errlen, -ETIMEDOUT, "import %s: stalled: under "
+		return core_errf(err, errlen, -ETIMEDOUT, "import %s: stalled: under "
 			       "%d bytes/s for %d s (--import-low-speed, "
 			       "--import-stall)", shown, pol->low_speed,
 			       pol->stall_s);
 	if (cc == CURLE_COULDNT_RESOLVE_HOST)
-		return be_errf(err, errlen, -EHOSTUNREACH, "import %s: cannot "
+		return core_errf(err, errlen, -EHOSTUNREACH, "import %s: cannot "
 			       "resolve the host", shown);
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT)
-		return be_errf(err, errlen, -ECONNREFUSED, "import %s: cannot "
+		return core_errf(err, errlen, -ECONNREFUSED, "import %s: cannot "
 			       "connect", shown);
 	if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR)
-		return be_errf(err, errlen, -EIO, "import %s: TLS handshake or "
+		return core_errf(err, errlen, -EIO, "import %s: TLS handshake or "
 			       "certificate check failed", shown);
 	if (cc == CURLE_WRITE_ERROR)
-		return be_errf(err, errlen, -ENOSPC, "import %s: cannot write "
+		return core_errf(err, errlen, -ENOSPC, "import %s: cannot write "
 			       "the download", shown);
 	if (cc != CURLE_OK)
-		return be_errf(err, errlen, -EIO, "import %s: transfer failed "
+		return core_errf(err, errlen, -EIO, "import %s: transfer failed "
 			       "(curl error %d)", shown, (int)cc);
-	return be_errf(err, errlen, code == 404 ? -ENOENT : -EIO,
+	return core_errf(err, errlen, code == 404 ? -ENOENT : -EIO,
 		       "import %s: HTTP %ld", shown, code);
 }
 
@@ -178,7 +178,7 @@ static int dl_hop(struct be_conn *c, CURL *h, struct dl *d, const char *url,
 		return rc;
 	be_url_redact(url, shown, sizeof(shown));
 	if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0)
-		return be_errf(err, errlen, -errno, "import: %s", strerror(errno));
+		return core_errf(err, errlen, -errno, "import: %s", strerror(errno));
 	/* Each hop is judged on its own: a refused address of an earlier
 	 * hop must not name this one's failure. */
 	d->got = 0;
@@ -194,7 +194,7 @@ static int dl_hop(struct be_conn *c, CURL *h, struct dl *d, const char *url,
 	if (code < 300)
 		return 0;
 	if ((size_t)snprintf(next, nextlen, "%s", loc) >= nextlen)
-		return be_errf(err, errlen, -EINVAL, "import %s: redirect too "
+		return core_errf(err, errlen, -EINVAL, "import %s: redirect too "
 			       "long", shown);
 	return 1;
 }
@@ -212,7 +212,7 @@ static int download(struct be_conn *c, const char *url, int fd,
 	pthread_once(&curl_once, curl_init);
 	h = curl_easy_init();
 	if (!h || !cur || !next) {
-		be_errf(err, errlen, rc, "import: out of memory");
+		core_errf(err, errlen, rc, "import: out of memory");
 		goto out;
 	}
 	dl_setup(h, &d);
@@ -223,7 +223,7 @@ static int download(struct be_conn *c, const char *url, int fd,
 
 		if (hop == MAX_HOPS) {
 			be_url_redact(url, next, 8192);
-			rc = be_errf(err, errlen, -ELOOP, "import %s: more than %d "
+			rc = core_errf(err, errlen, -ELOOP, "import %s: more than %d "
 				     "redirects", next, MAX_HOPS);
 			break;
 		}
@@ -255,21 +255,21 @@ static int copy_local(struct be_conn *c, const char *source, int out,
 	while (rc == 0 && (r = read(in, buf, sizeof(buf))) > 0) {
 		got += (uint64_t)r;
 		if (got > pol->max_bytes)
-			rc = be_errf(err, errlen, -EFBIG, "import %.200s: larger "
+			rc = core_errf(err, errlen, -EFBIG, "import %.200s: larger "
 				     "than --import-max-size (%" PRIu64 " bytes)",
 				     source, pol->max_bytes);
 		else if (be_cancelled(p))
-			rc = be_errf(err, errlen, -ECANCELED, "import: cancelled");
+			rc = core_errf(err, errlen, -ECANCELED, "import: cancelled");
 		else if (time(NULL) >= deadline)
-			rc = be_errf(err, errlen, -ETIMEDOUT, "import %.200s: longer "
+			rc = core_errf(err, errlen, -ETIMEDOUT, "import %.200s: longer "
 				     "than --import-timeout (%d s)", source,
 				     pol->timeout_s);
 		else if ((rc = core_write_all(out, buf, (size_t)r)) < 0)
-			be_errf(err, errlen, rc, "import: cannot write the copy: "
+			core_errf(err, errlen, rc, "import: cannot write the copy: "
 				"%s", strerror(-rc));
 	}
 	if (rc == 0 && r < 0)
-		rc = be_errf(err, errlen, -EIO, "import %.200s: read: %s", source,
+		rc = core_errf(err, errlen, -EIO, "import %.200s: read: %s", source,
 			     strerror(errno));
 	close(in);
 	return rc;
@@ -314,17 +314,17 @@ static int parse_sum(const char *sum, const EVP_MD **md, const char **hex,
 	char algo[16];
 
 	if (!colon || colon - sum >= (long)sizeof(algo) || !colon[1])
-		return be_errf(err, errlen, -EINVAL, "checksum \"%s\": want "
+		return core_errf(err, errlen, -EINVAL, "checksum \"%s\": want "
 			       "sha256:HEX, sha512:HEX or md5:HEX", sum);
 	snprintf(algo, sizeof(algo), "%.*s", (int)(colon - sum), sum);
 	if (strcmp(algo, "sha256") && strcmp(algo, "sha512") &&
 	    strcmp(algo, "md5"))
-		return be_errf(err, errlen, -EINVAL, "checksum: unknown "
+		return core_errf(err, errlen, -EINVAL, "checksum: unknown "
 			       "algorithm %s", algo);
 	*md = EVP_get_digestbyname(algo);
 	*hex = colon + 1;
 	if (!*md)
-		return be_errf(err, errlen, -EOPNOTSUPP, "checksum: %s is not "
+		return core_errf(err, errlen, -EOPNOTSUPP, "checksum: %s is not "
 			       "available", algo);
 	return 0;
 }
@@ -341,10 +341,10 @@ static int check_sum(const char *path, const char *sum, char *err,
 		return rc;
 	rc = digest_file(path, md, got, sizeof(got));
 	if (rc < 0)
-		return be_errf(err, errlen, rc, "checksum of %s: %s", path,
+		return core_errf(err, errlen, rc, "checksum of %s: %s", path,
 			       strerror(-rc));
 	if (strcasecmp(got, want) != 0)
-		return be_errf(err, errlen, -EBADMSG, "checksum mismatch: "
+		return core_errf(err, errlen, -EBADMSG, "checksum mismatch: "
 			       "expected %s got %.*s:%s", sum,
 			       (int)(want - 1 - sum), sum, got);
 	return 0;
@@ -372,13 +372,13 @@ static int sniff(const char *path, struct img_info *ii, char *err,
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return be_errf(err, errlen, -EIO, "import: %s", strerror(errno));
+		return core_errf(err, errlen, -EIO, "import: %s", strerror(errno));
 	h = pread(fd, head, sizeof(head), 0);
 	if (st.st_size >= (off_t)sizeof(tail))
 		t = pread(fd, tail, sizeof(tail), st.st_size - (off_t)sizeof(tail));
 	close(fd);
 	if (h < 0 || t < 0)
-		return be_errf(err, errlen, -EIO, "import: read: %s",
+		return core_errf(err, errlen, -EIO, "import: read: %s",
 			       strerror(errno));
 	switch (be_imgprobe(head, (size_t)h, tail, (size_t)t, &why)) {
 	case BE_IMG_QCOW2:
@@ -388,7 +388,7 @@ static int sniff(const char *path, struct img_info *ii, char *err,
 		snprintf(ii->format, sizeof(ii->format), "raw");
 		return 0;
 	default:
-		return be_errf(err, errlen, -EINVAL, "import: %s image refused: "
+		return core_errf(err, errlen, -EINVAL, "import: %s image refused: "
 			       "only raw and qcow2 without references to other "
 			       "files", why);
 	}
@@ -422,19 +422,19 @@ static int probe(const char *path, struct img_info *ii, uint64_t max,
 	int rc = be_spawn_lim(argv, &lim, out, sizeof(out), NULL, NULL, NULL);
 
 	if (rc < 0)
-		return be_errf(err, errlen, rc == -EIO ? -EINVAL : rc, "import: "
+		return core_errf(err, errlen, rc == -EIO ? -EINVAL : rc, "import: "
 			       "not a valid %s image", ii->format);
 	j = json_tokener_parse(out);
 	rc = 0;
 	if (!j || !json_object_object_get_ex(j, "virtual-size", &v))
-		rc = be_errf(err, errlen, -EINVAL, "import: qemu-img info "
+		rc = core_errf(err, errlen, -EINVAL, "import: qemu-img info "
 			     "gave no size");
 	else if (refers_out(j))
-		rc = be_errf(err, errlen, -EINVAL, "import: %s image refused: it "
+		rc = core_errf(err, errlen, -EINVAL, "import: %s image refused: it "
 			     "names a backing or data file; import a flattened "
 			     "image", ii->format);
 	else if ((ii->vsize = (uint64_t)json_object_get_int64(v)) > max)
-		rc = be_errf(err, errlen, -EFBIG, "import: virtual size %" PRIu64
+		rc = core_errf(err, errlen, -EFBIG, "import: virtual size %" PRIu64
 			     " is larger than --import-max-size (%" PRIu64
 			     " bytes)", ii->vsize, max);
 	json_object_put(j);
@@ -465,12 +465,12 @@ static int convert(const char *src, const struct img_info *ii,
 	rc = be_spawn_lim(argv, &lim, out, sizeof(out), p ? p->cancel : NULL,
 			  be_file_tick, &t);
 	if (rc == -ECANCELED)
-		return be_errf(err, errlen, rc, "import: cancelled");
+		return core_errf(err, errlen, rc, "import: cancelled");
 	if (rc == -ETIMEDOUT)
-		return be_errf(err, errlen, rc, "import: conversion longer than "
+		return core_errf(err, errlen, rc, "import: conversion longer than "
 			       "--import-timeout");
 	if (rc < 0)
-		return be_errf(err, errlen, rc, "import: qemu-img convert: %s",
+		return core_errf(err, errlen, rc, "import: qemu-img convert: %s",
 			       rc == -EIO ? be_last_line(out) : strerror(-rc));
 	return 0;
 }
@@ -495,12 +495,12 @@ static int vol_free(virStoragePoolPtr pool, const char *vol,
 
 	if (v) {
 		virStorageVolFree(v);
-		return be_errf(err, errlen, -EEXIST, "import: volume %s exists",
+		return core_errf(err, errlen, -EEXIST, "import: volume %s exists",
 			       vol);
 	}
 	virResetLastError();
 	if (access(path, F_OK) == 0)
-		return be_errf(err, errlen, -EEXIST, "import: %s exists", path);
+		return core_errf(err, errlen, -EEXIST, "import: %s exists", path);
 	return 0;
 }
 
@@ -513,7 +513,7 @@ static int fetch(struct be_conn *c, struct import_ctx *x, const char *dlpath,
 	int rc;
 
 	if (fd < 0)
-		return be_errf(err, errlen, -errno, "import: %s", strerror(errno));
+		return core_errf(err, errlen, -errno, "import: %s", strerror(errno));
 	if (be_src_is_local(x->source))
 		rc = copy_local(c, x->source, fd, deadline, x->p, err, errlen);
 	else
@@ -532,7 +532,7 @@ static int import_file(struct be_conn *c, struct import_ctx *x,
 	int rc = fetch(c, x, dlpath, deadline, err, errlen);
 
 	if (rc == 0 && be_cancelled(x->p))
-		rc = be_errf(err, errlen, -ECANCELED, "import: cancelled");
+		rc = core_errf(err, errlen, -ECANCELED, "import: cancelled");
 	if (rc == 0 && x->checksum && *x->checksum)
 		rc = check_sum(dlpath, x->checksum, err, errlen);
 	if (rc == 0)
@@ -566,7 +566,7 @@ static int import_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	be_report(x->p, 0, "importing");
 	rc = import_file(c, x, dlpath, part, &ii, err, errlen);
 	if (rc == 0 && (rc = be_commit_file(part, path, c->pool_dir)) < 0)
-		be_errf(err, errlen, rc, "import %s: %s", x->vol, strerror(-rc));
+		core_errf(err, errlen, rc, "import %s: %s", x->vol, strerror(-rc));
 	/* libvirt learns of files made behind its back on refresh. */
 	if (rc == 0 && virStoragePoolRefresh(pool, 0) < 0) {
 		rc = be_err(err, errlen, "import", x->vol);
@@ -594,10 +594,10 @@ static int import_checks(struct be_conn *c, const char *source,
 	int rc;
 
 	if (!be_name_ok(vol))
-		return be_errf(err, errlen, -EINVAL, "import: bad volume name "
+		return core_errf(err, errlen, -EINVAL, "import: bad volume name "
 			       "\"%s\"", vol ? vol : "");
 	if (!source || (!be_src_is_local(source) && !is_url(source)))
-		return be_errf(err, errlen, -EINVAL, "import: source must be an "
+		return core_errf(err, errlen, -EINVAL, "import: source must be an "
 			       "absolute path or a file://, http:// or https:// "
 			       "URL");
 	be_url_redact(source, shown, sizeof(shown));
@@ -606,7 +606,7 @@ static int import_checks(struct be_conn *c, const char *source,
 	    (rc = be_src_check_url(c, source, &named, err, errlen)) < 0)
 		return rc;
 	if (pol->need_checksum && (!checksum || !*checksum))
-		return be_errf(err, errlen, -EACCES, "import %s: refused: a "
+		return core_errf(err, errlen, -EACCES, "import %s: refused: a "
 			       "checksum is required in cluster mode "
 			       "(spec.image.checksum)", shown);
 	return 0;
@@ -625,7 +625,7 @@ int be_image_import(struct be_conn *c, const char *source,
 		return rc;
 	if (atomic_fetch_add(&c->imports, 1) >= pol->max_running) {
 		atomic_fetch_sub(&c->imports, 1);
-		return be_errf(err, errlen, -EBUSY, "import: %d imports already "
+		return core_errf(err, errlen, -EBUSY, "import: %d imports already "
 			       "running on this node (--import-max)",
 			       pol->max_running);
 	}
@@ -654,7 +654,7 @@ static int image_delete_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (rc < 0)
 		rc = be_err(err, errlen, "delete image", vol);
 	else if (deps[0])
-		rc = be_errf(err, errlen, -EBUSY, "delete image %s: VMs use it "
+		rc = core_errf(err, errlen, -EBUSY, "delete image %s: VMs use it "
 			     "as their base: %s", vol, deps);
 	else if (virStorageVolDelete(v, 0) < 0)
 		rc = be_err(err, errlen, "delete image", vol);
@@ -671,6 +671,6 @@ int be_image_delete(struct be_conn *c, const char *vol, char *err,
 		    size_t errlen)
 {
 	if (!be_name_ok(vol))
-		return be_errf(err, errlen, -EINVAL, "delete image: bad name");
+		return core_errf(err, errlen, -EINVAL, "delete image: bad name");
 	return be_run(c, image_delete_op, (void *)vol, err, errlen);
 }

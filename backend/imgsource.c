@@ -125,7 +125,7 @@ int be_src_check_url(const struct be_conn *c, const char *url, bool *named,
 	*named = false;
 	be_url_redact(url, shown, sizeof(shown));
 	if (url_canon(url, canon, sizeof(canon), host, sizeof(host)) < 0)
-		return be_errf(err, errlen, -EINVAL, "import: %s: not a valid "
+		return core_errf(err, errlen, -EINVAL, "import: %s: not a valid "
 			       "URL", shown);
 	for (size_t i = 0; i < p->nallow; i++)
 		if (!strncmp(canon, p->allow[i], strlen(p->allow[i]))) {
@@ -134,7 +134,7 @@ int be_src_check_url(const struct be_conn *c, const char *url, bool *named,
 		}
 	if (!strncmp(canon, "https://", 8))
 		return 0;
-	return be_errf(err, errlen, -EACCES, "import: %s: refused: only "
+	return core_errf(err, errlen, -EACCES, "import: %s: refused: only "
 		       "https:// or a URL under an --import-allow prefix", shown);
 }
 
@@ -263,22 +263,22 @@ int be_src_open_local(const struct be_conn *c, const char *source, int *out,
 	int fd;
 
 	if (!p->dir)
-		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
+		return core_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "local files need --import-dir", path);
 	if (path[0] == '/')
 		rel = core_path_under(p->dir, path, real);
 	if (!rel)
-		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
+		return core_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "not a file under --import-dir %.200s", path,
 			       p->dir);
 	fd = open_beneath(p->dir, rel);
 	if (fd < 0)
-		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
+		return core_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "cannot open it under --import-dir: %s", path,
 			       strerror(-fd));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return be_errf(err, errlen, -EACCES, "import: %.200s: refused: "
+		return core_errf(err, errlen, -EACCES, "import: %.200s: refused: "
 			       "not a regular file", path);
 	}
 	fcntl(fd, F_SETFL, 0);

@@ -16,13 +16,13 @@ static int resolve(const struct be_conn *c, const char *field,
 	int rc;
 
 	if (!c->kernel_dir)
-		return be_errf(err, errlen, -EACCES, "%s: kernelBoot is off on "
+		return core_errf(err, errlen, -EACCES, "%s: kernelBoot is off on "
 			       "node %s (the node allows it with --kernel-dir)",
 			       field, c->node);
 	rc = core_file_under(c->kernel_dir, path, out, outlen, why,
 			     sizeof(why));
 	if (rc < 0)
-		return be_errf(err, errlen, rc == -EACCES ? rc : -EINVAL,
+		return core_errf(err, errlen, rc == -EACCES ? rc : -EINVAL,
 			       "%s: %s (--kernel-dir)", field, why);
 	return 0;
 }

@@ -148,10 +148,10 @@ static int existing_uuid(struct be_conn *c, virConnectPtr vc,
 	if (rc < 0)
 		rc = be_err(err, errlen, "define", name);
 	else if (rc == BE_OTHER_NODE)
-		rc = be_errf(err, errlen, -EEXIST, "define %s: a domain of that "
+		rc = core_errf(err, errlen, -EEXIST, "define %s: a domain of that "
 			     "name belongs to another hypersdk node", name);
 	else if (rc == 0)
-		rc = be_errf(err, errlen, -EEXIST, "define %s: a libvirt domain "
+		rc = core_errf(err, errlen, -EEXIST, "define %s: a libvirt domain "
 			     "of that name exists and is not hypersdk's", name);
 	else if (virDomainGetUUIDString(d, uuid) < 0)
 		rc = be_err(err, errlen, "define", name);
@@ -179,7 +179,7 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	rc = be_storage_prepare(c, vc, x->name, x->uid, x->spec, &m, err,
 				errlen);
 	if (rc == 0 && be_keep_tops(c, vc, x->name, x->spec, &m) < 0)
-		rc = be_errf(err, errlen, -ENOMEM, "define %s: out of memory",
+		rc = core_errf(err, errlen, -ENOMEM, "define %s: out of memory",
 			     x->name);
 	if (rc < 0)
 		goto out;
@@ -195,14 +195,14 @@ static int define_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	p.uuid = *uuid ? uuid : NULL;
 	rc = be_boot_fill(c, &p, &boot, err, errlen);
 	if (rc == 0 && be_vnc_password_keep(vc, x->name, vnc, sizeof(vnc)) < 0)
-		rc = be_errf(err, errlen, -EIO, "define %s: no random bytes "
+		rc = core_errf(err, errlen, -EIO, "define %s: no random bytes "
 			     "for the VNC password", x->name);
 	if (rc < 0)
 		goto out;
 	p.vnc_password = vnc;
 	xml = be_domain_xml(&p);
 	if (!xml) {
-		rc = be_errf(err, errlen, -ENOMEM, "define %s: out of memory",
+		rc = core_errf(err, errlen, -ENOMEM, "define %s: out of memory",
 			     x->name);
 		goto out;
 	}
@@ -226,7 +226,7 @@ int be_define(struct be_conn *c, const char *name, const char *ns,
 	struct define_ctx x = { name, ns, uid, spec, spec_json };
 
 	if (!be_name_ok(name))
-		return be_errf(err, errlen, -EINVAL, "define: bad name \"%s\"",
+		return core_errf(err, errlen, -EINVAL, "define: bad name \"%s\"",
 			       name ? name : "");
 	return be_run(c, define_op, &x, err, errlen);
 }
@@ -328,13 +328,13 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	rc = be_dom_ours(c, d, NULL, NULL, NULL);
 	if (rc <= 0 || rc == BE_OTHER_NODE) {
 		rc = rc < 0 ? be_err(err, errlen, "delete", name)
-			    : be_errf(err, errlen, -ENOENT, "delete %s: domain "
+			    : core_errf(err, errlen, -ENOENT, "delete %s: domain "
 				      "is not hypersdk's", name);
 		goto out;
 	}
 	rc = 0;
 	if (virDomainIsActive(d) == 1) {
-		rc = be_errf(err, errlen, -EBUSY, "delete %s: domain is running",
+		rc = core_errf(err, errlen, -EBUSY, "delete %s: domain is running",
 			     name);
 		goto out;
 	}
@@ -348,13 +348,13 @@ static int undefine_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (rc == 0)
 		rc = be_chain_expand(c, vc, name, &paths, &npaths);
 	if (rc < 0) {
-		be_errf(err, errlen, rc, "delete %s: out of memory", name);
+		core_errf(err, errlen, rc, "delete %s: out of memory", name);
 		goto out;
 	}
 	/* Deleting the volumes under linked clones would break them. */
 	rc = be_deps_of(c, vc, name, paths, npaths, deps, sizeof(deps));
 	if (rc == 0 && deps[0])
-		rc = be_errf(err, errlen, -EBUSY, "delete %s: linked clones "
+		rc = core_errf(err, errlen, -EBUSY, "delete %s: linked clones "
 			     "depend on its disks: %s", name, deps);
 	else if (rc < 0)
 		rc = be_err(err, errlen, "delete", name);
@@ -391,7 +391,7 @@ static int forget_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	rc = be_dom_ours(c, d, NULL, NULL, NULL);
 	if (rc <= 0) {
 		rc = rc < 0 ? be_err(err, errlen, "forget", name) :
-		     be_errf(err, errlen, -ENOENT, "forget %s: domain is not "
+		     core_errf(err, errlen, -ENOENT, "forget %s: domain is not "
 			     "hypersdk's", name);
 		goto out;
 	}

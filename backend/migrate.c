@@ -249,14 +249,14 @@ static int plan_disk(const struct be_conn *c, const struct mig_ctx *x,
 		return 0;       /* not ours, or the target sees it */
 	to = dest_dir(x->o, k);
 	if (!to)
-		return be_errf(err, errlen, -EINVAL, "migrate %s: node %s has "
+		return core_errf(err, errlen, -EINVAL, "migrate %s: node %s has "
 			       "no folder for %s%s (its Lease names none)",
 			       x->vm, x->o->dest_node, *k ? "storage class " :
 			       "the node's pool", k);
 	if (!be_xml_attr(el, "device", kind, sizeof(kind)))
 		snprintf(kind, sizeof(kind), "disk");
 	return plan_add(pl, dev, file, strcmp(kind, "disk") ? NULL : to,
-			slash + 1) < 0 ? be_errf(err, errlen, -ENOMEM,
+			slash + 1) < 0 ? core_errf(err, errlen, -ENOMEM,
 						 "migrate %s: out of memory",
 						 x->vm) : 0;
 }
@@ -276,7 +276,7 @@ static int plan_disks(const struct be_conn *c, const struct mig_ctx *x,
 		el = dend;
 	}
 	if (rc == 0 && pl->ncopy && x->o->offline)
-		rc = be_errf(err, errlen, -EINVAL, "migrate %s: an offline "
+		rc = core_errf(err, errlen, -EINVAL, "migrate %s: an offline "
 			     "migration copies no disk, and %zu disk(s) are on "
 			     "this node's own storage (start the VM first, or "
 			     "put its disks on a shared storage class)", x->vm,
@@ -436,13 +436,13 @@ static int mig_run(virDomainPtr d, const struct mig_ctx *x,
 		rc = be_err(err, errlen, "migrate", x->vm);
 	/* QEMU needs userfaultfd for post-copy; containers often lack it. */
 	if (rc < 0 && strstr(err, "Postcopy is not supported"))
-		rc = be_errf(err, errlen, -EOPNOTSUPP, "migrate %s: post-copy "
+		rc = core_errf(err, errlen, -EOPNOTSUPP, "migrate %s: post-copy "
 			     "is not supported on this host (QEMU: no "
 			     "userfaultfd); migrate without postcopy", x->vm);
 	if (watching)
 		mwatch_stop(&w);
 	if (rc < 0 && (w.aborted || (x->p && x->p->cancel && *x->p->cancel)))
-		rc = be_errf(err, errlen, -ECANCELED, "migrate %s: cancelled; "
+		rc = core_errf(err, errlen, -ECANCELED, "migrate %s: cancelled; "
 			     "it keeps running here", x->vm);
 	return rc;
 }
@@ -461,7 +461,7 @@ static int mig_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	rc = be_dom_ours(c, d, NULL, NULL, NULL);
 	if (rc != 1) {
 		rc = rc < 0 ? be_err(err, errlen, "migrate", x->vm)
-			    : be_errf(err, errlen, -ENOENT, "migrate %s: not a "
+			    : core_errf(err, errlen, -ENOENT, "migrate %s: not a "
 				      "hypersdk VM of this node", x->vm);
 		goto out;
 	}
@@ -481,7 +481,7 @@ static int mig_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	if (x->p && x->p->fn)
 		x->p->fn(x->p->arg, 0, "starting migration");
 	if (x->p && x->p->cancel && *x->p->cancel)
-		rc = be_errf(err, errlen, -ECANCELED, "migrate %s: cancelled",
+		rc = core_errf(err, errlen, -ECANCELED, "migrate %s: cancelled",
 			     x->vm);
 	else
 		rc = mig_run(d, x, par, n, err, errlen);
@@ -506,13 +506,13 @@ int be_migrate(struct be_conn *c, const char *vm,
 	int rc;
 
 	if (!o || !o->dest_uri || !*o->dest_uri)
-		return be_errf(err, errlen, -EINVAL, "migrate %s: no target",
+		return core_errf(err, errlen, -EINVAL, "migrate %s: no target",
 			       vm);
 	if (!o->dest_node || !*o->dest_node)
-		return be_errf(err, errlen, -EINVAL, "migrate %s: no target "
+		return core_errf(err, errlen, -EINVAL, "migrate %s: no target "
 			       "node name", vm);
 	if (o->nonlive && !o->offline && (o->postcopy || o->autoconverge))
-		return be_errf(err, errlen, -EINVAL, "migrate %s: %s needs a "
+		return core_errf(err, errlen, -EINVAL, "migrate %s: %s needs a "
 			       "live migration", vm, o->postcopy ?
 			       "post-copy" : "auto-converge");
 	/* Not be_run: a retry after a lost connection could start a second

@@ -77,9 +77,6 @@ int be_run(struct be_conn *c, be_op_fn op, void *ctx, char *err,
 /* Map libvirt's last error of this thread to -errno and write
  * "<verb> <name>: <message>" into err. */
 int be_err(char *err, size_t errlen, const char *verb, const char *name);
-/* The same with our own text (errno given). */
-int be_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 /* True when name[0..len) may be used in a pool file name. */
 bool be_name_ok(const char *name);
 

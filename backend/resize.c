@@ -138,7 +138,7 @@ static int config_memory(virConnectPtr vc, virDomainPtr d, const char *vm,
 	if (xml)
 		xml = set_cell_memory(xml, val);
 	if (!xml)
-		return be_errf(err, errlen, -ENOMEM, "resize %s: out of memory",
+		return core_errf(err, errlen, -ENOMEM, "resize %s: out of memory",
 			       vm);
 	nd = virDomainDefineXML(vc, xml);
 	free(xml);
@@ -216,14 +216,14 @@ static int check_limits(const struct resize_ctx *x, const struct limits *l,
 			char *err, size_t errlen)
 {
 	if (x->cpus > 0 && x->cpus > l->max_cpus)
-		return be_errf(err, errlen, -EINVAL, "cpus=%d: the maximum of "
+		return core_errf(err, errlen, -EINVAL, "cpus=%d: the maximum of "
 			       "this VM is %d", x->cpus, l->max_cpus);
 	if (x->memory > l->max_kib * 1024)
-		return be_errf(err, errlen, -EINVAL, "memory=%" PRIu64 "Mi: the "
+		return core_errf(err, errlen, -EINVAL, "memory=%" PRIu64 "Mi: the "
 			       "maximum of this VM is %" PRIu64 "Mi",
 			       x->memory >> 20, l->max_kib >> 10);
 	if (x->cpus < 0 || (x->memory > 0 && x->memory < (1ULL << 20)))
-		return be_errf(err, errlen, -EINVAL, "resize %s: bad size",
+		return core_errf(err, errlen, -EINVAL, "resize %s: bad size",
 			       x->vm);
 	return 0;
 }

@@ -168,7 +168,7 @@ static int take(virDomainPtr d, const struct create_ctx *x, bool active,
 	int rc = 0;
 
 	if (!xml)
-		return be_errf(err, errlen, -ENOMEM, "snapshot %s: out of "
+		return core_errf(err, errlen, -ENOMEM, "snapshot %s: out of "
 			       "memory", x->vm);
 	if (active && x->quiesce) {
 		tried = true;
@@ -249,7 +249,7 @@ static int create_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	old = virDomainSnapshotLookupByName(d, x->snap, 0);
 	if (old) {
 		virDomainSnapshotFree(old);
-		rc = be_errf(err, errlen, -EEXIST, "snapshot %s: %s exists",
+		rc = core_errf(err, errlen, -EEXIST, "snapshot %s: %s exists",
 			     x->vm, x->snap);
 		goto out;
 	}
@@ -271,7 +271,7 @@ int be_snapshot_create(struct be_conn *c, const char *vm, const char *snap,
 	if (quiesced)
 		*quiesced = false;
 	if (!snap_name_ok(snap))
-		return be_errf(err, errlen, -EINVAL, "snapshot %s: bad name "
+		return core_errf(err, errlen, -EINVAL, "snapshot %s: bad name "
 			       "\"%s\"", vm, snap ? snap : "");
 	return be_run(c, create_op, &x, err, errlen);
 }
@@ -364,13 +364,13 @@ static int one_op(struct be_conn *c, virConnectPtr vc, void *arg,
 		virErrorPtr e = virGetLastError();
 
 		rc = e && e->code == VIR_ERR_NO_DOMAIN_SNAPSHOT ?
-			be_errf(err, errlen, -ENOENT, "%s %s: no snapshot %s",
+			core_errf(err, errlen, -ENOENT, "%s %s: no snapshot %s",
 				x->verb, x->vm, x->snap) :
 			be_err(err, errlen, x->verb, x->vm);
 		goto out;
 	}
 	if (x->fn == do_revert && predates_freeze(d, s))
-		rc = be_errf(err, errlen, -EBUSY, "revert %s: snapshot %s was "
+		rc = core_errf(err, errlen, -EBUSY, "revert %s: snapshot %s was "
 			     "taken before the disks were frozen for a linked "
 			     "clone; reverting it would write into the clone's "
 			     "base", x->vm, x->snap);
@@ -396,7 +396,7 @@ static int run_one(struct be_conn *c, const char *vm, const char *snap,
 	struct one_ctx x = { vm, snap, verb, fn, out };
 
 	if (!snap_name_ok(snap))
-		return be_errf(err, errlen, -EINVAL, "%s %s: bad snapshot name",
+		return core_errf(err, errlen, -EINVAL, "%s %s: bad snapshot name",
 			       verb, vm);
 	return be_run(c, one_op, &x, err, errlen);
 }
@@ -493,7 +493,7 @@ static int list_op(struct be_conn *c, virConnectPtr vc, void *arg,
 	tmp = calloc((size_t)n + 1, sizeof(*tmp));
 	x->v = calloc((size_t)n + 1, sizeof(*x->v));
 	if (!tmp || !x->v)
-		rc = be_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
 		if (rc == 0 && snap_info(snaps[i], &tmp[i]) < 0)
 			rc = be_err(err, errlen, "snapshots", x->vm);

@@ -71,7 +71,7 @@ static int pool_check_path(virStoragePoolPtr p, const char *name, char **dir,
 	if (el)
 		path = be_xml_text(el, end, "path");
 	if (!path || (!fresh && !same_dir(path, *dir))) {
-		rc = be_errf(err, errlen, -EEXIST, "storage pool %s exists "
+		rc = core_errf(err, errlen, -EEXIST, "storage pool %s exists "
 			     "with path %s, not %s", name,
 			     path ? path : "(none)", *dir);
 		goto out;
@@ -227,17 +227,17 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 	int rc;
 
 	if (!be_name_ok(d->name))
-		return be_errf(err, errlen, -EINVAL, "define %s: bad disk name "
+		return core_errf(err, errlen, -EINVAL, "define %s: bad disk name "
 			       "\"%s\"", name, d->name ? d->name : "");
 	if (be_vol_name(vol, sizeof(vol), name, d->name) < 0)
-		return be_errf(err, errlen, -EINVAL, "define %s: disk name too "
+		return core_errf(err, errlen, -EINVAL, "define %s: disk name too "
 			       "long", name);
 	v = virStorageVolLookupByName(p, vol);
 	made = !v;
 	if (!v) {
 		virResetLastError();
 		if (d->size == 0)
-			return be_errf(err, errlen, -EINVAL, "define %s: disk %s "
+			return core_errf(err, errlen, -EINVAL, "define %s: disk %s "
 				       "has no size", name, d->name);
 		v = vol_create(p, vol, d->size);
 		if (!v)
@@ -248,7 +248,7 @@ static int disk_prepare(virStoragePoolPtr p, const char *name,
 		  : be_err(err, errlen, "define", name);
 	if (made && (rc < 0 || strv_add(&m->vols, &m->nvols, path) < 0)) {
 		virStorageVolDelete(v, 0);
-		rc = rc < 0 ? rc : be_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = rc < 0 ? rc : core_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	free(path);
 	virStorageVolFree(v);
@@ -269,7 +269,7 @@ static int disk_pool(struct be_conn *c, virConnectPtr vc, const char *name,
 	if (d->storage_class && *d->storage_class) {
 		bp = be_class_pool(c, d->storage_class);
 		if (!bp)
-			return be_errf(err, errlen, -EINVAL, "define %s: disk "
+			return core_errf(err, errlen, -EINVAL, "define %s: disk "
 				       "%s: no storage class %s on node %s "
 				       "(--storage-class %s=DIR)", name, d->name,
 				       d->storage_class, c->node,
@@ -518,14 +518,14 @@ static int seed_build(struct be_conn *c, const char *name, const char *uid,
 	if (seed_current(seed, tag))
 		return 0;
 	if ((size_t)snprintf(part, sizeof(part), "%s.part", seed) >= sizeof(part))
-		return be_errf(err, errlen, -ENAMETOOLONG, "define %s: seed "
+		return core_errf(err, errlen, -ENAMETOOLONG, "define %s: seed "
 			       "path too long", name);
 	if (!mkdtemp(dir))
-		return be_errf(err, errlen, -errno, "define %s: seed: %s", name,
+		return core_errf(err, errlen, -errno, "define %s: seed: %s", name,
 			       strerror(errno));
 	rc = seed_files(dir, meta, s);
 	if (rc < 0) {
-		be_errf(err, errlen, rc, "define %s: seed: %s", name,
+		core_errf(err, errlen, rc, "define %s: seed: %s", name,
 			strerror(-rc));
 		goto out;
 	}
@@ -536,7 +536,7 @@ static int seed_build(struct be_conn *c, const char *name, const char *uid,
 		rc = be_commit_file(part, seed, c->pool_dir);
 	if (rc < 0) {
 		unlink(part);
-		be_errf(err, errlen, rc, "define %s: seed image: %s", name,
+		core_errf(err, errlen, rc, "define %s: seed image: %s", name,
 			*why ? why : strerror(-rc));
 	}
 out:
@@ -574,7 +574,7 @@ int be_storage_prepare(struct be_conn *c, virConnectPtr vc, const char *name,
 	if (!p)
 		return be_err(err, errlen, "define", name);
 	if (be_seed_path(c, seed, sizeof(seed), name) < 0) {
-		rc = be_errf(err, errlen, -ENAMETOOLONG, "define %s: name too "
+		rc = core_errf(err, errlen, -ENAMETOOLONG, "define %s: name too "
 			     "long", name);
 		goto out;
 	}
@@ -586,7 +586,7 @@ int be_storage_prepare(struct be_conn *c, virConnectPtr vc, const char *name,
 	}
 	m->seed = strdup(seed);
 	if (!m->seed)
-		rc = be_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 	/* libvirt only learns of files made behind its back on refresh. */
 	else if (rc == 1 && virStoragePoolRefresh(p, 0) < 0)
 		rc = be_err(err, errlen, "define", name);

@@ -22,6 +22,11 @@ enum carbon_kind {
 	CARBON_FILE,            /* "file" */
 };
 
+/* A zone as a label: 1 to CARBON_ZONE_MAX - 1 of [A-Za-z0-9_-], so it
+ * goes into a URL's query, a log line, a metric's label or a Lease as it
+ * is. */
+bool carbon_zone_ok(const char *s);
+
 /* "electricitymaps", "ukgrid", "file", "none" <-> the kind; -EINVAL. */
 int carbon_kind_parse(const char *name, enum carbon_kind *out);
 const char *carbon_kind_name(enum carbon_kind k);

@@ -4,13 +4,13 @@
  * may echo what it was sent, and err must never hold the token. */
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "carbon/carbon.h"
 #include "carbon/priv.h"
+#include "core/core.h"
 
 /* The deepest answer (a UK region's period's generation mix) nests seven
  * levels; json-c frees recursively, so hostile nesting stops here. */
@@ -41,7 +41,7 @@ const char *carbon_kind_name(enum carbon_kind k)
 	return (unsigned)k < sizeof(kinds) / sizeof(kinds[0]) ? kinds[k] : "?";
 }
 
-bool carbon_label_ok(const char *s)
+bool carbon_zone_ok(const char *s)
 {
 	size_t n = 0;
 
@@ -50,18 +50,6 @@ bool carbon_label_ok(const char *s)
 			    "0123456789_-", s[n]) || n >= CARBON_ZONE_MAX - 1)
 			return false;
 	return n > 0;
-}
-
-int carbon_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
 }
 
 /* ---- times ------------------------------------------------------------ */
@@ -180,13 +168,13 @@ static int load(const char *buf, size_t len, json_object **out, char *err,
 
 	*out = NULL;
 	if (len == 0)
-		return carbon_errf(err, errlen, -EINVAL, "empty answer");
+		return core_errf(err, errlen, -EINVAL, "empty answer");
 	if (len > CARBON_BODY_MAX)
-		return carbon_errf(err, errlen, -EINVAL, "answer over 1 MiB");
+		return core_errf(err, errlen, -EINVAL, "answer over 1 MiB");
 	/* json-c would stop at a NUL and take the rest for trailing data
 	 * or, inside a string, cut it short. */
 	if (memchr(buf, '\0', len))
-		return carbon_errf(err, errlen, -EINVAL, "bad JSON: a NUL byte");
+		return core_errf(err, errlen, -EINVAL, "bad JSON: a NUL byte");
 	tok = json_tokener_new_ex(JSON_DEPTH);
 	if (!tok)
 		return -ENOMEM;
@@ -201,7 +189,7 @@ static int load(const char *buf, size_t len, json_object **out, char *err,
 		end++;
 	if (!o || e != json_tokener_success || end != len) {
 		json_object_put(o);
-		return carbon_errf(err, errlen, -EINVAL, "bad JSON: %s",
+		return core_errf(err, errlen, -EINVAL, "bad JSON: %s",
 				   o ? "trailing data" :
 				   e == json_tokener_continue ?
 				   "unexpected end of data" :
@@ -209,7 +197,7 @@ static int load(const char *buf, size_t len, json_object **out, char *err,
 	}
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "bad JSON: expected an object");
 	}
 	*out = o;
@@ -238,19 +226,19 @@ static int number(json_object *o, const char *pre, const char *key, int *out,
 	double d;
 
 	if (!v)
-		return carbon_errf(err, errlen, -EINVAL, "%s%s%s: missing", pre,
+		return core_errf(err, errlen, -EINVAL, "%s%s%s: missing", pre,
 				   dot(pre), key);
 	if (json_object_is_type(v, json_type_int))
 		d = (double)json_object_get_int64(v);
 	else if (json_object_is_type(v, json_type_double))
 		d = json_object_get_double(v);
 	else
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s%s%s: expected a number", pre, dot(pre),
 				   key);
 	/* Written so that NaN fails too. */
 	if (!(d >= 0 && d <= CARBON_INTENSITY_MAX))
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s%s%s: out of range 0-%d", pre, dot(pre),
 				   key, CARBON_INTENSITY_MAX);
 	*out = (int)(d + 0.5);  /* d >= 0: rounds half up */
@@ -267,11 +255,11 @@ static int when(json_object *o, const char *pre, const char *key, bool need,
 	if (!v && !need)
 		return 0;
 	if (!v)
-		return carbon_errf(err, errlen, -EINVAL, "%s%s%s: missing", pre,
+		return core_errf(err, errlen, -EINVAL, "%s%s%s: missing", pre,
 				   dot(pre), key);
 	if (!json_object_is_type(v, json_type_string) ||
 	    carbon_parse_time(json_object_get_string(v), out) < 0)
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s%s%s: expected an RFC 3339 time", pre,
 				   dot(pre), key);
 	return 0;
@@ -286,7 +274,7 @@ static int flag(json_object *o, const char *key, bool *out, char *err,
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s: expected true or false", key);
 	*out = json_object_get_boolean(v);
 	return 0;
@@ -301,10 +289,10 @@ static int zone(json_object *o, bool need, char *out, char *err,
 	if (!v && !need)
 		return 0;
 	if (!v)
-		return carbon_errf(err, errlen, -EINVAL, "zone: missing");
+		return core_errf(err, errlen, -EINVAL, "zone: missing");
 	if (!json_object_is_type(v, json_type_string) ||
-	    !carbon_label_ok(json_object_get_string(v)))
-		return carbon_errf(err, errlen, -EINVAL, "zone: expected 1 to "
+	    !carbon_zone_ok(json_object_get_string(v)))
+		return core_errf(err, errlen, -EINVAL, "zone: expected 1 to "
 				   "%d letters, digits, '-' or '_'",
 				   CARBON_ZONE_MAX - 1);
 	snprintf(out, CARBON_ZONE_MAX, "%s", json_object_get_string(v));
@@ -316,9 +304,9 @@ static int array(json_object *o, const char *key, json_object **out,
 {
 	*out = field(o, key);
 	if (!*out)
-		return carbon_errf(err, errlen, -EINVAL, "%s: missing", key);
+		return core_errf(err, errlen, -EINVAL, "%s: missing", key);
 	if (!json_object_is_type(*out, json_type_array))
-		return carbon_errf(err, errlen, -EINVAL, "%s: expected an array",
+		return core_errf(err, errlen, -EINVAL, "%s: expected an array",
 				   key);
 	return 0;
 }
@@ -332,10 +320,10 @@ static int add_point(struct carbon_forecast *fc, const char *pre, time_t from,
 	struct carbon_point *prev = fc->n ? &fc->v[fc->n - 1] : NULL;
 
 	if (prev && from <= prev->from)
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s: not after the point before", pre);
 	if (to && to <= from)
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "%s: ends before it starts", pre);
 	if (prev && (prev->to == 0 || prev->to > from))
 		prev->to = from;
@@ -385,7 +373,7 @@ static int emaps_points(json_object *arr, struct carbon_forecast *fc,
 
 		snprintf(pre, sizeof(pre), "forecast[%zu]", i);
 		if (!json_object_is_type(p, json_type_object))
-			return carbon_errf(err, errlen, -EINVAL,
+			return core_errf(err, errlen, -EINVAL,
 					   "%s: expected an object", pre);
 		rc = number(p, pre, "carbonIntensity", &ci, err, errlen);
 		rc = rc ? rc : when(p, pre, "datetime", true, &from, err,
@@ -463,11 +451,11 @@ static int uk_periods(json_object *root, json_object **periods, int *region,
 
 	*region = 0;
 	if (!d)
-		return carbon_errf(err, errlen, -EINVAL, "data: missing");
+		return core_errf(err, errlen, -EINVAL, "data: missing");
 	if (json_object_is_type(d, json_type_object))
 		r = d;
 	else if (!json_object_is_type(d, json_type_array))
-		return carbon_errf(err, errlen, -EINVAL,
+		return core_errf(err, errlen, -EINVAL,
 				   "data: expected an array or an object");
 	else if (json_object_array_length(d) > 0 &&
 		 field(json_object_array_get_idx(d, 0), "regionid"))
@@ -479,7 +467,7 @@ static int uk_periods(json_object *root, json_object **periods, int *region,
 	id = field(r, "regionid");
 	v = json_object_is_type(id, json_type_int) ? json_object_get_int64(id) : 0;
 	if (v < 1 || v > UK_REGION_MAX)
-		return carbon_errf(err, errlen, -EINVAL, "regionid: expected "
+		return core_errf(err, errlen, -EINVAL, "regionid: expected "
 				   "a whole number from 1 to %d", UK_REGION_MAX);
 	*region = (int)v;
 	return array(r, "data", periods, err, errlen);
@@ -495,7 +483,7 @@ static int uk_intensity(json_object *p, const char *pre, int *out,
 
 	snprintf(sub, sizeof(sub), "%s%sintensity", pre, dot(pre));
 	if (!in || !json_object_is_type(in, json_type_object))
-		return carbon_errf(err, errlen, -EINVAL, "%s: %s", sub,
+		return core_errf(err, errlen, -EINVAL, "%s: %s", sub,
 				   in ? "expected an object" : "missing");
 	*estimated = !field(in, "actual");
 	if (!*estimated)
@@ -515,7 +503,7 @@ static int uk_period(json_object *periods, size_t i, time_t *from, time_t *to,
 
 	snprintf(pre, sizeof(pre), "data[%zu]", i);
 	if (!json_object_is_type(p, json_type_object))
-		return carbon_errf(err, errlen, -EINVAL, "%s: expected an object",
+		return core_errf(err, errlen, -EINVAL, "%s: expected an object",
 				   pre);
 	rc = when(p, pre, "from", true, from, err, errlen);
 	rc = rc ? rc : when(p, pre, "to", false, to, err, errlen);
@@ -533,7 +521,7 @@ int carbon_parse_ukgrid(const char *buf, size_t len,
 	memset(out, 0, sizeof(*out));
 	rc = rc ? rc : uk_periods(o, &periods, &region, err, errlen);
 	if (rc == 0 && json_object_array_length(periods) == 0)
-		rc = carbon_errf(err, errlen, -EINVAL, "data: no period");
+		rc = core_errf(err, errlen, -EINVAL, "data: no period");
 	/* The API answers the half hour that holds now, alone. */
 	rc = rc ? rc : uk_period(periods, 0, &out->at, &to, &out->intensity,
 				 &out->estimated, err, errlen);

@@ -68,15 +68,15 @@ static int check_zone(struct carbon *c, const char *z, char *err,
 		      size_t errlen)
 {
 	if (c->kind == CARBON_UKGRID && !uk_zone(z, &c->region))
-		return carbon_errf(err, errlen, -EINVAL, "zone: expected GB or "
+		return core_errf(err, errlen, -EINVAL, "zone: expected GB or "
 				   "GB-N, N a region id from 1 to %d",
 				   UK_REGIONS);
 	if (c->kind == CARBON_UKGRID && (!z || !*z))
 		z = "GB";
 	else if (c->kind == CARBON_FILE && (!z || !*z))
 		z = "file";
-	else if (c->kind != CARBON_UKGRID && !carbon_label_ok(z))
-		return carbon_errf(err, errlen, -EINVAL, "zone: expected 1 to "
+	else if (c->kind != CARBON_UKGRID && !carbon_zone_ok(z))
+		return core_errf(err, errlen, -EINVAL, "zone: expected 1 to "
 				   "%d letters, digits, '-' or '_'",
 				   CARBON_ZONE_MAX - 1);
 	snprintf(c->zone, sizeof(c->zone), "%s", z);
@@ -110,15 +110,15 @@ static int check_url(struct carbon *c, const char *url, char *err,
 	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_URL, &all, 0) != CURLUE_OK ||
 	    !has_part(u, CURLUPART_HOST))
-		rc = carbon_errf(err, errlen, rc, "url: not a URL");
+		rc = core_errf(err, errlen, rc, "url: not a URL");
 	else if (strcmp(scheme, "http") && strcmp(scheme, "https"))
-		rc = carbon_errf(err, errlen, rc, "url: expected http or https");
+		rc = core_errf(err, errlen, rc, "url: expected http or https");
 	else if (strcmp(path, "/") || has_part(u, CURLUPART_QUERY) ||
 		 has_part(u, CURLUPART_FRAGMENT) ||
 		 has_part(u, CURLUPART_USER) ||
 		 has_part(u, CURLUPART_PASSWORD) ||
 		 has_part(u, CURLUPART_OPTIONS))
-		rc = carbon_errf(err, errlen, rc, "url: expected only a scheme, "
+		rc = core_errf(err, errlen, rc, "url: expected only a scheme, "
 				 "a host and a port (the paths are the API's)");
 	else
 		rc = 0;
@@ -146,18 +146,18 @@ static int open_checked(const char *what, const char *path, size_t max,
 
 	if (fd < 0) {
 		rc = -errno;
-		return carbon_errf(err, errlen, rc, "%s %.200s: %s", what, path,
+		return core_errf(err, errlen, rc, "%s %.200s: %s", what, path,
 				   strerror(-rc));
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		rc = carbon_errf(err, errlen, -EINVAL, "%s %.200s: not a regular "
+		rc = core_errf(err, errlen, -EINVAL, "%s %.200s: not a regular "
 				 "file", what, path);
 	else if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
 		 (st.st_mode & 022))
-		rc = carbon_errf(err, errlen, -EPERM, "%s %.200s: others than "
+		rc = core_errf(err, errlen, -EPERM, "%s %.200s: others than "
 				 "root can write it", what, path);
 	else if ((size_t)st.st_size > max)
-		rc = carbon_errf(err, errlen, -EINVAL, "%s %.200s: over %zu bytes",
+		rc = core_errf(err, errlen, -EINVAL, "%s %.200s: over %zu bytes",
 				 what, path, max);
 	else
 		return fd;
@@ -175,10 +175,10 @@ static int trust_file(const char *what, const char *path, char *real,
 	int rc, fd;
 
 	if (!path || !*path)
-		return carbon_errf(err, errlen, -EINVAL, "%s: not given", what);
+		return core_errf(err, errlen, -EINVAL, "%s: not given", what);
 	if (!realpath(path, real)) {
 		rc = -errno;
-		return carbon_errf(err, errlen, rc, "%s %.200s: %s", what, path,
+		return core_errf(err, errlen, rc, "%s %.200s: %s", what, path,
 				   strerror(-rc));
 	}
 	/* The folder: real is absolute, and /f is in "/". */
@@ -187,7 +187,7 @@ static int trust_file(const char *what, const char *path, char *real,
 	slash[slash == dir] = '\0';
 	rc = core_dir_trusted(dir, checked, sizeof(checked), why, sizeof(why));
 	if (rc < 0)
-		return carbon_errf(err, errlen, rc, "%s %.200s: %s", what, path,
+		return core_errf(err, errlen, rc, "%s %.200s: %s", what, path,
 				   why);
 	fd = open_checked(what, real, FILE_MAX, err, errlen);
 	if (fd < 0)
@@ -212,7 +212,7 @@ static int read_checked(const char *what, const char *path, char *buf,
 	close(fd);
 	buf[*n] = '\0';
 	if (r < 0)
-		return carbon_errf(err, errlen, -EIO, "%s %.200s: cannot read it",
+		return core_errf(err, errlen, -EIO, "%s %.200s: cannot read it",
 				   what, path);
 	return 0;
 }
@@ -235,7 +235,7 @@ static int read_token(const struct carbon *c, char *tok, char *err,
 			rc = -EINVAL;
 	if (rc < 0 || n == 0 || n > TOKEN_MAX) {
 		explicit_bzero(tok, TOKEN_BUF);
-		return carbon_errf(err, errlen, -EINVAL, "token file %.200s: "
+		return core_errf(err, errlen, -EINVAL, "token file %.200s: "
 				   "expected 1 to %d printable characters "
 				   "without blanks", c->token, TOKEN_MAX);
 	}
@@ -280,9 +280,9 @@ int carbon_open(const struct carbon_cfg *cfg, struct carbon **out, char *err,
 
 	*out = NULL;
 	if (!cfg || cfg->kind <= CARBON_NONE || cfg->kind > CARBON_FILE)
-		return carbon_errf(err, errlen, -EINVAL, "no carbon provider");
+		return core_errf(err, errlen, -EINVAL, "no carbon provider");
 	if (cfg->timeout_s > TIMEOUT_MAX)
-		return carbon_errf(err, errlen, -EINVAL, "timeout: at most %ds",
+		return core_errf(err, errlen, -EINVAL, "timeout: at most %ds",
 				   TIMEOUT_MAX);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -294,7 +294,7 @@ int carbon_open(const struct carbon_cfg *cfg, struct carbon **out, char *err,
 	if (rc == 0) {
 		pthread_once(&curl_once, curl_init);
 		if (curl_rc != CURLE_OK)
-			rc = carbon_errf(err, errlen, -EIO, "curl_global_init: %s",
+			rc = core_errf(err, errlen, -EIO, "curl_global_init: %s",
 					 curl_easy_strerror(curl_rc));
 	}
 	if (rc < 0) {
@@ -382,21 +382,21 @@ static int status(CURL *h, long code, const char *what,
 	curl_off_t ra = 0;
 
 	if (code == 401 || code == 403)
-		return carbon_errf(err, errlen, -EACCES, "GET %s: HTTP %ld: access "
+		return core_errf(err, errlen, -EACCES, "GET %s: HTTP %ld: access "
 				   "refused", what, code);
 	if (code == 429) {
 		/* curl reads Retry-After as seconds or as an HTTP date. */
 		curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
 		out->retry_after_s = ra < 0 ? 0 : ra > RETRY_MAX ? RETRY_MAX :
 				     (unsigned)ra;
-		return carbon_errf(err, errlen, -EAGAIN, "GET %s: HTTP 429: rate "
+		return core_errf(err, errlen, -EAGAIN, "GET %s: HTTP 429: rate "
 				   "limited, retry after %us", what,
 				   out->retry_after_s);
 	}
 	if (code >= 300 && code < 400)
-		return carbon_errf(err, errlen, -EIO, "GET %s: HTTP %ld: redirects "
+		return core_errf(err, errlen, -EIO, "GET %s: HTTP %ld: redirects "
 				   "are not followed", what, code);
-	return carbon_errf(err, errlen, -EIO, "GET %s: HTTP %ld", what, code);
+	return core_errf(err, errlen, -EIO, "GET %s: HTTP %ld", what, code);
 }
 
 /* GET base + path into b; 0 on a 200.  The token travels only in its
@@ -428,13 +428,13 @@ static int fetch(const struct carbon *c, const char *path, const char *token,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	out->http_status = (int)code;
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		rc = carbon_errf(err, errlen, -ETIMEDOUT, "GET %s: no answer "
+		rc = core_errf(err, errlen, -ETIMEDOUT, "GET %s: no answer "
 				 "within %us", path, c->timeout_s);
 	else if (b->over || cc == CURLE_FILESIZE_EXCEEDED)
-		rc = carbon_errf(err, errlen, -EIO, "GET %s: answer over 1 MiB",
+		rc = core_errf(err, errlen, -EIO, "GET %s: answer over 1 MiB",
 				 path);
 	else if (cc != CURLE_OK)
-		rc = carbon_errf(err, errlen, -EIO, "GET %s: %s", path,
+		rc = core_errf(err, errlen, -EIO, "GET %s: %s", path,
 				 curl_easy_strerror(cc));
 	else
 		rc = code == 200 ? 0 : status(h, code, path, out, err, errlen);
@@ -448,7 +448,7 @@ out:
 static int parsed(int rc, const char *path, const char *why, char *err,
 		  size_t errlen)
 {
-	return rc < 0 ? carbon_errf(err, errlen, rc, "GET %s: %s", path, why)
+	return rc < 0 ? core_errf(err, errlen, rc, "GET %s: %s", path, why)
 		      : rc;
 }
 
@@ -551,7 +551,7 @@ static int poll_file(const struct carbon *c, bool want_fc,
 	}
 	rc = carbon_parse_file(buf, n, &out->now, &out->fc, why, sizeof(why));
 	if (rc < 0) {
-		carbon_errf(err, errlen, rc, "file %.200s: %s", c->file, why);
+		core_errf(err, errlen, rc, "file %.200s: %s", c->file, why);
 		goto out;
 	}
 	if (!out->now.zone[0])

@@ -28,6 +28,10 @@ int core_name_check(const char *name, char *err, size_t errlen);
 /* Quote n bytes of s for error text: "abc"; control bytes become '?' and
  * a long string is cut to "abc...".  Always NUL-terminates buf. */
 void core_quote(char *buf, size_t len, const char *s, size_t n);
+/* Plan 9's errstr: the reason into the caller's err (may be NULL);
+ * returns rc, so that `return core_errf(err, len, -EINVAL, ...)`. */
+int core_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* ---- quantities --------------------------------------------------- */
 

@@ -3,7 +3,6 @@
  * refreshes the table every --stats-interval; placement, migration and
  * nodes/ read copies of it. */
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +29,6 @@ static const char *ann(json_object *a, const char *key)
 	return json_object_get_string(v);
 }
 
-/* Zones as providers spell them ("DE", "US-CAL-CISO", "GB-13"). */
-static bool zone_ok(const char *z)
-{
-	size_t n = strspn(z, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			  "0123456789_-");
-
-	return n > 0 && n < 64 && !z[n];
-}
-
 /* hypersdk.io/carbon-*: a number in range and a time, or nothing. */
 static void grid_of(json_object *a, struct core_grid_reading *g)
 {
@@ -48,7 +38,7 @@ static void grid_of(json_object *a, struct core_grid_reading *g)
 
 	g->intensity = -1;
 	snprintf(g->zone, sizeof(g->zone), "%s", ann(a, MD_ANN_CARBON_ZONE));
-	if (!zone_ok(g->zone))
+	if (!carbon_zone_ok(g->zone))
 		g->zone[0] = '\0';
 	errno = 0;
 	v = strtol(n, &end, 10);

@@ -4,6 +4,7 @@
 #ifndef FUZZ_CARBON_H
 #define FUZZ_CARBON_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,7 @@ static void check_reading(const struct carbon_reading *r, bool need_zone)
 
 	if (r->intensity < 0 || r->intensity > CARBON_INTENSITY_MAX ||
 	    n >= CARBON_ZONE_MAX || (need_zone && n == 0) ||
-	    strspn(r->zone, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		   "0123456789_-") != n)
+	    (n && !carbon_zone_ok(r->zone)))
 		abort();
 }
 
@@ -46,6 +46,30 @@ static void check_forecast(const struct carbon_forecast *fc)
 			       fc->v[i - 1].to > p->from)))
 			abort();
 	}
+}
+
+/* A forecast parser's answer: points in order, or none and a reason. */
+static void check_forecast_rc(int rc, const struct carbon_forecast *fc,
+			      const char *err)
+{
+	if (rc == 0)
+		check_forecast(fc);
+	else if (fc->n)
+		abort();
+	else
+		check_err(rc, err);
+}
+
+/* The input after its first byte (which picks the parser), in a buffer of
+ * that exact size plus one, so ASan sees any read past the end and a
+ * string parser can have its NUL. */
+static inline char *body_of(const uint8_t *data, size_t size)
+{
+	char *s = size ? malloc(size) : NULL;
+
+	if (s)
+		memcpy(s, data + 1, size - 1);
+	return s;
 }
 
 #endif

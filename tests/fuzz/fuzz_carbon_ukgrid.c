@@ -10,34 +10,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[FUZZ_ERR_MAX] = "", *s;
+	char err[FUZZ_ERR_MAX] = "", *s = body_of(data, size);
 	struct carbon_reading r;
 	struct carbon_forecast fc;
 	int rc;
 
-	if (size < 1)
-		return 0;
-	s = malloc(size);
 	if (!s)
 		return 0;
-	memcpy(s, data + 1, size - 1);
 	if (data[0] & 1) {
 		rc = carbon_parse_ukgrid_forecast(s, size - 1, &fc, err,
 						  sizeof(err));
-		if (rc == 0)
-			check_forecast(&fc);
-		else if (fc.n)
-			abort();
+		check_forecast_rc(rc, &fc, err);
 	} else {
 		rc = carbon_parse_ukgrid(s, size - 1, &r, err, sizeof(err));
+		if (rc < 0)
+			check_err(rc, err);
 		/* "GB" or "GB-N" */
-		if (rc == 0)
-			check_reading(&r, true);
-		if (rc == 0 && strncmp(r.zone, "GB", 2))
+		else if (check_reading(&r, true), strncmp(r.zone, "GB", 2))
 			abort();
 	}
-	if (rc < 0)
-		check_err(rc, err);
 	free(s);
 	return 0;
 }

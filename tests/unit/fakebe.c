@@ -1,6 +1,6 @@
 /* The in-memory backend of fakebe.h.  Each rule below is the real
  * backend's (backend/ files) or the answer libvirt gives it, with err text
- * as be_err/be_errf render it; where the fake has to choose, the comment
+ * as be_err/core_errf render it; where the fake has to choose, the comment
  * says so.  One mutex (fakebe_st.lock) guards every host; events and guest
  * power-offs run on one thread of the fake (fakebe_q), never under that
  * lock. */
@@ -204,19 +204,6 @@ static const struct be_import_policy fakebe_import_defaults = {
 
 /* ---- errors and names ---------------------------------------------- */
 
-__attribute__((format(printf, 4, 5)))
-static int fakebe_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /* A libvirt error as be_err renders it: "<verb> <name>: <message>". */
 __attribute__((format(printf, 6, 7)))
 static int fakebe_virerr(char *err, size_t errlen, int rc, const char *verb,
@@ -229,9 +216,9 @@ static int fakebe_virerr(char *err, size_t errlen, int rc, const char *verb,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (name && *name)
-		return fakebe_errf(err, errlen, rc, "%s %s: %s", verb, name,
+		return core_errf(err, errlen, rc, "%s %s: %s", verb, name,
 				   msg);
-	return fakebe_errf(err, errlen, rc, "%s: %s", verb, msg);
+	return core_errf(err, errlen, rc, "%s: %s", verb, msg);
 }
 
 /* VIR_ERR_NO_DOMAIN, which be_err maps to -ENOENT. */
@@ -829,7 +816,7 @@ static int fakebe_enter(enum fakebe_op op, char *err, size_t errlen)
 	if (!fakebe_st.fail[op].armed)
 		return 0;
 	fakebe_st.fail[op].armed = false;
-	return fakebe_errf(err, errlen, fakebe_st.fail[op].rc, "%s",
+	return core_errf(err, errlen, fakebe_st.fail[op].rc, "%s",
 			   fakebe_st.fail[op].err);
 }
 
@@ -840,7 +827,7 @@ static int fakebe_reach(struct be_conn *c, char *err, size_t errlen)
 {
 	if (c->h->down) {
 		c->broken = true;
-		return fakebe_errf(err, errlen, -EIO, "libvirt at %s does not "
+		return core_errf(err, errlen, -EIO, "libvirt at %s does not "
 				   "answer: the fake host is down", c->uri);
 	}
 	if (c->broken) {
@@ -914,7 +901,7 @@ static int fakebe_pool_ensure(struct be_conn *c, char *err, size_t errlen)
 		if (!strcmp(p->name, c->pool_name))
 			break;
 	if (p && !fakebe_same_dir(p->dir, c->pool_dir))
-		return fakebe_errf(err, errlen, -EEXIST, "storage pool %s "
+		return core_errf(err, errlen, -EEXIST, "storage pool %s "
 				   "exists with path %s, not %s", c->pool_name,
 				   p->dir, c->pool_dir);
 	if (p)
@@ -925,7 +912,7 @@ static int fakebe_pool_ensure(struct be_conn *c, char *err, size_t errlen)
 		if (p)
 			free(p->name);
 		free(p);
-		return fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	p->next = c->h->pools;
 	c->h->pools = p;
@@ -946,15 +933,15 @@ int be_open(const struct be_config *cfg, struct be_conn **out, char *err,
 	c = calloc(1, sizeof(*c));
 	if (!c || fakebe_conn_init(c, cfg) < 0 ||
 	    !(c->h = fakebe_host_get(c->uri))) {
-		rc = fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	c->h->refs++;
 	if (c->h->down)
-		rc = fakebe_errf(err, errlen, -EIO, "libvirt at %s does not "
+		rc = core_errf(err, errlen, -EIO, "libvirt at %s does not "
 				 "answer: the fake host is down", c->uri);
 	else if (cfg->accel == BE_ACCEL_KVM && !c->h->kvm)
-		rc = fakebe_errf(err, errlen, -EOPNOTSUPP, "kvm requested but "
+		rc = core_errf(err, errlen, -EOPNOTSUPP, "kvm requested but "
 				 "/dev/kvm is not usable by libvirt's qemu "
 				 "(see scripts/libvirt-up.sh)");
 	else
@@ -1038,13 +1025,13 @@ static int fakebe_resolve(const struct be_conn *c, const char *field,
 	int rc;
 
 	if (!c->kernel_dir)
-		return fakebe_errf(err, errlen, -EACCES, "%s: kernelBoot is "
+		return core_errf(err, errlen, -EACCES, "%s: kernelBoot is "
 				   "off on node %s (the node allows it with "
 				   "--kernel-dir)", field, c->node);
 	rc = core_file_under(c->kernel_dir, path, out, sizeof(out), why,
 			     sizeof(why));
 	if (rc < 0)
-		return fakebe_errf(err, errlen, rc == -EACCES ? rc : -EINVAL,
+		return core_errf(err, errlen, rc == -EACCES ? rc : -EINVAL,
 				   "%s: %s (--kernel-dir)", field, why);
 	return 0;
 }
@@ -1156,13 +1143,13 @@ static int fakebe_storage(struct be_conn *c, const char *name,
 
 	x->disks = calloc(s->ndisks + 1, sizeof(*x->disks));
 	if (!x->disks)
-		return fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	for (i = 0; i < s->ndisks; i++) {
 		const struct core_disk *dk = &s->disks[i];
 		const char *top = old ? fakebe_def_disk(old, dk->name) : NULL;
 
 		if (!fakebe_name_ok(dk->name))
-			return fakebe_errf(err, errlen, -EINVAL, "define %s: "
+			return core_errf(err, errlen, -EINVAL, "define %s: "
 					   "bad disk name \"%s\"", name,
 					   dk->name ? dk->name : "");
 		snprintf(path, sizeof(path), "%s/%s_%s.qcow2", c->pool_dir,
@@ -1171,18 +1158,18 @@ static int fakebe_storage(struct be_conn *c, const char *name,
 			snprintf(path, sizeof(path), "%s", top);
 		if (!fakebe_vol_find(c->h, path)) {
 			if (dk->size == 0)
-				return fakebe_errf(err, errlen, -EINVAL,
+				return core_errf(err, errlen, -EINVAL,
 						   "define %s: disk %s has no "
 						   "size", name, dk->name);
 			if (fakebe_vol_add(c->h, path, dk->size, NULL) < 0 ||
 			    fakebe_made_add(m, path) < 0)
-				return fakebe_errf(err, errlen, -ENOMEM,
+				return core_errf(err, errlen, -ENOMEM,
 						   "out of memory");
 		}
 		snprintf(x->disks[i].name, sizeof(x->disks[i].name), "%s",
 			 dk->name);
 		if (!(x->disks[i].path = strdup(path)))
-			return fakebe_errf(err, errlen, -ENOMEM,
+			return core_errf(err, errlen, -ENOMEM,
 					   "out of memory");
 		x->ndisks++;
 	}
@@ -1195,7 +1182,7 @@ static int fakebe_storage(struct be_conn *c, const char *name,
 		rc = -ENOMEM;
 	if (rc == 0 && !(x->seed = strdup(path)))
 		rc = -ENOMEM;
-	return rc < 0 ? fakebe_errf(err, errlen, rc, "out of memory") : 0;
+	return rc < 0 ? core_errf(err, errlen, rc, "out of memory") : 0;
 }
 
 /* The definition of a spec, metadata included; fakebe_st.lock held. */
@@ -1216,7 +1203,7 @@ static int fakebe_def_make(struct be_conn *c, const char *name,
 	snprintf(x->uid, sizeof(x->uid), "%s", uid ? uid : "");
 	snprintf(x->node, sizeof(x->node), "%s", c->node);
 	if (!(x->spec = strdup(spec_text)))
-		return fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		return core_errf(err, errlen, -ENOMEM, "out of memory");
 	fakebe_sizing(s, x);
 	x->agent = s->guest_agent;
 	/* be_vnc_password_keep: a redefine keeps the screen's password. */
@@ -1259,18 +1246,18 @@ static int fakebe_define_locked(struct be_conn *c, const char *name,
 
 	/* existing_uuid: a domain we did not make is not taken over. */
 	if (d && fakebe_ours(c, d) == 2)
-		rc = fakebe_errf(err, errlen, -EEXIST, "define %s: a domain of "
+		rc = core_errf(err, errlen, -EEXIST, "define %s: a domain of "
 				 "that name belongs to another hypersdk node",
 				 name);
 	else if (d && fakebe_ours(c, d) == 0)
-		rc = fakebe_errf(err, errlen, -EEXIST, "define %s: a libvirt "
+		rc = core_errf(err, errlen, -EEXIST, "define %s: a libvirt "
 				 "domain of that name exists and is not "
 				 "hypersdk's", name);
 	if (rc == 0)
 		rc = fakebe_def_make(c, name, ns, uid, spec, text,
 				     d ? &d->def : NULL, &x, &m, err, errlen);
 	if (rc == 0 && !d && !(d = fakebe_dom_new(c->h, name, uid)))
-		rc = fakebe_errf(err, errlen, -ENOMEM, "define %s: out of "
+		rc = core_errf(err, errlen, -ENOMEM, "define %s: out of "
 				 "memory", name);
 	if (rc < 0)
 		goto out;
@@ -1295,7 +1282,7 @@ int be_define(struct be_conn *c, const char *name, const char *ns,
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_enter(FAKEBE_OP_DEFINE, err, errlen);
 	if (rc == 0 && !fakebe_name_ok(name))
-		rc = fakebe_errf(err, errlen, -EINVAL, "define: bad name "
+		rc = core_errf(err, errlen, -EINVAL, "define: bad name "
 				 "\"%s\"", name ? name : "");
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
@@ -1519,19 +1506,19 @@ static int fakebe_undefine_locked(struct be_conn *c, const char *name,
 	if (!d)
 		return fakebe_no_domain(err, errlen, "delete", name);
 	if (fakebe_ours(c, d) != 1)
-		return fakebe_errf(err, errlen, -ENOENT, "delete %s: domain is "
+		return core_errf(err, errlen, -ENOENT, "delete %s: domain is "
 				   "not hypersdk's", name);
 	if (d->state != FAKEBE_SHUTOFF)
-		return fakebe_errf(err, errlen, -EBUSY, "delete %s: domain is "
+		return core_errf(err, errlen, -EBUSY, "delete %s: domain is "
 				   "running", name);
 	if (fakebe_files(c, d, &paths, &n) < 0) {
-		rc = fakebe_errf(err, errlen, -ENOMEM, "delete %s: out of "
+		rc = core_errf(err, errlen, -ENOMEM, "delete %s: out of "
 				 "memory", name);
 		goto out;
 	}
 	fakebe_deps(c->h, name, paths, n, deps, sizeof(deps));
 	if (deps[0]) {
-		rc = fakebe_errf(err, errlen, -EBUSY, "delete %s: linked "
+		rc = core_errf(err, errlen, -EBUSY, "delete %s: linked "
 				 "clones depend on its disks: %s", name, deps);
 		goto out;
 	}
@@ -1579,7 +1566,7 @@ int be_forget(struct be_conn *c, const char *name, char *err, size_t errlen)
 	if (rc == 0 && !d)
 		rc = fakebe_no_domain(err, errlen, "forget", name);
 	if (rc == 0 && fakebe_ours(c, d) != 1)
-		rc = fakebe_errf(err, errlen, -ENOENT, "forget %s: domain is "
+		rc = core_errf(err, errlen, -ENOENT, "forget %s: domain is "
 				 "not hypersdk's", name);
 	if (rc == 0) {
 		fakebe_dom_unlink(c->h, d);
@@ -1875,18 +1862,18 @@ int be_snapshot_create(struct be_conn *c, const char *vm, const char *snap,
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_enter(FAKEBE_OP_SNAPSHOT_CREATE, err, errlen);
 	if (rc == 0 && !fakebe_snap_name_ok(snap))
-		rc = fakebe_errf(err, errlen, -EINVAL, "snapshot %s: bad name "
+		rc = core_errf(err, errlen, -EINVAL, "snapshot %s: bad name "
 				 "\"%s\"", vm, snap ? snap : "");
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
 	if (rc == 0 && !(d = fakebe_dom_find(c->h, vm)))
 		rc = fakebe_no_domain(err, errlen, "snapshot", vm);
 	if (rc == 0 && fakebe_snap_find(d, snap))
-		rc = fakebe_errf(err, errlen, -EEXIST, "snapshot %s: %s exists",
+		rc = core_errf(err, errlen, -EEXIST, "snapshot %s: %s exists",
 				 vm, snap);
 	if (rc == 0 && fakebe_snap_take(c, d, snap, memory, quiesce, quiesced,
 					out) < 0)
-		rc = fakebe_errf(err, errlen, -ENOMEM, "snapshot %s: out of "
+		rc = core_errf(err, errlen, -ENOMEM, "snapshot %s: out of "
 				 "memory", vm);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	return rc;
@@ -1901,14 +1888,14 @@ static int fakebe_snap_one(struct be_conn *c, enum fakebe_op op,
 	int rc = fakebe_enter(op, err, errlen);
 
 	if (rc == 0 && !fakebe_snap_name_ok(snap))
-		rc = fakebe_errf(err, errlen, -EINVAL, "%s %s: bad snapshot "
+		rc = core_errf(err, errlen, -EINVAL, "%s %s: bad snapshot "
 				 "name", verb, vm);
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
 	if (rc == 0 && !(*dp = fakebe_dom_find(c->h, vm)))
 		rc = fakebe_no_domain(err, errlen, verb, vm);
 	if (rc == 0 && !(*sp = fakebe_snap_find(*dp, snap)))
-		rc = fakebe_errf(err, errlen, -ENOENT, "%s %s: no snapshot %s",
+		rc = core_errf(err, errlen, -ENOENT, "%s %s: no snapshot %s",
 				 verb, vm, snap);
 	return rc;
 }
@@ -1970,12 +1957,12 @@ int be_snapshot_revert(struct be_conn *c, const char *vm, const char *snap,
 	rc = fakebe_snap_one(c, FAKEBE_OP_SNAPSHOT_REVERT, "revert", vm, snap,
 			     &d, &s, err, errlen);
 	if (rc == 0 && fakebe_predates(d, s))
-		rc = fakebe_errf(err, errlen, -EBUSY, "revert %s: snapshot %s "
+		rc = core_errf(err, errlen, -EBUSY, "revert %s: snapshot %s "
 				 "was taken before the disks were frozen for a "
 				 "linked clone; reverting it would write into "
 				 "the clone's base", vm, snap);
 	if (rc == 0 && fakebe_revert(c->h, d, s) < 0)
-		rc = fakebe_errf(err, errlen, -ENOMEM, "revert %s: out of "
+		rc = core_errf(err, errlen, -ENOMEM, "revert %s: out of "
 				 "memory", vm);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	return rc;
@@ -2049,7 +2036,7 @@ int be_snapshot_list(struct be_conn *c, const char *vm,
 	if (rc == 0 && !(d = fakebe_dom_find(c->h, vm)))
 		rc = fakebe_no_domain(err, errlen, "snapshots", vm);
 	if (rc == 0 && !(v = calloc(d->nsnaps + 1, sizeof(*v))))
-		rc = fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 	if (rc == 0) {
 		for (i = 0; i < d->nsnaps; i++)
 			fakebe_snap_out(d, &d->snaps[i], &v[i]);
@@ -2119,14 +2106,14 @@ int be_resize(struct be_conn *c, const char *vm, int cpus, uint64_t memory,
 	dimms = d->def.max_kib > 0;
 	max_kib = dimms ? d->def.max_kib : d->def.mem_kib;
 	if (cpus > 0 && cpus > d->def.max_cpus)
-		rc = fakebe_errf(err, errlen, -EINVAL, "cpus=%d: the maximum "
+		rc = core_errf(err, errlen, -EINVAL, "cpus=%d: the maximum "
 				 "of this VM is %d", cpus, d->def.max_cpus);
 	else if (memory > max_kib * 1024)
-		rc = fakebe_errf(err, errlen, -EINVAL, "memory=%" PRIu64 "Mi: "
+		rc = core_errf(err, errlen, -EINVAL, "memory=%" PRIu64 "Mi: "
 				 "the maximum of this VM is %" PRIu64 "Mi",
 				 memory >> 20, max_kib >> 10);
 	else if (cpus < 0 || (memory > 0 && memory < (1ULL << 20)))
-		rc = fakebe_errf(err, errlen, -EINVAL, "resize %s: bad size",
+		rc = core_errf(err, errlen, -EINVAL, "resize %s: bad size",
 				 vm);
 	if (rc < 0)
 		goto out;
@@ -2197,12 +2184,12 @@ static int fakebe_clone_spec(struct fakebe_clone *x,
 	int rc;
 
 	if (!x->spec_json && (fakebe_ours(x->c, d) != 1 || !cur->spec))
-		return fakebe_errf(x->err, x->errlen, -ENOENT, "clone %s: not "
+		return core_errf(x->err, x->errlen, -ENOENT, "clone %s: not "
 				   "a hypersdk VM of this node", x->src);
 	x->text = strdup(x->spec_json ? json_object_to_json_string_ext(
 		x->spec_json, JSON_C_TO_STRING_PLAIN) : cur->spec);
 	if (!x->text)
-		return fakebe_errf(x->err, x->errlen, -ENOMEM, "out of memory");
+		return core_errf(x->err, x->errlen, -ENOMEM, "out of memory");
 	j = x->spec_json ? x->spec_json : json_tokener_parse(x->text);
 	rc = core_spec_from_json(j, &x->spec, x->err, x->errlen);
 	if (!x->spec_json)
@@ -2218,13 +2205,13 @@ static int fakebe_clone_free(struct fakebe_clone *x)
 	size_t i;
 
 	if (fakebe_dom_find(x->c->h, x->dst))
-		return fakebe_errf(x->err, x->errlen, -EEXIST, "clone %s: "
+		return core_errf(x->err, x->errlen, -EEXIST, "clone %s: "
 				   "domain %s exists", x->src, x->dst);
 	for (i = 0; i < x->spec.ndisks; i++) {
 		snprintf(path, sizeof(path), "%s/%s_%s.qcow2", x->c->pool_dir,
 			 x->dst, x->spec.disks[i].name);
 		if (fakebe_vol_find(x->c->h, path))
-			return fakebe_errf(x->err, x->errlen, -EEXIST,
+			return core_errf(x->err, x->errlen, -EEXIST,
 					   "clone %s: volume %s_%s.qcow2 "
 					   "exists", x->src, x->dst,
 					   x->spec.disks[i].name);
@@ -2232,7 +2219,7 @@ static int fakebe_clone_free(struct fakebe_clone *x)
 	snprintf(path, sizeof(path), "%s/%s_cidata.iso", x->c->pool_dir,
 		 x->dst);
 	if (fakebe_vol_find(x->c->h, path))
-		return fakebe_errf(x->err, x->errlen, -EEXIST, "clone %s: %s "
+		return core_errf(x->err, x->errlen, -EEXIST, "clone %s: %s "
 				   "exists", x->src, path);
 	return 0;
 }
@@ -2245,7 +2232,7 @@ static int fakebe_clone_check(struct fakebe_clone *x)
 	int rc = fakebe_enter(FAKEBE_OP_CLONE, x->err, x->errlen);
 
 	if (rc == 0 && (!fakebe_name_ok(x->dst) || !fakebe_name_ok(x->src)))
-		rc = fakebe_errf(x->err, x->errlen, -EINVAL, "clone: bad name "
+		rc = core_errf(x->err, x->errlen, -EINVAL, "clone: bad name "
 				 "\"%s\"", bad ? bad : "");
 	if (rc == 0)
 		rc = fakebe_reach(x->c, x->err, x->errlen);
@@ -2293,7 +2280,7 @@ static int fakebe_freeze(struct fakebe_clone *x, struct fakebe_dom *d)
 
 	/* The errno is backend.h's; the text is the fake's own. */
 	if (d->nsnaps)
-		return fakebe_errf(x->err, x->errlen, -EBUSY, "clone %s: a "
+		return core_errf(x->err, x->errlen, -EBUSY, "clone %s: a "
 				   "running source with snapshots cannot be "
 				   "frozen for a linked clone", x->src);
 	for (i = 0; i < x->nbases; i++) {
@@ -2314,7 +2301,7 @@ static int fakebe_freeze(struct fakebe_clone *x, struct fakebe_dom *d)
 		snprintf(path, sizeof(path), "%s/%s_%s.%ld.qcow2",
 			 x->c->pool_dir, x->src, x->spec.disks[i].name, stamp);
 		if (fakebe_vol_add(h, path, v->cap, v->path) < 0)
-			return fakebe_errf(x->err, x->errlen, -ENOMEM,
+			return core_errf(x->err, x->errlen, -ENOMEM,
 					   "clone %s: out of memory", x->src);
 		fakebe_repoint(&d->live, x->bases[i], path);
 		fakebe_repoint(&d->def, x->bases[i], path);
@@ -2341,7 +2328,7 @@ static int fakebe_clone_bases(struct fakebe_clone *x)
 			 x->src, x->spec.disks[i].name);
 		if (fakebe_strv_add(&x->bases, &x->nbases,
 				    top ? top : path) < 0)
-			return fakebe_errf(x->err, x->errlen, -ENOMEM,
+			return core_errf(x->err, x->errlen, -ENOMEM,
 					   "clone %s: out of memory", x->src);
 	}
 	if (x->linked && d->state != FAKEBE_SHUTOFF)
@@ -2373,7 +2360,7 @@ static int fakebe_clone_disk(struct fakebe_clone *x, size_t i)
 	if (fakebe_vol_add(x->c->h, path, base->cap,
 			   x->linked ? base->path : NULL) < 0 ||
 	    fakebe_made_add(&x->made, path) < 0)
-		return fakebe_errf(x->err, x->errlen, -ENOMEM, "out of memory");
+		return core_errf(x->err, x->errlen, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -2397,12 +2384,12 @@ static int fakebe_clone_define(struct fakebe_clone *x)
 	int rc;
 
 	if (fakebe_dom_find(x->c->h, x->dst))
-		return fakebe_errf(x->err, x->errlen, -EEXIST, "clone %s: "
+		return core_errf(x->err, x->errlen, -EEXIST, "clone %s: "
 				   "domain %s exists", x->src, x->dst);
 	rc = fakebe_def_make(x->c, x->dst, x->ns, x->uid, &x->spec, x->text,
 			     NULL, &def, &x->made, x->err, x->errlen);
 	if (rc == 0 && !(nd = fakebe_dom_new(x->c->h, x->dst, x->uid)))
-		rc = fakebe_errf(x->err, x->errlen, -ENOMEM, "out of memory");
+		rc = core_errf(x->err, x->errlen, -ENOMEM, "out of memory");
 	if (rc < 0) {
 		fakebe_def_free(&def);
 		return rc;
@@ -2440,7 +2427,7 @@ int be_clone(struct be_conn *c, const char *src, const char *dst,
 	n = x.spec.ndisks;
 	for (i = 0; rc == 0 && i < n; i++) {
 		if (fakebe_cancelled(p)) {
-			rc = fakebe_errf(err, errlen, -ECANCELED, "clone %s: "
+			rc = core_errf(err, errlen, -ECANCELED, "clone %s: "
 					 "cancelled", src);
 			break;
 		}
@@ -2455,7 +2442,7 @@ int be_clone(struct be_conn *c, const char *src, const char *dst,
 	fakebe_clone_resume(&x);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	if (rc == 0 && fakebe_cancelled(p))
-		rc = fakebe_errf(err, errlen, -ECANCELED, "clone %s: cancelled",
+		rc = core_errf(err, errlen, -ECANCELED, "clone %s: cancelled",
 				 src);
 	fakebe_report(p, 95, "defining");
 	pthread_mutex_lock(&fakebe_st.lock);
@@ -2489,7 +2476,7 @@ static int fakebe_mig_check(struct be_conn *c, const char *vm,
 	if (!d)
 		return fakebe_no_domain(err, errlen, "migrate", vm);
 	if (fakebe_ours(c, d) != 1)
-		return fakebe_errf(err, errlen, -ENOENT, "migrate %s: not a "
+		return core_errf(err, errlen, -ENOENT, "migrate %s: not a "
 				   "hypersdk VM of this node", vm);
 	if (!o->offline && d->state == FAKEBE_SHUTOFF)
 		return fakebe_invalid(err, errlen, "migrate", vm,
@@ -2622,14 +2609,14 @@ int be_migrate(struct be_conn *c, const char *vm,
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_enter(FAKEBE_OP_MIGRATE, err, errlen);
 	if (rc == 0 && (!o || !o->dest_uri || !*o->dest_uri))
-		rc = fakebe_errf(err, errlen, -EINVAL, "migrate %s: no target",
+		rc = core_errf(err, errlen, -EINVAL, "migrate %s: no target",
 				 vm);
 	else if (rc == 0 && (!o->dest_node || !*o->dest_node))
-		rc = fakebe_errf(err, errlen, -EINVAL, "migrate %s: no target "
+		rc = core_errf(err, errlen, -EINVAL, "migrate %s: no target "
 				 "node name", vm);
 	else if (rc == 0 && o->nonlive && !o->offline &&
 		 (o->postcopy || o->autoconverge))
-		rc = fakebe_errf(err, errlen, -EINVAL, "migrate %s: %s needs a "
+		rc = core_errf(err, errlen, -EINVAL, "migrate %s: %s needs a "
 				 "live migration", vm, o->postcopy ?
 				 "post-copy" : "auto-converge");
 	if (rc == 0)
@@ -2637,14 +2624,14 @@ int be_migrate(struct be_conn *c, const char *vm,
 	if (rc == 0 && !(d = fakebe_dom_find(c->h, vm)))
 		rc = fakebe_no_domain(err, errlen, "migrate", vm);
 	if (rc == 0 && fakebe_ours(c, d) != 1)
-		rc = fakebe_errf(err, errlen, -ENOENT, "migrate %s: not a "
+		rc = core_errf(err, errlen, -ENOENT, "migrate %s: not a "
 				 "hypersdk VM of this node", vm);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	if (rc < 0)
 		return rc;
 	fakebe_report(p, 0, "starting migration");
 	if (fakebe_cancelled(p))
-		return fakebe_errf(err, errlen, -ECANCELED, "migrate %s: "
+		return core_errf(err, errlen, -ECANCELED, "migrate %s: "
 				   "cancelled", vm);
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_mig_check(c, vm, o, &d, &t, err, errlen);
@@ -2655,12 +2642,12 @@ int be_migrate(struct be_conn *c, const char *vm,
 	if (!o->offline)
 		fakebe_report(p, 50, "migrating");
 	if (fakebe_cancelled(p))
-		return fakebe_errf(err, errlen, -ECANCELED, "migrate %s: "
+		return core_errf(err, errlen, -ECANCELED, "migrate %s: "
 				   "cancelled; it keeps running here", vm);
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_mig_check(c, vm, o, &d, &t, err, errlen);
 	if (rc == 0 && fakebe_mig_move(c, d, t, o) < 0)
-		rc = fakebe_errf(err, errlen, -ENOMEM, "migrate %s: out of "
+		rc = core_errf(err, errlen, -ENOMEM, "migrate %s: out of "
 				 "memory", vm);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	if (rc == 0)
@@ -2759,10 +2746,10 @@ static int fakebe_import_checks(const struct be_conn *c, const char *source,
 	size_t i;
 
 	if (!fakebe_name_ok(vol))
-		return fakebe_errf(err, errlen, -EINVAL, "import: bad volume "
+		return core_errf(err, errlen, -EINVAL, "import: bad volume "
 				   "name \"%s\"", vol ? vol : "");
 	if (!source || (!fakebe_is_local(source) && !fakebe_is_url(source)))
-		return fakebe_errf(err, errlen, -EINVAL, "import: source must "
+		return core_errf(err, errlen, -EINVAL, "import: source must "
 				   "be an absolute path or a file://, http:// "
 				   "or https:// URL");
 	be_url_redact(source, shown, sizeof(shown));
@@ -2773,13 +2760,13 @@ static int fakebe_import_checks(const struct be_conn *c, const char *source,
 			ok = !strncmp(shown, pol->allow[i],
 				      strlen(pol->allow[i]));
 		if (!ok)
-			return fakebe_errf(err, errlen, -EACCES, "import: %s: "
+			return core_errf(err, errlen, -EACCES, "import: %s: "
 					   "refused: only https:// or a URL "
 					   "under an --import-allow prefix",
 					   shown);
 	}
 	if (pol->need_checksum && (!checksum || !*checksum))
-		return fakebe_errf(err, errlen, -EACCES, "import %s: refused: "
+		return core_errf(err, errlen, -EACCES, "import %s: refused: "
 				   "a checksum is required in cluster mode "
 				   "(spec.image.checksum)", shown);
 	return 0;
@@ -2794,19 +2781,19 @@ static int fakebe_check_sum(const struct fakebe_image *im, const char *sum,
 	size_t al;
 
 	if (!colon || colon - sum >= (long)sizeof(algo) || !colon[1])
-		return fakebe_errf(err, errlen, -EINVAL, "checksum \"%s\": "
+		return core_errf(err, errlen, -EINVAL, "checksum \"%s\": "
 				   "want sha256:HEX, sha512:HEX or md5:HEX",
 				   sum);
 	al = (size_t)(colon - sum);
 	snprintf(algo, sizeof(algo), "%.*s", (int)al, sum);
 	if (strcmp(algo, "sha256") && strcmp(algo, "sha512") &&
 	    strcmp(algo, "md5"))
-		return fakebe_errf(err, errlen, -EINVAL, "checksum: unknown "
+		return core_errf(err, errlen, -EINVAL, "checksum: unknown "
 				   "algorithm %s", algo);
 	if (im->checksum && !strncmp(im->checksum, sum, al + 1) &&
 	    !strcasecmp(im->checksum + al + 1, colon + 1))
 		return 0;
-	return fakebe_errf(err, errlen, -EBADMSG, "checksum mismatch: "
+	return core_errf(err, errlen, -EBADMSG, "checksum mismatch: "
 			   "expected %s got %s:%s", sum, algo,
 			   im->checksum && !strncmp(im->checksum, sum, al + 1) ?
 			   im->checksum + al + 1 : "0");
@@ -2839,7 +2826,7 @@ static int fakebe_fetch(const struct be_conn *c, const char *source,
 		if (!im)
 			im = fakebe_image_find(path);
 		if (!pol->dir)
-			return fakebe_errf(err, errlen, -EACCES, "import: "
+			return core_errf(err, errlen, -EACCES, "import: "
 					   "%.200s: refused: local files need "
 					   "--import-dir", path);
 		dl = strlen(pol->dir);
@@ -2847,17 +2834,17 @@ static int fakebe_fetch(const struct be_conn *c, const char *source,
 			dl--;
 		if (path[0] != '/' || strncmp(path, pol->dir, dl) ||
 		    path[dl] != '/' || !path[dl + 1])
-			return fakebe_errf(err, errlen, -EACCES, "import: "
+			return core_errf(err, errlen, -EACCES, "import: "
 					   "%.200s: refused: not a file under "
 					   "--import-dir %.200s", path,
 					   pol->dir);
 		if (!im)
-			return fakebe_errf(err, errlen, -EACCES, "import: "
+			return core_errf(err, errlen, -EACCES, "import: "
 					   "%.200s: refused: cannot open it "
 					   "under --import-dir: %s", path,
 					   strerror(ENOENT));
 	} else if (!im) {
-		return fakebe_errf(err, errlen, -ENOENT, "import %s: HTTP 404",
+		return core_errf(err, errlen, -ENOENT, "import %s: HTTP 404",
 				   shown);
 	}
 	if (checksum && *checksum) {
@@ -2867,7 +2854,7 @@ static int fakebe_fetch(const struct be_conn *c, const char *source,
 			return rc;
 	}
 	if (im->vsize > pol->max_bytes)
-		return fakebe_errf(err, errlen, -EFBIG, "import: virtual size %"
+		return core_errf(err, errlen, -EFBIG, "import: virtual size %"
 				   PRIu64 " is larger than --import-max-size (%"
 				   PRIu64 " bytes)", im->vsize, pol->max_bytes);
 	*imp = im;
@@ -2890,7 +2877,7 @@ int be_image_import(struct be_conn *c, const char *source,
 		rc = fakebe_import_checks(c, source, checksum, vol, err,
 					  errlen);
 	if (rc == 0 && c->imports >= fakebe_policy(c)->max_running)
-		rc = fakebe_errf(err, errlen, -EBUSY, "import: %d imports "
+		rc = core_errf(err, errlen, -EBUSY, "import: %d imports "
 				 "already running on this node (--import-max)",
 				 fakebe_policy(c)->max_running);
 	if (rc == 0) {
@@ -2901,7 +2888,7 @@ int be_image_import(struct be_conn *c, const char *source,
 	if (rc == 0) {
 		fakebe_pool_path(c, path, sizeof(path), vol);
 		if (fakebe_vol_find(c->h, path))
-			rc = fakebe_errf(err, errlen, -EEXIST, "import: "
+			rc = core_errf(err, errlen, -EEXIST, "import: "
 					 "volume %s exists", vol);
 	}
 	pthread_mutex_unlock(&fakebe_st.lock);
@@ -2912,15 +2899,15 @@ int be_image_import(struct be_conn *c, const char *source,
 	rc = fakebe_fetch(c, source, checksum, &im, err, errlen);
 	pthread_mutex_unlock(&fakebe_st.lock);
 	if (rc == 0 && fakebe_cancelled(p))
-		rc = fakebe_errf(err, errlen, -ECANCELED, "import: cancelled");
+		rc = core_errf(err, errlen, -ECANCELED, "import: cancelled");
 	if (rc < 0)
 		goto out;
 	pthread_mutex_lock(&fakebe_st.lock);
 	if (fakebe_vol_find(c->h, path))
-		rc = fakebe_errf(err, errlen, -EEXIST, "import: volume %s "
+		rc = core_errf(err, errlen, -EEXIST, "import: volume %s "
 				 "exists", vol);
 	else if (fakebe_vol_add(c->h, path, im->vsize, NULL) < 0)
-		rc = fakebe_errf(err, errlen, -ENOMEM, "import %s: %s", vol,
+		rc = core_errf(err, errlen, -ENOMEM, "import %s: %s", vol,
 				 strerror(ENOMEM));
 	else if (size_out)
 		*size_out = im->vsize;
@@ -2945,7 +2932,7 @@ int be_image_delete(struct be_conn *c, const char *vol, char *err,
 	pthread_mutex_lock(&fakebe_st.lock);
 	rc = fakebe_enter(FAKEBE_OP_IMAGE_DELETE, err, errlen);
 	if (rc == 0 && !fakebe_name_ok(vol))
-		rc = fakebe_errf(err, errlen, -EINVAL, "delete image: bad "
+		rc = core_errf(err, errlen, -EINVAL, "delete image: bad "
 				 "name");
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
@@ -2961,7 +2948,7 @@ int be_image_delete(struct be_conn *c, const char *vol, char *err,
 	}
 	fakebe_deps(c->h, NULL, t, 1, deps, sizeof(deps));
 	if (deps[0])
-		rc = fakebe_errf(err, errlen, -EBUSY, "delete image %s: VMs "
+		rc = core_errf(err, errlen, -EBUSY, "delete image %s: VMs "
 				 "use it as their base: %s", vol, deps);
 	else
 		fakebe_vol_del(c->h, path);
@@ -2982,10 +2969,10 @@ int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
 	rc = fakebe_enter(FAKEBE_OP_VOLUME_FROM_IMAGE, err, errlen);
 	if (rc == 0 && (!fakebe_name_ok(vm) || !fakebe_name_ok(disk) ||
 			!fakebe_name_ok(base_vol)))
-		rc = fakebe_errf(err, errlen, -EINVAL, "volume: bad name");
+		rc = core_errf(err, errlen, -EINVAL, "volume: bad name");
 	/* The fake has the node's pool only. */
 	if (rc == 0 && klass && *klass)
-		rc = fakebe_errf(err, errlen, -EINVAL, "volume: no storage "
+		rc = core_errf(err, errlen, -EINVAL, "volume: no storage "
 				 "class %s", klass);
 	if (rc == 0)
 		rc = fakebe_reach(c, err, errlen);
@@ -2996,14 +2983,14 @@ int be_volume_from_image(struct be_conn *c, const char *vm, const char *disk,
 	fakebe_pool_path(c, bpath, sizeof(bpath), base_vol);
 	base = fakebe_vol_find(c->h, bpath);
 	if (fakebe_vol_find(c->h, path))
-		rc = fakebe_errf(err, errlen, -EEXIST, "volume %s exists", vol);
+		rc = core_errf(err, errlen, -EEXIST, "volume %s exists", vol);
 	else if (!base)
-		rc = fakebe_errf(err, errlen, -ENOENT, "volume %s: no image %s "
+		rc = core_errf(err, errlen, -ENOENT, "volume %s: no image %s "
 				 "in pool %s", vol, base_vol, c->pool_name);
 	/* An overlay or a copy, grown to size when that is larger. */
 	else if (fakebe_vol_add(c->h, path, size > base->cap ? size : base->cap,
 				linked ? base->path : NULL) < 0)
-		rc = fakebe_errf(err, errlen, -ENOMEM, "out of memory");
+		rc = core_errf(err, errlen, -ENOMEM, "out of memory");
 out:
 	pthread_mutex_unlock(&fakebe_st.lock);
 	return rc;

@@ -54,8 +54,16 @@ snapshot_vm() { # NAME: what a refused request must leave alone
 		"$(cat "$M/vms/$1/err")"
 }
 
-start_web || { not_ok "daemon starts with --http 127.0.0.1:0"; done_testing; }
+# The grid badge: a file provider, as a site without internet has.
+printf '{"zone":"site-1","carbonIntensity":180,"datetime":"%s"}\n' \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$T/carbon.json"
+start_web --carbon-provider file --carbon-file "$T/carbon.json" --carbon-zone site-1 ||
+	{ not_ok "daemon starts with --http 127.0.0.1:0"; done_testing; }
 ok "daemon serves the dashboard on $URL"
+grid_known() { [[ $(req GET /api/k8s/nodes) == *'"intensity":180'* ]]; }
+check "GET /api/k8s/nodes has this node's grid (site-1, 180)" wait_for 20 grid_known
+like "as a NodeList with zone and provider" "$(req GET /api/k8s/nodes)" \
+	'^200 .*"kind":"NodeList".*"zone":"site-1","provider":"file","intensity":180'
 
 a=${P}a
 b=${P}b

@@ -39,6 +39,9 @@ try {
   check(vm + ' shows Running', (await page.textContent(row + ' .phase')) === 'Running');
   const cpus = await page.textContent('#t-cpus');
   check('resource totals are filled (' + cpus + ' vCPUs)', Number(cpus) >= 1);
+  const badge = await page.waitForSelector('#grid .badge', { timeout: 10000 })
+    .then((b) => b.textContent(), () => '');
+  check('the header has a grid badge (' + badge + ')', / site-1 180 gCO2\/kWh$/.test(badge), badge);
   await page.waitForSelector('#live:not(.off)', { timeout: 10000 }).catch(() => {});
   check('live updates are connected', (await page.textContent('#live')) === 'live');
 
