@@ -175,10 +175,12 @@ void md_close(struct mountd *md)
 	if (!md)
 		return;
 	md_stats_stop(md);
-	md_carbon_close(md);
 	md_drain_join(md);
 	md_worker_stop(&md->work);
 	md_worker_stop(&md->status);
+	/* After the reconciler: a VM that waits must not pass the gate as
+	 * if no provider were configured. */
+	md_carbon_close(md);
 	md_cluster_close(md);
 	if (md->be)
 		be_close(md->be);

@@ -595,7 +595,8 @@ int md_carbon_start(struct mountd *md)
 	return 0;
 }
 
-/* After md->stopping is set and scond broadcast (md_stats_stop). */
+/* After md->stopping is set and scond broadcast (md_stats_stop), and
+ * after the reconciler stopped. */
 void md_carbon_close(struct mountd *md)
 {
 	if (md->carbon_started)

@@ -217,6 +217,20 @@ printf '{"zone":"site-1","carbonIntensity":150,"datetime":"%s"}\n' \
 	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$T/carbon.new" && mv "$T/carbon.new" "$T/carbon.json"
 check "file: a cron job writes 150 and it runs" wait_for 15 running "$v"
 force_stop "$v"
+printf '{"zone":"site-1","carbonIntensity":302,"datetime":"%s"}\n' \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$T/carbon.new" && mv "$T/carbon.new" "$T/carbon.json"
+check "file: back at 302" wait_for 15 nkey_is carbonIntensity 302
+x=${P}x
+is "file: start $x" "$(carbon_vm "$x" 1h && "$ONEWRITE" "$M/vms/$x/ctl" start)" "$OK2"
+is "file: it waits" "$(phase "$x")" Pending
+stop_mountd
+
+# ---- a wait outlives the daemon; without a provider nothing waits
+start_mountd || { not_ok "daemon starts without a carbon provider"; done_testing; }
+check "restarted without --carbon-provider, the VM that waited runs" wait_for 15 running "$x"
+like "its events say CarbonIgnored" "$(cat "$M/vms/$x/events")" 'CarbonIgnored carbonAware: node [a-z0-9]+ has no --carbon-provider'
+force_stop "$x"
+is "nodes/ says carbonProvider none" "$(nkey carbonProvider)" none
 stop_mountd
 
 done_testing
