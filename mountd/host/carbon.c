@@ -560,7 +560,7 @@ static void *carbon_main(void *arg)
 		next = take_poll(md, rc, p, err);
 		if (md->sync)
 			md_carbon_publish(md);
-		md_nodes_dirty(md);
+		md_update_nodes(md, false);
 		wake_waiting(md);
 	} while (!sleep_until(md, time(NULL) + next));
 	free(p);
