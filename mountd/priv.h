@@ -95,6 +95,7 @@ struct md_vmx {
 	uint64_t pushed;        /* cluster: hash of the status published last */
 	unsigned failures;      /* stops nobody asked for, in a row (backoff) */
 	bool lost;              /* cluster: another node took it over */
+	uint64_t info_seq;      /* the newest libvirt read applied (md_refresh) */
 	bool keep_up;           /* its next start keeps it up (a failover):
 				 * no carbon wait */
 	char lost_reported[CORE_NAME_MAX + 1];  /* NodeLost said for this
@@ -251,6 +252,7 @@ struct mountd {
 	struct md_worker status;/* cluster: VMs whose status to publish */
 	struct md_worker drops; /* cluster: VMs whose object was deleted */
 	_Atomic bool nodes_dirty;       /* nodes/NODE/status is behind */
+	_Atomic uint64_t info_seq;      /* md_refresh's reads of libvirt */
 	pthread_mutex_t slock;  /* the stats thread's sleep */
 	pthread_cond_t scond;
 	bool stopping;

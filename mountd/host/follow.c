@@ -199,11 +199,19 @@ void md_refresh(struct mountd *md, const char *name)
 	char pty[sizeof(in.console)];
 	pid_t qemu;
 	uid_t owner;
+	/* Numbered before libvirt is asked: a read that was overtaken by a
+	 * newer one (a verb's read-back while the reconciler waited for the
+	 * lock) must not put an older state back. */
+	uint64_t seq = ++md->info_seq;
 	int rc = be_info(md->be, name, &in, err, sizeof(err));
 	time_t now = time(NULL);
 
 	core_model_wrlock(md->m);
 	vm = core_model_find(md->m, name);
+	if (vm && seq < md_x(vm)->info_seq)
+		vm = NULL;
+	else if (vm)
+		md_x(vm)->info_seq = seq;
 	/* In a cluster, another node's VM has its status from its owner. */
 	if (!vm || (rc < 0 && rc != -ENOENT) ||
 	    (rc == -ENOENT && busy(vm)) ||

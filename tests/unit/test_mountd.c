@@ -515,15 +515,22 @@ static double now_s(void)
 /* Crash name and time its way back: the wait shows in status. */
 static double crash_and_back(struct mountd *md, const char *name)
 {
+	unsigned before = status_of(md, name).restarts;
 	struct core_status st;
 	double t0 = now_s();
 
 	assert_int_equal(fakebe_crash(URI, name), 0);
 	drain(md);
 	st = status_of(md, name);
-	assert_int_not_equal(st.phase, CORE_PHASE_RUNNING);
-	assert_true(st.next_restart > 0);
-	assert_string_equal(st.cond[CORE_COND_READY].reason, "CrashLoopBackOff");
+	/* On a loaded machine a wait of 1 s may be over before this look:
+	 * then the restart has been counted already. */
+	if (st.phase == CORE_PHASE_RUNNING) {
+		assert_true(st.restarts > before);
+	} else {
+		assert_true(st.next_restart > 0);
+		assert_string_equal(st.cond[CORE_COND_READY].reason,
+				    "CrashLoopBackOff");
+	}
 	wait_phase(md, name, CORE_PHASE_RUNNING);
 	return now_s() - t0;
 }
