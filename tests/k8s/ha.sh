@@ -176,7 +176,12 @@ touch "$T/stop-watch"
 wait "$WATCH_PID"
 like "never two copies running (samples with both / all)" "$(cat "$T/watch.out")" '^0/[0-9]+$'
 
-ev=$(k get events --field-selector "involvedObject.name=$a" -o jsonpath='{range .items[*]}{.reason} {end}' 2>&1)
+# Node 2 posts its Events a few seconds after its tree shows them.
+reasons() { k get events --field-selector "involvedObject.name=$a" -o jsonpath='{range .items[*]}{.reason} {end}' 2>&1; }
+all_posted() { ev=$(reasons); for r in Started FailedOver Fenced Lost Drained; do
+	case " $ev" in *" $r "*) ;; *) sleep 1; return 1;; esac; done; }
+wait_for 20 all_posted || true
+ev=$(reasons)
 for r in Started FailedOver Fenced Lost Drained; do
 	like "kubectl get events: $r" "$ev" "$r"
 done
